@@ -1,0 +1,274 @@
+//go:build e2e
+
+package e2e
+
+// Smoke tests: each real part of the testbed answers through the client
+// library the reconciler uses for it.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/storage/memory"
+	"github.com/kolo/xmlrpc"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+func TestSmokeSwarmServiceCreatedAndScaled(t *testing.T) {
+	cli := dockerClient(t)
+	tb := testbed(t)
+	ctx := ctxT(t, 2*time.Minute)
+
+	name := uniqueName("smoke-swarm")
+	zero := uint64(0)
+	resp, err := cli.ServiceCreate(ctx, swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: name, Labels: map[string]string{tb.Label: "1"}},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{Image: "local/worker:1"},
+		},
+		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
+	}, swarm.ServiceCreateOptions{QueryRegistry: false})
+	if err != nil {
+		t.Fatalf("ServiceCreate %s: %v", name, err)
+	}
+	t.Cleanup(func() { cli.ServiceRemove(context.Background(), resp.ID) })
+
+	svc, _, err := cli.ServiceInspectWithRaw(ctx, resp.ID, swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := uint64(2)
+	spec := svc.Spec
+	spec.Mode.Replicated.Replicas = &two
+	if _, err := cli.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
+		t.Fatalf("ServiceUpdate %s replicas=2: %v", name, err)
+	}
+	eventually(t, 60*time.Second, name+" running 2 tasks", func() error {
+		list, err := cli.ServiceList(ctx, swarm.ServiceListOptions{
+			Filters: filters.NewArgs(filters.Arg("name", name)),
+			Status:  true,
+		})
+		if err != nil {
+			return err
+		}
+		if len(list) != 1 || list[0].ServiceStatus == nil {
+			return fmt.Errorf("service list gave %d services", len(list))
+		}
+		if got := list[0].ServiceStatus.RunningTasks; got != 2 {
+			return fmt.Errorf("running tasks %d, want 2", got)
+		}
+		return nil
+	})
+}
+
+func TestSmokeSystemdTimerEnabledStartedListed(t *testing.T) {
+	conn := systemdConn(t)
+	ctx := ctxT(t, time.Minute)
+	const timer = "abb-factory-proxy-housekeeping.timer"
+
+	// Leave the timer as we found it.
+	t.Cleanup(func() {
+		ctx := context.Background()
+		ch := make(chan string, 1)
+		if _, err := conn.StopUnitContext(ctx, timer, "replace", ch); err == nil {
+			<-ch
+		}
+		conn.DisableUnitFilesContext(ctx, []string{timer}, false)
+		conn.ReloadContext(ctx)
+	})
+
+	if _, _, err := conn.EnableUnitFilesContext(ctx, []string{timer}, false, true); err != nil {
+		t.Fatalf("EnableUnitFiles %s: %v", timer, err)
+	}
+	if err := conn.ReloadContext(ctx); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	ch := make(chan string, 1)
+	if _, err := conn.StartUnitContext(ctx, timer, "replace", ch); err != nil {
+		t.Fatalf("StartUnit %s: %v", timer, err)
+	}
+	if res := <-ch; res != "done" {
+		t.Fatalf("StartUnit %s: job result %q", timer, res)
+	}
+	units, err := conn.ListUnitsByNamesContext(ctx, []string{timer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(units) != 1 || units[0].ActiveState != "active" {
+		t.Fatalf("ListUnitsByNames %s = %+v, want one active unit", timer, units)
+	}
+	files, err := conn.ListUnitFilesByPatternsContext(ctx, nil, []string{timer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files[0].Type != "enabled" {
+		t.Fatalf("ListUnitFilesByPatterns %s = %+v, want enabled", timer, files)
+	}
+	// The host-side view agrees with what systemctl says inside the container.
+	if got := inSystemd(t, "systemctl", "is-enabled", timer); got != "enabled" {
+		t.Fatalf("systemctl is-enabled %s = %q", timer, got)
+	}
+}
+
+func TestSmokeRabbitMQPublishAndCount(t *testing.T) {
+	tb := testbed(t)
+	conn, err := amqp.DialConfig(tb.AMQPURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		t.Fatalf("AMQP dial %s: %v", tb.AMQPURL, err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := uniqueName("smoke-queue")
+	if _, err := ch.QueueDeclare(q, false, true, false, false, nil); err != nil {
+		t.Fatalf("declare %s: %v", q, err)
+	}
+	defer ch.QueueDelete(q, false, false, false)
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 3))
+	for i := 0; i < 3; i++ {
+		err := ch.PublishWithContext(ctxT(t, 5*time.Second), "", q, false, false,
+			amqp.Publishing{Body: []byte(fmt.Sprintf("job %d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if c := <-confirms; !c.Ack {
+			t.Fatalf("publish %d not acknowledged", c.DeliveryTag)
+		}
+	}
+	got, err := ch.QueueDeclarePassive(q, false, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Messages != 3 {
+		t.Fatalf("queue %s holds %d messages, want 3", q, got.Messages)
+	}
+}
+
+func TestSmokeSupervisordStartsProcessOverXMLRPC(t *testing.T) {
+	tb := testbed(t)
+	rpc, err := xmlrpc.NewClient("http://supervisord/RPC2", unixHTTPClient(tb.SupervisorSocket).Transport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rpc.Close() })
+	const proc = "usm-poller:usm-poller_01"
+	var ok bool
+	// From a known state: a process left running by an earlier run is stopped.
+	var info map[string]any
+	if err := rpc.Call("supervisor.getProcessInfo", proc, &info); err != nil {
+		t.Fatalf("getProcessInfo %s: %v", proc, err)
+	}
+	if info["statename"] == "RUNNING" {
+		if err := rpc.Call("supervisor.stopProcess", []any{proc, true}, &ok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rpc.Call("supervisor.startProcess", []any{proc, true}, &ok); err != nil || !ok {
+		t.Fatalf("startProcess %s: ok=%v err=%v", proc, ok, err)
+	}
+	t.Cleanup(func() { rpc.Call("supervisor.stopProcess", []any{proc, true}, &ok) })
+	info = nil
+	if err := rpc.Call("supervisor.getProcessInfo", proc, &info); err != nil {
+		t.Fatal(err)
+	}
+	if info["statename"] != "RUNNING" {
+		t.Fatalf("%s is %v, want RUNNING", proc, info["statename"])
+	}
+	pid, _ := info["pid"].(int64)
+	if pid <= 0 {
+		t.Fatalf("%s has no pid: %v", proc, info)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+		t.Fatalf("supervisord says pid %d, but it does not exist: %v", pid, err)
+	}
+}
+
+func TestSmokeDaemontoolsServiceDownAndUp(t *testing.T) {
+	tb := testbed(t)
+	name := uniqueName("smoke-dt")
+	dir := filepath.Join(tb.SvscanDir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := fmt.Sprintf("#!/bin/sh\nexec %s %s\n", tb.WorkerBin, name)
+	if err := os.WriteFile(filepath.Join(dir, "run"), []byte(run), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeSvscanService(tb.SvscanDir, name) })
+
+	svstat := func() string {
+		out, _ := exec.Command("svstat", dir).CombinedOutput()
+		return string(out)
+	}
+	// svscan looks for new folders every 5 seconds.
+	eventually(t, 20*time.Second, name+" up under supervise", func() error {
+		if s := svstat(); !strings.Contains(s, ": up (pid ") {
+			return fmt.Errorf("svstat: %s", s)
+		}
+		return nil
+	})
+	if out, err := exec.Command("svc", "-d", dir).CombinedOutput(); err != nil {
+		t.Fatalf("svc -d: %v %s", err, out)
+	}
+	eventually(t, 10*time.Second, name+" down", func() error {
+		if s := svstat(); !strings.Contains(s, ": down ") {
+			return fmt.Errorf("svstat: %s", s)
+		}
+		return nil
+	})
+	if out, err := exec.Command("svc", "-u", dir).CombinedOutput(); err != nil {
+		t.Fatalf("svc -u: %v %s", err, out)
+	}
+	eventually(t, 10*time.Second, name+" up again", func() error {
+		if s := svstat(); !strings.Contains(s, ": up (pid ") {
+			return fmt.Errorf("svstat: %s", s)
+		}
+		return nil
+	})
+}
+
+// removeSvscanService takes a service out of svscan's folder the way the
+// daemontools docs say: hide it from svscan, then stop it and its supervise.
+func removeSvscanService(svscanDir, name string) {
+	dir := filepath.Join(svscanDir, name)
+	hidden := filepath.Join(svscanDir, "."+name)
+	if err := os.Rename(dir, hidden); err != nil {
+		return
+	}
+	exec.Command("svc", "-dx", hidden).Run()
+	os.RemoveAll(hidden)
+}
+
+func TestSmokeGitCloneOverHTTP(t *testing.T) {
+	repo := newGitRepo(t, "smoke-git")
+	want := repo.Commit("first", map[string]string{"hosts/fp-01.yaml": "kind: Host\n"})
+
+	ctx := ctxT(t, 30*time.Second)
+	r, err := git.CloneContext(ctx, memory.NewStorage(), nil, &git.CloneOptions{URL: repo.HTTPURL, Depth: 1})
+	if err != nil {
+		t.Fatalf("go-git clone %s: %v", repo.HTTPURL, err)
+	}
+	head, err := r.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.Hash().String() != want {
+		t.Fatalf("cloned HEAD %s, pushed %s", head.Hash(), want)
+	}
+}

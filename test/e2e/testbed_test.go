@@ -1,0 +1,207 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/docker/docker/client"
+)
+
+// Testbed is what `hack/testbed env` says about the running testbed.
+type Testbed struct {
+	DockerHost       string
+	SystemBus        string
+	SystemdContainer string
+	AMQPURL          string
+	SupervisorSocket string
+	SupervisorConfD  string
+	SvscanDir        string
+	RunitDir         string
+	GitRoot          string
+	GitFileURL       string
+	GitHTTPURL       string
+	WorkerBin        string
+	Label            string
+}
+
+var (
+	tbOnce sync.Once
+	tbVal  Testbed
+	tbErr  error
+)
+
+// repoRoot is the module root, two levels above this package.
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Join(wd, "..", "..")
+}
+
+// testbed returns the testbed's coordinates. It reads the environment that
+// `eval "$(hack/testbed env)"` sets, or asks hack/testbed itself, and checks
+// that the testbed is up: a test never silently runs against nothing.
+func testbed(t testing.TB) Testbed {
+	t.Helper()
+	tbOnce.Do(func() { tbVal, tbErr = loadTestbed() })
+	if tbErr != nil {
+		t.Fatalf("testbed: %v", tbErr)
+	}
+	return tbVal
+}
+
+func loadTestbed() (Testbed, error) {
+	script := filepath.Join(repoRoot(), "hack", "testbed")
+	out, err := exec.Command(script, "env").Output()
+	if err != nil {
+		return Testbed{}, fmt.Errorf("%s env: %w", script, err)
+	}
+	env := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "=")
+		if ok {
+			env[k] = v
+		}
+	}
+	// The process environment wins, so a person can point tests elsewhere.
+	get := func(k string) string {
+		if v, ok := os.LookupEnv(k); ok {
+			return v
+		}
+		return env[k]
+	}
+	tb := Testbed{
+		DockerHost:       get("DOCKER_HOST"),
+		SystemBus:        get("DBUS_SYSTEM_BUS_ADDRESS"),
+		SystemdContainer: get("TESTBED_SYSTEMD_CONTAINER"),
+		AMQPURL:          get("TESTBED_AMQP_URL"),
+		SupervisorSocket: get("TESTBED_SUPERVISOR_SOCKET"),
+		SupervisorConfD:  get("TESTBED_SUPERVISOR_CONF_DIR"),
+		SvscanDir:        get("TESTBED_SVSCAN_DIR"),
+		RunitDir:         get("TESTBED_RUNIT_DIR"),
+		GitRoot:          get("TESTBED_GIT_ROOT"),
+		GitFileURL:       get("TESTBED_GIT_FILE_URL"),
+		GitHTTPURL:       get("TESTBED_GIT_HTTP_URL"),
+		WorkerBin:        get("TESTBED_WORKER_BIN"),
+		Label:            get("TESTBED_LABEL"),
+	}
+	// Libraries under test read these from the environment, as in production.
+	os.Setenv("DOCKER_HOST", tb.DockerHost)
+	os.Setenv("DBUS_SYSTEM_BUS_ADDRESS", tb.SystemBus)
+
+	if err := exec.Command(script, "status").Run(); err != nil {
+		st, _ := exec.Command(script, "status").CombinedOutput()
+		return tb, fmt.Errorf("not every part is up; run `hack/testbed up` (make test does):\n%s", st)
+	}
+	return tb, nil
+}
+
+// ctxT returns a context that ends with the test or after d.
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// eventually polls cond every 100ms until it returns nil or the deadline
+// passes, then fails the test with cond's last error.
+func eventually(t testing.TB, within time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var err error
+	for {
+		if err = cond(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, within, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func dockerClient(t testing.TB) *client.Client {
+	t.Helper()
+	testbed(t)
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatalf("docker client: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func systemdConn(t testing.TB) *sddbus.Conn {
+	t.Helper()
+	testbed(t)
+	conn, err := sddbus.NewSystemConnectionContext(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatalf("systemd over D-Bus (%s): %v", os.Getenv("DBUS_SYSTEM_BUS_ADDRESS"), err)
+	}
+	t.Cleanup(conn.Close)
+	return conn
+}
+
+// inSystemd runs a command inside the systemd container, the way an operator
+// on the host would type it.
+func inSystemd(t testing.TB, args ...string) string {
+	t.Helper()
+	tb := testbed(t)
+	out, err := exec.Command("docker", append([]string{"exec", tb.SystemdContainer}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker exec %s %v: %v\n%s", tb.SystemdContainer, args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// run runs a command on the host and fails the test if it fails.
+func run(t testing.TB, dir string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// unixHTTPClient talks HTTP over a unix socket (supervisord, the Docker socket).
+func unixHTTPClient(socket string) *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", socket)
+			},
+		},
+	}
+}
+
+// uniqueName returns a name no other test run uses: prefix-<pid>-<n>.
+func uniqueName(prefix string) string {
+	nameMu.Lock()
+	defer nameMu.Unlock()
+	nameSeq++
+	return fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), nameSeq)
+}
+
+var (
+	nameMu  sync.Mutex
+	nameSeq int
+)

@@ -96,7 +96,7 @@ command line wins.`,
 			return flagsFromEnv(cmd)
 		},
 	}
-	root.AddCommand(newVersionCommand())
+	root.AddCommand(newVersionCommand(), newValidateCommand())
 	return root
 }
 

@@ -1,0 +1,448 @@
+package v1
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+	k8syaml "sigs.k8s.io/yaml"
+)
+
+// Document is one YAML document of a file: a Host or a Defaults.
+type Document struct {
+	File     string
+	Index    int // 0-based position of the document in its file
+	Pos      Pos // where the document starts
+	Kind     string
+	Host     *Host     // set when Kind is Host
+	Defaults *Defaults // set when Kind is Defaults
+	// Invalid is set when the document had errors. What could be read of it is
+	// kept, so validation can still report problems elsewhere in it; an
+	// invalid document is never applied.
+	Invalid bool
+
+	positions map[string]Pos // idx path -> position of the value
+}
+
+// Name is metadata.name.
+func (d *Document) Name() string {
+	if d.Host != nil {
+		return d.Host.Metadata.Name
+	}
+	if d.Defaults != nil {
+		return d.Defaults.Metadata.Name
+	}
+	return ""
+}
+
+// Spec is the document's desired state (a Defaults' selection left aside).
+func (d *Document) Spec() *HostSpec {
+	if d.Host != nil {
+		return &d.Host.Spec
+	}
+	return &d.Defaults.Spec.HostSpec
+}
+
+// PosOf returns where the value at an idx path (e.g. "spec.services[1]
+// .replicas") is written, or where its nearest written parent is.
+func (d *Document) PosOf(idx string) Pos {
+	for p := idx; ; p = parentIdx(p) {
+		if pos, ok := d.positions[p]; ok {
+			return pos
+		}
+		if p == "" {
+			return d.Pos
+		}
+	}
+}
+
+// specIdx is where a document's HostSpec fields sit, as an idx path.
+const specIdx = "spec"
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// ParseFile reads every document of one YAML file. Parsing is strict:
+// unknown fields, wrong types and duplicate keys are errors, each with its
+// file:line:col. It returns every document it could make sense of (those
+// with errors marked Invalid, the offending fields left out) and every error
+// it found. A YAML syntax error ends the file, since nothing after it can be
+// read reliably.
+func ParseFile(name string, data []byte) ([]*Document, ErrorList) {
+	var docs []*Document
+	var all ErrorList
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for index := 0; ; index++ {
+		var root yaml.Node
+		err := dec.Decode(&root)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			all = append(all, syntaxError(name, err))
+			break
+		}
+		if len(root.Content) == 0 {
+			continue // an empty document, e.g. a trailing "---"
+		}
+		doc, errs := parseDocument(name, index, root.Content[0])
+		all = append(all, errs...)
+		if doc != nil {
+			doc.Invalid = len(errs) > 0
+			docs = append(docs, doc)
+		}
+	}
+	return docs, all
+}
+
+func syntaxError(file string, err error) *Error {
+	msg := err.Error()
+	line := 1
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	return &Error{Pos: Pos{file, line, 1}, Msg: "YAML syntax error: " + msg}
+}
+
+func parseDocument(file string, index int, n *yaml.Node) (*Document, ErrorList) {
+	w := &walker{file: file, positions: map[string]Pos{}}
+	start := w.pos(n)
+	w.positions[""] = start
+	if n.Kind != yaml.MappingNode {
+		w.errAt(start, path{}, "a document must be a mapping with apiVersion, kind, metadata and spec, not %s", describe(n))
+		return nil, w.errs
+	}
+	apiVersion, kind := scalarField(n, "apiVersion"), scalarField(n, "kind")
+	if apiVersion == nil {
+		w.errAt(start, path{}, "apiVersion is required (%s)", APIVersion)
+	} else if apiVersion.Value != APIVersion {
+		w.errAt(w.pos(apiVersion), rootPath("apiVersion"), "must be %q, not %q", APIVersion, apiVersion.Value)
+	}
+	var target any
+	doc := &Document{File: file, Index: index, Pos: start, positions: w.positions}
+	switch {
+	case kind == nil:
+		w.errAt(start, path{}, "kind is required (Host or Defaults)")
+		return nil, w.errs
+	case kind.Value == KindHost:
+		doc.Host = &Host{}
+		target = doc.Host
+	case kind.Value == KindDefaults:
+		doc.Defaults = &Defaults{}
+		target = doc.Defaults
+	default:
+		w.errAt(w.pos(kind), rootPath("kind"), "unknown kind %q (want Host or Defaults)", kind.Value)
+		return nil, w.errs
+	}
+	doc.Kind = kind.Value
+	w.walk(n, reflect.TypeOf(target).Elem(), path{})
+	// The walk checked the shape and cut out what was wrong; sigs.k8s.io/yaml
+	// does the decoding, the way Kubernetes tools do, from what is left.
+	out, err := yaml.Marshal(n)
+	if err == nil {
+		err = k8syaml.UnmarshalStrict(out, target)
+	}
+	if err != nil {
+		w.errAt(start, path{}, "cannot decode document: %v", err)
+		return nil, w.errs
+	}
+	return doc, w.errs
+}
+
+// scalarField returns the value node of key in a mapping, if it is a scalar.
+func scalarField(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key && m.Content[i+1].Kind == yaml.ScalarNode {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// walker checks a YAML node tree against a Go type, strictly, recording the
+// position of every value. It reports every problem it finds, not the first.
+type walker struct {
+	file      string
+	positions map[string]Pos
+	errs      ErrorList
+}
+
+func (w *walker) pos(n *yaml.Node) Pos { return Pos{w.file, n.Line, n.Column} }
+
+func (w *walker) errAt(pos Pos, p path, format string, args ...any) {
+	w.errs = append(w.errs, &Error{Pos: pos, Path: p.disp, Msg: fmt.Sprintf(format, args...)})
+}
+
+var (
+	durationType    = reflect.TypeOf(Duration{})
+	timeType        = reflect.TypeOf(Time{})
+	maintenanceType = reflect.TypeOf(Maintenance{})
+)
+
+// walk checks n against t. It returns false when n cannot be used at all;
+// the caller then cuts it out of the tree, so the rest of the document can
+// still be decoded and checked.
+func (w *walker) walk(n *yaml.Node, t reflect.Type, p path) bool {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	w.positions[p.idx] = w.pos(n)
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return true // null means "not said", like leaving the field out
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t {
+	case durationType:
+		if !w.wantScalar(n, p, "a duration like 60s", "!!str") {
+			return false
+		}
+		if _, err := ParseDuration(n.Value); err != nil {
+			w.errAt(w.pos(n), p, "%v", err)
+			return false
+		}
+		return true
+	case timeType:
+		if !w.wantScalar(n, p, "an RFC 3339 time like 2026-12-01T06:00:00Z", "!!str", "!!timestamp") {
+			return false
+		}
+		if _, err := ParseTime(n.Value); err != nil {
+			w.errAt(w.pos(n), p, "%v", err)
+			return false
+		}
+		forceString(n)
+		return true
+	case maintenanceType:
+		// The short form `maintenance: true` or the long form.
+		if n.Kind == yaml.ScalarNode {
+			return w.wantScalar(n, p, "true, false or {enabled, until, reason}", "!!bool")
+		}
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		return w.walkStruct(n, t, p)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			w.errAt(w.pos(n), p, "expected a list, got %s", describe(n))
+			return false
+		}
+		kept := n.Content[:0:0]
+		for i, item := range n.Content {
+			if item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null" {
+				w.errAt(w.pos(item), p.item(i, ""), "empty list item")
+				continue
+			}
+			name := ""
+			if item.Kind == yaml.MappingNode {
+				if nn := scalarField(item, "name"); nn != nil {
+					name = nn.Value
+				}
+			}
+			if w.walk(item, t.Elem(), p.item(i, name)) {
+				kept = append(kept, item)
+			}
+		}
+		n.Content = kept
+		return true
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			w.errAt(w.pos(n), p, "expected a mapping, got %s", describe(n))
+			return false
+		}
+		w.dropDuplicateKeys(n, p)
+		w.keepPairs(n, func(k, v *yaml.Node) bool { return w.walk(v, t.Elem(), p.field(k.Value)) })
+		return true
+	case reflect.String:
+		// Like Kubernetes, a scalar that YAML reads as a number or a boolean is
+		// taken as its text where a string is wanted (restartOn: 42).
+		if !w.wantScalar(n, p, "a string", "!!str", "!!int", "!!float", "!!bool", "!!timestamp") {
+			return false
+		}
+		forceString(n)
+		return true
+	case reflect.Bool:
+		return w.wantScalar(n, p, "true or false", "!!bool")
+	case reflect.Int32:
+		if !w.wantScalar(n, p, "an integer", "!!int") {
+			return false
+		}
+		if _, err := strconv.ParseInt(n.Value, 0, 32); err != nil {
+			w.errAt(w.pos(n), p, "integer %s is out of range", n.Value)
+			return false
+		}
+		return true
+	default:
+		panic(fmt.Sprintf("v1 walker: unhandled type %s", t))
+	}
+}
+
+// keepPairs keeps the key/value pairs of a mapping for which keep is true.
+func (w *walker) keepPairs(n *yaml.Node, keep func(k, v *yaml.Node) bool) {
+	kept := n.Content[:0:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if keep(n.Content[i], n.Content[i+1]) {
+			kept = append(kept, n.Content[i], n.Content[i+1])
+		}
+	}
+	n.Content = kept
+}
+
+// forceString makes a scalar a string node, so that re-encoding keeps its
+// text exactly (1.10 stays "1.10", not 1.1).
+func forceString(n *yaml.Node) {
+	if n.ShortTag() != "!!str" {
+		n.Tag = "!!str"
+		n.Style = yaml.DoubleQuotedStyle
+	}
+}
+
+func (w *walker) wantScalar(n *yaml.Node, p path, what string, tags ...string) bool {
+	if n.Kind == yaml.ScalarNode {
+		for _, t := range tags {
+			if n.ShortTag() == t {
+				return true
+			}
+		}
+	}
+	w.errAt(w.pos(n), p, "expected %s, got %s", what, describe(n))
+	return false
+}
+
+func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, p path) bool {
+	if n.Kind != yaml.MappingNode {
+		w.errAt(w.pos(n), p, "expected a mapping, got %s", describe(n))
+		return false
+	}
+	fields := jsonFields(t)
+	w.dropDuplicateKeys(n, p)
+	w.keepPairs(n, func(k, v *yaml.Node) bool {
+		if k.Value == "<<" {
+			w.errAt(w.pos(k), p, "YAML merge keys (<<) are not supported; write the fields out")
+			return false
+		}
+		f, ok := fields[k.Value]
+		if !ok {
+			msg := fmt.Sprintf("unknown field %q", k.Value)
+			if s := suggest(k.Value, fields); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			w.errAt(w.pos(k), p, "%s", msg)
+			return false
+		}
+		return w.walk(v, f.Type, p.field(k.Value))
+	})
+	return true
+}
+
+// dropDuplicateKeys reports and removes every repeat of a key in a mapping.
+func (w *walker) dropDuplicateKeys(n *yaml.Node, p path) {
+	seen := map[string]int{}
+	w.keepPairs(n, func(k, _ *yaml.Node) bool {
+		if first, dup := seen[k.Value]; dup {
+			w.errAt(w.pos(k), p, "key %q appears twice (first at line %d)", k.Value, first)
+			return false
+		}
+		seen[k.Value] = k.Line
+		return true
+	})
+}
+
+// jsonFields maps the JSON names of a struct's fields, flattening inline
+// embedded structs the way encoding/json does.
+func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" {
+			for k, v := range jsonFields(f.Type) {
+				out[k] = v
+			}
+			continue
+		}
+		if name == "" || name == "-" || !f.IsExported() {
+			continue
+		}
+		out[name] = f
+	}
+	return out
+}
+
+// suggest returns the known field closest to an unknown one, if it is close.
+func suggest(unknown string, fields map[string]reflect.StructField) string {
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	best, bestD := "", 3
+	for _, k := range names {
+		if strings.EqualFold(k, unknown) {
+			return k
+		}
+		if d := editDistance(strings.ToLower(unknown), strings.ToLower(k)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// describe names what a node is, for "expected X, got Y" messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		v := n.Value
+		if len(v) > 40 {
+			v = v[:37] + "..."
+		}
+		switch n.ShortTag() {
+		case "!!int":
+			return "an integer (" + v + ")"
+		case "!!float":
+			return "a number (" + v + ")"
+		case "!!bool":
+			return "a boolean (" + v + ")"
+		case "!!null":
+			return "null"
+		case "!!timestamp":
+			return "a timestamp (" + v + ")"
+		default:
+			return fmt.Sprintf("a string (%q)", v)
+		}
+	}
+	return "something else"
+}

@@ -1,0 +1,112 @@
+package v1
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Duration is a time.Duration written the Go way: "60s", "2m", "1h30m".
+type Duration struct{ time.Duration }
+
+// NewDuration returns a pointer to d, for literals.
+func NewDuration(d time.Duration) *Duration { return &Duration{d} }
+
+// ParseDuration reads a duration, with a message an operator can act on.
+func ParseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q (use Go syntax like 60s, 2m, 1h30m)", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
+	}
+	return d, nil
+}
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration must be a string like 60s")
+	}
+	v, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// Time is an RFC 3339 time, for maintenance windows.
+type Time struct{ time.Time }
+
+// ParseTime reads an RFC 3339 time, with a message an operator can act on.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("invalid time %q (use RFC 3339, like 2026-12-01T06:00:00Z)", s)
+	}
+	return t, nil
+}
+
+func (t Time) MarshalJSON() ([]byte, error) { return json.Marshal(t.Time.UTC().Format(time.RFC3339)) }
+
+func (t *Time) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a time must be an RFC 3339 string")
+	}
+	v, err := ParseTime(s)
+	if err != nil {
+		return err
+	}
+	t.Time = v
+	return nil
+}
+
+// maintenanceLong has Maintenance's fields without its methods, so decoding
+// the long form does not recurse.
+type maintenanceLong Maintenance
+
+// UnmarshalJSON accepts the short form (true/false) and the long form.
+func (m *Maintenance) UnmarshalJSON(b []byte) error {
+	var on bool
+	if err := json.Unmarshal(b, &on); err == nil {
+		*m = Maintenance{Enabled: &on}
+		return nil
+	}
+	var long maintenanceLong
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&long); err != nil {
+		return fmt.Errorf("maintenance must be true, false or {enabled, until, reason}: %w", err)
+	}
+	*m = Maintenance(long)
+	return nil
+}
+
+// MarshalJSON writes the short form when nothing but enabled is set.
+func (m Maintenance) MarshalJSON() ([]byte, error) {
+	if m.Until == nil && m.Reason == "" && m.Enabled != nil {
+		return json.Marshal(*m.Enabled)
+	}
+	return json.Marshal(maintenanceLong(m))
+}
+
+// ActiveAt says whether maintenance is on at now, and whether a window that
+// was on has expired (enabled, with until in the past).
+func (m *Maintenance) ActiveAt(now time.Time) (on, expired bool) {
+	if m == nil || m.Enabled == nil || !*m.Enabled {
+		return false, false
+	}
+	if m.Until != nil && !now.Before(m.Until.Time) {
+		return false, true
+	}
+	return true, false
+}
+
+// Ptr returns a pointer to v, for literals in code and tests.
+func Ptr[T any](v T) *T { return &v }

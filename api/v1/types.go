@@ -1,0 +1,254 @@
+package v1
+
+// The documents of apiVersion reconciler.dev/v1. Optional scalars are pointers
+// so that merging can tell "not said" from "said zero": a Host that says
+// `replicas: 0` overrides a Defaults that says 1, and one that says nothing
+// keeps it. SetDefaults fills them in one place after merging.
+
+// APIVersion is the only apiVersion this package reads.
+const APIVersion = "reconciler.dev/v1"
+
+// The kinds of document.
+const (
+	KindHost     = "Host"
+	KindDefaults = "Defaults"
+)
+
+// TypeMeta names the schema of a document.
+type TypeMeta struct {
+	// APIVersion must be reconciler.dev/v1.
+	APIVersion string `json:"apiVersion"`
+	// Kind is Host or Defaults.
+	Kind string `json:"kind"`
+}
+
+// ObjectMeta identifies a document.
+type ObjectMeta struct {
+	// Name of the document. For a Host it is the host name the document applies
+	// to (matched against --host, which defaults to the OS host name).
+	Name string `json:"name"`
+	// Labels of a Host, matched by the selector of Defaults documents.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Host is the desired state of one host.
+type Host struct {
+	TypeMeta `json:",inline"`
+	// Metadata names the host and carries its labels.
+	Metadata ObjectMeta `json:"metadata"`
+	// Spec is the desired state.
+	Spec HostSpec `json:"spec"`
+}
+
+// Defaults is desired state merged under every Host it selects, so one commit
+// can put a whole group of hosts into maintenance. It selects a host by name
+// (spec.hosts globs) and/or by labels (spec.selector); with both, a host must
+// match both: a second criterion narrows, it never widens what a commit
+// touches.
+type Defaults struct {
+	TypeMeta `json:",inline"`
+	// Metadata names the document; Defaults have no labels of their own.
+	Metadata ObjectMeta `json:"metadata"`
+	// Spec is the selection plus the desired state to merge.
+	Spec DefaultsSpec `json:"spec"`
+}
+
+// DefaultsSpec is a HostSpec plus which hosts it applies to.
+type DefaultsSpec struct {
+	// Hosts are globs on host names (path.Match syntax: *, ?, [a-z]).
+	Hosts []string `json:"hosts,omitempty"`
+	// Selector selects hosts by the labels of their Host document.
+	Selector *LabelSelector `json:"selector,omitempty"`
+	HostSpec `json:",inline"`
+}
+
+// LabelSelector matches hosts whose labels include every pair of MatchLabels.
+type LabelSelector struct {
+	// MatchLabels are label pairs a Host must all carry.
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+}
+
+// HostSpec is what a host should run.
+type HostSpec struct {
+	// Maintenance puts the host into maintenance: `true`, or the long form
+	// {enabled, until, reason}. During maintenance, units with maintenance:
+	// stop are stopped and disabled first, then services with maintenance:
+	// stop go to 0 replicas in reverse dependency order.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
+	// Drift is what to do with live state that differs from git: enforce
+	// (revert it; the default) or report (only report it). Services and units
+	// inherit it unless they say otherwise.
+	Drift DriftMode `json:"drift,omitempty"`
+	// Services are things with a replica count, on any driver.
+	Services []Service `json:"services,omitempty"`
+	// Units are systemd units whose enabled/active state is managed.
+	Units []Unit `json:"units,omitempty"`
+}
+
+// Maintenance is the long form of spec.maintenance. In YAML, `maintenance:
+// true` is short for {enabled: true}.
+type Maintenance struct {
+	// Enabled turns maintenance on.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Until is when maintenance ends by itself (RFC 3339). After it, the host
+	// counts as out of maintenance and the status says the window expired.
+	Until *Time `json:"until,omitempty"`
+	// Reason is shown in the status, for people.
+	Reason string `json:"reason,omitempty"`
+}
+
+// DriftMode says whether drift is reverted or only reported.
+type DriftMode string
+
+// The drift modes.
+const (
+	DriftEnforce DriftMode = "enforce"
+	DriftReport  DriftMode = "report"
+)
+
+// MaintenancePolicy says what maintenance does to a service or unit.
+type MaintenancePolicy string
+
+// The maintenance policies.
+const (
+	MaintenanceStop MaintenancePolicy = "stop"
+	MaintenanceKeep MaintenancePolicy = "keep"
+)
+
+// Driver names how a service is run.
+type Driver string
+
+// The drivers.
+const (
+	DriverSwarm       Driver = "swarm"
+	DriverSystemd     Driver = "systemd"
+	DriverCompose     Driver = "compose"
+	DriverSupervisor  Driver = "supervisor"
+	DriverDaemontools Driver = "daemontools"
+)
+
+// Drivers lists every driver, in the order documentation shows them.
+var Drivers = []Driver{DriverSwarm, DriverSystemd, DriverCompose, DriverSupervisor, DriverDaemontools}
+
+// Service is something with a replica count. The reconciler owns its replica
+// count (and its image, when declared), never the object itself: it does not
+// create, redeploy or delete services.
+type Service struct {
+	// Name of the service. For swarm it is the Swarm service name; for compose
+	// the service name inside the project; elsewhere it names the service in
+	// plans, status and dependsOn.
+	Name string `json:"name"`
+	// Driver runs the service: swarm (default), systemd, compose, supervisor
+	// or daemontools.
+	Driver Driver `json:"driver,omitempty"`
+	// Replicas is how many copies should run. daemontools services and plain
+	// systemd units take 0 or 1. With autoscale it is the starting count.
+	Replicas *int32 `json:"replicas,omitempty"`
+	// DependsOn names services that must be ready before this one starts, and
+	// that stop only after this one has drained.
+	DependsOn []string `json:"dependsOn,omitempty"`
+	// Ready is a probe that must pass before the service counts as ready.
+	// Without it: every replica running.
+	Ready *Probe `json:"ready,omitempty" merge:"replace"`
+	// Maintenance says what host maintenance does to this service: stop (go to
+	// 0 replicas; the default) or keep (stay as declared).
+	Maintenance MaintenancePolicy `json:"maintenance,omitempty"`
+	// Drift overrides spec.drift for this service: enforce or report.
+	Drift DriftMode `json:"drift,omitempty"`
+	// StopTimeout is how long a replica may take to exit on SIGTERM before it
+	// is killed, on graceful scale-down (default 10s).
+	StopTimeout *Duration `json:"stopTimeout,omitempty"`
+
+	// Image (swarm) is the image the service should run. When set, the
+	// reconciler owns the image too; when not, the stack's image stays.
+	Image string `json:"image,omitempty"`
+	// Unit (systemd) is the unit to run: a template such as usm-poller@.service
+	// for a count (instances usm-poller@1..N), or a plain unit for 0/1.
+	// Default: <name>.service.
+	Unit string `json:"unit,omitempty"`
+	// Project (compose) is the compose project the service belongs to.
+	Project string `json:"project,omitempty"`
+	// Program (supervisor) is the supervisord program (group) name, declared
+	// with numprocs as the most it may run. Default: the service name.
+	Program string `json:"program,omitempty"`
+	// Socket (supervisor) is supervisord's unix socket (default
+	// /var/run/supervisor.sock).
+	Socket string `json:"socket,omitempty"`
+	// Dir (daemontools) is the service folder supervise watches (default
+	// /service/<name>).
+	Dir string `json:"dir,omitempty"`
+	// Once (daemontools) starts the service once and does not restart it when
+	// it exits (svc -o).
+	Once *bool `json:"once,omitempty"`
+	// OnNotReady (daemontools) says what to do when a start never becomes
+	// ready: down (bring it down again; the default, as svcstart does) or keep.
+	OnNotReady string `json:"onNotReady,omitempty"`
+	// RestartOn (daemontools) is any value, such as a config file's hash: when
+	// it changes, a service that is up is restarted (and only one that is up).
+	RestartOn string `json:"restartOn,omitempty"`
+
+	// Autoscale sizes the replica count from a RabbitMQ queue, within bounds.
+	Autoscale *Autoscale `json:"autoscale,omitempty"`
+}
+
+// Probe checks that a service really works. Exactly one of tcp, http and exec.
+type Probe struct {
+	// TCP is host:port that must accept a connection.
+	TCP string `json:"tcp,omitempty"`
+	// HTTP is a URL that must answer 2xx or 3xx.
+	HTTP string `json:"http,omitempty"`
+	// Exec is a command (argv, no shell; use [sh, -c, "..."] for one) run on
+	// the host that must exit 0.
+	Exec []string `json:"exec,omitempty"`
+	// Timeout is how long the probe may keep failing before the start counts as
+	// failed (default 60s).
+	Timeout *Duration `json:"timeout,omitempty"`
+	// Interval is the time between tries (default 1s).
+	Interval *Duration `json:"interval,omitempty"`
+}
+
+// Autoscale sizes replicas from a queue's backlog:
+// clamp(ceil(ready messages / messagesPerReplica), min, max), scaling up at
+// once and down only after cooldown, one step of at most maxStepDown at a time.
+type Autoscale struct {
+	// AMQP says which queue to watch.
+	AMQP *AMQPQueue `json:"amqp,omitempty"`
+	// Min is the fewest replicas, also while the queue cannot be read.
+	Min *int32 `json:"min,omitempty"`
+	// Max is the most replicas.
+	Max *int32 `json:"max,omitempty"`
+	// MessagesPerReplica is the backlog one replica is expected to handle
+	// (default 100).
+	MessagesPerReplica *int32 `json:"messagesPerReplica,omitempty"`
+	// Cooldown is how long the queue must stay below the threshold before a
+	// step down, and the least time between steps down (default 5m).
+	Cooldown *Duration `json:"cooldown,omitempty"`
+	// MaxStepDown is the most replicas removed in one step down (default 1).
+	MaxStepDown *int32 `json:"maxStepDown,omitempty"`
+}
+
+// AMQPQueue is a RabbitMQ queue read with a passive declare.
+type AMQPQueue struct {
+	// URLFile is a file on the host holding the AMQP URL (amqp:// or amqps://).
+	// Secrets never live in git.
+	URLFile string `json:"urlFile,omitempty"`
+	// Queue is the queue name, for example usm_poller-sat-7.
+	Queue string `json:"queue,omitempty"`
+}
+
+// Unit is a systemd unit whose state is managed. A field left out is not
+// managed: the reconciler owns fields, not objects.
+type Unit struct {
+	// Name of the unit, for example abb-factory-proxy-housekeeping.timer.
+	Name string `json:"name"`
+	// Enabled says whether the unit file is enabled.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Active says whether the unit is started.
+	Active *bool `json:"active,omitempty"`
+	// Maintenance says what host maintenance does to the unit: stop (stopped
+	// and disabled before services go down, enabled and started after they
+	// come back; the default) or keep.
+	Maintenance MaintenancePolicy `json:"maintenance,omitempty"`
+	// Drift overrides spec.drift for this unit: enforce or report.
+	Drift DriftMode `json:"drift,omitempty"`
+}

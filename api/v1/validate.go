@@ -1,0 +1,409 @@
+package v1
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	pathpkg "path"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Validation comes in two parts. ValidateDocument checks what one document
+// says on its own; ValidateEffective checks a host's merged and defaulted
+// state, where a service's bounds, dependencies and driver may come from
+// different documents. Both report every problem, positioned where the
+// offending value was written.
+
+var (
+	// RFC 1123 host names: dot-separated labels of letters, digits and '-'.
+	hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	// Names of services: what Swarm, systemd and supervisord all accept.
+	serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
+	unitSuffixes  = []string{".service", ".timer", ".socket", ".path", ".target", ".mount", ".automount", ".slice", ".scope", ".swap", ".device"}
+)
+
+// ValidateDocument checks one parsed document on its own.
+func ValidateDocument(d *Document) ErrorList {
+	e := &errs{loc: d.PosOf}
+	meta := rootPath("metadata")
+	switch {
+	case d.Host != nil:
+		if d.Host.Metadata.Name == "" {
+			e.add(meta.field("name"), "is required: the host name this document applies to")
+		} else if msg := checkHostName(d.Host.Metadata.Name); msg != "" {
+			e.add(meta.field("name"), "%s", msg)
+		}
+	case d.Defaults != nil:
+		ds := d.Defaults.Spec
+		if d.Defaults.Metadata.Name == "" {
+			e.add(meta.field("name"), "is required")
+		}
+		if len(d.Defaults.Metadata.Labels) > 0 {
+			e.add(meta.field("labels"), "Defaults have no labels; select hosts with spec.hosts or spec.selector")
+		}
+		sp := rootPath("spec")
+		if len(ds.Hosts) == 0 && ds.Selector == nil {
+			e.add(sp, "selects no host: give spec.hosts (globs on host names) and/or spec.selector")
+		}
+		for i, g := range ds.Hosts {
+			if _, err := pathpkg.Match(g, ""); err != nil || g == "" {
+				e.add(sp.field("hosts").item(i, ""), "invalid host glob %q", g)
+			}
+		}
+		if ds.Selector != nil && len(ds.Selector.MatchLabels) == 0 {
+			e.add(sp.field("selector"), "matchLabels is empty; to select every host use hosts: [\"*\"]")
+		}
+	}
+	validateLocal(e, d.Spec(), rootPath(specIdx))
+	return e.list
+}
+
+// checkHostName returns why name is not a valid host name, or "".
+func checkHostName(name string) string {
+	if len(name) > 253 {
+		return fmt.Sprintf("host name %q is longer than 253 characters", name)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if !hostLabelRE.MatchString(label) {
+			return fmt.Sprintf("%q is not a valid host name (RFC 1123: letters, digits and '-', dot-separated labels of 1-63 characters)", name)
+		}
+	}
+	return ""
+}
+
+// validateLocal checks what needs nothing beyond the spec at hand.
+func validateLocal(e *errs, s *HostSpec, sp path) {
+	checkDrift(e, s.Drift, sp.field("drift"))
+	seen := map[string]int{}
+	for i := range s.Services {
+		svc := &s.Services[i]
+		p := sp.field("services").item(i, svc.Name)
+		if first, dup := seen[svc.Name]; dup && svc.Name != "" {
+			e.add(p.field("name"), "duplicate service name %q (first declared at %s)", svc.Name,
+				e.loc(sp.field("services").item(first, svc.Name).idx))
+		} else {
+			seen[svc.Name] = i
+		}
+		validateServiceLocal(e, svc, p)
+	}
+	seenUnits := map[string]int{}
+	for i := range s.Units {
+		u := &s.Units[i]
+		p := sp.field("units").item(i, u.Name)
+		if first, dup := seenUnits[u.Name]; dup && u.Name != "" {
+			e.add(p.field("name"), "duplicate unit name %q (first declared at %s)", u.Name,
+				e.loc(sp.field("units").item(first, u.Name).idx))
+		} else {
+			seenUnits[u.Name] = i
+		}
+		switch {
+		case u.Name == "":
+			e.add(p.field("name"), "is required")
+		case IsTemplateUnit(u.Name):
+			e.add(p.field("name"), "%q is a template unit; declare instances as a service with driver: systemd and replicas", u.Name)
+		case !hasUnitSuffix(u.Name):
+			e.add(p.field("name"), "%q is not a unit name (want a suffix such as .service or .timer)", u.Name)
+		}
+		checkMaintenancePolicy(e, u.Maintenance, p.field("maintenance"))
+		checkDrift(e, u.Drift, p.field("drift"))
+	}
+}
+
+func hasUnitSuffix(name string) bool {
+	for _, s := range unitSuffixes {
+		if strings.HasSuffix(name, s) && len(name) > len(s) {
+			return true
+		}
+	}
+	return false
+}
+
+func validateServiceLocal(e *errs, svc *Service, p path) {
+	if svc.Name == "" {
+		e.add(p.field("name"), "is required")
+	} else if !serviceNameRE.MatchString(svc.Name) {
+		e.add(p.field("name"), "%q is not a valid service name (letters, digits, '_', '.', '@' and '-', starting with a letter or digit)", svc.Name)
+	}
+	if svc.Driver != "" && !slices.Contains(Drivers, svc.Driver) {
+		e.add(p.field("driver"), "unknown driver %q (want one of swarm, systemd, compose, supervisor, daemontools)", svc.Driver)
+	}
+	if svc.Replicas != nil && *svc.Replicas < 0 {
+		e.add(p.field("replicas"), "must not be negative (got %d)", *svc.Replicas)
+	}
+	deps := map[string]bool{}
+	for i, d := range svc.DependsOn {
+		dp := p.field("dependsOn").item(i, "")
+		switch {
+		case d == "":
+			e.add(dp, "empty service name")
+		case d == svc.Name:
+			e.add(dp, "service %q depends on itself", d)
+		case deps[d]:
+			e.add(dp, "%q is listed twice", d)
+		}
+		deps[d] = true
+	}
+	if pr := svc.Ready; pr != nil {
+		validateProbe(e, pr, p.field("ready"))
+	}
+	checkMaintenancePolicy(e, svc.Maintenance, p.field("maintenance"))
+	checkDrift(e, svc.Drift, p.field("drift"))
+	if svc.OnNotReady != "" && svc.OnNotReady != OnNotReadyDown && svc.OnNotReady != OnNotReadyKeep {
+		e.add(p.field("onNotReady"), "unknown value %q (want down or keep)", svc.OnNotReady)
+	}
+	if svc.Unit != "" && !hasUnitSuffix(svc.Unit) {
+		e.add(p.field("unit"), "%q is not a unit name (want a suffix such as .service)", svc.Unit)
+	}
+	if svc.Dir != "" && !strings.HasPrefix(svc.Dir, "/") {
+		e.add(p.field("dir"), "must be an absolute path, not %q", svc.Dir)
+	}
+	if a := svc.Autoscale; a != nil {
+		ap := p.field("autoscale")
+		if a.Min != nil && *a.Min < 0 {
+			e.add(ap.field("min"), "must not be negative (got %d)", *a.Min)
+		}
+		if a.Max != nil && *a.Max < 1 {
+			e.add(ap.field("max"), "must be at least 1 (got %d)", *a.Max)
+		}
+		if a.Min != nil && a.Max != nil && *a.Min > *a.Max {
+			e.add(ap, "min %d is greater than max %d", *a.Min, *a.Max)
+		}
+		if a.MessagesPerReplica != nil && *a.MessagesPerReplica < 1 {
+			e.add(ap.field("messagesPerReplica"), "must be at least 1 (got %d)", *a.MessagesPerReplica)
+		}
+		if a.MaxStepDown != nil && *a.MaxStepDown < 1 {
+			e.add(ap.field("maxStepDown"), "must be at least 1 (got %d)", *a.MaxStepDown)
+		}
+	}
+}
+
+func validateProbe(e *errs, pr *Probe, p path) {
+	n := 0
+	if pr.TCP != "" {
+		n++
+		if _, port, err := net.SplitHostPort(pr.TCP); err != nil || port == "" {
+			e.add(p.field("tcp"), "%q is not host:port", pr.TCP)
+		}
+	}
+	if pr.HTTP != "" {
+		n++
+		if u, err := url.Parse(pr.HTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			e.add(p.field("http"), "%q is not an http:// or https:// URL", pr.HTTP)
+		}
+	}
+	if pr.Exec != nil {
+		n++
+		if len(pr.Exec) == 0 || pr.Exec[0] == "" {
+			e.add(p.field("exec"), "needs a command")
+		}
+	}
+	if n != 1 {
+		e.add(p, "needs exactly one of tcp, http and exec (got %d)", n)
+	}
+}
+
+func checkDrift(e *errs, d DriftMode, p path) {
+	if d != "" && d != DriftEnforce && d != DriftReport {
+		e.add(p, "unknown drift mode %q (want enforce or report)", d)
+	}
+}
+
+func checkMaintenancePolicy(e *errs, m MaintenancePolicy, p path) {
+	if m != "" && m != MaintenanceStop && m != MaintenanceKeep {
+		e.add(p, "unknown maintenance policy %q (want stop or keep)", m)
+	}
+}
+
+// ValidateEffective checks a host's merged state after SetDefaults. loc says
+// where each value came from (see Merge), so errors point at the document
+// that wrote the offending value.
+func ValidateEffective(s *HostSpec, loc func(idx string) Pos) ErrorList {
+	e := &errs{loc: loc}
+	sp := rootPath(specIdx)
+	validateLocal(e, s, sp)
+	byName := map[string]*Service{}
+	for i := range s.Services {
+		byName[s.Services[i].Name] = &s.Services[i]
+	}
+	owners := map[string]path{} // live object -> who declares it
+	claim := func(obj string, p path) {
+		if first, dup := owners[obj]; dup {
+			e.add(p, "%s is already declared by %s (%s)", obj, first.disp, loc(first.idx))
+			return
+		}
+		owners[obj] = p
+	}
+	for i := range s.Services {
+		svc := &s.Services[i]
+		p := sp.field("services").item(i, svc.Name)
+		validateServiceEffective(e, svc, p)
+		for j, d := range svc.DependsOn {
+			if d != "" && byName[d] == nil {
+				e.add(p.field("dependsOn").item(j, ""), "unknown service %q", d)
+			}
+		}
+		if obj := svc.LiveObject(); obj != "" {
+			claim(obj, p)
+		}
+	}
+	for i := range s.Units {
+		u := &s.Units[i]
+		claim("systemd unit "+u.Name, sp.field("units").item(i, u.Name))
+	}
+	for _, cyc := range dependencyCycles(s.Services) {
+		i := cyc[0]
+		names := make([]string, 0, len(cyc)+1)
+		for _, j := range cyc {
+			names = append(names, s.Services[j].Name)
+		}
+		names = append(names, s.Services[i].Name)
+		e.add(sp.field("services").item(i, s.Services[i].Name).field("dependsOn"),
+			"dependency cycle: %s", strings.Join(names, " -> "))
+	}
+	return e.list
+}
+
+// LiveObject names the live object a service manages, so the same object
+// declared twice can be caught: "systemd unit usm-poller@.service".
+func (s *Service) LiveObject() string {
+	switch s.Driver {
+	case DriverSwarm, "":
+		return "swarm service " + s.Name
+	case DriverSystemd:
+		return "systemd unit " + s.Unit
+	case DriverCompose:
+		return "compose service " + s.Project + "/" + s.Name
+	case DriverSupervisor:
+		return "supervisor program " + s.Socket + ":" + s.Program
+	case DriverDaemontools:
+		return "daemontools service " + s.Dir
+	}
+	return ""
+}
+
+// driverFields says which driver each driver-specific field belongs to.
+var driverFields = []struct {
+	name   string
+	driver Driver
+	set    func(*Service) bool
+}{
+	{"image", DriverSwarm, func(s *Service) bool { return s.Image != "" }},
+	{"unit", DriverSystemd, func(s *Service) bool { return s.Unit != "" }},
+	{"project", DriverCompose, func(s *Service) bool { return s.Project != "" }},
+	{"program", DriverSupervisor, func(s *Service) bool { return s.Program != "" }},
+	{"socket", DriverSupervisor, func(s *Service) bool { return s.Socket != "" }},
+	{"dir", DriverDaemontools, func(s *Service) bool { return s.Dir != "" }},
+	{"once", DriverDaemontools, func(s *Service) bool { return s.Once != nil }},
+	{"onNotReady", DriverDaemontools, func(s *Service) bool { return s.OnNotReady != "" }},
+	{"restartOn", DriverDaemontools, func(s *Service) bool { return s.RestartOn != "" }},
+}
+
+func validateServiceEffective(e *errs, svc *Service, p path) {
+	for _, f := range driverFields {
+		if f.set(svc) && svc.Driver != f.driver && slices.Contains(Drivers, svc.Driver) {
+			e.add(p.field(f.name), "applies to driver %s, not %s", f.driver, svc.Driver)
+		}
+	}
+	a := svc.Autoscale
+	if svc.Replicas == nil && a == nil {
+		e.add(p, "replicas is required (or autoscale)")
+	}
+	if a != nil {
+		ap := p.field("autoscale")
+		if a.AMQP == nil || a.AMQP.URLFile == "" || a.AMQP.Queue == "" {
+			e.add(ap.field("amqp"), "needs urlFile and queue")
+		} else if !strings.HasPrefix(a.AMQP.URLFile, "/") {
+			e.add(ap.field("amqp").field("urlFile"), "must be an absolute path, not %q", a.AMQP.URLFile)
+		}
+		if a.Min == nil || a.Max == nil {
+			e.add(ap, "needs min and max")
+		} else if svc.Replicas != nil && *a.Min <= *a.Max && (*svc.Replicas < *a.Min || *svc.Replicas > *a.Max) {
+			e.add(p.field("replicas"), "%d is outside autoscale bounds [%d, %d]", *svc.Replicas, *a.Min, *a.Max)
+		}
+	}
+	most := int32(-1) // the most replicas the driver can run; -1: no limit
+	if a != nil && a.Max != nil {
+		most = *a.Max
+	} else if svc.Replicas != nil {
+		most = *svc.Replicas
+	}
+	switch svc.Driver {
+	case DriverSystemd:
+		if !IsTemplateUnit(svc.Unit) && most > 1 {
+			e.add(p.field("unit"), "%q is not a template unit (name@.service), so it runs at most 1 replica, not %d", svc.Unit, most)
+		}
+	case DriverDaemontools:
+		if most > 1 {
+			e.add(p.field("replicas"), "a daemontools service is up (1) or down (0), not %d", most)
+		}
+	case DriverCompose:
+		if svc.Project == "" {
+			e.add(p.field("project"), "is required for driver compose")
+		}
+	}
+}
+
+// dependencyCycles returns each dependsOn cycle once, as service indexes in
+// dependency order, starting from the earliest declared service in it.
+func dependencyCycles(svcs []Service) [][]int {
+	idx := map[string]int{}
+	for i, s := range svcs {
+		if _, dup := idx[s.Name]; !dup {
+			idx[s.Name] = i
+		}
+	}
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := make([]int, len(svcs))
+	var stack []int
+	var cycles [][]int
+	seen := map[string]bool{}
+	var visit func(i int)
+	visit = func(i int) {
+		color[i] = grey
+		stack = append(stack, i)
+		for _, d := range svcs[i].DependsOn {
+			j, ok := idx[d]
+			if !ok || j == i {
+				continue
+			}
+			switch color[j] {
+			case white:
+				visit(j)
+			case grey:
+				k := slices.Index(stack, j)
+				cyc := rotateToMin(append([]int(nil), stack[k:]...))
+				key := fmt.Sprint(cyc)
+				if !seen[key] {
+					seen[key] = true
+					cycles = append(cycles, cyc)
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[i] = black
+	}
+	for i := range svcs {
+		if color[i] == white {
+			visit(i)
+		}
+	}
+	return cycles
+}
+
+// rotateToMin rotates a cycle so it starts at its smallest index, so the same
+// cycle found from different starts reads the same.
+func rotateToMin(c []int) []int {
+	m := 0
+	for i := range c {
+		if c[i] < c[m] {
+			m = i
+		}
+	}
+	return append(c[m:], c[:m]...)
+}

@@ -85,7 +85,7 @@ func ParseFile(name string, data []byte) ([]*Document, ErrorList) {
 			break
 		}
 		if err != nil {
-			all = append(all, syntaxError(name, err))
+			all = append(all, syntaxError(name, data, err))
 			break
 		}
 		if len(root.Content) == 0 {
@@ -101,7 +101,7 @@ func ParseFile(name string, data []byte) ([]*Document, ErrorList) {
 	return docs, all
 }
 
-func syntaxError(file string, err error) *Error {
+func syntaxError(file string, data []byte, err error) *Error {
 	msg := err.Error()
 	line := 1
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
@@ -110,7 +110,48 @@ func syntaxError(file string, err error) *Error {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
-	return &Error{Pos: Pos{file, line, 1}, Msg: "YAML syntax error: " + msg}
+	line = syntaxErrorLine(data, line)
+	col := 1
+	if lines := bytes.Split(data, []byte("\n")); line-1 < len(lines) {
+		col = len(lines[line-1]) - len(bytes.TrimLeft(lines[line-1], " \t")) + 1
+	}
+	return &Error{Pos: Pos{file, line, col}, Msg: "YAML syntax error: " + msg}
+}
+
+// syntaxErrorLine finds the line a YAML syntax error is on. The parser names
+// the line where the enclosing block started, which is often several lines
+// above the mistake; the first prefix of the file that no longer parses ends
+// at the mistake itself. Large files keep the parser's line.
+func syntaxErrorLine(data []byte, hint int) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > 2000 || hint < 1 {
+		return max(hint, 1)
+	}
+	prefix := 0
+	for i, l := range lines {
+		prefix += len(l)
+		if i+1 < hint {
+			continue
+		}
+		if !parses(data[:prefix]) {
+			return i + 1
+		}
+	}
+	return max(hint, 1)
+}
+
+func parses(data []byte) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
 }
 
 func parseDocument(file string, index int, n *yaml.Node) (*Document, ErrorList) {
@@ -174,7 +215,12 @@ type walker struct {
 	file      string
 	positions map[string]Pos
 	errs      ErrorList
+	visited   int // nodes walked, aliases counted each time they are followed
 }
+
+// maxNodes bounds the work one document may cost. Aliases make a small text
+// expand exponentially ("billion laughs"); no honest host state comes close.
+const maxNodes = 200000
 
 func (w *walker) pos(n *yaml.Node) Pos { return Pos{w.file, n.Line, n.Column} }
 
@@ -194,6 +240,12 @@ var (
 func (w *walker) walk(n *yaml.Node, t reflect.Type, p path) bool {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
+	}
+	if w.visited++; w.visited > maxNodes {
+		if w.visited == maxNodes+1 {
+			w.errAt(w.pos(n), p, "document too large: more than %d values (after expanding aliases)", maxNodes)
+		}
+		return false
 	}
 	w.positions[p.idx] = w.pos(n)
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {

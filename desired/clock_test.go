@@ -1,0 +1,5 @@
+package desired
+
+import "time"
+
+func timeNow() time.Time { return time.Now() }

@@ -153,9 +153,16 @@ func (r *Repo) Effective(host string) (*Effective, v1.ErrorList) {
 			eff.Sources = append(eff.Sources, fmt.Sprintf("%s (Defaults %s)", d.Pos.File, d.Name()))
 		}
 	}
+	partial := false
+	for _, d := range r.Docs {
+		if d.Defaults != nil && d.Invalid && Selects(d.Defaults, host, eff.Labels) {
+			partial = true
+		}
+	}
 	if hostDoc != nil {
 		v1.Merge(&eff.Spec, hostDoc.Spec(), hostDoc.PosOf, eff.Origins)
 		eff.Sources = append(eff.Sources, fmt.Sprintf("%s (Host %s)", hostDoc.Pos.File, host))
+		partial = partial || hostDoc.Invalid
 	}
 	if len(eff.Sources) == 0 {
 		errs = append(errs, &v1.Error{Msg: fmt.Sprintf("no Host document for host %q and no Defaults select it (hosts declared: %s)",
@@ -163,7 +170,7 @@ func (r *Repo) Effective(host string) (*Effective, v1.ErrorList) {
 		return nil, errs
 	}
 	v1.SetDefaults(&eff.Spec)
-	errs = append(errs, v1.ValidateEffective(&eff.Spec, eff.Origins.Locate)...)
+	errs = append(errs, v1.ValidateEffective(&eff.Spec, eff.Origins.Locate, partial)...)
 	if len(errs) > 0 {
 		return nil, errs.Sorted()
 	}

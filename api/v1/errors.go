@@ -111,8 +111,9 @@ type locator func(idx string) Pos
 
 // errs collects errors, positioned through a locator.
 type errs struct {
-	list ErrorList
-	loc  locator
+	list    ErrorList
+	loc     locator
+	partial bool // see ValidateEffective
 }
 
 func (e *errs) add(p path, format string, args ...any) {

@@ -312,7 +312,11 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, p path) bool {
 			return false
 		}
 		w.dropDuplicateKeys(n, p)
-		w.keepPairs(n, func(k, v *yaml.Node) bool { return w.walk(v, t.Elem(), p.field(k.Value)) })
+		w.keepPairs(n, func(k, v *yaml.Node) bool {
+			ok := w.walk(v, t.Elem(), p.field(k.Value))
+			w.locateAtKey(k, v, p.field(k.Value))
+			return ok
+		})
 		return true
 	case reflect.String:
 		// Like Kubernetes, a scalar that YAML reads as a number or a boolean is
@@ -391,9 +395,19 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, p path) bool {
 			w.errAt(w.pos(k), p, "%s", msg)
 			return false
 		}
-		return w.walk(v, f.Type, p.field(k.Value))
+		ok = w.walk(v, f.Type, p.field(k.Value))
+		w.locateAtKey(k, v, p.field(k.Value))
+		return ok
 	})
 	return true
+}
+
+// locateAtKey records a block mapping or list at its key: the first value
+// inside it says nothing about where the block is ("autoscale:" is).
+func (w *walker) locateAtKey(k, v *yaml.Node, p path) {
+	if (v.Kind == yaml.MappingNode || v.Kind == yaml.SequenceNode) && v.Style&yaml.FlowStyle == 0 {
+		w.positions[p.idx] = w.pos(k)
+	}
 }
 
 // dropDuplicateKeys reports and removes every repeat of a key in a mapping.

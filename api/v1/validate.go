@@ -218,9 +218,12 @@ func checkMaintenancePolicy(e *errs, m MaintenancePolicy, p path) {
 
 // ValidateEffective checks a host's merged state after SetDefaults. loc says
 // where each value came from (see Merge), so errors point at the document
-// that wrote the offending value.
-func ValidateEffective(s *HostSpec, loc func(idx string) Pos) ErrorList {
-	e := &errs{loc: loc}
+// that wrote the offending value. partial says some merged document had
+// errors and lost fields to them: "is required" checks are then skipped, so
+// a mistyped field is reported once, where it was written, and not again as
+// missing.
+func ValidateEffective(s *HostSpec, loc func(idx string) Pos, partial bool) ErrorList {
+	e := &errs{loc: loc, partial: partial}
 	sp := rootPath(specIdx)
 	validateLocal(e, s, sp)
 	byName := map[string]*Service{}
@@ -250,7 +253,17 @@ func ValidateEffective(s *HostSpec, loc func(idx string) Pos) ErrorList {
 	}
 	for i := range s.Units {
 		u := &s.Units[i]
-		claim("systemd unit "+u.Name, sp.field("units").item(i, u.Name))
+		up := sp.field("units").item(i, u.Name)
+		claim("systemd unit "+u.Name, up)
+		// An instance x@3.service belongs to a service running x@.service.
+		if at := strings.LastIndex(u.Name, "@"); at > 0 && !IsTemplateUnit(u.Name) {
+			if dot := strings.LastIndex(u.Name, "."); dot > at {
+				if owner, ok := owners["systemd unit "+u.Name[:at+1]+u.Name[dot:]]; ok {
+					e.add(up, "systemd unit %s is an instance of %s, whose instances %s manages (%s)",
+						u.Name, u.Name[:at+1]+u.Name[dot:], owner.disp, loc(owner.idx))
+				}
+			}
+		}
 	}
 	for _, cyc := range dependencyCycles(s.Services) {
 		i := cyc[0]
@@ -278,7 +291,7 @@ func (s *Service) LiveObject() string {
 	case DriverSupervisor:
 		return "supervisor program " + s.Socket + ":" + s.Program
 	case DriverDaemontools:
-		return "daemontools service " + s.Dir
+		return "daemontools service " + pathpkg.Clean(s.Dir)
 	}
 	return ""
 }
@@ -307,18 +320,22 @@ func validateServiceEffective(e *errs, svc *Service, p path) {
 		}
 	}
 	a := svc.Autoscale
-	if svc.Replicas == nil && a == nil {
+	if svc.Replicas == nil && a == nil && !e.partial {
 		e.add(p, "replicas is required (or autoscale)")
 	}
 	if a != nil {
 		ap := p.field("autoscale")
 		if a.AMQP == nil || a.AMQP.URLFile == "" || a.AMQP.Queue == "" {
-			e.add(ap.field("amqp"), "needs urlFile and queue")
+			if !e.partial {
+				e.add(ap.field("amqp"), "needs urlFile and queue")
+			}
 		} else if !strings.HasPrefix(a.AMQP.URLFile, "/") {
 			e.add(ap.field("amqp").field("urlFile"), "must be an absolute path, not %q", a.AMQP.URLFile)
 		}
 		if a.Min == nil || a.Max == nil {
-			e.add(ap, "needs min and max")
+			if !e.partial {
+				e.add(ap, "needs min and max")
+			}
 		} else if svc.Replicas != nil && *a.Min <= *a.Max && (*svc.Replicas < *a.Min || *svc.Replicas > *a.Max) {
 			e.add(p.field("replicas"), "%d is outside autoscale bounds [%d, %d]", *svc.Replicas, *a.Min, *a.Max)
 		}
@@ -339,7 +356,7 @@ func validateServiceEffective(e *errs, svc *Service, p path) {
 			e.add(p.field("replicas"), "a daemontools service is up (1) or down (0), not %d", most)
 		}
 	case DriverCompose:
-		if svc.Project == "" {
+		if svc.Project == "" && !e.partial {
 			e.add(p.field("project"), "is required for driver compose")
 		}
 	}

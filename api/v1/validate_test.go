@@ -19,7 +19,7 @@ func validateSource(t *testing.T, src string) []string {
 			origins := Origins{}
 			Merge(&spec, d.Spec(), d.PosOf, origins)
 			SetDefaults(&spec)
-			all = append(all, ValidateEffective(&spec, origins.Locate)...)
+			all = append(all, ValidateEffective(&spec, origins.Locate, d.Invalid || len(errs) > 0)...)
 		}
 	}
 	var out []string
@@ -60,6 +60,17 @@ func TestValidateErrors(t *testing.T) {
     - {name: p1, driver: systemd, unit: usm-poller@.service, replicas: 2}
     - {name: p2, driver: systemd, unit: usm-poller@.service, replicas: 2}`,
 			[]string{`x.yaml:8:7: spec.services[p2]: systemd unit usm-poller@.service is already declared by spec.services[p1] (x.yaml:7:7)`}},
+		{"instance of a template a service manages", `
+  services:
+    - {name: p, driver: systemd, unit: usm-poller@.service, replicas: 2}
+  units:
+    - {name: usm-poller@3.service, active: true}`,
+			[]string{`x.yaml:9:7: spec.units[usm-poller@3.service]: systemd unit usm-poller@3.service is an instance of usm-poller@.service, whose instances spec.services[p] manages (x.yaml:7:7)`}},
+		{"same daemontools folder spelt twice", `
+  services:
+    - {name: a, driver: daemontools, dir: /service/x/, replicas: 1}
+    - {name: b, driver: daemontools, dir: /service/x, replicas: 1}`,
+			[]string{`x.yaml:8:7: spec.services[b]: daemontools service /service/x is already declared by spec.services[a] (x.yaml:7:7)`}},
 		{"unit both a service and a unit", `
   services:
     - {name: hk, driver: systemd, unit: hk.service, replicas: 1}

@@ -1,0 +1,559 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/probe"
+)
+
+// Engine plans and applies passes across drivers.
+type Engine struct {
+	// Drivers by name. A target whose driver is not here fails the plan.
+	Drivers map[v1.Driver]controllers.Driver
+	// Concurrency bounds the actions running at once within a stage.
+	Concurrency int
+	// PollInterval is how often live state is observed while waiting.
+	PollInterval time.Duration
+	// Progress, when set, is told about every step as it happens.
+	Progress func(Event)
+	// Replicas, when set, overrides a service's declared count (autoscale).
+	Replicas func(svc *v1.Service) (int32, bool)
+	// ReadyTimeout is how long an object without a probe may take to become
+	// ready (default 60s); a probe's own timeout covers the probe.
+	ReadyTimeout time.Duration
+	// DrainSlack is added to the stop timeouts of a scale-down before the
+	// wait for it to drain gives up (default 30s).
+	DrainSlack time.Duration
+	// Now is the clock, for maintenance windows.
+	Now func() time.Time
+	// Log receives structured logs; the caller adds the pass id and revision.
+	Log *slog.Logger
+}
+
+// Event is one step of a pass, for progress output, logs and event streams.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"` // stage, action, applied, waiting, ready, drained, failed, blocked, reported
+	Stage   int       `json:"stage,omitempty"`
+	Subject string    `json:"subject,omitempty"`
+	Field   string    `json:"field,omitempty"`
+	From    string    `json:"from,omitempty"`
+	To      string    `json:"to,omitempty"`
+	Message string    `json:"message,omitempty"`
+}
+
+// Plan is what a pass would do, computed from one observation.
+type Plan struct {
+	Maintenance Maintenance                 `json:"maintenance"`
+	Targets     []controllers.Target        `json:"-"`
+	Live        map[string]controllers.Live `json:"-"`
+	Actions     []controllers.Action        `json:"actions"`
+	Stages      []Stage                     `json:"-"`
+}
+
+// InSync is true when nothing differs, not even report-only drift.
+func (p *Plan) InSync() bool { return len(p.Actions) == 0 }
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (e *Engine) emit(ev Event) {
+	ev.Time = e.now()
+	if e.Progress != nil {
+		e.Progress(ev)
+	}
+}
+
+// Plan observes every driver with targets (concurrently, one driver's
+// failure reported with its name) and plans the pass. It changes nothing.
+func (e *Engine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
+	m := MaintenanceAt(spec, e.now())
+	targets := Targets(spec, m, e.Replicas)
+	live, err := e.observe(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	var actions []controllers.Action
+	for _, drv := range e.driversFor(targets) {
+		ts := targetsOf(targets, drv.Name())
+		for _, a := range drv.Plan(ts, live) {
+			if t, ok := findTarget(ts, a.Subject); ok && t.Mode == controllers.ReportOnly {
+				a.Mode = controllers.ReportOnly
+			}
+			if a.Mode == "" {
+				a.Mode = controllers.Enforce
+			}
+			actions = append(actions, a)
+		}
+	}
+	stages := Order(targets, actions)
+	actions = actions[:0]
+	for _, st := range stages {
+		actions = append(actions, st.Actions...)
+	}
+	return &Plan{Maintenance: m, Targets: targets, Live: live, Actions: actions, Stages: stages}, nil
+}
+
+// driversFor returns the drivers the targets need, in a fixed order.
+func (e *Engine) driversFor(targets []controllers.Target) []controllers.Driver {
+	var out []controllers.Driver
+	for _, name := range v1.Drivers {
+		if len(targetsOf(targets, name)) > 0 {
+			if d := e.Drivers[name]; d != nil {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+func targetsOf(targets []controllers.Target, d v1.Driver) []controllers.Target {
+	var out []controllers.Target
+	for _, t := range targets {
+		if t.Driver == d {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func findTarget(ts []controllers.Target, subject string) (controllers.Target, bool) {
+	for _, t := range ts {
+		if t.Subject() == subject {
+			return t, true
+		}
+	}
+	return controllers.Target{}, false
+}
+
+// observe reads live state from every driver the targets need, at once.
+func (e *Engine) observe(ctx context.Context, targets []controllers.Target) (map[string]controllers.Live, error) {
+	var missing []string
+	for _, name := range v1.Drivers {
+		if len(targetsOf(targets, name)) > 0 && e.Drivers[name] == nil {
+			missing = append(missing, string(name))
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("no driver available for %v", missing)
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs *multierror.Error
+		live = map[string]controllers.Live{}
+	)
+	for _, drv := range e.driversFor(targets) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := drv.Observe(ctx, targetsOf(targets, drv.Name()))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = multierror.Append(errs, fmt.Errorf("observe %s: %w", drv.Name(), err))
+				return
+			}
+			for k, v := range l {
+				live[k] = v
+			}
+		}()
+	}
+	wg.Wait()
+	return live, errs.ErrorOrNil()
+}
+
+// Result is what a pass did.
+type Result struct {
+	Plan     *Plan
+	Applied  []controllers.Action // carried out without error
+	Reported []controllers.Action // drift only reported (report-only, missing, unsupported)
+	// Failures holds every subject that failed, was blocked, or did not
+	// become ready, with why.
+	Failures map[string]error
+}
+
+// Converged is true when every enforced object reached its target and is
+// ready, and nothing declared is missing.
+func (r *Result) Converged() bool {
+	if len(r.Failures) > 0 {
+		return false
+	}
+	for _, a := range r.Reported {
+		if a.Op == controllers.OpMissing || a.Op == controllers.OpUnsupported {
+			return false
+		}
+	}
+	return true
+}
+
+// Err joins every failure, sorted by subject, or nil.
+func (r *Result) Err() error {
+	if len(r.Failures) == 0 {
+		return nil
+	}
+	subjects := make([]string, 0, len(r.Failures))
+	for s := range r.Failures {
+		subjects = append(subjects, s)
+	}
+	sort.Strings(subjects)
+	var errs *multierror.Error
+	for _, s := range subjects {
+		errs = multierror.Append(errs, r.Failures[s])
+	}
+	return errs
+}
+
+// pass is the state of one Apply.
+type pass struct {
+	e        *Engine
+	plan     *Plan
+	graph    *graph
+	targets  map[string]controllers.Target // by subject
+	byName   map[string]controllers.Target // services by name
+	mu       sync.Mutex
+	failures map[string]error
+	ready    map[string]bool // services verified ready in this pass
+	res      *Result
+}
+
+// Apply carries out a plan, stage by stage. It returns when every stage has
+// run, been blocked, or failed; the Result says which. ctx cancellation
+// abandons the pass between actions: an action already sent is never cut off
+// half way (drivers send each as one call).
+func (e *Engine) Apply(ctx context.Context, plan *Plan) *Result {
+	p := &pass{
+		e: e, plan: plan, graph: newGraph(plan.Targets),
+		targets: map[string]controllers.Target{}, byName: map[string]controllers.Target{},
+		failures: map[string]error{}, ready: map[string]bool{},
+		res: &Result{Plan: plan},
+	}
+	for _, t := range plan.Targets {
+		p.targets[t.Subject()] = t
+		if t.Kind == controllers.KindService {
+			p.byName[t.Name] = t
+		}
+	}
+	for _, st := range plan.Stages {
+		if ctx.Err() != nil {
+			p.fail("pass", fmt.Errorf("pass abandoned before stage %d: %w", st.Number, ctx.Err()))
+			break
+		}
+		p.runStage(ctx, st)
+	}
+	if ctx.Err() == nil {
+		p.verifyAll(ctx)
+	}
+	p.res.Failures = p.failures
+	return p.res
+}
+
+func (p *pass) fail(subject string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, seen := p.failures[subject]; !seen {
+		p.failures[subject] = err
+	}
+}
+
+func (p *pass) failed(subject string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, f := p.failures[subject]
+	return f
+}
+
+// blockedBy returns why an action may not run in this pass, or "".
+func (p *pass) blockedBy(a controllers.Action) string {
+	t := p.targets[a.Subject]
+	switch {
+	case a.Kind == controllers.KindService && a.Phase == controllers.PhaseDown:
+		// Never shrink a service while something that depends on it failed
+		// to drain, nor while maintenance units could not be stopped.
+		for _, dep := range p.graph.reach(a.Name, p.graph.dependents) {
+			if s := p.byName[dep].Subject(); p.failed(s) {
+				return fmt.Sprintf("its dependent %s did not drain", dep)
+			}
+		}
+		for s, tt := range p.targets {
+			if tt.Kind == controllers.KindUnit && tt.Barrier && p.failed(s) {
+				return fmt.Sprintf("unit %s could not be stopped first", tt.Name)
+			}
+		}
+	case a.Kind == controllers.KindService:
+		for _, dep := range p.graph.reach(a.Name, p.graph.deps) {
+			if s := p.byName[dep].Subject(); p.failed(s) {
+				return fmt.Sprintf("its dependency %s is not ready", dep)
+			}
+		}
+	case a.Phase == controllers.PhaseUp && t.Barrier:
+		// Units tied to maintenance come back only after every service did.
+		for s, tt := range p.targets {
+			if tt.Kind == controllers.KindService && p.failed(s) {
+				return fmt.Sprintf("service %s did not come up", tt.Name)
+			}
+		}
+	}
+	return ""
+}
+
+func (p *pass) runStage(ctx context.Context, st Stage) {
+	e := p.e
+	e.emit(Event{Type: "stage", Stage: st.Number, Message: fmt.Sprintf("%s: %s", st.Phase, st.Title)})
+	// Group the stage's runnable actions by subject; a subject's actions run
+	// in order, subjects run concurrently.
+	var order []string
+	bySubject := map[string][]controllers.Action{}
+	for _, a := range st.Actions {
+		if a.Reportable() {
+			p.res.Reported = append(p.res.Reported, a)
+			e.emit(Event{Type: "reported", Stage: st.Number, Subject: a.Subject, Field: a.Field, From: a.From, To: a.To,
+				Message: string(a.Op) + " (" + string(a.Mode) + ")"})
+			continue
+		}
+		if p.failed(a.Subject) {
+			continue
+		}
+		if why := p.blockedBy(a); why != "" {
+			p.fail(a.Subject, fmt.Errorf("%s: not changed: %s", a.Subject, why))
+			e.emit(Event{Type: "blocked", Stage: st.Number, Subject: a.Subject, Message: why})
+			continue
+		}
+		if _, ok := bySubject[a.Subject]; !ok {
+			order = append(order, a.Subject)
+		}
+		bySubject[a.Subject] = append(bySubject[a.Subject], a)
+	}
+	if len(order) == 0 {
+		return
+	}
+	if st.Phase == controllers.PhaseUp {
+		p.awaitDependencies(ctx, st, order)
+	}
+	conc := e.Concurrency
+	if conc <= 0 {
+		conc = 4
+	}
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	var applied []string
+	var appliedMu sync.Mutex
+	for _, subj := range order {
+		if p.failed(subj) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			t := p.targets[subj]
+			drv := e.Drivers[t.Driver]
+			for _, a := range bySubject[subj] {
+				if ctx.Err() != nil {
+					p.fail(subj, fmt.Errorf("%s: abandoned: %w", subj, ctx.Err()))
+					return
+				}
+				e.emit(Event{Type: "action", Stage: st.Number, Subject: subj, Field: a.Field, From: a.From, To: a.To, Message: string(a.Op)})
+				e.log().Info("action", "stage", st.Number, "subject", subj, "field", a.Field, "from", a.From, "to", a.To, "op", a.Op)
+				if err := drv.Apply(ctx, a, t, p.plan.Live[subj]); err != nil {
+					p.fail(subj, err)
+					e.emit(Event{Type: "failed", Stage: st.Number, Subject: subj, Message: err.Error()})
+					e.log().Error("action failed", "subject", subj, "op", a.Op, "err", err)
+					return
+				}
+				appliedMu.Lock()
+				p.res.Applied = append(p.res.Applied, a)
+				appliedMu.Unlock()
+				e.emit(Event{Type: "applied", Stage: st.Number, Subject: subj, Field: a.Field, To: a.To})
+			}
+			appliedMu.Lock()
+			applied = append(applied, subj)
+			appliedMu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Strings(applied)
+	p.await(ctx, st.Number, applied, st.Phase)
+}
+
+// awaitDependencies makes sure the dependencies of services about to grow
+// are ready, including ones that had nothing to do in this pass.
+func (p *pass) awaitDependencies(ctx context.Context, st Stage, subjects []string) {
+	for _, subj := range subjects {
+		t := p.targets[subj]
+		if t.Kind != controllers.KindService {
+			continue
+		}
+		var deps []string
+		for _, d := range p.graph.deps[t.Name] {
+			dt := p.byName[d]
+			if !p.ready[d] && dt.Replicas > 0 && !p.failed(dt.Subject()) {
+				deps = append(deps, dt.Subject())
+			}
+		}
+		if len(deps) > 0 {
+			p.await(ctx, st.Number, deps, controllers.PhaseUp)
+		}
+		for _, d := range p.graph.deps[t.Name] {
+			if s := p.byName[d].Subject(); p.failed(s) {
+				p.fail(subj, fmt.Errorf("%s: not changed: its dependency %s is not ready", subj, d))
+				p.e.emit(Event{Type: "blocked", Stage: st.Number, Subject: subj, Message: "dependency " + d + " not ready"})
+				break
+			}
+		}
+	}
+}
+
+// await waits until every subject is ready (up) or drained (down), by
+// observing, then runs the ready probes of services that declare one.
+func (p *pass) await(ctx context.Context, stage int, subjects []string, phase controllers.Phase) {
+	if len(subjects) == 0 {
+		return
+	}
+	e := p.e
+	interval := e.PollInterval
+	if interval <= 0 {
+		interval = 250 * time.Millisecond
+	}
+	pending := map[string]time.Time{} // subject -> deadline
+	for _, s := range subjects {
+		if !p.failed(s) {
+			pending[s] = time.Now().Add(p.waitTimeout(p.targets[s], phase))
+		}
+	}
+	lastReason := map[string]string{}
+	for len(pending) > 0 {
+		var ts []controllers.Target
+		for s := range pending {
+			ts = append(ts, p.targets[s])
+		}
+		live, err := e.observe(ctx, ts)
+		for s, deadline := range pending {
+			t := p.targets[s]
+			var h controllers.Health
+			if err == nil {
+				h = e.Drivers[t.Driver].Health(t, live[s])
+			} else {
+				h.Reason = err.Error()
+			}
+			done := (phase == controllers.PhaseUp && h.Ready) || (phase == controllers.PhaseDown && h.Drained)
+			if done {
+				delete(pending, s)
+				if phase == controllers.PhaseUp {
+					p.probe(ctx, stage, t)
+				} else {
+					e.emit(Event{Type: "drained", Stage: stage, Subject: s})
+				}
+				continue
+			}
+			if ctx.Err() != nil || time.Now().After(deadline) {
+				delete(pending, s)
+				want := "ready"
+				if phase == controllers.PhaseDown {
+					want = "drained"
+				}
+				cause := fmt.Sprintf("not %s within %s: %s", want, p.waitTimeout(t, phase), h.Reason)
+				if ctx.Err() != nil {
+					cause = fmt.Sprintf("abandoned while waiting to be %s: %s", want, h.Reason)
+				}
+				p.fail(s, fmt.Errorf("%s: %s", s, cause))
+				e.emit(Event{Type: "failed", Stage: stage, Subject: s, Message: cause})
+				continue
+			}
+			if h.Reason != lastReason[s] {
+				lastReason[s] = h.Reason
+				e.emit(Event{Type: "waiting", Stage: stage, Subject: s, Message: h.Reason})
+			}
+		}
+		if len(pending) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(interval):
+		}
+	}
+}
+
+// probe runs a service's ready probe after its replicas run.
+func (p *pass) probe(ctx context.Context, stage int, t controllers.Target) {
+	s := t.Subject()
+	if t.Kind == controllers.KindService && t.Service.Ready != nil && t.Replicas > 0 {
+		p.e.emit(Event{Type: "waiting", Stage: stage, Subject: s, Message: "probe " + probe.Describe(t.Service.Ready)})
+		if err := probe.Wait(ctx, t.Service.Ready); err != nil {
+			p.fail(s, fmt.Errorf("%s: ready probe failed: %w", s, err))
+			p.e.emit(Event{Type: "failed", Stage: stage, Subject: s, Message: err.Error()})
+			return
+		}
+	}
+	if t.Kind == controllers.KindService {
+		p.mu.Lock()
+		p.ready[t.Name] = true
+		p.mu.Unlock()
+	}
+	p.e.emit(Event{Type: "ready", Stage: stage, Subject: s})
+}
+
+// waitTimeout is how long an object may take to become ready or drained.
+func (p *pass) waitTimeout(t controllers.Target, phase controllers.Phase) time.Duration {
+	ready, slack := p.e.ReadyTimeout, p.e.DrainSlack
+	if ready <= 0 {
+		ready = v1.DefaultProbeTimeout
+	}
+	if slack <= 0 {
+		slack = 30 * time.Second
+	}
+	if t.Kind == controllers.KindUnit {
+		return ready
+	}
+	if phase == controllers.PhaseDown {
+		// Every replica may use its full stop timeout: a scale-down of a
+		// template or group stops them one by one.
+		n := int32(1)
+		if l, ok := p.plan.Live[t.Subject()]; ok && l.Replicas > t.Replicas {
+			n = l.Replicas - t.Replicas
+		}
+		return time.Duration(n)*t.Service.StopTimeout.Duration + slack
+	}
+	return ready
+}
+
+// verifyAll checks, after the last stage, that every enforced object with
+// nothing left to do is ready too: apply succeeds only on a host that runs as
+// declared, not merely one that was sent the right commands.
+func (p *pass) verifyAll(ctx context.Context) {
+	var up []string
+	for _, t := range p.plan.Targets {
+		s := t.Subject()
+		if t.Mode != controllers.Enforce || p.failed(s) || p.ready[t.Name] && t.Kind == controllers.KindService {
+			continue
+		}
+		if l, ok := p.plan.Live[s]; ok && !l.Exists {
+			continue // reported as missing already
+		}
+		up = append(up, s)
+	}
+	sort.Strings(up)
+	p.await(ctx, 0, up, controllers.PhaseUp)
+}

@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"time"
+
+	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers"
+)
+
+// Maintenance is the maintenance state a pass worked with.
+type Maintenance struct {
+	Active  bool       `json:"active"`
+	Expired bool       `json:"expired,omitempty"` // declared on, but its window ended
+	Reason  string     `json:"reason,omitempty"`
+	Until   *time.Time `json:"until,omitempty"`
+}
+
+// MaintenanceAt evaluates a spec's maintenance at now.
+func MaintenanceAt(spec *v1.HostSpec, now time.Time) Maintenance {
+	on, expired := spec.Maintenance.ActiveAt(now)
+	m := Maintenance{Active: on, Expired: expired}
+	if spec.Maintenance != nil {
+		m.Reason = spec.Maintenance.Reason
+		if spec.Maintenance.Until != nil {
+			u := spec.Maintenance.Until.Time
+			m.Until = &u
+		}
+	}
+	return m
+}
+
+// Targets works out what every declared object should be in this pass,
+// maintenance applied: in maintenance, services with policy stop go to 0
+// and units with policy stop are stopped and disabled. replicas, when not
+// nil, overrides the declared count of a service (autoscaling decisions).
+func Targets(spec *v1.HostSpec, m Maintenance, replicas func(svc *v1.Service) (int32, bool)) []controllers.Target {
+	var out []controllers.Target
+	for i := range spec.Services {
+		svc := &spec.Services[i]
+		n := int32(0)
+		if svc.Replicas != nil {
+			n = *svc.Replicas
+		}
+		if replicas != nil {
+			if r, ok := replicas(svc); ok {
+				n = r
+			}
+		}
+		if m.Active && svc.Maintenance == v1.MaintenanceStop {
+			n = 0
+		}
+		out = append(out, controllers.Target{
+			Kind:     controllers.KindService,
+			Name:     svc.Name,
+			Driver:   svc.Driver,
+			Service:  svc,
+			Replicas: n,
+			Mode:     mode(svc.Drift),
+		})
+	}
+	for i := range spec.Units {
+		u := &spec.Units[i]
+		t := controllers.Target{
+			Kind:    controllers.KindUnit,
+			Name:    u.Name,
+			Driver:  v1.DriverSystemd,
+			Unit:    u,
+			Enabled: u.Enabled,
+			Active:  u.Active,
+			Mode:    mode(u.Drift),
+			Barrier: u.Maintenance == v1.MaintenanceStop,
+		}
+		if m.Active && u.Maintenance == v1.MaintenanceStop {
+			t.Enabled, t.Active = v1.Ptr(false), v1.Ptr(false)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func mode(d v1.DriftMode) controllers.Mode {
+	if d == v1.DriftReport {
+		return controllers.ReportOnly
+	}
+	return controllers.Enforce
+}

@@ -1,0 +1,93 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"reconciler.dev/reconciler/controllers"
+)
+
+// maxSequenceRetries bounds re-reads after "update out of sequence" (someone
+// else updated the service between our read and our write).
+const maxSequenceRetries = 3
+
+// Apply sends one ServiceUpdate for the action, built on the spec and
+// version read in this pass. A concurrent update makes Swarm answer "update
+// out of sequence": the driver then re-reads the service and, if the field
+// still differs, tries again.
+func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.Target, l controllers.Live) error {
+	svc, ok := l.Raw.(swarm.Service)
+	if !ok {
+		return fmt.Errorf("%s: no live service observed", a.Subject)
+	}
+	for attempt := 0; ; attempt++ {
+		spec := svc.Spec
+		changed, err := setField(&spec, a)
+		if err != nil {
+			return fmt.Errorf("%s: %w", a.Subject, err)
+		}
+		if !changed {
+			return nil // someone else already made it so
+		}
+		cctx, cancel := context.WithTimeout(ctx, d.timeout())
+		resp, err := d.API.ServiceUpdate(cctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{})
+		cancel()
+		if err == nil {
+			for _, w := range resp.Warnings {
+				slog.Warn("swarm update warning", "subject", a.Subject, "warning", w)
+			}
+			return nil
+		}
+		if !outOfSequence(err) || attempt >= maxSequenceRetries {
+			return fmt.Errorf("%s: update %s to %s: %w", a.Subject, a.Field, a.To, err)
+		}
+		cctx, cancel = context.WithTimeout(ctx, d.timeout())
+		svc, _, err = d.API.ServiceInspectWithRaw(cctx, svc.ID, swarm.ServiceInspectOptions{})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: re-read after out-of-sequence update: %w", a.Subject, err)
+		}
+	}
+}
+
+// setField writes the action's field into spec; false when it already holds.
+func setField(spec *swarm.ServiceSpec, a controllers.Action) (bool, error) {
+	switch a.Field {
+	case "replicas":
+		if spec.Mode.Replicated == nil {
+			return false, errors.New("service is not replicated")
+		}
+		n, err := strconv.ParseUint(a.To, 10, 64)
+		if err != nil {
+			return false, fmt.Errorf("replicas %q: %w", a.To, err)
+		}
+		if r := spec.Mode.Replicated.Replicas; r != nil && *r == n {
+			return false, nil
+		}
+		spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &n}
+		return true, nil
+	case "image":
+		cs := spec.TaskTemplate.ContainerSpec
+		if cs == nil {
+			return false, errors.New("service has no container spec")
+		}
+		if sameImage(cs.Image, a.To) {
+			return false, nil
+		}
+		c := *cs
+		c.Image = a.To
+		spec.TaskTemplate.ContainerSpec = &c
+		return true, nil
+	}
+	return false, fmt.Errorf("field %q is not owned by the swarm driver", a.Field)
+}
+
+func outOfSequence(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "update out of sequence")
+}

@@ -1,0 +1,10 @@
+// Package swarm is the driver for Docker Swarm services. The stack deploys a
+// service; this driver owns only its replica count, and its image when the
+// desired state declares one. It never creates, redeploys or removes a
+// service, and never touches one git does not name.
+//
+// observe.go lists every declared service in one call, with task counts;
+// plan.go is the pure planner; apply.go sends one ServiceUpdate per action,
+// with the version index read in the same pass ("update out of sequence"
+// re-reads and retries); health.go judges readiness from running tasks.
+package swarm

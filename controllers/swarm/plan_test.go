@@ -1,0 +1,356 @@
+package swarm
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/engine"
+)
+
+// targets builds the pass's targets from declared services the way the
+// engine does: defaults applied, no maintenance, no autoscaling.
+func targets(services ...v1.Service) []controllers.Target {
+	spec := &v1.HostSpec{Services: append([]v1.Service(nil), services...)}
+	v1.SetDefaults(spec)
+	return engine.Targets(spec, engine.Maintenance{}, nil)
+}
+
+// declare is a swarm service as the YAML would declare it; image "" leaves
+// the image to the stack.
+func declare(name string, replicas int32, image string) v1.Service {
+	return v1.Service{Name: name, Replicas: v1.Ptr(replicas), Image: image}
+}
+
+// service is a replicated service as ServiceList (with Status) returns it.
+func service(name string, replicas, running uint64, image string) swarm.Service {
+	return swarm.Service{
+		ID: "id-" + name,
+		Spec: swarm.ServiceSpec{
+			Annotations:  swarm.Annotations{Name: name},
+			Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
+			TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}},
+		},
+		ServiceStatus: &swarm.ServiceStatus{RunningTasks: running, DesiredTasks: replicas},
+	}
+}
+
+// global is a global service: it runs one task per node and has no count.
+func global(name string, running uint64, image string) swarm.Service {
+	s := service(name, 0, running, image)
+	s.Spec.Mode = swarm.ServiceMode{Global: &swarm.GlobalService{}}
+	return s
+}
+
+// updatingService marks a rolling update in progress.
+func updatingService(s swarm.Service) swarm.Service {
+	s.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateUpdating}
+	return s
+}
+
+// action is the expected action on swarm service name.
+func action(name, field, from, to string, op controllers.Op) controllers.Action {
+	return controllers.Action{
+		Subject: "swarm/" + name, Kind: controllers.KindService, Name: name, Driver: v1.DriverSwarm,
+		Field: field, From: from, To: to, Op: op, Mode: controllers.Enforce,
+	}
+}
+
+func reportOnly(a controllers.Action) controllers.Action {
+	a.Mode = controllers.ReportOnly
+	return a
+}
+
+// checkActions compares plans; nil and empty are equal.
+func checkActions(t *testing.T, got, want []controllers.Action) {
+	t.Helper()
+	if len(got) == 0 && len(want) == 0 || reflect.DeepEqual(got, want) {
+		return
+	}
+	t.Errorf("plan differs\ngot:%s\nwant:%s", list(got), list(want))
+}
+
+func list(as []controllers.Action) string {
+	var b strings.Builder
+	for _, a := range as {
+		fmt.Fprintf(&b, "\n  %+v", a)
+	}
+	return b.String()
+}
+
+func TestPlan(t *testing.T) {
+	const digest = "@sha256:9b7f3c0aa1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c"
+	cases := []struct {
+		name     string
+		services []v1.Service
+		live     []swarm.Service
+		want     []controllers.Action
+	}{
+		{
+			name:     "in sync",
+			services: []v1.Service{declare("factory-proxy", 2, ""), declare("factory-broker", 1, "broker:3")},
+			live:     []swarm.Service{service("factory-proxy", 2, 2, "proxy:1"), service("factory-broker", 1, 1, "broker:3")},
+		},
+		{
+			name:     "in sync while tasks are still starting: the spec count is what is owned",
+			services: []v1.Service{declare("factory-proxy", 3, "")},
+			live:     []swarm.Service{service("factory-proxy", 3, 1, "proxy:1")},
+		},
+		{
+			name:     "scale up",
+			services: []v1.Service{declare("factory-proxy", 3, "")},
+			live:     []swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
+			want:     []controllers.Action{action("factory-proxy", "replicas", "1", "3", controllers.OpScaleUp)},
+		},
+		{
+			name:     "scale down",
+			services: []v1.Service{declare("factory-proxy", 1, "")},
+			live:     []swarm.Service{service("factory-proxy", 4, 4, "proxy:1")},
+			want:     []controllers.Action{action("factory-proxy", "replicas", "4", "1", controllers.OpScaleDown)},
+		},
+		{
+			name:     "to 0",
+			services: []v1.Service{declare("factory-proxy", 0, "")},
+			live:     []swarm.Service{service("factory-proxy", 2, 2, "proxy:1")},
+			want:     []controllers.Action{action("factory-proxy", "replicas", "2", "0", controllers.OpScaleDown)},
+		},
+		{
+			name:     "missing service is reported, never created",
+			services: []v1.Service{declare("factory-proxy", 1, "proxy:1")},
+			want:     []controllers.Action{action("factory-proxy", "replicas", "absent", "1", controllers.OpMissing)},
+		},
+		{
+			name:     "a service that only shares a prefix does not count",
+			services: []v1.Service{declare("factory-proxy", 1, "")},
+			live:     []swarm.Service{service("factory-proxy-2", 1, 1, "proxy:1")},
+			want:     []controllers.Action{action("factory-proxy", "replicas", "absent", "1", controllers.OpMissing)},
+		},
+		{
+			name:     "global service has no count to own",
+			services: []v1.Service{declare("node-exporter", 1, "exporter:2")},
+			live:     []swarm.Service{global("node-exporter", 1, "exporter:1")},
+			want:     []controllers.Action{action("node-exporter", "replicas", "global", "1", controllers.OpUnsupported)},
+		},
+		{
+			name:     "declared image differs",
+			services: []v1.Service{declare("factory-proxy", 1, "proxy:2")},
+			live:     []swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
+			want:     []controllers.Action{action("factory-proxy", "image", "proxy:1", "proxy:2", controllers.OpSetImage)},
+		},
+		{
+			name:     "declared image differs from a pinned one",
+			services: []v1.Service{declare("factory-proxy", 1, "proxy:2")},
+			live:     []swarm.Service{service("factory-proxy", 1, 1, "proxy:1"+digest)},
+			want:     []controllers.Action{action("factory-proxy", "image", "proxy:1"+digest, "proxy:2", controllers.OpSetImage)},
+		},
+		{
+			name:     "same image pinned to a digest live is equal",
+			services: []v1.Service{declare("factory-proxy", 1, "img:1")},
+			live:     []swarm.Service{service("factory-proxy", 1, 1, "img:1"+digest)},
+		},
+		{
+			name:     "same image on a registry with a port, pinned, is equal",
+			services: []v1.Service{declare("factory-proxy", 1, "registry.local:5000/img:1")},
+			live:     []swarm.Service{service("factory-proxy", 1, 1, "registry.local:5000/img:1"+digest)},
+		},
+		{
+			// The Docker client writes images tagged and in familiar form
+			// ("nginx" becomes "nginx:latest") before Swarm sees them.
+			name:     "untagged declared image equals the live latest tag, pinned",
+			services: []v1.Service{declare("factory-proxy", 1, "nginx")},
+			live:     []swarm.Service{service("factory-proxy", 1, 1, "nginx:latest"+digest)},
+		},
+		{
+			name:     "fully qualified declared image equals its familiar live form",
+			services: []v1.Service{declare("factory-proxy", 1, "docker.io/library/nginx:1.25")},
+			live:     []swarm.Service{service("factory-proxy", 1, 1, "nginx:1.25")},
+		},
+		{
+			name:     "untagged declared image differs from another live tag",
+			services: []v1.Service{declare("factory-proxy", 1, "nginx")},
+			live:     []swarm.Service{service("factory-proxy", 1, 1, "nginx:1.25"+digest)},
+			want:     []controllers.Action{action("factory-proxy", "image", "nginx:1.25"+digest, "nginx", controllers.OpSetImage)},
+		},
+		{
+			name:     "declared digest must match exactly",
+			services: []v1.Service{declare("factory-proxy", 1, "img:1@sha256:aaaa")},
+			live:     []swarm.Service{service("factory-proxy", 1, 1, "img:1"+digest)},
+			want:     []controllers.Action{action("factory-proxy", "image", "img:1"+digest, "img:1@sha256:aaaa", controllers.OpSetImage)},
+		},
+		{
+			name:     "no image declared: the stack's image stays",
+			services: []v1.Service{declare("factory-proxy", 1, "")},
+			live:     []swarm.Service{service("factory-proxy", 1, 1, "something-else:9")},
+		},
+		{
+			name:     "replicas and image differ: replicas first",
+			services: []v1.Service{declare("factory-proxy", 2, "proxy:2")},
+			live:     []swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
+			want: []controllers.Action{
+				action("factory-proxy", "replicas", "1", "2", controllers.OpScaleUp),
+				action("factory-proxy", "image", "proxy:1", "proxy:2", controllers.OpSetImage),
+			},
+		},
+		{
+			name: "report-only mode is carried on the action",
+			services: []v1.Service{
+				{Name: "reference-BL", Replicas: v1.Ptr[int32](1), Image: "bl:2", Drift: v1.DriftReport},
+				declare("factory-proxy", 1, ""),
+			},
+			live: []swarm.Service{service("reference-BL", 0, 0, "bl:1"), service("factory-proxy", 0, 0, "proxy:1")},
+			want: []controllers.Action{
+				reportOnly(action("reference-BL", "replicas", "0", "1", controllers.OpScaleUp)),
+				reportOnly(action("reference-BL", "image", "bl:1", "bl:2", controllers.OpSetImage)),
+				action("factory-proxy", "replicas", "0", "1", controllers.OpScaleUp),
+			},
+		},
+		{
+			name: "several targets keep target order, whatever the list order",
+			services: []v1.Service{
+				declare("factory-broker", 1, ""), declare("factory-proxy", 0, ""),
+				declare("reference-BL", 3, ""), declare("in-sync", 1, ""), declare("gone", 1, ""),
+			},
+			live: []swarm.Service{
+				service("reference-BL", 1, 1, "bl:1"), service("in-sync", 1, 1, "x:1"),
+				service("factory-proxy", 1, 1, "proxy:1"), service("factory-broker", 0, 0, "broker:1"),
+			},
+			want: []controllers.Action{
+				action("factory-broker", "replicas", "0", "1", controllers.OpScaleUp),
+				action("factory-proxy", "replicas", "1", "0", controllers.OpScaleDown),
+				action("reference-BL", "replicas", "1", "3", controllers.OpScaleUp),
+				action("gone", "replicas", "absent", "1", controllers.OpMissing),
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := targets(tc.services...)
+			checkActions(t, Plan(ts, liveFromList(ts, tc.live)), tc.want)
+		})
+	}
+}
+
+func TestHealth(t *testing.T) {
+	cases := []struct {
+		name    string
+		service v1.Service
+		live    []swarm.Service
+		ready   bool
+		drained bool
+		reason  string // a part of the reason
+	}{
+		{
+			name:    "ready",
+			service: declare("factory-proxy", 2, ""),
+			live:    []swarm.Service{service("factory-proxy", 2, 2, "proxy:1")},
+			ready:   true, drained: true, reason: "2/2 running",
+		},
+		{
+			name:    "not ready while tasks are starting",
+			service: declare("factory-proxy", 3, ""),
+			live:    []swarm.Service{service("factory-proxy", 3, 1, "proxy:1")},
+			ready:   false, drained: true, reason: "1/3 running",
+		},
+		{
+			name:    "not ready before the spec was scaled",
+			service: declare("factory-proxy", 3, ""),
+			live:    []swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
+			ready:   false, drained: true, reason: "1/3 running",
+		},
+		{
+			name:    "scaled down, extra tasks still running: not drained",
+			service: declare("factory-proxy", 1, ""),
+			live:    []swarm.Service{service("factory-proxy", 1, 3, "proxy:1")},
+			ready:   false, drained: false, reason: "3/1 running",
+		},
+		{
+			name:    "scaled to 0, tasks still running: not drained",
+			service: declare("factory-proxy", 0, ""),
+			live:    []swarm.Service{service("factory-proxy", 0, 2, "proxy:1")},
+			ready:   false, drained: false, reason: "2/0 running",
+		},
+		{
+			name:    "at 0, drained",
+			service: declare("factory-proxy", 0, ""),
+			live:    []swarm.Service{service("factory-proxy", 0, 0, "proxy:1")},
+			ready:   true, drained: true, reason: "0/0 running",
+		},
+		{
+			name:    "update in progress",
+			service: declare("factory-proxy", 2, "proxy:2"),
+			live:    []swarm.Service{updatingService(service("factory-proxy", 2, 2, "proxy:2"))},
+			ready:   false, drained: true, reason: "update in progress",
+		},
+		{
+			name:    "declared image not yet live",
+			service: declare("factory-proxy", 1, "proxy:2"),
+			live:    []swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
+			ready:   false, drained: true, reason: "image proxy:1",
+		},
+		{
+			name:    "declared image live, pinned to a digest",
+			service: declare("factory-proxy", 1, "proxy:2"),
+			live:    []swarm.Service{service("factory-proxy", 1, 1, "proxy:2@sha256:abcd")},
+			ready:   true, drained: true,
+		},
+		{
+			name:    "untagged declared image live as latest",
+			service: declare("factory-proxy", 1, "nginx"),
+			live:    []swarm.Service{service("factory-proxy", 1, 1, "nginx:latest")},
+			ready:   true, drained: true,
+		},
+		{
+			name:    "missing",
+			service: declare("factory-proxy", 1, ""),
+			live:    []swarm.Service{service("factory-proxy-2", 1, 1, "proxy:1")},
+			ready:   false, drained: false, reason: "service missing",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := targets(tc.service)
+			h := Health(ts[0], liveFromList(ts, tc.live)[ts[0].Subject()])
+			if h.Ready != tc.ready || h.Drained != tc.drained || !strings.Contains(h.Reason, tc.reason) {
+				t.Errorf("Health = %+v, want ready %v, drained %v, reason containing %q", h, tc.ready, tc.drained, tc.reason)
+			}
+		})
+	}
+}
+
+func TestLiveFromList(t *testing.T) {
+	proxy := service("factory-proxy", 3, 2, "proxy:1@sha256:abcd")
+	proxy2 := service("factory-proxy-2", 5, 5, "proxy:9")
+	upd := updatingService(service("factory-broker", 1, 1, "broker:2"))
+	glob := global("node-exporter", 4, "exporter:1")
+	ts := targets(declare("factory-proxy", 3, ""), declare("factory-broker", 1, ""),
+		declare("node-exporter", 1, ""), declare("reference-BL", 1, ""))
+
+	got := liveFromList(ts, []swarm.Service{proxy, proxy2, glob, upd, service("reference-BL-2", 1, 1, "bl:1")})
+	want := map[string]controllers.Live{
+		"swarm/factory-proxy": {
+			Exists: true, Replicas: 3, Running: 2, Image: "proxy:1@sha256:abcd", State: "2/3 running", Raw: proxy,
+		},
+		"swarm/factory-broker": {
+			Exists: true, Replicas: 1, Running: 1, Image: "broker:2", State: "1/1 running, updating", Raw: upd,
+		},
+		"swarm/node-exporter": {
+			Exists: true, Replicas: 0, Running: 4, Image: "exporter:1", State: "not replicated", Raw: glob,
+		},
+		"swarm/reference-BL": {State: "missing"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		for k := range want {
+			if !reflect.DeepEqual(got[k], want[k]) {
+				t.Errorf("%s:\n got  %+v\n want %+v", k, got[k], want[k])
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("got %d entries, want %d: %v", len(got), len(want), got)
+		}
+	}
+}

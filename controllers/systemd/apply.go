@@ -1,0 +1,103 @@
+package systemd
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"reconciler.dev/reconciler/controllers"
+)
+
+// Apply carries out one action: enable/disable (then reload systemd), or
+// start/stop with the job's result checked. A template scale-down stops one
+// instance at a time from the highest number, each stop waiting until the
+// instance has exited (its TimeoutStopSec is the graceful stop timeout); a
+// scale-up starts the missing instances at once and waits for every job.
+func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.Target, l controllers.Live) error {
+	api, err := d.api(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.Subject, err)
+	}
+	switch a.Op {
+	case controllers.OpEnable:
+		cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
+		defer cancel()
+		if _, _, err := api.EnableUnitFilesContext(cctx, []string{t.Name}, false, false); err != nil {
+			return fmt.Errorf("%s: enable: %w", a.Subject, err)
+		}
+		if err := api.ReloadContext(cctx); err != nil {
+			return fmt.Errorf("%s: reload after enable: %w", a.Subject, err)
+		}
+		return nil
+	case controllers.OpDisable:
+		cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
+		defer cancel()
+		if _, err := api.DisableUnitFilesContext(cctx, []string{t.Name}, false); err != nil {
+			return fmt.Errorf("%s: disable: %w", a.Subject, err)
+		}
+		if err := api.ReloadContext(cctx); err != nil {
+			return fmt.Errorf("%s: reload after disable: %w", a.Subject, err)
+		}
+		return nil
+	case controllers.OpStart:
+		return d.job(ctx, api, a.Subject, "start", t.Name)
+	case controllers.OpStop:
+		return d.job(ctx, api, a.Subject, "stop", t.Name)
+	case controllers.OpScaleDown:
+		toStop, _ := instanceChanges(t, l)
+		for _, u := range toStop {
+			if err := d.job(ctx, api, a.Subject, "stop", u); err != nil {
+				return err
+			}
+		}
+		return nil
+	case controllers.OpScaleUp:
+		_, toStart := instanceChanges(t, l)
+		var wg sync.WaitGroup
+		errs := make([]error, len(toStart))
+		for i, u := range toStart {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = d.job(ctx, api, a.Subject, "start", u)
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%s: the systemd driver cannot %s", a.Subject, a.Op)
+}
+
+// job starts or stops a unit and waits for the job's result: systemd says
+// "done" only when the unit got where it was sent.
+func (d *Driver) job(ctx context.Context, api API, subject, verb, unit string) error {
+	ch := make(chan string, 1) // buffered: go-systemd must never block on us
+	cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
+	var err error
+	if verb == "start" {
+		_, err = api.StartUnitContext(cctx, unit, "replace", ch)
+	} else {
+		_, err = api.StopUnitContext(cctx, unit, "replace", ch)
+	}
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%s: %s %s: %w", subject, verb, unit, err)
+	}
+	// Waiting for the job is bounded, but not cut short by ctx: a stop that
+	// was sent is allowed to finish, so shutdown never leaves it half done.
+	select {
+	case res := <-ch:
+		if res != "done" {
+			return fmt.Errorf("%s: %s %s: job finished with result %q", subject, verb, unit, res)
+		}
+		return nil
+	case <-time.After(d.jobTimeout()):
+		return fmt.Errorf("%s: %s %s: job did not finish within %s", subject, verb, unit, d.jobTimeout())
+	}
+}

@@ -1,0 +1,133 @@
+package systemd
+
+import (
+	"strconv"
+
+	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers"
+)
+
+// Name is the driver's name.
+func (d *Driver) Name() v1.Driver { return v1.DriverSystemd }
+
+// Plan is the driver's planner; see Plan.
+func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
+	return Plan(targets, live)
+}
+
+// Plan returns what differs for each target. For units: stop before
+// disable, enable before start (the runbook's order). For services: a
+// template service that runs the wrong instances gets a scale-down (stop the
+// extras) and a scale-up (start the missing ones). It is pure.
+func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
+	var out []controllers.Action
+	for _, t := range targets {
+		l := live[t.Subject()]
+		base := controllers.Action{Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverSystemd, Mode: t.Mode}
+		if !l.Exists {
+			a := base
+			a.Op, a.From = controllers.OpMissing, "absent"
+			if t.Kind == controllers.KindUnit {
+				a.Field, a.To = "unit", "present"
+			} else {
+				a.Field, a.To = "replicas", strconv.Itoa(int(t.Replicas))
+			}
+			out = append(out, a)
+			continue
+		}
+		if t.Kind == controllers.KindUnit {
+			out = append(out, planUnit(base, t, l)...)
+			continue
+		}
+		out = append(out, planService(base, t, l)...)
+	}
+	return out
+}
+
+func planUnit(base controllers.Action, t controllers.Target, l controllers.Live) []controllers.Action {
+	var out []controllers.Action
+	add := func(field string, from, to bool, op controllers.Op) {
+		a := base
+		a.Field, a.From, a.To, a.Op = field, strconv.FormatBool(from), strconv.FormatBool(to), op
+		out = append(out, a)
+	}
+	ul, _ := l.Raw.(unitLive)
+	wantEnabled := t.Enabled != nil && *l.Enabled != *t.Enabled
+	wantActive := t.Active != nil && *l.Active != *t.Active
+	if wantEnabled && *t.Enabled && !canEnable(ul.FileState) {
+		a := base
+		a.Field, a.From, a.To, a.Op = "enabled", ul.FileState, "true", controllers.OpUnsupported
+		out = append(out, a)
+		wantEnabled = false
+	}
+	if wantActive && !*t.Active {
+		add("active", true, false, controllers.OpStop)
+	}
+	if wantEnabled && !*t.Enabled {
+		add("enabled", true, false, controllers.OpDisable)
+	}
+	if wantEnabled && *t.Enabled {
+		add("enabled", false, true, controllers.OpEnable)
+	}
+	if wantActive && *t.Active {
+		add("active", false, true, controllers.OpStart)
+	}
+	return out
+}
+
+// canEnable is false for unit files that cannot be enabled (masked; static
+// units have no [Install] section).
+func canEnable(fileState string) bool {
+	switch fileState {
+	case "masked", "masked-runtime", "static":
+		return false
+	}
+	return true
+}
+
+func planService(base controllers.Action, t controllers.Target, l controllers.Live) []controllers.Action {
+	toStop, toStart := instanceChanges(t, l)
+	var out []controllers.Action
+	now := l.Replicas
+	if len(toStop) > 0 {
+		a := base
+		a.Field, a.Op = "replicas", controllers.OpScaleDown
+		a.From, a.To = strconv.Itoa(int(now)), strconv.Itoa(int(now)-len(toStop))
+		now -= int32(len(toStop))
+		out = append(out, a)
+	}
+	if len(toStart) > 0 {
+		a := base
+		a.Field, a.Op = "replicas", controllers.OpScaleUp
+		a.From, a.To = strconv.Itoa(int(now)), strconv.Itoa(int(now)+len(toStart))
+		out = append(out, a)
+	}
+	return out
+}
+
+// instanceChanges returns the units to stop (highest first) and to start
+// (lowest first) so that exactly the target's instances run: x@1..x@N for a
+// template, the unit itself for replicas 1 of a plain unit.
+func instanceChanges(t controllers.Target, l controllers.Live) (toStop, toStart []string) {
+	if tl, ok := l.Raw.(templateLive); ok {
+		for _, n := range sortedInstances(tl.Instances) {
+			if n > int(t.Replicas) && started(tl.Instances[n]) {
+				toStop = append([]string{instanceName(tl.Template, n)}, toStop...)
+			}
+		}
+		for n := 1; n <= int(t.Replicas); n++ {
+			if !started(tl.Instances[n]) {
+				toStart = append(toStart, instanceName(tl.Template, n))
+			}
+		}
+		return toStop, toStart
+	}
+	unit := t.Service.Unit
+	switch {
+	case t.Replicas == 0 && l.Replicas > 0:
+		toStop = []string{unit}
+	case t.Replicas > 0 && l.Replicas == 0:
+		toStart = []string{unit}
+	}
+	return toStop, toStart
+}

@@ -1,0 +1,629 @@
+package systemd
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+
+	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/engine"
+)
+
+// targets builds the pass's targets the way the engine does: defaults
+// applied, maintenance evaluated, no autoscaling.
+func targets(spec v1.HostSpec) []controllers.Target {
+	spec.Services = append([]v1.Service(nil), spec.Services...)
+	spec.Units = append([]v1.Unit(nil), spec.Units...)
+	v1.SetDefaults(&spec)
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	return engine.Targets(&spec, engine.MaintenanceAt(&spec, now), nil)
+}
+
+func units(us ...v1.Unit) v1.HostSpec { return v1.HostSpec{Units: us} }
+
+func services(ss ...v1.Service) v1.HostSpec { return v1.HostSpec{Services: ss} }
+
+// unit declares a unit; nil leaves a field unmanaged.
+func unit(name string, enabled, active *bool) v1.Unit {
+	return v1.Unit{Name: name, Enabled: enabled, Active: active}
+}
+
+// poller is the usm-poller template service with n replicas.
+func poller(n int32) v1.Service {
+	return v1.Service{Name: "usm-poller", Driver: v1.DriverSystemd, Unit: "usm-poller@.service", Replicas: v1.Ptr(n)}
+}
+
+// plain is a service on a plain unit (<name>.service by default): 0 or 1.
+func plain(name string, n int32) v1.Service {
+	return v1.Service{Name: name, Driver: v1.DriverSystemd, Replicas: v1.Ptr(n)}
+}
+
+var yes, no = v1.Ptr(true), v1.Ptr(false)
+
+// The two list calls' results, as go-systemd returns them.
+
+func file(path, state string) sd.UnitFile { return sd.UnitFile{Path: path, Type: state} }
+
+func loaded(name, active, sub string) sd.UnitStatus {
+	return sd.UnitStatus{Name: name, LoadState: "loaded", ActiveState: active, SubState: sub}
+}
+
+var pollerFile = file("/lib/systemd/system/usm-poller@.service", "disabled")
+
+// pollers lists usm-poller@1, @2, ... in the given active states; "-" is an
+// instance systemd has not loaded.
+func pollers(states ...string) []sd.UnitStatus {
+	sub := map[string]string{"active": "running", "activating": "start", "deactivating": "stop-sigterm",
+		"failed": "failed", "inactive": "dead"}
+	var out []sd.UnitStatus
+	for i, st := range states {
+		if st != "-" {
+			out = append(out, loaded(fmt.Sprintf("usm-poller@%d.service", i+1), st, sub[st]))
+		}
+	}
+	return out
+}
+
+func unitAction(name, field, from, to string, op controllers.Op) controllers.Action {
+	return controllers.Action{
+		Subject: "unit/" + name, Kind: controllers.KindUnit, Name: name, Driver: v1.DriverSystemd,
+		Field: field, From: from, To: to, Op: op, Mode: controllers.Enforce,
+	}
+}
+
+func serviceAction(name, from, to string, op controllers.Op) controllers.Action {
+	return controllers.Action{
+		Subject: "systemd/" + name, Kind: controllers.KindService, Name: name, Driver: v1.DriverSystemd,
+		Field: "replicas", From: from, To: to, Op: op, Mode: controllers.Enforce,
+	}
+}
+
+func reportOnly(a controllers.Action) controllers.Action {
+	a.Mode = controllers.ReportOnly
+	return a
+}
+
+func TestLiveFrom(t *testing.T) {
+	timer := "abb-factory-proxy-housekeeping.timer"
+	cases := []struct {
+		name  string
+		spec  v1.HostSpec
+		files []sd.UnitFile
+		units []sd.UnitStatus
+		want  controllers.Live
+	}{
+		{
+			name:  "unit enabled and active",
+			spec:  units(unit(timer, yes, yes)),
+			files: []sd.UnitFile{file("/etc/systemd/system/"+timer, "enabled")},
+			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
+			want: controllers.Live{Exists: true, Replicas: 1, Running: 1, Enabled: yes, Active: yes,
+				State: "active (waiting), enabled", Raw: unitLive{FileState: "enabled", ActiveState: "active", SubState: "waiting"}},
+		},
+		{
+			name:  "unit disabled and inactive, loaded",
+			spec:  units(unit("x.service", yes, yes)),
+			files: []sd.UnitFile{file("/lib/systemd/system/x.service", "disabled")},
+			units: []sd.UnitStatus{loaded("x.service", "inactive", "dead")},
+			want: controllers.Live{Exists: true, Enabled: no, Active: no,
+				State: "inactive (dead), disabled", Raw: unitLive{FileState: "disabled", ActiveState: "inactive", SubState: "dead"}},
+		},
+		{
+			name:  "unit disabled and not loaded at all",
+			spec:  units(unit("x.service", yes, yes)),
+			files: []sd.UnitFile{file("/lib/systemd/system/x.service", "disabled")},
+			want: controllers.Live{Exists: true, Enabled: no, Active: no,
+				State: "inactive, disabled", Raw: unitLive{FileState: "disabled", ActiveState: "inactive"}},
+		},
+		{
+			name:  "unit activating counts as active, not running",
+			spec:  units(unit("x.service", nil, yes)),
+			files: []sd.UnitFile{file("/etc/systemd/system/x.service", "enabled-runtime")},
+			units: []sd.UnitStatus{loaded("x.service", "activating", "start-pre")},
+			want: controllers.Live{Exists: true, Replicas: 1, Enabled: yes, Active: yes,
+				State: "activating (start-pre), enabled-runtime", Raw: unitLive{FileState: "enabled-runtime", ActiveState: "activating", SubState: "start-pre"}},
+		},
+		{
+			name:  "masked unit",
+			spec:  units(unit("x.service", yes, nil)),
+			files: []sd.UnitFile{file("/etc/systemd/system/x.service", "masked")},
+			units: []sd.UnitStatus{{Name: "x.service", LoadState: "masked", ActiveState: "inactive", SubState: "dead"}},
+			want: controllers.Live{Exists: true, Enabled: no, Active: no,
+				State: "inactive (dead), masked", Raw: unitLive{FileState: "masked", ActiveState: "inactive", SubState: "dead"}},
+		},
+		{
+			name:  "unit loaded as not-found, no file: missing",
+			spec:  units(unit(timer, yes, yes)),
+			units: []sd.UnitStatus{{Name: timer, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}},
+			want:  controllers.Live{Enabled: no, Active: no, State: "inactive", Raw: unitLive{ActiveState: "inactive"}},
+		},
+		{
+			name:  "another unit's file does not count",
+			spec:  units(unit("x.service", yes, yes)),
+			files: []sd.UnitFile{file("/etc/systemd/system/x.service.d", "enabled"), file("/etc/systemd/system/xx.service", "enabled")},
+			want:  controllers.Live{Enabled: no, Active: no, State: "inactive", Raw: unitLive{ActiveState: "inactive"}},
+		},
+		{
+			name:  "plain-unit service, running",
+			spec:  services(plain("factory-broker", 1)),
+			files: []sd.UnitFile{file("/etc/systemd/system/factory-broker.service", "enabled")},
+			units: []sd.UnitStatus{loaded("factory-broker.service", "active", "running")},
+			want: controllers.Live{Exists: true, Replicas: 1, Running: 1, Enabled: yes, Active: yes,
+				State: "active (running), enabled", Raw: unitLive{FileState: "enabled", ActiveState: "active", SubState: "running"}},
+		},
+		{
+			name:  "template: numbered instances only, in canonical form",
+			spec:  services(poller(3)),
+			files: []sd.UnitFile{pollerFile},
+			units: append(pollers("active", "activating", "failed"),
+				loaded("usm-poller@foo.service", "active", "running"),
+				loaded("usm-poller@07.service", "active", "running"),
+				loaded("usm-poller@0.service", "active", "running"),
+				loaded("usm-poller@-1.service", "active", "running"),
+				loaded("usm-poller@4.socket", "active", "listening"),
+				loaded("other-usm-poller@5.service", "active", "running"),
+				sd.UnitStatus{Name: "usm-poller@6.service", LoadState: "not-found", ActiveState: "inactive", SubState: "dead"},
+			),
+			want: controllers.Live{Exists: true, Replicas: 2, Running: 1, State: "1/2 active",
+				Raw: templateLive{Template: "usm-poller@.service", Instances: map[int]string{1: "active", 2: "activating", 3: "failed"}}},
+		},
+		{
+			name:  "template without its unit file: missing",
+			spec:  services(poller(1)),
+			units: pollers("active"),
+			want: controllers.Live{Replicas: 1, Running: 1, State: "1/1 active",
+				Raw: templateLive{Template: "usm-poller@.service", Instances: map[int]string{1: "active"}}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := targets(tc.spec)
+			got := liveFrom(ts, tc.files, tc.units)
+			if len(got) != 1 || !reflect.DeepEqual(got[ts[0].Subject()], tc.want) {
+				t.Errorf("liveFrom:\n got  %s\n want %s", fmtLive(got[ts[0].Subject()]), fmtLive(tc.want))
+				if len(got) != 1 {
+					t.Errorf("got %d entries, want 1: %v", len(got), got)
+				}
+			}
+		})
+	}
+}
+
+// fmtLive shows a Live with its pointers followed.
+func fmtLive(l controllers.Live) string {
+	b := func(p *bool) string {
+		if p == nil {
+			return "nil"
+		}
+		return strconv.FormatBool(*p)
+	}
+	return fmt.Sprintf("exists=%v replicas=%d running=%d enabled=%s active=%s state=%q raw=%+v",
+		l.Exists, l.Replicas, l.Running, b(l.Enabled), b(l.Active), l.State, l.Raw)
+}
+
+func TestPlan(t *testing.T) {
+	timer := "abb-factory-proxy-housekeeping.timer"
+	onTimer := []sd.UnitFile{file("/etc/systemd/system/"+timer, "enabled")}
+	offTimer := []sd.UnitFile{file("/etc/systemd/system/"+timer, "disabled")}
+	cases := []struct {
+		name  string
+		spec  v1.HostSpec
+		files []sd.UnitFile
+		units []sd.UnitStatus
+		want  []controllers.Action
+	}{
+		{
+			name:  "in sync",
+			spec:  v1.HostSpec{Units: []v1.Unit{unit(timer, yes, yes)}, Services: []v1.Service{poller(2), plain("broker", 0)}},
+			files: append(onTimer, pollerFile, file("/etc/systemd/system/broker.service", "disabled")),
+			units: append(pollers("active", "active", "failed"), loaded(timer, "active", "waiting")),
+		},
+		{
+			name:  "unit to stop and disable: stop first",
+			spec:  units(unit(timer, no, no)),
+			files: onTimer,
+			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
+			want: []controllers.Action{
+				unitAction(timer, "active", "true", "false", controllers.OpStop),
+				unitAction(timer, "enabled", "true", "false", controllers.OpDisable),
+			},
+		},
+		{
+			name:  "maintenance stops and disables a unit declared on",
+			spec:  v1.HostSpec{Maintenance: &v1.Maintenance{Enabled: yes}, Units: []v1.Unit{unit(timer, yes, yes)}},
+			files: onTimer,
+			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
+			want: []controllers.Action{
+				unitAction(timer, "active", "true", "false", controllers.OpStop),
+				unitAction(timer, "enabled", "true", "false", controllers.OpDisable),
+			},
+		},
+		{
+			name:  "unit to enable and start: enable first",
+			spec:  units(unit(timer, yes, yes)),
+			files: offTimer,
+			units: []sd.UnitStatus{loaded(timer, "inactive", "dead")},
+			want: []controllers.Action{
+				unitAction(timer, "enabled", "false", "true", controllers.OpEnable),
+				unitAction(timer, "active", "false", "true", controllers.OpStart),
+			},
+		},
+		{
+			name:  "failed unit is started again",
+			spec:  units(unit(timer, yes, yes)),
+			files: onTimer,
+			units: []sd.UnitStatus{loaded(timer, "failed", "failed")},
+			want:  []controllers.Action{unitAction(timer, "active", "false", "true", controllers.OpStart)},
+		},
+		{
+			name:  "only active declared: enablement never touched",
+			spec:  units(unit(timer, nil, yes), unit("y.service", nil, no)),
+			files: append(offTimer, file("/etc/systemd/system/y.service", "enabled")),
+			units: []sd.UnitStatus{loaded(timer, "inactive", "dead"), loaded("y.service", "active", "running")},
+			want: []controllers.Action{
+				unitAction(timer, "active", "false", "true", controllers.OpStart),
+				unitAction("y.service", "active", "true", "false", controllers.OpStop),
+			},
+		},
+		{
+			name:  "only enabled declared: activity never touched",
+			spec:  units(unit(timer, no, nil)),
+			files: onTimer,
+			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
+			want:  []controllers.Action{unitAction(timer, "enabled", "true", "false", controllers.OpDisable)},
+		},
+		{
+			name:  "masked unit asked to be enabled is unsupported",
+			spec:  units(unit("x.service", yes, nil)),
+			files: []sd.UnitFile{file("/etc/systemd/system/x.service", "masked")},
+			units: []sd.UnitStatus{{Name: "x.service", LoadState: "masked", ActiveState: "inactive", SubState: "dead"}},
+			want:  []controllers.Action{unitAction("x.service", "enabled", "masked", "true", controllers.OpUnsupported)},
+		},
+		{
+			name:  "static unit asked to be enabled is unsupported, but is started",
+			spec:  units(unit("x.service", yes, yes)),
+			files: []sd.UnitFile{file("/lib/systemd/system/x.service", "static")},
+			want: []controllers.Action{
+				unitAction("x.service", "enabled", "static", "true", controllers.OpUnsupported),
+				unitAction("x.service", "active", "false", "true", controllers.OpStart),
+			},
+		},
+		{
+			name:  "static unit asked to be disabled: already is",
+			spec:  units(unit("x.service", no, nil)),
+			files: []sd.UnitFile{file("/lib/systemd/system/x.service", "static")},
+		},
+		{
+			name:  "missing unit",
+			spec:  units(unit(timer, yes, yes)),
+			units: []sd.UnitStatus{{Name: timer, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}},
+			want:  []controllers.Action{unitAction(timer, "unit", "absent", "present", controllers.OpMissing)},
+		},
+		{
+			name: "missing template",
+			spec: services(poller(5)),
+			want: []controllers.Action{serviceAction("usm-poller", "absent", "5", controllers.OpMissing)},
+		},
+		{
+			name:  "template scale up 1 -> 5",
+			spec:  services(poller(5)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("active"),
+			want:  []controllers.Action{serviceAction("usm-poller", "1", "5", controllers.OpScaleUp)},
+		},
+		{
+			name:  "template scale up from 0, some instances failed",
+			spec:  services(poller(3)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("failed", "-", "inactive", "failed"),
+			want:  []controllers.Action{serviceAction("usm-poller", "0", "3", controllers.OpScaleUp)},
+		},
+		{
+			name:  "template scale down 5 -> 2",
+			spec:  services(poller(2)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("active", "active", "active", "active", "active"),
+			want:  []controllers.Action{serviceAction("usm-poller", "5", "2", controllers.OpScaleDown)},
+		},
+		{
+			name:  "template to 0 stops activating instances too",
+			spec:  services(poller(0)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("active", "activating", "failed"),
+			want:  []controllers.Action{serviceAction("usm-poller", "2", "0", controllers.OpScaleDown)},
+		},
+		{
+			name:  "template with the right count of the wrong instances",
+			spec:  services(poller(2)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("active", "-", "active"),
+			want: []controllers.Action{
+				serviceAction("usm-poller", "2", "1", controllers.OpScaleDown),
+				serviceAction("usm-poller", "1", "2", controllers.OpScaleUp),
+			},
+		},
+		{
+			name:  "template: extras that are not running are left alone",
+			spec:  services(poller(2)),
+			files: []sd.UnitFile{pollerFile},
+			units: append(pollers("active", "activating", "failed", "inactive"), loaded("usm-poller@foo.service", "active", "running")),
+		},
+		{
+			name:  "plain-unit service 0 -> 1",
+			spec:  services(plain("factory-broker", 1)),
+			files: []sd.UnitFile{file("/etc/systemd/system/factory-broker.service", "disabled")},
+			want:  []controllers.Action{serviceAction("factory-broker", "0", "1", controllers.OpScaleUp)},
+		},
+		{
+			name:  "plain-unit service 1 -> 0",
+			spec:  services(plain("factory-broker", 0)),
+			files: []sd.UnitFile{file("/etc/systemd/system/factory-broker.service", "disabled")},
+			units: []sd.UnitStatus{loaded("factory-broker.service", "active", "running")},
+			want:  []controllers.Action{serviceAction("factory-broker", "1", "0", controllers.OpScaleDown)},
+		},
+		{
+			name: "report-only mode is carried on every action",
+			spec: v1.HostSpec{Drift: v1.DriftReport, Units: []v1.Unit{unit(timer, no, no)},
+				Services: []v1.Service{poller(3)}},
+			files: append(onTimer, pollerFile),
+			units: append(pollers("active"), loaded(timer, "active", "waiting")),
+			want: []controllers.Action{
+				reportOnly(serviceAction("usm-poller", "1", "3", controllers.OpScaleUp)),
+				reportOnly(unitAction(timer, "active", "true", "false", controllers.OpStop)),
+				reportOnly(unitAction(timer, "enabled", "true", "false", controllers.OpDisable)),
+			},
+		},
+		{
+			name: "report-only on one target only",
+			spec: v1.HostSpec{Units: []v1.Unit{{Name: timer, Active: no, Drift: v1.DriftReport}},
+				Services: []v1.Service{poller(3)}},
+			files: append(onTimer, pollerFile),
+			units: append(pollers("active"), loaded(timer, "active", "waiting")),
+			want: []controllers.Action{
+				serviceAction("usm-poller", "1", "3", controllers.OpScaleUp),
+				reportOnly(unitAction(timer, "active", "true", "false", controllers.OpStop)),
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := targets(tc.spec)
+			checkActions(t, Plan(ts, liveFrom(ts, tc.files, tc.units)), tc.want)
+		})
+	}
+}
+
+// checkActions compares plans; nil and empty are equal.
+func checkActions(t *testing.T, got, want []controllers.Action) {
+	t.Helper()
+	if len(got) == 0 && len(want) == 0 || reflect.DeepEqual(got, want) {
+		return
+	}
+	t.Errorf("plan differs\ngot:%s\nwant:%s", list(got), list(want))
+}
+
+func list(as []controllers.Action) string {
+	var b strings.Builder
+	for _, a := range as {
+		fmt.Fprintf(&b, "\n  %+v", a)
+	}
+	return b.String()
+}
+
+func TestHealth(t *testing.T) {
+	timer := "abb-factory-proxy-housekeeping.timer"
+	onTimer := []sd.UnitFile{file("/etc/systemd/system/"+timer, "enabled")}
+	offTimer := []sd.UnitFile{file("/etc/systemd/system/"+timer, "disabled")}
+	cases := []struct {
+		name           string
+		spec           v1.HostSpec
+		files          []sd.UnitFile
+		units          []sd.UnitStatus
+		ready, drained bool
+	}{
+		{
+			name:  "unit ready",
+			spec:  units(unit(timer, yes, yes)),
+			files: onTimer,
+			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
+			ready: true, drained: true,
+		},
+		{
+			name:  "unit not ready while activating",
+			spec:  units(unit(timer, yes, yes)),
+			files: onTimer,
+			units: []sd.UnitStatus{loaded(timer, "activating", "start")},
+			ready: false, drained: true,
+		},
+		{
+			name:  "unit not ready while not enabled",
+			spec:  units(unit(timer, yes, yes)),
+			files: offTimer,
+			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
+			ready: false, drained: true,
+		},
+		{
+			// Plan reports enabling a static unit as unsupported and still
+			// starts it; the engine then waits for it to be ready.
+			name:  "static unit asked to be enabled: ready once active",
+			spec:  units(unit("x.service", yes, yes)),
+			files: []sd.UnitFile{file("/lib/systemd/system/x.service", "static")},
+			units: []sd.UnitStatus{loaded("x.service", "active", "running")},
+			ready: true, drained: true,
+		},
+		{
+			name:  "unit with only enabled declared ignores activity",
+			spec:  units(unit(timer, no, nil)),
+			files: offTimer,
+			units: []sd.UnitStatus{loaded(timer, "activating", "start")},
+			ready: true, drained: true,
+		},
+		{
+			name:  "stopped unit, inactive: drained",
+			spec:  units(unit(timer, no, no)),
+			files: offTimer,
+			units: []sd.UnitStatus{loaded(timer, "inactive", "dead")},
+			ready: true, drained: true,
+		},
+		{
+			name:  "stopped unit, failed: drained",
+			spec:  units(unit(timer, no, no)),
+			files: offTimer,
+			units: []sd.UnitStatus{loaded(timer, "failed", "failed")},
+			ready: true, drained: true,
+		},
+		{
+			name:  "stopped unit, not even loaded: drained",
+			spec:  units(unit(timer, no, no)),
+			files: offTimer,
+			ready: true, drained: true,
+		},
+		{
+			name:  "stopped unit still deactivating: not drained",
+			spec:  units(unit(timer, no, no)),
+			files: offTimer,
+			units: []sd.UnitStatus{loaded(timer, "deactivating", "stop-sigterm")},
+			ready: false, drained: false,
+		},
+		{
+			name:  "missing unit",
+			spec:  units(unit(timer, yes, yes)),
+			ready: false, drained: false,
+		},
+		{
+			name:  "template ready: exactly @1..@3 active",
+			spec:  services(poller(3)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("active", "active", "active"),
+			ready: true, drained: true,
+		},
+		{
+			name:  "template ready: extras failed or inactive do not run",
+			spec:  services(poller(2)),
+			files: []sd.UnitFile{pollerFile},
+			units: append(pollers("active", "active", "failed", "inactive"), loaded("usm-poller@foo.service", "active", "running")),
+			ready: true, drained: true,
+		},
+		{
+			name:  "template not ready while an instance is activating",
+			spec:  services(poller(3)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("active", "active", "activating"),
+			ready: false, drained: true,
+		},
+		{
+			name:  "template not ready while an instance is missing",
+			spec:  services(poller(3)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("active", "active"),
+			ready: false, drained: true,
+		},
+		{
+			name:  "template not drained while an extra is deactivating",
+			spec:  services(poller(2)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("active", "active", "deactivating"),
+			ready: false, drained: false,
+		},
+		{
+			name:  "template not drained while an extra runs",
+			spec:  services(poller(2)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("active", "active", "active"),
+			ready: false, drained: false,
+		},
+		{
+			name:  "template with the right count of the wrong instances",
+			spec:  services(poller(2)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("active", "-", "active"),
+			ready: false, drained: false,
+		},
+		{
+			name:  "template at 0, all stopped",
+			spec:  services(poller(0)),
+			files: []sd.UnitFile{pollerFile},
+			units: pollers("inactive", "failed"),
+			ready: true, drained: true,
+		},
+		{
+			name:  "plain-unit service stopping: not drained",
+			spec:  services(plain("factory-broker", 0)),
+			files: []sd.UnitFile{file("/etc/systemd/system/factory-broker.service", "enabled")},
+			units: []sd.UnitStatus{loaded("factory-broker.service", "deactivating", "stop-sigterm")},
+			ready: false, drained: false,
+		},
+		{
+			name:  "plain-unit service running",
+			spec:  services(plain("factory-broker", 1)),
+			files: []sd.UnitFile{file("/etc/systemd/system/factory-broker.service", "enabled")},
+			units: []sd.UnitStatus{loaded("factory-broker.service", "active", "running")},
+			ready: true, drained: true,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := targets(tc.spec)
+			h := Health(ts[0], liveFrom(ts, tc.files, tc.units)[ts[0].Subject()])
+			if h.Ready != tc.ready || h.Drained != tc.drained {
+				t.Errorf("Health = %+v, want ready %v, drained %v", h, tc.ready, tc.drained)
+			}
+		})
+	}
+}
+
+func TestInstanceChanges(t *testing.T) {
+	cases := []struct {
+		name            string
+		service         v1.Service
+		units           []sd.UnitStatus
+		toStop, toStart []string
+	}{
+		{
+			name:    "stops highest first, starts lowest first",
+			service: poller(4),
+			units:   pollers("active", "-", "inactive", "failed", "active", "activating", "-", "active"),
+			toStop:  []string{"usm-poller@8.service", "usm-poller@6.service", "usm-poller@5.service"},
+			toStart: []string{"usm-poller@2.service", "usm-poller@3.service", "usm-poller@4.service"},
+		},
+		{
+			name:    "all to 0",
+			service: poller(0),
+			units:   pollers("active", "active", "reloading"),
+			toStop:  []string{"usm-poller@3.service", "usm-poller@2.service", "usm-poller@1.service"},
+		},
+		{
+			name:    "in place",
+			service: poller(2),
+			units:   pollers("active", "activating"),
+		},
+		{
+			name:    "plain unit to start",
+			service: plain("factory-broker", 1),
+			units:   []sd.UnitStatus{loaded("factory-broker.service", "failed", "failed")},
+			toStart: []string{"factory-broker.service"},
+		},
+		{
+			name:    "plain unit to stop",
+			service: plain("factory-broker", 0),
+			units:   []sd.UnitStatus{loaded("factory-broker.service", "active", "running")},
+			toStop:  []string{"factory-broker.service"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := targets(services(tc.service))
+			files := []sd.UnitFile{pollerFile, file("/etc/systemd/system/factory-broker.service", "enabled")}
+			toStop, toStart := instanceChanges(ts[0], liveFrom(ts, files, tc.units)[ts[0].Subject()])
+			if !reflect.DeepEqual(toStop, tc.toStop) || !reflect.DeepEqual(toStart, tc.toStart) {
+				t.Errorf("instanceChanges = stop %q, start %q; want stop %q, start %q", toStop, toStart, tc.toStop, tc.toStart)
+			}
+		})
+	}
+}

@@ -1,0 +1,157 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	v1 "reconciler.dev/reconciler/api/v1"
+)
+
+// ObjectKind is what a target is: a service (a replica count) or a unit.
+type ObjectKind string
+
+// The object kinds.
+const (
+	KindService ObjectKind = "service"
+	KindUnit    ObjectKind = "unit"
+)
+
+// Target is the desired state of one object for this pass: the declared
+// state with maintenance (and, later, autoscaling) already worked out.
+type Target struct {
+	Kind    ObjectKind
+	Name    string      // the declared name
+	Driver  v1.Driver   // which driver owns it (units: systemd)
+	Service *v1.Service // set for services; defaulted
+	Unit    *v1.Unit    // set for units; defaulted
+
+	Replicas int32 // services: how many should run now
+	Enabled  *bool // units: nil when not managed
+	Active   *bool // units: nil when not managed
+
+	Mode Mode
+	// Barrier is set for units whose order is tied to maintenance (policy
+	// stop): they go down before every service and come up after them all.
+	Barrier bool
+}
+
+// Subject names a target in actions, errors and logs: "swarm/factory-proxy",
+// "unit/abb-factory-proxy-housekeeping.timer".
+func (t Target) Subject() string {
+	if t.Kind == KindUnit {
+		return "unit/" + t.Name
+	}
+	return string(t.Driver) + "/" + t.Name
+}
+
+// Live is what a driver observed of one object. Drivers fill the fields that
+// apply to them; Raw carries what only the driver needs (a version index).
+type Live struct {
+	Exists   bool
+	Replicas int32  // services: the live desired count (swarm spec replicas; running instances elsewhere)
+	Running  int32  // services: replicas actually running
+	Image    string // swarm: the image of the service spec
+	Enabled  *bool  // units: unit file enabled
+	Active   *bool  // units: active (or activating)
+	State    string // a short human state: "2/3 running", "active (waiting)"
+	Raw      any
+}
+
+// Mode says whether an action is carried out or only reported.
+type Mode string
+
+// The action modes.
+const (
+	Enforce    Mode = "enforce"
+	ReportOnly Mode = "report-only"
+)
+
+// Phase says which half of a pass an action belongs to: everything that
+// stops or shrinks runs first (down), then everything that starts or grows
+// (up).
+type Phase string
+
+// The phases of a pass.
+const (
+	PhaseDown Phase = "down"
+	PhaseUp   Phase = "up"
+)
+
+// Op is what an action does.
+type Op string
+
+// The operations.
+const (
+	OpScaleUp   Op = "scale-up"
+	OpScaleDown Op = "scale-down"
+	OpSetImage  Op = "set-image"
+	OpStart     Op = "start"
+	OpStop      Op = "stop"
+	OpEnable    Op = "enable"
+	OpDisable   Op = "disable"
+	// OpMissing reports a declared object that does not exist. It is never
+	// created: the reconciler owns fields, not objects.
+	OpMissing Op = "missing"
+	// OpUnsupported reports an object whose live form the driver cannot
+	// manage (a global Swarm service has no replica count).
+	OpUnsupported Op = "unsupported"
+)
+
+// Action is one change to one field of one object. Plans are lists of them,
+// computed purely from desired and live state.
+type Action struct {
+	Subject string     `json:"subject"`
+	Kind    ObjectKind `json:"kind"`
+	Name    string     `json:"name"`
+	Driver  v1.Driver  `json:"driver"`
+	Field   string     `json:"field"`
+	From    string     `json:"live"`
+	To      string     `json:"desired"`
+	Op      Op         `json:"action"`
+	Mode    Mode       `json:"mode"`
+	Phase   Phase      `json:"phase"`
+	Stage   int        `json:"stage"`
+}
+
+// Reportable is true for actions that are never carried out.
+func (a Action) Reportable() bool {
+	return a.Mode == ReportOnly || a.Op == OpMissing || a.Op == OpUnsupported
+}
+
+func (a Action) String() string {
+	return fmt.Sprintf("%s %s %s -> %s (%s)", a.Subject, a.Field, a.From, a.To, a.Op)
+}
+
+// Health is a driver's verdict on one object against its target.
+type Health struct {
+	Ready   bool   // up to its target and running (a probe may still be due)
+	Drained bool   // nothing runs beyond its target
+	Reason  string // why not, for progress and errors: "1/3 running"
+}
+
+// Driver is the contract every driver keeps. Observe and Apply do I/O; Plan
+// and Health are pure, so they are tested with tables.
+type Driver interface {
+	// Name is the driver's name, as in the YAML ("swarm").
+	Name() v1.Driver
+	// Observe reads the live state of the targets in a constant number of
+	// calls, whatever their number, keyed by Target.Subject(). An object
+	// that does not exist is returned with Exists false.
+	Observe(ctx context.Context, targets []Target) (map[string]Live, error)
+	// Plan returns the actions that take live to the targets.
+	Plan(targets []Target, live map[string]Live) []Action
+	// Apply carries out one action. It does not wait for readiness; the
+	// engine does, by observing. Errors name the action's subject.
+	Apply(ctx context.Context, a Action, t Target, live Live) error
+	// Health judges one object against its target.
+	Health(t Target, l Live) Health
+}
+
+// Phase returns the phase of an operation.
+func (o Op) Phase() Phase {
+	switch o {
+	case OpScaleDown, OpStop, OpDisable:
+		return PhaseDown
+	}
+	return PhaseUp
+}

@@ -96,7 +96,7 @@ command line wins.`,
 			return flagsFromEnv(cmd)
 		},
 	}
-	root.AddCommand(newVersionCommand(), newValidateCommand())
+	root.AddCommand(newVersionCommand(), newValidateCommand(), newPlanCommand(), newApplyCommand(), newSchemaCommand())
 	return root
 }
 

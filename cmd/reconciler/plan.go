@@ -1,0 +1,173 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/engine"
+	"reconciler.dev/reconciler/desired"
+	"reconciler.dev/reconciler/desired/source"
+)
+
+func newPlanCommand() *cobra.Command {
+	var sf sourceFlags
+	var output string
+	cmd := &cobra.Command{
+		Use:   "plan --source S [--host H]",
+		Short: "Show what a pass would change, in order; change nothing",
+		Long: `plan fetches the desired state, observes the live state of every declared
+service and unit, and prints the ordered actions a pass would take: for each,
+the stage, kind, name, field, live value, desired value and action
+("report-only" for objects with drift: report, "missing" for declared objects
+that do not exist). It changes nothing.
+
+Exit status: 0 in sync, 2 drift (anything differs), 1 error (including an
+invalid revision, printed as file:line:col: message).
+
+-o json prints a stable document:
+  {"host", "revision": {"id", "ref", "author", "message", "time"},
+   "maintenance": {"active", "expired", "reason", "until"},
+   "inSync", "actions": [{"stage", "phase", "subject", "kind", "name",
+   "driver", "field", "live", "desired", "action", "mode"}]}`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			snap, err := sf.resolve(ctx)
+			if err != nil {
+				return err
+			}
+			eng, closeFn, err := newEngine()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			plan, err := eng.Plan(ctx, &snap.Effective.Spec)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch output {
+			case "json":
+				err = writePlanJSON(out, snap, plan)
+			case "table", "":
+				writePlanTable(out, snap, plan)
+			default:
+				return fmt.Errorf("-o %q: want table or json", output)
+			}
+			if err != nil {
+				return err
+			}
+			if !plan.InSync() {
+				return exitCode(2)
+			}
+			return nil
+		},
+	}
+	sf.register(cmd.Flags())
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+// planDoc is the stable JSON form of a plan.
+type planDoc struct {
+	Host        string               `json:"host"`
+	Revision    revisionDoc          `json:"revision"`
+	Maintenance engine.Maintenance   `json:"maintenance"`
+	InSync      bool                 `json:"inSync"`
+	Actions     []controllers.Action `json:"actions"`
+}
+
+type revisionDoc struct {
+	ID      string `json:"id"`
+	Ref     string `json:"ref,omitempty"`
+	Author  string `json:"author,omitempty"`
+	Message string `json:"message,omitempty"`
+	Time    string `json:"time,omitempty"`
+}
+
+func revisionOf(r source.Revision) revisionDoc {
+	d := revisionDoc{ID: r.ID, Ref: r.Ref, Author: r.Author, Message: r.Message}
+	if !r.Time.IsZero() {
+		d.Time = r.Time.UTC().Format("2006-01-02T15:04:05Z")
+	}
+	return d
+}
+
+func writePlanJSON(w io.Writer, snap *desired.Snapshot, plan *engine.Plan) error {
+	doc := planDoc{
+		Host: snap.Host, Revision: revisionOf(snap.Revision), Maintenance: plan.Maintenance,
+		InSync: plan.InSync(), Actions: plan.Actions,
+	}
+	if doc.Actions == nil {
+		doc.Actions = []controllers.Action{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func writePlanTable(w io.Writer, snap *desired.Snapshot, plan *engine.Plan) {
+	fmt.Fprintf(w, "host %s at %s", snap.Host, shortID(snap.Revision.ID))
+	if snap.Revision.Message != "" {
+		fmt.Fprintf(w, " (%s)", snap.Revision.Message)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "maintenance:", describeMaintenance(plan.Maintenance))
+	if plan.InSync() {
+		fmt.Fprintln(w, "in sync: nothing to do")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tPHASE\tKIND\tNAME\tFIELD\tLIVE\tDESIRED\tACTION")
+	reportOnly := 0
+	for _, a := range plan.Actions {
+		act := string(a.Op)
+		if a.Mode == controllers.ReportOnly {
+			act = "report-only (" + act + ")"
+			reportOnly++
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Stage, a.Phase, a.Kind, a.Name, a.Field, a.From, a.To, act)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d difference(s)", len(plan.Actions))
+	if reportOnly > 0 {
+		fmt.Fprintf(w, ", %d report-only", reportOnly)
+	}
+	fmt.Fprintln(w)
+}
+
+func describeMaintenance(m engine.Maintenance) string {
+	var b strings.Builder
+	switch {
+	case m.Active:
+		b.WriteString("on")
+	case m.Expired:
+		b.WriteString("off (the declared window expired")
+		if m.Until != nil {
+			b.WriteString(" at " + m.Until.UTC().Format("2006-01-02T15:04:05Z"))
+		}
+		b.WriteString(")")
+	default:
+		b.WriteString("off")
+	}
+	if m.Active && m.Until != nil {
+		b.WriteString(" until " + m.Until.UTC().Format("2006-01-02T15:04:05Z"))
+	}
+	if m.Reason != "" {
+		b.WriteString(" (reason: " + m.Reason + ")")
+	}
+	return b.String()
+}

@@ -1,0 +1,77 @@
+package desired
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/desired/source"
+)
+
+// Snapshot is one host's desired state at one revision: immutable, and the
+// only thing the rest of the program learns from git.
+type Snapshot struct {
+	Revision  source.Revision
+	Host      string
+	Effective *Effective
+	// Changed is true when the source moved since its last fetch.
+	Changed bool
+}
+
+// InvalidError says a revision cannot be applied because what it says is
+// wrong. Retrying will not help until someone commits a fix: it is terminal
+// for that revision.
+type InvalidError struct {
+	Revision source.Revision
+	Errors   v1.ErrorList
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("revision %s is invalid (%d error(s)):\n%s", short(e.Revision.ID), len(e.Errors), e.Errors.Error())
+}
+
+// IsInvalid reports whether err means the revision itself is bad.
+func IsInvalid(err error) bool {
+	var ie *InvalidError
+	return errors.As(err, &ie)
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// Resolve fetches the source (one ref lookup when nothing moved) and returns
+// the host's snapshot. A revision with any error anywhere in its documents is
+// refused as a whole (InvalidError): a broken file may be the very Defaults
+// that should have changed this host.
+func Resolve(ctx context.Context, src source.Source, host string) (*Snapshot, error) {
+	art, changed, err := src.Fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := FromArtifact(art, host)
+	if snap != nil {
+		snap.Changed = changed
+	}
+	return snap, err
+}
+
+// FromArtifact loads, validates and merges one fetched revision for host.
+func FromArtifact(art source.Artifact, host string) (*Snapshot, error) {
+	repo, err := Load(art.FS, "")
+	if err != nil {
+		return nil, fmt.Errorf("revision %s: %w", short(art.Revision.ID), err)
+	}
+	if errs := repo.Validate(); len(errs) > 0 {
+		return nil, &InvalidError{Revision: art.Revision, Errors: errs}
+	}
+	eff, errs := repo.Effective(host)
+	if len(errs) > 0 {
+		return nil, &InvalidError{Revision: art.Revision, Errors: errs}
+	}
+	return &Snapshot{Revision: art.Revision, Host: host, Effective: eff}, nil
+}

@@ -542,15 +542,28 @@ func (p *pass) waitTimeout(t controllers.Target, phase controllers.Phase) time.D
 // verifyAll checks, after the last stage, that every enforced object with
 // nothing left to do is ready too: apply succeeds only on a host that runs as
 // declared, not merely one that was sent the right commands.
+//
+// Objects the plan did not touch are judged first from the observation the
+// plan was made from, so a pass with nothing to do reads each driver once;
+// only those not ready then are observed again (they may be starting).
 func (p *pass) verifyAll(ctx context.Context) {
+	changed := map[string]bool{}
+	for _, a := range p.plan.Actions {
+		changed[a.Subject] = true
+	}
 	var up []string
 	for _, t := range p.plan.Targets {
 		s := t.Subject()
 		if t.Mode != controllers.Enforce || p.failed(s) || p.ready[t.Name] && t.Kind == controllers.KindService {
 			continue
 		}
-		if l, ok := p.plan.Live[s]; ok && !l.Exists {
+		l, ok := p.plan.Live[s]
+		if ok && !l.Exists {
 			continue // reported as missing already
+		}
+		if ok && !changed[s] && p.e.Drivers[t.Driver].Health(t, l).Ready {
+			p.probe(ctx, 0, t)
+			continue
 		}
 		up = append(up, s)
 	}

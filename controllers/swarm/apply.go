@@ -35,7 +35,10 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		if !changed {
 			return nil // someone else already made it so
 		}
-		cctx, cancel := context.WithTimeout(ctx, d.timeout())
+		// The update is sent whole or not at all: shutting down does not cut
+		// a request in flight (its own timeout still bounds it).
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout())
+		d.count("update")
 		resp, err := d.API.ServiceUpdate(cctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{})
 		cancel()
 		if err == nil {
@@ -44,10 +47,11 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 			}
 			return nil
 		}
-		if !outOfSequence(err) || attempt >= maxSequenceRetries {
+		if !outOfSequence(err) || attempt >= maxSequenceRetries || ctx.Err() != nil {
 			return fmt.Errorf("%s: update %s to %s: %w", a.Subject, a.Field, a.To, err)
 		}
 		cctx, cancel = context.WithTimeout(ctx, d.timeout())
+		d.count("inspect")
 		svc, _, err = d.API.ServiceInspectWithRaw(cctx, svc.ID, swarm.ServiceInspectOptions{})
 		cancel()
 		if err != nil {

@@ -26,6 +26,15 @@ type Driver struct {
 	API API
 	// CallTimeout bounds every Docker API call (default 30s).
 	CallTimeout time.Duration
+	// Count, when set, is told of every API call ("list", "update",
+	// "inspect"), for metrics.
+	Count func(verb string)
+}
+
+func (d *Driver) count(verb string) {
+	if d.Count != nil {
+		d.Count(verb)
+	}
 }
 
 // nameFilterLimit is the most names sent as list filters; beyond it the
@@ -51,6 +60,7 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout())
 	defer cancel()
+	d.count("list")
 	list, err := d.API.ServiceList(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("listing services: %w", err)

@@ -19,23 +19,30 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	if err != nil {
 		return fmt.Errorf("%s: %w", a.Subject, err)
 	}
+	// Calls that change state are sent whole even when the pass is being
+	// abandoned (shutdown); only waiting for their outcome can be cut short.
+	send := context.WithoutCancel(ctx)
 	switch a.Op {
 	case controllers.OpEnable:
-		cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
+		cctx, cancel := context.WithTimeout(send, d.callTimeout())
 		defer cancel()
+		d.count("enable")
 		if _, _, err := api.EnableUnitFilesContext(cctx, []string{t.Name}, false, false); err != nil {
 			return fmt.Errorf("%s: enable: %w", a.Subject, err)
 		}
+		d.count("reload")
 		if err := api.ReloadContext(cctx); err != nil {
 			return fmt.Errorf("%s: reload after enable: %w", a.Subject, err)
 		}
 		return nil
 	case controllers.OpDisable:
-		cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
+		cctx, cancel := context.WithTimeout(send, d.callTimeout())
 		defer cancel()
+		d.count("disable")
 		if _, err := api.DisableUnitFilesContext(cctx, []string{t.Name}, false); err != nil {
 			return fmt.Errorf("%s: disable: %w", a.Subject, err)
 		}
+		d.count("reload")
 		if err := api.ReloadContext(cctx); err != nil {
 			return fmt.Errorf("%s: reload after disable: %w", a.Subject, err)
 		}
@@ -78,8 +85,9 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 // "done" only when the unit got where it was sent.
 func (d *Driver) job(ctx context.Context, api API, subject, verb, unit string) error {
 	ch := make(chan string, 1) // buffered: go-systemd must never block on us
-	cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.callTimeout())
 	var err error
+	d.count(verb)
 	if verb == "start" {
 		_, err = api.StartUnitContext(cctx, unit, "replace", ch)
 	} else {
@@ -89,8 +97,8 @@ func (d *Driver) job(ctx context.Context, api API, subject, verb, unit string) e
 	if err != nil {
 		return fmt.Errorf("%s: %s %s: %w", subject, verb, unit, err)
 	}
-	// Waiting for the job is bounded, but not cut short by ctx: a stop that
-	// was sent is allowed to finish, so shutdown never leaves it half done.
+	// The job runs in systemd whatever we do; waiting for its result can be
+	// abandoned (shutdown) without leaving anything half done.
 	select {
 	case res := <-ch:
 		if res != "done" {
@@ -99,5 +107,7 @@ func (d *Driver) job(ctx context.Context, api API, subject, verb, unit string) e
 		return nil
 	case <-time.After(d.jobTimeout()):
 		return fmt.Errorf("%s: %s %s: job did not finish within %s", subject, verb, unit, d.jobTimeout())
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %s %s: stopped waiting for the job (systemd carries it on): %w", subject, verb, unit, ctx.Err())
 	}
 }

@@ -37,6 +37,10 @@ type Driver struct {
 	// CallTimeout bounds every D-Bus call; JobTimeout bounds waiting for a
 	// start or stop job to finish (defaults 30s and 2m).
 	CallTimeout, JobTimeout time.Duration
+	// Count, when set, is told of every D-Bus call ("list-unit-files",
+	// "list-units", "start", "stop", "enable", "disable", "reload"), for
+	// metrics.
+	Count func(verb string)
 
 	mu   sync.Mutex
 	conn API
@@ -65,6 +69,12 @@ func (d *Driver) jobTimeout() time.Duration {
 		return d.JobTimeout
 	}
 	return 2 * time.Minute
+}
+
+func (d *Driver) count(verb string) {
+	if d.Count != nil {
+		d.Count(verb)
+	}
 }
 
 // api returns a live connection, reconnecting if the last one died.
@@ -156,12 +166,14 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
+	d.count("list-unit-files")
 	files, err := api.ListUnitFilesByPatternsContext(cctx, nil, filePatterns)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("listing unit files: %w", err)
 	}
 	cctx, cancel = context.WithTimeout(ctx, d.callTimeout())
+	d.count("list-units")
 	units, err := api.ListUnitsByPatternsContext(cctx, nil, unitPatterns)
 	cancel()
 	if err != nil {

@@ -1,0 +1,321 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	mathrand "math/rand/v2"
+	"sync"
+	"time"
+
+	"reconciler.dev/reconciler/controllers/engine"
+	"reconciler.dev/reconciler/desired/source"
+)
+
+// Config is what `reconciler run` hands the agent.
+type Config struct {
+	Source   source.Source
+	Host     string
+	Engine   *engine.Engine
+	StateDir string
+	// Interval between passes when nothing triggers one (jittered by ±10%).
+	Interval time.Duration
+	// Listen is the address of the HTTP endpoints ("" serves nothing).
+	Listen            string
+	WebhookSecretFile string
+	Log               *slog.Logger
+	// FetchTimeout bounds one look at the source (default: Interval, at
+	// most 60s).
+	FetchTimeout time.Duration
+}
+
+// Agent is a running reconciler.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	status  *statusStore
+	metrics *metrics
+	trigger chan string
+
+	mu                sync.Mutex // guards state, good and driftSinceChanged
+	state             *State
+	good              *GoodRevision
+	driftSinceChanged bool
+
+	ready     bool // a pass completed since start and the last one did not fail
+	readyMu   sync.Mutex
+	passCount int
+}
+
+// New prepares an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Source == nil || cfg.Engine == nil || cfg.Host == "" {
+		return nil, errors.New("agent: source, engine and host are required")
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("agent: --state-dir is required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 30 * time.Second
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = min(max(cfg.Interval, 10*time.Second), 60*time.Second)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	a := &Agent{
+		cfg:     cfg,
+		log:     cfg.Log,
+		status:  newStatusStore(cfg.Host, cfg.Source.String()),
+		metrics: newMetrics(),
+		trigger: make(chan string, 1),
+	}
+	return a, nil
+}
+
+// Trigger asks for a pass as soon as the current one ends. Bursts coalesce:
+// while one pass is pending, more triggers add nothing.
+func (a *Agent) Trigger(reason string) {
+	select {
+	case a.trigger <- reason:
+	default:
+	}
+}
+
+// Run starts the agent and blocks until ctx ends (SIGTERM): the pass in
+// flight finishes its current action or is abandoned between actions, the
+// state is written, and Run returns nil.
+func (a *Agent) Run(ctx context.Context) error {
+	a.loadState()
+	var srvErr chan error
+	if a.cfg.Listen != "" {
+		srv, errc, err := a.serve()
+		if err != nil {
+			return err
+		}
+		srvErr = errc
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+	a.log.Info("agent started", "pass", "-", "revision", a.goodID(), "host", a.cfg.Host,
+		"source", a.cfg.Source.String(), "interval", a.cfg.Interval.String(), "listen", a.cfg.Listen)
+
+	trigger := "startup"
+	backoff := time.Duration(0)
+	for {
+		err := a.pass(ctx, trigger)
+		if ctx.Err() != nil {
+			break
+		}
+		wait := jitter(a.cfg.Interval)
+		if err != nil {
+			// Back off on errors: 1s, 2s, 4s ... capped at the interval.
+			backoff = min(max(2*backoff, time.Second), a.cfg.Interval)
+			wait = backoff
+			trigger = "retry"
+		} else {
+			backoff = 0
+			trigger = "interval"
+		}
+		a.status.update(func(s *Status) { s.Phase = "idle" })
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case reason := <-a.trigger:
+			trigger = reason
+		case <-timer.C:
+		case err := <-srvErr:
+			timer.Stop()
+			return fmt.Errorf("http server: %w", err)
+		}
+		timer.Stop()
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	a.status.update(func(s *Status) { s.Phase = "stopping" })
+	a.mu.Lock()
+	err := a.saveLocked()
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Error("writing state on shutdown", "pass", "-", "revision", a.goodID(), "err", err)
+	}
+	a.log.Info("agent stopped", "pass", "-", "revision", a.goodID())
+	return nil
+}
+
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*mathrand.Float64()))
+}
+
+func newPassID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+func shortRev(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func (a *Agent) goodID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.good == nil {
+		return ""
+	}
+	return shortRev(a.good.Revision.ID)
+}
+
+// loadState restores the revision in force from --state-dir. A corrupt file
+// is reported and ignored: the agent rebuilds from git rather than trust it.
+func (a *Agent) loadState() {
+	st, err := LoadState(a.cfg.StateDir)
+	if err != nil {
+		a.log.Error("state file unusable, rebuilding from git", "pass", "-", "revision", "", "err", err)
+		a.event(Event{Type: "state-corrupt", Message: err.Error()})
+		st = &State{}
+	}
+	if st.DriftSince == nil {
+		st.DriftSince = map[string]time.Time{}
+	}
+	a.mu.Lock()
+	a.state = st
+	a.good = st.Good
+	a.mu.Unlock()
+	if st.InProgress != nil {
+		msg := fmt.Sprintf("previous pass %s (revision %s, %d actions in %d stages, started %s) was interrupted; re-planning from live state",
+			st.InProgress.ID, shortRev(st.InProgress.Revision), st.InProgress.Actions, st.InProgress.Stages, st.InProgress.Started.Format(time.RFC3339))
+		a.log.Warn(msg, "pass", st.InProgress.ID, "revision", shortRev(st.InProgress.Revision))
+		a.event(Event{Type: "resumed", Pass: st.InProgress.ID, Revision: shortRev(st.InProgress.Revision), Message: msg})
+	}
+	if st.Good != nil {
+		a.status.update(func(s *Status) { s.Revision = revisionStatus(st.Good.Revision, st.Good.Since) })
+		a.metrics.revision.Reset()
+		a.metrics.revision.WithLabelValues(st.Good.Revision.ID, st.Good.Revision.Ref).Set(1)
+	}
+}
+
+// saveLocked writes the state; the caller holds a.mu.
+func (a *Agent) saveLocked() error {
+	a.state.Good = a.good
+	return SaveState(a.cfg.StateDir, a.state)
+}
+
+func (a *Agent) event(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	a.status.event(ev)
+}
+
+// passRun is one pass in progress.
+type passRun struct {
+	id      string
+	trigger string
+	start   time.Time
+	log     *slog.Logger
+	rev     string
+	summary PassSummary
+}
+
+// pass runs one pass end to end. Its error decides the backoff; the status
+// is written on every path.
+func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
+	p := &passRun{id: newPassID(), trigger: trigger, start: time.Now()}
+	p.log = a.log.With("pass", p.id)
+	p.summary = PassSummary{ID: p.id, Trigger: trigger, Start: p.start, Actions: []ActionOutcome{}}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pass panicked: %v", r)
+			p.summary.Result, p.summary.Error = "error", err.Error()
+			p.log.Error("pass panicked", "revision", p.rev, "panic", r)
+		}
+		a.finish(p, err)
+	}()
+
+	a.status.update(func(s *Status) { s.Phase = "fetching" })
+	a.fetch(ctx, p)
+
+	a.mu.Lock()
+	good := a.good
+	a.mu.Unlock()
+	if good == nil {
+		p.summary.Result = "error"
+		p.summary.Error = "no valid revision to enforce yet"
+		return errors.New(p.summary.Error)
+	}
+	p.rev = shortRev(good.Revision.ID)
+	p.summary.Revision = good.Revision.ID
+	p.log = p.log.With("revision", p.rev)
+	a.event(Event{Pass: p.id, Revision: p.rev, Type: "pass-started", Message: "trigger: " + trigger})
+
+	a.status.update(func(s *Status) { s.Phase = "planning" })
+	eng := *a.cfg.Engine
+	eng.Log = p.log
+	eng.Progress = func(ev engine.Event) { a.engineEvent(p, ev) }
+	plan, err := eng.Plan(ctx, &good.Spec)
+	if err != nil {
+		p.summary.Result, p.summary.Error = "error", err.Error()
+		p.log.Error("plan failed", "err", err)
+		return err
+	}
+	a.recordPlan(p, plan)
+
+	enforce := 0
+	for _, act := range plan.Actions {
+		if !act.Reportable() {
+			enforce++
+		}
+	}
+	if enforce > 0 {
+		a.mu.Lock()
+		a.state.InProgress = &PassRecord{ID: p.id, Revision: good.Revision.ID, Started: p.start, Actions: len(plan.Actions), Stages: len(plan.Stages)}
+		if err := a.saveLocked(); err != nil {
+			p.log.Error("recording the pass in progress", "err", err)
+		}
+		a.mu.Unlock()
+	}
+	a.status.update(func(s *Status) { s.Phase = "applying" })
+	res := eng.Apply(ctx, plan)
+	a.recordResult(p, plan, res)
+
+	a.mu.Lock()
+	if ctx.Err() == nil || a.state.InProgress == nil {
+		a.state.InProgress = nil
+	}
+	if enforce > 0 || a.driftSinceChanged {
+		if err := a.saveLocked(); err != nil {
+			p.log.Error("writing state", "err", err)
+		}
+		a.driftSinceChanged = false
+	}
+	a.mu.Unlock()
+
+	switch {
+	case ctx.Err() != nil:
+		p.summary.Result = "abandoned"
+		return ctx.Err()
+	case res.Err() != nil:
+		p.summary.Result, p.summary.Error = "failed", res.Err().Error()
+		return res.Err()
+	case !res.Converged():
+		p.summary.Result, p.summary.Error = "failed", "declared objects are missing"
+		return errors.New(p.summary.Error)
+	case len(plan.Actions) == 0:
+		p.summary.Result = "in-sync"
+	default:
+		p.summary.Result = "converged"
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the agent's Prometheus series, on a registry of its own.
+type metrics struct {
+	reg             *prometheus.Registry
+	passes          *prometheus.CounterVec
+	passDuration    prometheus.Histogram
+	lastPass        prometheus.Gauge
+	drift           *prometheus.GaugeVec
+	revision        *prometheus.GaugeVec
+	failedRevision  *prometheus.GaugeVec
+	sourceUp        prometheus.Gauge
+	sourceLastFetch prometheus.Gauge
+	sourceErrors    prometheus.Counter
+	maintenance     prometheus.Gauge
+	apiCalls        *prometheus.CounterVec
+	actions         *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reconciler_passes_total", Help: "Passes by result (in-sync, converged, failed, error, abandoned).",
+		}, []string{"result"}),
+		passDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "reconciler_pass_duration_seconds", Help: "Duration of passes.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
+		}),
+		lastPass: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "reconciler_last_pass_timestamp_seconds", Help: "When the last pass ended.",
+		}),
+		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconciler_drift", Help: "1 for each field of an object that differs from git after the last pass.",
+		}, []string{"subject", "field", "action"}),
+		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconciler_revision_info", Help: "The revision in force (value 1).",
+		}, []string{"revision", "ref"}),
+		failedRevision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconciler_failed_revision_info", Help: "The newest revision that was refused (value 1), by reason.",
+		}, []string{"revision", "reason"}),
+		sourceUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "reconciler_source_up", Help: "1 when the last ref lookup succeeded.",
+		}),
+		sourceLastFetch: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "reconciler_source_last_fetch_timestamp_seconds", Help: "When the source was last looked up successfully.",
+		}),
+		sourceErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reconciler_source_fetch_errors_total", Help: "Failed ref lookups or fetches.",
+		}),
+		maintenance: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "reconciler_maintenance", Help: "1 while the host is in maintenance.",
+		}),
+		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reconciler_api_calls_total", Help: "Calls to Docker, D-Bus and other APIs, by driver and verb.",
+		}, []string{"driver", "verb"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reconciler_actions_total", Help: "Actions by operation and outcome.",
+		}, []string{"op", "outcome"}),
+	}
+	m.reg.MustRegister(m.passes, m.passDuration, m.lastPass, m.drift, m.revision, m.failedRevision,
+		m.sourceUp, m.sourceLastFetch, m.sourceErrors, m.maintenance, m.apiCalls, m.actions,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// CallCounter returns a hook for a driver's Count field.
+func (a *Agent) CallCounter(driver string) func(verb string) {
+	return func(verb string) { a.metrics.apiCalls.WithLabelValues(driver, verb).Inc() }
+}

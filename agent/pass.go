@@ -1,0 +1,352 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/engine"
+	"reconciler.dev/reconciler/desired"
+)
+
+// fetch looks the source up and, when it moved to a revision not judged yet,
+// validates it. A valid one becomes the revision in force, written to the
+// state dir before anything of it is applied; an invalid one is recorded as
+// failed and never applied. Any failure here leaves the revision in force as
+// it was: the pass goes on enforcing it.
+func (a *Agent) fetch(ctx context.Context, p *passRun) {
+	fctx, cancel := context.WithTimeout(ctx, a.cfg.FetchTimeout)
+	art, _, err := a.cfg.Source.Fetch(fctx)
+	cancel()
+	now := time.Now()
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		a.sourceFailed(p, err, now)
+		return
+	}
+	a.metrics.sourceUp.Set(1)
+	a.metrics.sourceLastFetch.Set(float64(now.Unix()))
+	var wasFailing bool
+	var failedID string
+	a.status.update(func(s *Status) {
+		wasFailing = s.Source.Failing
+		s.Source.Failing, s.Source.LastError, s.Source.LastFetch = false, "", now
+		s.Source.FailingSince = time.Time{}
+		setCondition(s, Condition{Type: "SourceAvailable", Status: true, Reason: "Fetched"}, now)
+		if s.FailedRevision != nil {
+			failedID = s.FailedRevision.ID
+		}
+	})
+	if wasFailing {
+		a.event(Event{Pass: p.id, Type: "source-recovered", Message: a.cfg.Source.String()})
+		p.log.Info("source reachable again", "revision", shortRev(art.Revision.ID))
+	}
+
+	a.mu.Lock()
+	good := a.good
+	a.mu.Unlock()
+	if good != nil && art.Revision.ID == good.Revision.ID {
+		if failedID != "" {
+			// The head is a good revision again (a revert): nothing is refused.
+			a.status.update(func(s *Status) { s.FailedRevision = nil })
+			a.metrics.failedRevision.Reset()
+		}
+		return
+	}
+	if art.Revision.ID == failedID {
+		return // judged already; it stays refused until a new commit
+	}
+	snap, err := desired.FromArtifact(art, a.cfg.Host)
+	if err != nil {
+		a.refuse(p, art.Revision.ID, art.Revision.Message, err, now)
+		return
+	}
+	next := &GoodRevision{Revision: art.Revision, Host: a.cfg.Host, Labels: snap.Effective.Labels, Spec: snap.Effective.Spec, Since: now}
+	a.mu.Lock()
+	prev := a.good
+	a.good = next
+	err = a.saveLocked()
+	if err != nil {
+		// A revision that cannot be recorded is not applied: after a crash
+		// the agent would otherwise go back to the older one half way.
+		a.good = prev
+	}
+	a.mu.Unlock()
+	if err != nil {
+		p.log.Error("cannot record the new revision in the state dir; it is not applied yet", "revision", shortRev(art.Revision.ID), "err", err)
+		a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: "state-error", Message: err.Error()})
+		a.status.update(func(s *Status) {
+			setCondition(s, Condition{Type: "StateWritable", Status: false, Reason: "WriteFailed", Message: err.Error()}, now)
+		})
+		return
+	}
+	a.status.update(func(s *Status) {
+		s.Revision = revisionStatus(art.Revision, now)
+		s.FailedRevision = nil
+		setCondition(s, Condition{Type: "StateWritable", Status: true, Reason: "Written"}, now)
+	})
+	a.metrics.failedRevision.Reset()
+	a.metrics.revision.Reset()
+	a.metrics.revision.WithLabelValues(art.Revision.ID, art.Revision.Ref).Set(1)
+	a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: "revision", Message: "in force: " + art.Revision.Message})
+	p.log.Info("new revision in force", "revision", shortRev(art.Revision.ID), "message", art.Revision.Message)
+}
+
+func (a *Agent) sourceFailed(p *passRun, err error, now time.Time) {
+	a.metrics.sourceErrors.Inc()
+	a.metrics.sourceUp.Set(0)
+	var newly bool
+	a.status.update(func(s *Status) {
+		newly = !s.Source.Failing
+		if newly {
+			s.Source.FailingSince = now
+		}
+		s.Source.Failing, s.Source.LastError = true, err.Error()
+		setCondition(s, Condition{Type: "SourceAvailable", Status: false, Reason: "FetchFailed", Message: err.Error()}, now)
+	})
+	if newly {
+		a.event(Event{Pass: p.id, Type: "source-failed", Message: err.Error()})
+	}
+	p.log.Warn("source unavailable; enforcing the revision in force", "revision", a.goodID(), "err", err)
+}
+
+// refuse records a revision that will not be applied, and why.
+func (a *Agent) refuse(p *passRun, id, message string, err error, now time.Time) {
+	fr := &FailedRevision{ID: id, Message: message, Reason: err.Error(), At: now}
+	reason := "invalid"
+	var ie *desired.InvalidError
+	if errors.As(err, &ie) {
+		fr.Reason = fmt.Sprintf("%d error(s) in the desired state", len(ie.Errors))
+		for _, e := range ie.Errors {
+			fr.Errors = append(fr.Errors, *e)
+		}
+	} else {
+		reason = "unreadable"
+	}
+	a.status.update(func(s *Status) { s.FailedRevision = fr })
+	a.metrics.failedRevision.Reset()
+	a.metrics.failedRevision.WithLabelValues(id, reason).Set(1)
+	a.event(Event{Pass: p.id, Revision: shortRev(id), Type: "revision-refused", Message: err.Error()})
+	p.log.Error("revision refused; the revision in force stays", "revision", a.goodID(), "refused", shortRev(id), "err", err)
+}
+
+// engineEvent turns an engine step into an event of this pass.
+func (a *Agent) engineEvent(p *passRun, ev engine.Event) {
+	if ev.Type == "stage" {
+		now := ev.Time
+		if n := len(p.summary.Stages); n > 0 && p.summary.Stages[n-1].End.IsZero() {
+			p.summary.Stages[n-1].End = now
+		}
+		p.summary.Stages = append(p.summary.Stages, StageTiming{Number: ev.Stage, Title: ev.Message, Start: now})
+	}
+	if ev.Stage == 0 && (ev.Type == "ready" || ev.Type == "waiting") {
+		return // the final readiness check of every object: not news
+	}
+	a.event(Event{Time: ev.Time, Pass: p.id, Revision: p.rev, Type: ev.Type, Subject: ev.Subject,
+		Field: ev.Field, From: ev.From, To: ev.To, Message: ev.Message})
+}
+
+// recordPlan puts what the plan observed into the status.
+func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
+	m := plan.Maintenance
+	if m.Active {
+		a.metrics.maintenance.Set(1)
+	} else {
+		a.metrics.maintenance.Set(0)
+	}
+	differs := map[string]bool{}
+	for _, act := range plan.Actions {
+		differs[act.Subject] = true
+	}
+	objects := make([]ObjectStatus, 0, len(plan.Targets))
+	for _, t := range plan.Targets {
+		l := plan.Live[t.Subject()]
+		objects = append(objects, ObjectStatus{
+			Subject: t.Subject(), Kind: string(t.Kind), Name: t.Name, Driver: string(t.Driver),
+			Desired: describeTarget(t), Live: describeLive(t, l), Mode: string(t.Mode), InSync: !differs[t.Subject()],
+		})
+	}
+	now := time.Now()
+	a.status.update(func(s *Status) {
+		s.Maintenance = &m
+		s.Objects = objects
+		msg := ""
+		if m.Expired {
+			msg = "the declared maintenance window expired"
+		}
+		if m.Reason != "" {
+			msg = strings.TrimPrefix(msg+"; reason: "+m.Reason, "; ")
+		}
+		reason := "Off"
+		if m.Active {
+			reason = "On"
+		} else if m.Expired {
+			reason = "Expired"
+		}
+		setCondition(s, Condition{Type: "Maintenance", Status: m.Active, Reason: reason, Message: msg}, now)
+	})
+}
+
+func describeTarget(t controllers.Target) string {
+	if t.Kind == controllers.KindService {
+		return "replicas " + strconv.Itoa(int(t.Replicas))
+	}
+	var parts []string
+	if t.Enabled != nil {
+		parts = append(parts, "enabled "+strconv.FormatBool(*t.Enabled))
+	}
+	if t.Active != nil {
+		parts = append(parts, "active "+strconv.FormatBool(*t.Active))
+	}
+	if len(parts) == 0 {
+		return "not managed"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func describeLive(t controllers.Target, l controllers.Live) string {
+	if !l.Exists {
+		return "missing"
+	}
+	if t.Kind == controllers.KindService {
+		return fmt.Sprintf("replicas %d (%s)", l.Replicas, l.State)
+	}
+	return l.State
+}
+
+// recordResult turns a pass's outcome into drift, outcomes, metrics and
+// conditions.
+func (a *Agent) recordResult(p *passRun, plan *engine.Plan, res *engine.Result) {
+	now := time.Now()
+	applied := map[string]bool{}
+	for _, act := range res.Applied {
+		applied[actionKey(act)] = true
+	}
+	a.mu.Lock()
+	since := a.state.DriftSince
+	seen := map[string]bool{}
+	var drift []Drift
+	a.metrics.drift.Reset()
+	for _, act := range plan.Actions {
+		key := act.Subject + " " + act.Field
+		seen[key] = true
+		if _, ok := since[key]; !ok {
+			since[key] = now
+			a.driftSinceChanged = true
+		}
+		out := ActionOutcome{Action: act}
+		var action string
+		switch {
+		case applied[actionKey(act)]:
+			out.Outcome, action = "applied", "reverted"
+		case act.Reportable():
+			out.Outcome = "reported"
+			action = string(act.Mode)
+			if act.Op == controllers.OpMissing || act.Op == controllers.OpUnsupported {
+				action = string(act.Op)
+			}
+		case res.Failures[act.Subject] != nil:
+			out.Outcome, out.Error = "failed", res.Failures[act.Subject].Error()
+			action = "failed"
+			if strings.Contains(out.Error, "not changed:") {
+				out.Outcome, action = "blocked", "blocked"
+			}
+		default:
+			out.Outcome, action = "skipped", "pending"
+		}
+		p.summary.Actions = append(p.summary.Actions, out)
+		drift = append(drift, Drift{Subject: act.Subject, Kind: string(act.Kind), Name: act.Name, Field: act.Field,
+			Live: act.From, Desired: act.To, Since: since[key], Action: action})
+		if action != "reverted" {
+			a.metrics.drift.WithLabelValues(act.Subject, act.Field, action).Set(1)
+		}
+		a.metrics.actions.WithLabelValues(string(act.Op), out.Outcome).Inc()
+	}
+	for key := range since {
+		if !seen[key] {
+			delete(since, key)
+			a.driftSinceChanged = true
+		}
+	}
+	a.mu.Unlock()
+	if drift == nil {
+		drift = []Drift{}
+	}
+	a.status.update(func(s *Status) { s.Drift = drift })
+}
+
+func actionKey(a controllers.Action) string { return a.Subject + " " + a.Field + " " + string(a.Op) }
+
+// finish closes a pass: summary, metrics, readiness, conditions, log.
+func (a *Agent) finish(p *passRun, err error) {
+	end := time.Now()
+	p.summary.End = end
+	if n := len(p.summary.Stages); n > 0 && p.summary.Stages[n-1].End.IsZero() {
+		p.summary.Stages[n-1].End = end
+	}
+	if p.summary.Result == "" {
+		p.summary.Result = "error"
+		if err != nil {
+			p.summary.Error = err.Error()
+		}
+	}
+	res := p.summary.Result
+	ok := res == "in-sync" || res == "converged"
+	a.metrics.passes.WithLabelValues(res).Inc()
+	a.metrics.passDuration.Observe(end.Sub(p.start).Seconds())
+	a.metrics.lastPass.Set(float64(end.Unix()))
+	if res != "abandoned" {
+		a.readyMu.Lock()
+		a.ready = ok
+		a.passCount++
+		a.readyMu.Unlock()
+	}
+	a.status.update(func(s *Status) {
+		sum := p.summary
+		s.LastPass = &sum
+		s.Passes = append([]PassSummary{sum}, s.Passes...)
+		if len(s.Passes) > maxPasses {
+			s.Passes = s.Passes[:maxPasses]
+		}
+		if res == "abandoned" {
+			return
+		}
+		reason := "PassSucceeded"
+		if !ok {
+			reason = "PassFailed"
+		}
+		setCondition(s, Condition{Type: "Ready", Status: ok, Reason: reason, Message: p.summary.Error}, end)
+		conv := Condition{Type: "Converged", Status: ok, Reason: "InSync"}
+		if !ok {
+			conv.Reason, conv.Message = "NotConverged", p.summary.Error
+		}
+		setCondition(s, conv, end)
+	})
+	a.event(Event{Time: end, Pass: p.id, Revision: p.rev, Type: "pass-finished", Message: res})
+	attrs := []any{"trigger", p.trigger, "result", res, "took", end.Sub(p.start).Round(time.Millisecond).String(), "actions", len(p.summary.Actions)}
+	if ok {
+		if len(p.summary.Actions) > 0 {
+			p.log.Info("pass finished", attrs...)
+		} else {
+			p.log.Debug("pass finished", attrs...)
+		}
+	} else {
+		p.log.Warn("pass finished", append(attrs, "err", p.summary.Error)...)
+	}
+}
+
+// Ready reports what /readyz serves.
+func (a *Agent) Ready() bool {
+	a.readyMu.Lock()
+	defer a.readyMu.Unlock()
+	return a.passCount > 0 && a.ready
+}
+
+// Status returns a copy of the agent's status.
+func (a *Agent) Status() Status { return a.status.snapshot() }

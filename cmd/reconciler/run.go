@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"reconciler.dev/reconciler/agent"
+	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers/swarm"
+	"reconciler.dev/reconciler/controllers/systemd"
+)
+
+func newRunCommand() *cobra.Command {
+	var (
+		sf                  sourceFlags
+		interval            time.Duration
+		listen, stateDir    string
+		webhookSecret       string
+		logFormat, logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "run --source S [--interval 30s] [--listen 127.0.0.1:9440] [--state-dir DIR]",
+		Short: "Run the agent: converge from git unattended, report drift",
+		Long: `run is the agent. Every --interval (jittered by 10%), and at once when a
+verified webhook arrives, it looks the source's ref up (fetching only when it
+moved), validates the revision, plans and applies a pass, and reports.
+
+A revision that fails to fetch, parse or validate is never applied: the last
+good revision stays in force and keeps being enforced, and /status says which
+revision failed and why (file:line:col). The revision in force is written to
+--state-dir before it is applied, so a restart without git access still
+enforces it, and an agent killed mid-pass re-plans from live state.
+
+SIGTERM or SIGINT: the current action is finished or abandoned cleanly (a
+Docker update is never cut half way), the state is written, exit 0. A second
+signal exits at once.
+
+Endpoints on --listen (loopback by default; a non-loopback address needs
+--webhook-secret-file): /healthz, /readyz, /metrics, /status, /events (SSE),
+POST /webhook (HMAC-SHA256 X-Hub-Signature-256 with the secret of
+--webhook-secret-file; 401 otherwise), and / (a status page).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			if sf.cacheDir == "" {
+				sf.cacheDir = filepath.Join(stateDir, "source")
+			}
+			src, err := sf.open()
+			if err != nil {
+				return err
+			}
+			host, err := sf.hostName()
+			if err != nil {
+				return err
+			}
+			eng, closeFn, err := newEngine()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			a, err := agent.New(agent.Config{
+				Source: src, Host: host, Engine: eng, StateDir: stateDir, Interval: interval,
+				Listen: listen, WebhookSecretFile: webhookSecret, Log: logger,
+			})
+			if err != nil {
+				return err
+			}
+			if d, ok := eng.Drivers[v1.DriverSwarm].(*swarm.Driver); ok {
+				d.Count = a.CallCounter("swarm")
+			}
+			if d, ok := eng.Drivers[v1.DriverSystemd].(*systemd.Driver); ok {
+				d.Count = a.CallCounter("systemd")
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	sf.register(cmd.Flags())
+	cmd.Flags().DurationVar(&interval, "interval", 30*time.Second, "time between passes when nothing triggers one")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9440", "address of the HTTP endpoints (empty: none)")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "/var/lib/reconciler", "where the revision in force and the source cache are kept")
+	cmd.Flags().StringVar(&webhookSecret, "webhook-secret-file", "", "file holding the webhook's HMAC secret (without it, /webhook answers 401)")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"reconciler.dev/reconciler/agent"
+)
+
+func newStatusCommand() *cobra.Command {
+	var listen, output string
+	cmd := &cobra.Command{
+		Use:   "status [--listen ADDR]",
+		Short: "Ask a running agent how it is doing",
+		Long: `status asks the agent listening on --listen for its /status and prints it:
+host, revision in force, refused revision (with file:line:col), source,
+maintenance, last pass, drift and conditions. -o json prints /status as it is.
+
+Exit status: 0 when the agent answers and its last pass succeeded, 2 when it
+answers but is not ready (drift it could not fix, a failed pass), 1 when it
+cannot be reached.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, raw, err := fetchStatus(cmd.Context(), listen)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch output {
+			case "json":
+				_, err = out.Write(raw)
+			case "text", "":
+				printStatus(out, st)
+			default:
+				return fmt.Errorf("-o %q: want text or json", output)
+			}
+			if err != nil {
+				return err
+			}
+			if !conditionTrue(st, "Ready") {
+				return exitCode(2)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9440", "address of the agent")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func fetchStatus(ctx context.Context, addr string) (agent.Status, []byte, error) {
+	var st agent.Status
+	url := addr
+	if !strings.Contains(url, "://") {
+		url = "http://" + url
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/status", nil)
+	if err != nil {
+		return st, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, nil, fmt.Errorf("agent at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return st, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return st, nil, fmt.Errorf("agent at %s: %s", addr, resp.Status)
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, nil, fmt.Errorf("agent at %s: %w", addr, err)
+	}
+	return st, raw, nil
+}
+
+func conditionTrue(st agent.Status, typ string) bool {
+	for _, c := range st.Conditions {
+		if c.Type == typ {
+			return c.Status
+		}
+	}
+	return false
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return time.Since(t).Round(time.Second).String() + " ago"
+}
+
+func printStatus(w io.Writer, st agent.Status) {
+	fmt.Fprintf(w, "host:        %s (%s)\n", st.Host, st.Phase)
+	if r := st.Revision; r != nil {
+		fmt.Fprintf(w, "revision:    %s %q by %s, in force since %s\n", shortID(r.ID), r.Message, r.Author, ago(r.Since))
+	} else {
+		fmt.Fprintln(w, "revision:    none in force yet")
+	}
+	if f := st.FailedRevision; f != nil {
+		fmt.Fprintf(w, "refused:     %s %q: %s\n", shortID(f.ID), f.Message, f.Reason)
+		for _, e := range f.Errors {
+			fmt.Fprintf(w, "               %s\n", e.Error())
+		}
+	}
+	src := "ok, last fetch " + ago(st.Source.LastFetch)
+	if st.Source.Failing {
+		src = fmt.Sprintf("FAILING since %s: %s", ago(st.Source.FailingSince), st.Source.LastError)
+	}
+	fmt.Fprintf(w, "source:      %s (%s)\n", st.Source.URL, src)
+	if m := st.Maintenance; m != nil {
+		fmt.Fprintf(w, "maintenance: %s\n", describeMaintenance(*m))
+	}
+	if p := st.LastPass; p != nil {
+		fmt.Fprintf(w, "last pass:   %s %s (%s, %d actions, took %s, ended %s)", p.ID, p.Result, p.Trigger, len(p.Actions),
+			p.End.Sub(p.Start).Round(time.Millisecond), ago(p.End))
+		if p.Error != "" {
+			fmt.Fprintf(w, ": %s", p.Error)
+		}
+		fmt.Fprintln(w)
+	}
+	var conds []string
+	for _, c := range st.Conditions {
+		conds = append(conds, fmt.Sprintf("%s=%v", c.Type, c.Status))
+	}
+	fmt.Fprintf(w, "conditions:  %s\n", strings.Join(conds, " "))
+	if len(st.Drift) == 0 {
+		fmt.Fprintln(w, "drift:       none")
+		return
+	}
+	fmt.Fprintln(w, "drift:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SUBJECT\tFIELD\tLIVE\tDESIRED\tSINCE\tACTION")
+	for _, d := range st.Drift {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", d.Subject, d.Field, d.Live, d.Desired, ago(d.Since), d.Action)
+	}
+	tw.Flush()
+}

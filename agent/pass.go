@@ -170,6 +170,7 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 		objects = append(objects, ObjectStatus{
 			Subject: t.Subject(), Kind: string(t.Kind), Name: t.Name, Driver: string(t.Driver),
 			Desired: describeTarget(t), Live: describeLive(t, l), Mode: string(t.Mode), InSync: !differs[t.Subject()],
+			Details: l.Details,
 		})
 	}
 	now := time.Now()

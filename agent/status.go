@@ -111,6 +111,9 @@ type ObjectStatus struct {
 	Live    string `json:"live"`
 	Mode    string `json:"mode"`
 	InSync  bool   `json:"inSync"`
+	// Details are what the driver knows beyond the state: pid, uptime,
+	// crash-looping, resource figures.
+	Details map[string]string `json:"details,omitempty"`
 }
 
 // Condition is a Kubernetes-style condition: Ready, SourceAvailable,

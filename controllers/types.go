@@ -54,7 +54,10 @@ type Live struct {
 	Enabled  *bool  // units: unit file enabled
 	Active   *bool  // units: active (or activating)
 	State    string // a short human state: "2/3 running", "active (waiting)"
-	Raw      any
+	// Details are driver-specific facts for the status ("pid", "uptime",
+	// "normally", "restarts"), shown as they are.
+	Details map[string]string
+	Raw     any
 }
 
 // Mode says whether an action is carried out or only reported.
@@ -89,6 +92,10 @@ const (
 	OpStop      Op = "stop"
 	OpEnable    Op = "enable"
 	OpDisable   Op = "disable"
+	// OpRestart restarts an object that is up because a declared trigger
+	// changed (daemontools restartOn); one that is down is never started
+	// by it.
+	OpRestart Op = "restart"
 	// OpMissing reports a declared object that does not exist. It is never
 	// created: the reconciler owns fields, not objects.
 	OpMissing Op = "missing"
@@ -145,6 +152,13 @@ type Driver interface {
 	Apply(ctx context.Context, a Action, t Target, live Live) error
 	// Health judges one object against its target.
 	Health(t Target, l Live) Health
+}
+
+// NotReadyHandler is implemented by drivers that act when an object they
+// started never becomes ready: daemontools brings it down again, as the
+// runbook's svcstart does (onNotReady: down).
+type NotReadyHandler interface {
+	NotReady(ctx context.Context, t Target, cause error) error
 }
 
 // Phase returns the phase of an operation.

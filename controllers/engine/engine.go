@@ -234,6 +234,7 @@ type pass struct {
 	mu       sync.Mutex
 	failures map[string]error
 	ready    map[string]bool // services verified ready in this pass
+	started  map[string]bool // subjects this pass scaled up or started
 	res      *Result
 }
 
@@ -245,7 +246,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) *Result {
 	p := &pass{
 		e: e, plan: plan, graph: newGraph(plan.Targets),
 		targets: map[string]controllers.Target{}, byName: map[string]controllers.Target{},
-		failures: map[string]error{}, ready: map[string]bool{},
+		failures: map[string]error{}, ready: map[string]bool{}, started: map[string]bool{},
 		res: &Result{Plan: plan},
 	}
 	for _, t := range plan.Targets {
@@ -385,6 +386,11 @@ func (p *pass) runStage(ctx context.Context, st Stage) {
 				appliedMu.Lock()
 				p.res.Applied = append(p.res.Applied, a)
 				appliedMu.Unlock()
+				if a.Phase == controllers.PhaseUp {
+					p.mu.Lock()
+					p.started[subj] = true
+					p.mu.Unlock()
+				}
 				e.emit(Event{Type: "applied", Stage: st.Number, Subject: subj, Field: a.Field, To: a.To})
 			}
 			appliedMu.Lock()
@@ -477,7 +483,11 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 				if ctx.Err() != nil {
 					cause = fmt.Sprintf("abandoned while waiting to be %s: %s", want, h.Reason)
 				}
-				p.fail(s, fmt.Errorf("%s: %s", s, cause))
+				err := fmt.Errorf("%s: %s", s, cause)
+				if phase == controllers.PhaseUp && ctx.Err() == nil {
+					err = p.notReady(ctx, t, err)
+				}
+				p.fail(s, err)
 				e.emit(Event{Type: "failed", Stage: stage, Subject: s, Message: cause})
 				continue
 			}
@@ -502,7 +512,8 @@ func (p *pass) probe(ctx context.Context, stage int, t controllers.Target) {
 	if t.Kind == controllers.KindService && t.Service.Ready != nil && t.Replicas > 0 {
 		p.e.emit(Event{Type: "waiting", Stage: stage, Subject: s, Message: "probe " + probe.Describe(t.Service.Ready)})
 		if err := probe.Wait(ctx, t.Service.Ready); err != nil {
-			p.fail(s, fmt.Errorf("%s: ready probe failed: %w", s, err))
+			err = fmt.Errorf("%s: ready probe failed: %w", s, err)
+			p.fail(s, p.notReady(ctx, t, err))
 			p.e.emit(Event{Type: "failed", Stage: stage, Subject: s, Message: err.Error()})
 			return
 		}
@@ -513,6 +524,24 @@ func (p *pass) probe(ctx context.Context, stage int, t controllers.Target) {
 		p.mu.Unlock()
 	}
 	p.e.emit(Event{Type: "ready", Stage: stage, Subject: s})
+}
+
+// notReady lets the driver act on a start that never became ready, and
+// returns the failure to record (with what the driver did about it).
+func (p *pass) notReady(ctx context.Context, t controllers.Target, cause error) error {
+	h, ok := p.e.Drivers[t.Driver].(controllers.NotReadyHandler)
+	p.mu.Lock()
+	started := p.started[t.Subject()]
+	p.mu.Unlock()
+	// Only a start made by this pass is undone: a service that was already
+	// up and merely looks unwell is not taken down by a readiness check.
+	if !ok || !started || t.Kind != controllers.KindService || t.Mode != controllers.Enforce {
+		return cause
+	}
+	if err := h.NotReady(ctx, t, cause); err != nil {
+		return fmt.Errorf("%w; and then: %v", cause, err)
+	}
+	return cause
 }
 
 // waitTimeout is how long an object may take to become ready or drained.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/desired/source"
 )
@@ -30,6 +31,9 @@ type Config struct {
 	// FetchTimeout bounds one look at the source (default: Interval, at
 	// most 60s).
 	FetchTimeout time.Duration
+	// Autoscaler, when set, sizes autoscaled services; its memory is kept
+	// in the state dir so a restart does not reset cooldowns.
+	Autoscaler *autoscale.Autoscaler
 }
 
 // Agent is a running reconciler.
@@ -48,6 +52,10 @@ type Agent struct {
 	ready     bool // a pass completed since start and the last one did not fail
 	readyMu   sync.Mutex
 	passCount int
+
+	// curPass and curRev name the pass running, for events raised by parts
+	// that do not know it (autoscale decisions); only the pass loop writes.
+	curPass, curRev string
 }
 
 // New prepares an agent; Run starts it.
@@ -74,7 +82,36 @@ func New(cfg Config) (*Agent, error) {
 		metrics: newMetrics(),
 		trigger: make(chan string, 1),
 	}
+	if as := cfg.Autoscaler; as != nil {
+		eng := *cfg.Engine
+		eng.Sizer = as
+		a.cfg.Engine = &eng
+		last := map[string]int32{}
+		as.OnDecision = func(st autoscale.Status) {
+			a.metrics.autoscaleDesired.WithLabelValues(st.Service).Set(float64(st.Desired))
+			a.metrics.autoscaleReady.WithLabelValues(st.Service, st.Queue).Set(float64(st.Ready))
+			a.metrics.autoscaleConsumers.WithLabelValues(st.Service, st.Queue).Set(float64(st.Consumers))
+			if st.Error != "" {
+				a.metrics.autoscaleErrors.WithLabelValues(st.Service).Inc()
+			}
+			if prev, ok := last[st.Service]; !ok || prev != st.Desired {
+				a.event(Event{Type: "autoscale", Pass: a.curPass, Revision: a.curRev, Subject: st.Service, From: fmtCount(prev, ok), To: fmtCount(st.Desired, true),
+					Message: fmt.Sprintf("%s (queue %s: %d ready, %d consumers)", st.Reason, st.Queue, st.Ready, st.Consumers)})
+			}
+			last[st.Service] = st.Desired
+			a.status.update(func(s *Status) {
+				s.Autoscale = as.Statuses()
+			})
+		}
+	}
 	return a, nil
+}
+
+func fmtCount(n int32, ok bool) string {
+	if !ok {
+		return ""
+	}
+	return fmt.Sprint(n)
 }
 
 // Trigger asks for a pass as soon as the current one ends. Bursts coalesce:
@@ -193,6 +230,9 @@ func (a *Agent) loadState() {
 	a.state = st
 	a.good = st.Good
 	a.mu.Unlock()
+	if a.cfg.Autoscaler != nil && st.Autoscale != nil {
+		a.cfg.Autoscaler.Restore(st.Autoscale)
+	}
 	if st.InProgress != nil {
 		msg := fmt.Sprintf("previous pass %s (revision %s, %d actions in %d stages, started %s) was interrupted; re-planning from live state",
 			st.InProgress.ID, shortRev(st.InProgress.Revision), st.InProgress.Actions, st.InProgress.Stages, st.InProgress.Started.Format(time.RFC3339))
@@ -209,6 +249,9 @@ func (a *Agent) loadState() {
 // saveLocked writes the state; the caller holds a.mu.
 func (a *Agent) saveLocked() error {
 	a.state.Good = a.good
+	if a.cfg.Autoscaler != nil {
+		a.state.Autoscale = a.cfg.Autoscaler.Memory()
+	}
 	return SaveState(a.cfg.StateDir, a.state)
 }
 
@@ -258,6 +301,7 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 	p.rev = shortRev(good.Revision.ID)
 	p.summary.Revision = good.Revision.ID
 	p.log = p.log.With("revision", p.rev)
+	a.curPass, a.curRev = p.id, p.rev
 	a.event(Event{Pass: p.id, Revision: p.rev, Type: "pass-started", Message: "trigger: " + trigger})
 
 	a.status.update(func(s *Status) { s.Phase = "planning" })

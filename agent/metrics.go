@@ -20,6 +20,11 @@ type metrics struct {
 	maintenance     prometheus.Gauge
 	apiCalls        *prometheus.CounterVec
 	actions         *prometheus.CounterVec
+
+	autoscaleDesired   *prometheus.GaugeVec
+	autoscaleReady     *prometheus.GaugeVec
+	autoscaleConsumers *prometheus.GaugeVec
+	autoscaleErrors    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -62,9 +67,22 @@ func newMetrics() *metrics {
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reconciler_actions_total", Help: "Actions by operation and outcome.",
 		}, []string{"op", "outcome"}),
+		autoscaleDesired: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconciler_autoscale_desired_replicas", Help: "The replica count the autoscaler decided, by service.",
+		}, []string{"service"}),
+		autoscaleReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconciler_autoscale_queue_ready_messages", Help: "Ready messages of the queue an autoscaled service watches.",
+		}, []string{"service", "queue"}),
+		autoscaleConsumers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconciler_autoscale_queue_consumers", Help: "Consumers of the queue an autoscaled service watches.",
+		}, []string{"service", "queue"}),
+		autoscaleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reconciler_autoscale_read_errors_total", Help: "Queue readings that failed (the count was held).",
+		}, []string{"service"}),
 	}
 	m.reg.MustRegister(m.passes, m.passDuration, m.lastPass, m.drift, m.revision, m.failedRevision,
 		m.sourceUp, m.sourceLastFetch, m.sourceErrors, m.maintenance, m.apiCalls, m.actions,
+		m.autoscaleDesired, m.autoscaleReady, m.autoscaleConsumers, m.autoscaleErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/desired/source"
 )
 
@@ -25,6 +26,8 @@ type State struct {
 	InProgress *PassRecord `json:"inProgress,omitempty"`
 	// DriftSince remembers when each drift was first seen ("subject field").
 	DriftSince map[string]time.Time `json:"driftSince,omitempty"`
+	// Autoscale is what the autoscaler remembers per service (cooldowns).
+	Autoscale map[string]autoscale.Memory `json:"autoscale,omitempty"`
 }
 
 // GoodRevision is a validated revision and the host's effective state in it,

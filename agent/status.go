@@ -7,6 +7,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/desired/source"
 )
@@ -24,6 +25,7 @@ type Status struct {
 	LastPass       *PassSummary        `json:"lastPass,omitempty"`
 	Passes         []PassSummary       `json:"passes"` // the most recent first
 	Drift          []Drift             `json:"drift"`
+	Autoscale      []autoscale.Status  `json:"autoscale,omitempty"` // the latest decision per autoscaled service
 	Objects        []ObjectStatus      `json:"objects"`
 	Conditions     []Condition         `json:"conditions"`
 	Events         []Event             `json:"events"` // the most recent last

@@ -30,6 +30,9 @@ type Target struct {
 	Active   *bool // units: nil when not managed
 
 	Mode Mode
+	// Note says why Replicas is what it is when git does not fix it:
+	// "autoscale: 7 (queue usm_poller-sat-7: 340 ready / 50 per replica)".
+	Note string
 	// Barrier is set for units whose order is tied to maintenance (policy
 	// stop): they go down before every service and come up after them all.
 	Barrier bool
@@ -118,6 +121,7 @@ type Action struct {
 	Mode    Mode       `json:"mode"`
 	Phase   Phase      `json:"phase"`
 	Stage   int        `json:"stage"`
+	Note    string     `json:"note,omitempty"` // why the desired value is what it is (autoscale)
 }
 
 // Reportable is true for actions that are never carried out.

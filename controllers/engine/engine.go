@@ -25,8 +25,8 @@ type Engine struct {
 	PollInterval time.Duration
 	// Progress, when set, is told about every step as it happens.
 	Progress func(Event)
-	// Replicas, when set, overrides a service's declared count (autoscale).
-	Replicas func(svc *v1.Service) (int32, bool)
+	// Sizer, when set, decides the count of services that autoscale.
+	Sizer Sizer
 	// ReadyTimeout is how long an object without a probe may take to become
 	// ready (default 60s); a probe's own timeout covers the probe.
 	ReadyTimeout time.Duration
@@ -84,14 +84,32 @@ func (e *Engine) emit(ev Event) {
 	}
 }
 
+// Sizer decides replica counts git leaves open (autoscale: bounds only).
+type Sizer interface {
+	// Size returns the count for an autoscaled service, given what runs
+	// now, and a note saying why.
+	Size(ctx context.Context, svc *v1.Service, live controllers.Live) (int32, string)
+}
+
 // Plan observes every driver with targets (concurrently, one driver's
 // failure reported with its name) and plans the pass. It changes nothing.
 func (e *Engine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
 	m := MaintenanceAt(spec, e.now())
-	targets := Targets(spec, m, e.Replicas)
+	targets := Targets(spec, m, nil)
 	live, err := e.observe(ctx, targets)
 	if err != nil {
 		return nil, err
+	}
+	if e.Sizer != nil {
+		// Autoscaled counts depend on what runs now (cooldowns count from
+		// the live size), so they are decided after observing.
+		targets = Targets(spec, m, func(svc *v1.Service) (int32, string, bool) {
+			if svc.Autoscale == nil {
+				return 0, "", false
+			}
+			n, note := e.Sizer.Size(ctx, svc, live[string(svc.Driver)+"/"+svc.Name])
+			return n, note, true
+		})
 	}
 	var actions []controllers.Action
 	for _, drv := range e.driversFor(targets) {
@@ -102,6 +120,9 @@ func (e *Engine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
 			}
 			if a.Mode == "" {
 				a.Mode = controllers.Enforce
+			}
+			if t, ok := findTarget(ts, a.Subject); ok {
+				a.Note = t.Note
 			}
 			actions = append(actions, a)
 		}

@@ -123,7 +123,7 @@ func TestTargets(t *testing.T) {
 		{Name: "keep-me", Replicas: v1.Ptr[int32](2), Maintenance: v1.MaintenanceKeep, Drift: v1.DriftReport},
 		{Name: "scaled", Replicas: v1.Ptr[int32](2), Maintenance: v1.MaintenanceKeep},
 	}, housekeeping, v1.Unit{Name: "other.timer", Active: v1.Ptr(true), Maintenance: v1.MaintenanceKeep})
-	auto := func(sv *v1.Service) (int32, bool) { return 7, sv.Name == "scaled" }
+	auto := func(sv *v1.Service) (int32, string, bool) { return 7, "autoscale", sv.Name == "scaled" }
 	got := Targets(s, MaintenanceAt(s, time.Now()), auto)
 	type view struct {
 		Subject  string

@@ -32,8 +32,9 @@ func MaintenanceAt(spec *v1.HostSpec, now time.Time) Maintenance {
 // Targets works out what every declared object should be in this pass,
 // maintenance applied: in maintenance, services with policy stop go to 0
 // and units with policy stop are stopped and disabled. replicas, when not
-// nil, overrides the declared count of a service (autoscaling decisions).
-func Targets(spec *v1.HostSpec, m Maintenance, replicas func(svc *v1.Service) (int32, bool)) []controllers.Target {
+// nil, overrides the declared count of a service (autoscaling decisions)
+// and says why.
+func Targets(spec *v1.HostSpec, m Maintenance, replicas func(svc *v1.Service) (int32, string, bool)) []controllers.Target {
 	var out []controllers.Target
 	for i := range spec.Services {
 		svc := &spec.Services[i]
@@ -41,13 +42,17 @@ func Targets(spec *v1.HostSpec, m Maintenance, replicas func(svc *v1.Service) (i
 		if svc.Replicas != nil {
 			n = *svc.Replicas
 		}
+		note := ""
 		if replicas != nil {
-			if r, ok := replicas(svc); ok {
-				n = r
+			if r, why, ok := replicas(svc); ok {
+				n, note = r, why
 			}
 		}
 		if m.Active && svc.Maintenance == v1.MaintenanceStop {
 			n = 0
+			if note != "" {
+				note = "maintenance (" + note + ")"
+			}
 		}
 		out = append(out, controllers.Target{
 			Kind:     controllers.KindService,
@@ -56,6 +61,7 @@ func Targets(spec *v1.HostSpec, m Maintenance, replicas func(svc *v1.Service) (i
 			Service:  svc,
 			Replicas: n,
 			Mode:     mode(svc.Drift),
+			Note:     note,
 		})
 	}
 	for i := range spec.Units {

@@ -9,6 +9,9 @@
 //	WORKER_LISTEN      host:port to answer HTTP "ok" on (tcp and http probes)
 //	WORKER_READY_DELAY wait this long before listening (a slow start)
 //	WORKER_STOP_DELAY  on SIGTERM, keep "finishing tasks" this long, then exit
+//	WORKER_AMQP_URL    with WORKER_QUEUE: consume that RabbitMQ queue, one
+//	WORKER_QUEUE       message at a time, spending WORKER_MSG_DELAY on each
+//	WORKER_MSG_DELAY   (a poller working through its jobs; seed 001)
 //
 // It logs every signal it receives, so tests can see a graceful stop.
 package main
@@ -23,6 +26,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func main() {
@@ -51,6 +56,9 @@ func main() {
 	defer cancel()
 	if addr := os.Getenv("WORKER_LISTEN"); addr != "" {
 		go serve(ctx, addr, readyDelay)
+	}
+	if url, queue := os.Getenv("WORKER_AMQP_URL"), os.Getenv("WORKER_QUEUE"); url != "" && queue != "" {
+		go consume(ctx, url, queue, envDuration("WORKER_MSG_DELAY"))
 	}
 
 	for sig := range sigs {
@@ -97,4 +105,54 @@ func envDuration(key string) time.Duration {
 		log.Fatalf("%s=%q: %v", key, v, err)
 	}
 	return d
+}
+
+// consume works through a queue one message at a time, reconnecting when the
+// broker goes away, until ctx ends.
+func consume(ctx context.Context, url, queue string, delay time.Duration) {
+	for ctx.Err() == nil {
+		err := consumeOnce(ctx, url, queue, delay)
+		log.Printf("consumer of %s: %v; reconnecting", queue, err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func consumeOnce(ctx context.Context, url, queue string, delay time.Duration) error {
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		return err
+	}
+	if err := ch.Qos(1, 0, false); err != nil {
+		return err
+	}
+	msgs, err := ch.ConsumeWithContext(ctx, queue, "", false, false, false, false, nil)
+	if err != nil {
+		return err
+	}
+	log.Printf("consuming %s", queue)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case m, ok := <-msgs:
+			if !ok {
+				return fmt.Errorf("delivery channel closed")
+			}
+			time.Sleep(delay)
+			if err := m.Ack(false); err != nil {
+				return err
+			}
+		}
+	}
 }

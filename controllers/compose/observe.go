@@ -1,0 +1,222 @@
+package compose
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"reconciler.dev/reconciler/controllers"
+)
+
+// The labels Compose v2 puts on every container of a project. The driver
+// finds a service's containers by them and writes them on the containers it
+// creates.
+const (
+	LabelProject = "com.docker.compose.project"
+	LabelService = "com.docker.compose.service"
+	LabelNumber  = "com.docker.compose.container-number"
+	LabelOneoff  = "com.docker.compose.oneoff"
+	// labelReplace names the container a recreated one replaced; it says
+	// nothing true of a new replica, so it is not copied.
+	labelReplace = "com.docker.compose.replace"
+)
+
+// API is the part of the Docker client this driver uses. The real client
+// implements it; unit tests of the apply sequence use a recording fake.
+type API interface {
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
+	ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, containerName string) (container.CreateResponse, error)
+	NetworkConnect(ctx context.Context, networkID, containerID string, config *network.EndpointSettings) error
+	ContainerStart(ctx context.Context, containerID string, options container.StartOptions) error
+	ContainerStop(ctx context.Context, containerID string, options container.StopOptions) error
+	ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error
+}
+
+// Driver scales the services of Compose projects through the Docker API.
+type Driver struct {
+	API API
+	// CallTimeout bounds every Docker API call (default 30s); a stop may
+	// take the service's stopTimeout on top of it.
+	CallTimeout time.Duration
+	// Concurrency bounds the containers started at once in a scale-up
+	// (default 4); stops are always one at a time.
+	Concurrency int
+	// Count, when set, is told of every API call ("list", "inspect",
+	// "create", "connect", "start", "stop", "remove"), for metrics.
+	Count func(verb string)
+}
+
+func (d *Driver) count(verb string) {
+	if d.Count != nil {
+		d.Count(verb)
+	}
+}
+
+func (d *Driver) concurrency() int {
+	if d.Concurrency > 0 {
+		return d.Concurrency
+	}
+	return 4
+}
+
+func (d *Driver) timeout() time.Duration {
+	if d.CallTimeout > 0 {
+		return d.CallTimeout
+	}
+	return 30 * time.Second
+}
+
+// replica is one container of a service, as the list call returned it.
+type replica struct {
+	Number int
+	ID     string
+	Name   string // without Docker's leading slash
+	State  string // created, running, paused, restarting, removing, exited, dead
+}
+
+// started is true for a container that holds its replica's place: running,
+// or on its way back (restarting) or frozen (paused). A created, exited or
+// dead container runs nothing; one being removed is going away.
+func (r replica) started() bool {
+	switch r.State {
+	case container.StateRunning, container.StateRestarting, container.StatePaused:
+		return true
+	}
+	return false
+}
+
+func (r replica) running() bool { return r.State == container.StateRunning }
+
+// serviceLive is what a service's Live.Raw holds: every container of the
+// service, one-off containers (`docker compose run`) left out, by ascending
+// number (then name, should two share a number).
+type serviceLive struct {
+	Project, Service string
+	Replicas         []replica
+}
+
+// lowest is the service's lowest-numbered container: the template new
+// replicas are made from, and the one kept (stopped) at 0.
+func (s serviceLive) lowest() (replica, bool) {
+	if len(s.Replicas) == 0 {
+		return replica{}, false
+	}
+	return s.Replicas[0], true
+}
+
+// Observe lists the containers of every declared service in one call: all
+// containers (running or not) that carry a Compose project label, paired
+// with the targets in code. Docker ANDs label filters, so one filter per
+// project would not fit in one call.
+func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map[string]controllers.Live, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout())
+	defer cancel()
+	d.count("list")
+	list, err := d.API.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", LabelProject)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing compose containers: %w", err)
+	}
+	return liveFromList(targets, list), nil
+}
+
+// liveFromList pairs declared services with listed containers by project and
+// service label. It is pure.
+func liveFromList(targets []controllers.Target, list []container.Summary) map[string]controllers.Live {
+	type key struct{ project, service string }
+	byService := map[key][]replica{}
+	for _, c := range list {
+		if strings.EqualFold(c.Labels[LabelOneoff], "true") {
+			continue
+		}
+		n, err := strconv.Atoi(c.Labels[LabelNumber])
+		if err != nil || n < 1 {
+			continue // not a replica compose would count
+		}
+		k := key{c.Labels[LabelProject], c.Labels[LabelService]}
+		name := c.ID
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		byService[k] = append(byService[k], replica{Number: n, ID: c.ID, Name: name, State: string(c.State)})
+	}
+	out := make(map[string]controllers.Live, len(targets))
+	for _, t := range targets {
+		sl := serviceLive{Project: t.Service.Project, Service: t.Name}
+		sl.Replicas = byService[key{sl.Project, sl.Service}]
+		sort.Slice(sl.Replicas, func(i, j int) bool {
+			a, b := sl.Replicas[i], sl.Replicas[j]
+			if a.Number != b.Number {
+				return a.Number < b.Number
+			}
+			return a.Name < b.Name
+		})
+		out[t.Subject()] = liveOf(sl)
+	}
+	return out
+}
+
+func liveOf(sl serviceLive) controllers.Live {
+	l := controllers.Live{Exists: len(sl.Replicas) > 0, Raw: sl}
+	if !l.Exists {
+		l.State = "missing: no containers (docker compose up the project once)"
+		return l
+	}
+	var running, stopped []int
+	for _, r := range sl.Replicas {
+		if r.started() {
+			l.Replicas++
+		}
+		if r.running() {
+			l.Running++
+			running = append(running, r.Number)
+		} else {
+			stopped = append(stopped, r.Number)
+		}
+	}
+	l.State = fmt.Sprintf("%d/%d running", l.Running, l.Replicas)
+	l.Details = map[string]string{"project": sl.Project, "running": numbers(running)}
+	if len(stopped) > 0 {
+		l.Details["not running"] = numbers(stopped)
+	}
+	return l
+}
+
+// numbers writes container numbers as ranges: "1-3,5"; "none" for none.
+func numbers(ns []int) string {
+	if len(ns) == 0 {
+		return "none"
+	}
+	ns = append([]int(nil), ns...)
+	sort.Ints(ns)
+	ns = slices.Compact(ns)
+	var b strings.Builder
+	for i := 0; i < len(ns); {
+		j := i
+		for j+1 < len(ns) && ns[j+1] <= ns[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		if j > i {
+			fmt.Fprintf(&b, "%d-%d", ns[i], ns[j])
+		} else {
+			fmt.Fprintf(&b, "%d", ns[i])
+		}
+		i = j + 1
+	}
+	return b.String()
+}

@@ -1,0 +1,503 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+
+	"reconciler.dev/reconciler/controllers/compose"
+	"reconciler.dev/reconciler/internal/callcount"
+)
+
+// The seed 001 runbook: "change the number of replicas to 5 and start the
+// containers in the background: docker compose up -d". Here the project was
+// brought up once by compose (the test plays compose, through the Docker API,
+// since the plugin is not installed), and from then on the count is a commit.
+
+const (
+	composeService = "poller"
+	composeHost    = "sat-7"
+	// composeStopDelay is how long a poller keeps "finishing its tasks"
+	// after SIGTERM (the seed's poller takes up to about 5 s).
+	composeStopDelay = 2 * time.Second
+)
+
+// composeProject is a Compose project with one service, poller, made the way
+// `docker compose up` makes it: a network <project>_default and a container
+// <project>-poller-1 with the labels compose sets. Everything carries the
+// testbed's label, and is removed when the test ends.
+type composeProject struct {
+	t       *testing.T
+	docker  *client.Client
+	name    string
+	network string
+	repo    *GitRepo
+	cache   string
+}
+
+func newComposeProject(t *testing.T) *composeProject {
+	t.Helper()
+	tb := testbed(t)
+	p := &composeProject{t: t, docker: dockerClient(t), name: uniqueName("cmp"), cache: t.TempDir()}
+	p.network = p.name + "_default"
+	ctx := ctxT(t, time.Minute)
+	labels := func(extra map[string]string) map[string]string {
+		l := map[string]string{compose.LabelProject: p.name, tb.Label: "1", "com.docker.compose.version": "2.29.1"}
+		for k, v := range extra {
+			l[k] = v
+		}
+		return l
+	}
+	t.Cleanup(p.remove)
+	if _, err := p.docker.NetworkCreate(ctx, p.network, network.CreateOptions{
+		Labels: labels(map[string]string{"com.docker.compose.network": "default"}),
+	}); err != nil {
+		t.Fatalf("creating network %s: %v", p.network, err)
+	}
+	first := compose.ContainerName(p.name, composeService, 1)
+	resp, err := p.docker.ContainerCreate(ctx,
+		&container.Config{
+			Image: "local/worker:1",
+			Env:   []string{"WORKER_STOP_DELAY=" + composeStopDelay.String(), "USM_POLLER_SATELLITE_ID=7"},
+			Labels: labels(map[string]string{
+				compose.LabelService:                      composeService,
+				compose.LabelNumber:                       "1",
+				compose.LabelOneoff:                       "False",
+				"com.docker.compose.config-hash":          "3f1c0ffee",
+				"com.docker.compose.image":                "sha256:0000",
+				"com.docker.compose.depends_on":           "",
+				"com.docker.compose.project.working_dir":  "/opt/usm_poller",
+				"com.docker.compose.project.config_files": "/opt/usm_poller/compose.yaml",
+			}),
+		},
+		&container.HostConfig{
+			NetworkMode:   container.NetworkMode(p.network),
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		},
+		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			p.network: {Aliases: []string{first, composeService}},
+		}},
+		nil, first)
+	if err != nil {
+		t.Fatalf("creating %s: %v", first, err)
+	}
+	if err := p.docker.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		t.Fatalf("starting %s: %v", first, err)
+	}
+	p.repo = newGitRepo(t, "compose")
+	return p
+}
+
+// remove removes every container of the project and its network.
+func (p *composeProject) remove() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list, err := p.docker.ContainerList(ctx, p.listOpts())
+	if err != nil {
+		p.t.Errorf("cleanup: listing %s: %v", p.name, err)
+	}
+	for _, c := range list {
+		if err := p.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
+			p.t.Errorf("cleanup: removing %v: %v", c.Names, err)
+		}
+	}
+	_ = p.docker.NetworkRemove(ctx, p.network)
+}
+
+func (p *composeProject) listOpts() container.ListOptions {
+	return container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", compose.LabelProject+"="+p.name))}
+}
+
+// hostDoc is the desired state: the project's poller with replicas, and
+// extra lines under spec.
+func (p *composeProject) hostDoc(replicas int, specExtra string) string {
+	return fmt.Sprintf(`apiVersion: reconciler.dev/v1
+kind: Host
+metadata:
+  name: %s
+spec:
+%s  services:
+    - name: %s
+      driver: compose
+      project: %s
+      replicas: %d
+      stopTimeout: 10s
+`, composeHost, specExtra, composeService, p.name, replicas)
+}
+
+// commit commits the host document with the given count.
+func (p *composeProject) commit(replicas int, specExtra string) {
+	p.repo.Commit(fmt.Sprintf("poller replicas: %d", replicas), map[string]string{"hosts/sat-7.yaml": p.hostDoc(replicas, specExtra)})
+}
+
+// reconciler runs a reconciler command against the project's repository
+// over http, with env added.
+func (p *composeProject) reconciler(env []string, verb string) Run {
+	p.t.Helper()
+	return cli(p.t, env, verb, "--source", p.repo.HTTPURL, "--host", composeHost, "--cache-dir", p.cache)
+}
+
+// composeReplica is one container of the project, as Docker reports it.
+type composeReplica struct {
+	Number int
+	ID     string
+	Name   string
+	State  string
+}
+
+// replicas asks Docker for the poller's containers, by number.
+func (p *composeProject) replicas() []composeReplica {
+	p.t.Helper()
+	list, err := p.docker.ContainerList(ctxT(p.t, 30*time.Second), p.listOpts())
+	if err != nil {
+		p.t.Fatalf("listing %s: %v", p.name, err)
+	}
+	var out []composeReplica
+	for _, c := range list {
+		if c.Labels[compose.LabelService] != composeService {
+			continue
+		}
+		n, _ := strconv.Atoi(c.Labels[compose.LabelNumber])
+		out = append(out, composeReplica{Number: n, ID: c.ID, Name: strings.TrimPrefix(c.Names[0], "/"), State: string(c.State)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
+	return out
+}
+
+func (p *composeProject) replica(n int) (composeReplica, bool) {
+	for _, r := range p.replicas() {
+		if r.Number == n {
+			return r, true
+		}
+	}
+	return composeReplica{}, false
+}
+
+// checkRunning fails the test unless exactly the containers numbered
+// 1..n run, each named as compose v2 names it, and none other exists except
+// (at 0) the kept, stopped #1.
+func (p *composeProject) checkRunning(n int) {
+	p.t.Helper()
+	var running, other []string
+	for _, r := range p.replicas() {
+		if want := compose.ContainerName(p.name, composeService, r.Number); r.Name != want {
+			p.t.Errorf("container number %d is named %s, want %s", r.Number, r.Name, want)
+		}
+		if r.State == container.StateRunning {
+			running = append(running, strconv.Itoa(r.Number))
+		} else {
+			other = append(other, fmt.Sprintf("%d:%s", r.Number, r.State))
+		}
+	}
+	var want []string
+	for i := 1; i <= n; i++ {
+		want = append(want, strconv.Itoa(i))
+	}
+	var wantOther []string
+	if n == 0 {
+		wantOther = []string{"1:exited"}
+	}
+	if !slices.Equal(running, want) || !slices.Equal(other, wantOther) {
+		p.t.Fatalf("replicas %d: running %v and otherwise %v, want running %v and otherwise %v", n, running, other, want, wantOther)
+	}
+}
+
+// countedDocker starts a counting proxy in front of the Docker socket and
+// returns it with the environment that points the reconciler at it.
+func countedDocker(t *testing.T) (*callcount.DockerProxy, []string) {
+	t.Helper()
+	tb := testbed(t)
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	dp, err := callcount.NewDockerProxy(sock, strings.TrimPrefix(tb.DockerHost, "unix://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dp.Close() })
+	return dp, []string{"DOCKER_HOST=unix://" + sock}
+}
+
+func TestComposeScaleByCommits(t *testing.T) {
+	p := newComposeProject(t)
+	dp, counted := countedDocker(t)
+	tmpl, ok := p.replica(1)
+	if !ok {
+		t.Fatal("the project's first container is gone")
+	}
+
+	// Each step: commit the count, apply, and Docker runs exactly 1..N; then
+	// a second apply with nothing to change reads once and writes nothing.
+	step := func(n int, check func(ev *composeEvents)) {
+		t.Helper()
+		p.commit(n, "")
+		ev := p.watchEvents()
+		r := p.reconciler(nil, "apply").mustCode(t, 0, fmt.Sprintf("apply replicas: %d", n))
+		t.Logf("replicas %d converged in %s:\n%s", n, r.Took.Round(time.Millisecond), r.Stderr)
+		p.checkRunning(n)
+		if check != nil {
+			check(ev)
+		}
+		ev.stop()
+
+		dp.Reset()
+		p.reconciler(counted, "apply").mustCode(t, 0, fmt.Sprintf("second apply at replicas: %d", n))
+		if m := dp.Mutating(); m != 0 {
+			t.Errorf("second apply at %d made %d mutating Docker calls: %v", n, m, dp.Counts())
+		}
+		if lists := dp.Counts()["GET /containers/json"]; lists != 1 {
+			t.Errorf("second apply at %d listed containers %d times, want once: %v", n, lists, dp.Counts())
+		}
+		p.checkRunning(n)
+		p.reconciler(nil, "plan").mustCode(t, 0, fmt.Sprintf("plan at replicas: %d", n))
+	}
+
+	step(1, nil)
+	step(5, func(ev *composeEvents) {
+		t.Logf("scale-up events:\n%s", ev.summary())
+		// New replicas were made from #1: its configuration, their own
+		// number, name, hostname and network alias.
+		for n := 2; n <= 5; n++ {
+			r, _ := p.replica(n)
+			c, err := p.docker.ContainerInspect(ctxT(t, 10*time.Second), r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(c.Config.Env, "WORKER_STOP_DELAY="+composeStopDelay.String()) || c.Config.Image != "local/worker:1" {
+				t.Errorf("%s: env %v image %s, want the template's", r.Name, c.Config.Env, c.Config.Image)
+			}
+			for _, k := range []string{"com.docker.compose.config-hash", compose.LabelOneoff, "com.docker.compose.project.config_files", "com.docker.compose.version"} {
+				if got, want := c.Config.Labels[k], tmplLabel(t, p, tmpl.ID, k); got != want {
+					t.Errorf("%s: label %s = %q, want the template's %q", r.Name, k, got, want)
+				}
+			}
+			if c.Config.Hostname != c.ID[:12] {
+				t.Errorf("%s: hostname %q, want its own id", r.Name, c.Config.Hostname)
+			}
+			if c.HostConfig.RestartPolicy.Name != container.RestartPolicyUnlessStopped {
+				t.Errorf("%s: restart policy %q", r.Name, c.HostConfig.RestartPolicy.Name)
+			}
+			ep := c.NetworkSettings.Networks[p.network]
+			if ep == nil || !slices.Contains(ep.Aliases, composeService) || !slices.Contains(ep.Aliases, r.Name) {
+				t.Errorf("%s: on %s with %+v, want aliases %s and %s", r.Name, p.network, ep, composeService, r.Name)
+			}
+		}
+	})
+	step(2, func(ev *composeEvents) {
+		// Graceful, one at a time, from the highest: each replica got
+		// SIGTERM, finished its tasks (composeStopDelay) and exited 0, and
+		// was removed before the next one was signalled.
+		ev.checkStopOrder(t, []int{5, 4, 3}, true)
+	})
+	step(0, func(ev *composeEvents) {
+		ev.checkStopOrder(t, []int{2, 1}, false)
+	})
+	if r, _ := p.replica(1); r.ID != tmpl.ID {
+		t.Errorf("at 0 the kept container is %s, not the original #1 %s", r.ID, tmpl.ID)
+	}
+	step(3, nil)
+	if r, _ := p.replica(1); r.ID != tmpl.ID {
+		t.Errorf("from 0, #1 was recreated (%s) instead of started again (%s)", r.ID, tmpl.ID)
+	}
+}
+
+func tmplLabel(t *testing.T, p *composeProject, id, key string) string {
+	t.Helper()
+	c, err := p.docker.ContainerInspect(ctxT(t, 10*time.Second), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Config.Labels[key]
+}
+
+func TestComposeManualDriftRevertedOrReported(t *testing.T) {
+	p := newComposeProject(t)
+	p.commit(3, "")
+	p.reconciler(nil, "apply").mustCode(t, 0, "first apply")
+	p.checkRunning(3)
+
+	// An operator removes #2 by hand.
+	gone, _ := p.replica(2)
+	run(t, "", "docker", "rm", "-f", gone.Name)
+	pl := p.reconciler(nil, "plan").mustCode(t, 2, "plan with a container removed by hand")
+	row := regexp.MustCompile(`(?m)^\d+\s+up\s+service\s+poller\s+replicas\s+2\s+3\s+scale-up(\s|$)`)
+	if !row.MatchString(pl.Stdout) {
+		t.Errorf("plan does not show %s:\n%s", row, pl.Stdout)
+	}
+	p.reconciler(nil, "apply").mustCode(t, 0, "apply reverting the drift")
+	p.checkRunning(3)
+	if back, _ := p.replica(2); back.ID == gone.ID {
+		t.Errorf("#2 has the removed container's id")
+	}
+
+	// With drift: report, the same change is reported and left alone.
+	p.commit(3, "  drift: report\n")
+	gone, _ = p.replica(3)
+	run(t, "", "docker", "rm", "-f", gone.Name)
+	pl = p.reconciler(nil, "plan").mustCode(t, 2, "plan with drift: report")
+	row = regexp.MustCompile(`(?m)^\d+\s+up\s+service\s+poller\s+replicas\s+2\s+3\s+report-only \(scale-up\)(\s|$)`)
+	if !row.MatchString(pl.Stdout) {
+		t.Errorf("plan does not show %s:\n%s", row, pl.Stdout)
+	}
+	dp, counted := countedDocker(t)
+	r := p.reconciler(counted, "apply").mustCode(t, 0, "apply with drift: report")
+	if !strings.Contains(r.Stderr, "drift compose/poller: replicas 2 -> 3 (scale-up, report-only)") {
+		t.Errorf("apply does not report the drift:\n%s", r.Stderr)
+	}
+	if m := dp.Mutating(); m != 0 {
+		t.Errorf("apply with drift: report made %d mutating Docker calls: %v", m, dp.Counts())
+	}
+	p.checkRunning(2)
+}
+
+func TestComposeServiceWithoutContainersIsMissing(t *testing.T) {
+	p := newComposeProject(t)
+	p.repo.Commit("a service compose never brought up", map[string]string{"hosts/sat-7.yaml": strings.Replace(
+		p.hostDoc(2, ""), "name: "+composeService, "name: never-up", 1)})
+	pl := p.reconciler(nil, "plan").mustCode(t, 2, "plan of a service without containers")
+	row := regexp.MustCompile(`(?m)^\d+\s+up\s+service\s+never-up\s+replicas\s+absent\s+2\s+missing(\s|$)`)
+	if !row.MatchString(pl.Stdout) {
+		t.Errorf("plan does not show %s:\n%s", row, pl.Stdout)
+	}
+	dp, counted := countedDocker(t)
+	p.reconciler(counted, "apply").mustCode(t, 1, "apply of a service without containers")
+	if m := dp.Mutating(); m != 0 {
+		t.Errorf("apply made %d mutating Docker calls for a missing service: %v", m, dp.Counts())
+	}
+	p.checkRunning(1) // the project's own poller is not touched
+}
+
+// composeEvents records Docker's container events of one project while a
+// step runs, so stop order and timing come from Docker itself.
+type composeEvents struct {
+	mu     sync.Mutex
+	since  time.Time
+	events []events.Message
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (p *composeProject) watchEvents() *composeEvents {
+	p.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ev := &composeEvents{since: time.Now(), cancel: cancel, done: make(chan struct{})}
+	msgs, errs := p.docker.Events(ctx, events.ListOptions{
+		Since: strconv.FormatInt(ev.since.Unix(), 10),
+		Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
+			filters.Arg("label", compose.LabelProject+"="+p.name)),
+	})
+	go func() {
+		defer close(ev.done)
+		for {
+			select {
+			case m := <-msgs:
+				if m.TimeNano >= ev.since.UnixNano() {
+					ev.mu.Lock()
+					ev.events = append(ev.events, m)
+					ev.mu.Unlock()
+				}
+			case <-errs:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	p.t.Cleanup(ev.stop)
+	return ev
+}
+
+func (ev *composeEvents) stop() {
+	ev.cancel()
+	<-ev.done
+}
+
+// at returns the first event with action of container number n.
+func (ev *composeEvents) at(n int, action events.Action) (events.Message, bool) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	for _, m := range ev.events {
+		if m.Action == action && m.Actor.Attributes[compose.LabelNumber] == strconv.Itoa(n) {
+			return m, true
+		}
+	}
+	return events.Message{}, false
+}
+
+func (ev *composeEvents) summary() string {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	var lines []string
+	for _, m := range ev.events {
+		lines = append(lines, fmt.Sprintf("%s %-8s #%s %s", time.Unix(0, m.TimeNano).Format("15:04:05.000"), m.Action,
+			m.Actor.Attributes[compose.LabelNumber], m.Actor.Attributes["exitCode"]))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// checkStopOrder checks that the containers numbered order were stopped in
+// that order, one at a time: each got its stop signal only after the one
+// before had been removed, and each exited 0 after at least composeStopDelay, not killed.
+// The last is removed too unless removeLast is false (scaling to 0 keeps it).
+func (ev *composeEvents) checkStopOrder(t *testing.T, order []int, removeLast bool) {
+	t.Helper()
+	when := func(m events.Message) time.Time { return time.Unix(0, m.TimeNano) }
+	eventually(t, 10*time.Second, "Docker reports every stop", func() error {
+		for _, n := range order {
+			if _, ok := ev.at(n, events.ActionDie); !ok {
+				return fmt.Errorf("no die event for #%d yet:\n%s", n, ev.summary())
+			}
+		}
+		return nil
+	})
+	var prevDone time.Time
+	for i, n := range order {
+		kill, okK := ev.at(n, events.ActionKill)
+		die, _ := ev.at(n, events.ActionDie)
+		destroy, okD := ev.at(n, events.ActionDestroy)
+		last := i == len(order)-1
+		switch {
+		case !okK:
+			t.Errorf("#%d got no stop signal:\n%s", n, ev.summary())
+			continue
+		case kill.Actor.Attributes["signal"] != "15":
+			t.Errorf("#%d got signal %s, want SIGTERM (15)", n, kill.Actor.Attributes["signal"])
+		case die.Actor.Attributes["exitCode"] != "0":
+			t.Errorf("#%d exited %s, want 0 (it finished its tasks, nobody killed it)", n, die.Actor.Attributes["exitCode"])
+		}
+		if took := when(die).Sub(when(kill)); took < composeStopDelay-100*time.Millisecond {
+			t.Errorf("#%d exited %s after SIGTERM, before its %s stop delay", n, took, composeStopDelay)
+		}
+		if !prevDone.IsZero() && !when(kill).After(prevDone) {
+			t.Errorf("#%d was signalled at %s, before the previous one was gone at %s:\n%s",
+				n, when(kill).Format("15:04:05.000"), prevDone.Format("15:04:05.000"), ev.summary())
+		}
+		if removeLast || !last {
+			if !okD {
+				t.Errorf("#%d was not removed:\n%s", n, ev.summary())
+				continue
+			}
+			prevDone = when(destroy)
+		} else {
+			if okD {
+				t.Errorf("#%d, the last one, was removed; it must be kept stopped:\n%s", n, ev.summary())
+			}
+			prevDone = when(die)
+		}
+	}
+	t.Logf("stop order:\n%s", ev.summary())
+}

@@ -162,7 +162,9 @@ type Driver interface {
 // started never becomes ready: daemontools brings it down again, as the
 // runbook's svcstart does (onNotReady: down).
 type NotReadyHandler interface {
-	NotReady(ctx context.Context, t Target, cause error) error
+	// NotReady acts on the failed start and says what it did ("brought
+	// down again (onNotReady: down)"), for the error the pass reports.
+	NotReady(ctx context.Context, t Target, cause error) (did string, err error)
 }
 
 // Phase returns the phase of an operation.

@@ -129,23 +129,23 @@ func (d *Driver) stop(ctx context.Context, dir string, t controllers.Target) err
 // runbook's start scripts did: the down file, then svc -d. With
 // onNotReady: keep it is left as it is. A service whose only change was
 // its down file or a continue was not started by us and is left alone.
-func (d *Driver) NotReady(ctx context.Context, t controllers.Target, cause error) error {
+func (d *Driver) NotReady(ctx context.Context, t controllers.Target, cause error) (string, error) {
 	dir := serviceDir(t)
 	d.mu.Lock()
 	started := d.started[dir]
 	delete(d.started, dir)
 	d.mu.Unlock()
 	if !started || t.Service == nil || t.Service.OnNotReady == v1.OnNotReadyKeep {
-		return nil
+		return "", nil
 	}
 	if err := writeDownFile(dir); err != nil {
-		return fmt.Errorf("%s: bringing it down again (onNotReady: down): %w", t.Subject(), err)
+		return "", fmt.Errorf("%s: bringing it down again (onNotReady: down): %w", t.Subject(), err)
 	}
 	if err := d.send(dir, 'd'); err != nil {
-		return fmt.Errorf("%s: bringing it down again (onNotReady: down): %w", t.Subject(), err)
+		return "", fmt.Errorf("%s: bringing it down again (onNotReady: down): %w", t.Subject(), err)
 	}
 	_ = removeFile(dir, onceFile)
-	return nil
+	return "brought down again (onNotReady: down)", nil
 }
 
 func (d *Driver) setStarted(dir string, started bool) {

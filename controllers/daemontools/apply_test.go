@@ -249,14 +249,14 @@ func TestApplyStartRecordsAndNotReadyUndoes(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(f.dir, restartOnFile)); string(b) != "v1\n" {
 		t.Errorf("restartOn record = %q", b)
 	}
-	if err := d.NotReady(context.Background(), tg, errors.New("probe failed")); err != nil {
+	if _, err := d.NotReady(context.Background(), tg, errors.New("probe failed")); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.commands(); got != "d" || !f.exists("down") {
 		t.Errorf("NotReady sent %q, down file there: %v", got, f.exists("down"))
 	}
 	// Only once per start.
-	if err := d.NotReady(context.Background(), tg, errors.New("again")); err != nil || f.commands() != "" {
+	if did, err := d.NotReady(context.Background(), tg, errors.New("again")); err != nil || did != "" || f.commands() != "" {
 		t.Errorf("second NotReady acted")
 	}
 }
@@ -278,7 +278,7 @@ func TestNotReadyLeavesWhatItDidNotStart(t *testing.T) {
 	if err := d.Apply(context.Background(), plan[0], tg, live[tg.Subject()]); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.NotReady(context.Background(), tg, errors.New("probe failed")); err != nil {
+	if _, err := d.NotReady(context.Background(), tg, errors.New("probe failed")); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.commands(); got != "" || f.exists("down") {

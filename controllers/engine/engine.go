@@ -407,7 +407,8 @@ func (p *pass) runStage(ctx context.Context, st Stage) {
 				appliedMu.Lock()
 				p.res.Applied = append(p.res.Applied, a)
 				appliedMu.Unlock()
-				if a.Phase == controllers.PhaseUp {
+				switch a.Op {
+				case controllers.OpScaleUp, controllers.OpStart, controllers.OpRestart:
 					p.mu.Lock()
 					p.started[subj] = true
 					p.mu.Unlock()
@@ -559,8 +560,12 @@ func (p *pass) notReady(ctx context.Context, t controllers.Target, cause error) 
 	if !ok || !started || t.Kind != controllers.KindService || t.Mode != controllers.Enforce {
 		return cause
 	}
-	if err := h.NotReady(ctx, t, cause); err != nil {
+	did, err := h.NotReady(ctx, t, cause)
+	if err != nil {
 		return fmt.Errorf("%w; and then: %v", cause, err)
+	}
+	if did != "" {
+		return fmt.Errorf("%w; %s", cause, did)
 	}
 	return cause
 }

@@ -99,11 +99,13 @@ func Wait(ctx context.Context, p *v1.Probe) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w (last try: %v)", Describe(p), ctx.Err(), err)
 		}
-		if !time.Now().Add(interval).Before(deadline) {
+		left := time.Until(deadline)
+		if left <= 0 {
 			return fmt.Errorf("%s did not pass within %s (%d tries; last: %v)", Describe(p), timeout, tries, err)
 		}
+		// The last try falls on the deadline, so "within 60s" means it.
 		select {
-		case <-time.After(interval):
+		case <-time.After(min(interval, left)):
 		case <-ctx.Done():
 		}
 	}

@@ -288,7 +288,7 @@ func TestNotReadyLeavesWhatItDidNotStart(t *testing.T) {
 	// onNotReady: keep leaves a fresh start up.
 	kt := f.target(declare("squid", 1, keep))
 	d.setStarted(f.dir, true)
-	if err := d.NotReady(context.Background(), kt, errors.New("probe failed")); err != nil || f.commands() != "" || f.exists("down") {
+	if _, err := d.NotReady(context.Background(), kt, errors.New("probe failed")); err != nil || f.commands() != "" || f.exists("down") {
 		t.Errorf("keep: NotReady acted")
 	}
 }

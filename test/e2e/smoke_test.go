@@ -210,7 +210,7 @@ func TestSmokeDaemontoolsServiceDownAndUp(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "run"), []byte(run), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { removeSvscanService(tb.SvscanDir, name) })
+	t.Cleanup(func() { dtRemove(dtDaemontools, tb.SvscanDir, name) })
 
 	svstat := func() string {
 		out, _ := exec.Command("svstat", dir).CombinedOutput()
@@ -243,17 +243,6 @@ func TestSmokeDaemontoolsServiceDownAndUp(t *testing.T) {
 	})
 }
 
-// removeSvscanService takes a service out of svscan's folder the way the
-// daemontools docs say: hide it from svscan, then stop it and its supervise.
-func removeSvscanService(svscanDir, name string) {
-	dir := filepath.Join(svscanDir, name)
-	hidden := filepath.Join(svscanDir, "."+name)
-	if err := os.Rename(dir, hidden); err != nil {
-		return
-	}
-	exec.Command("svc", "-dx", hidden).Run()
-	os.RemoveAll(hidden)
-}
 
 func TestSmokeGitCloneOverHTTP(t *testing.T) {
 	repo := newGitRepo(t, "smoke-git")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/engine"
 )
 
@@ -41,6 +42,9 @@ Exit status: 0 when everything converged and is ready, 1 otherwise.`,
 			}
 			defer closeFn()
 			eng.Concurrency = concurrency
+			as := newAutoscaler()
+			defer as.Reader.(*autoscale.AMQPReader).Close()
+			eng.Sizer = as
 			stderr := cmd.ErrOrStderr()
 			plan, err := eng.Plan(ctx, &snap.Effective.Spec)
 			if err != nil {

@@ -12,7 +12,10 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/compose"
+	"reconciler.dev/reconciler/controllers/daemontools"
 	"reconciler.dev/reconciler/controllers/engine"
+	"reconciler.dev/reconciler/controllers/supervisor"
 	"reconciler.dev/reconciler/controllers/swarm"
 	"reconciler.dev/reconciler/controllers/systemd"
 	"reconciler.dev/reconciler/desired"
@@ -88,8 +91,12 @@ func newEngine() (*engine.Engine, func(), error) {
 	sysd := systemd.New()
 	e := &engine.Engine{
 		Drivers: map[v1.Driver]controllers.Driver{
-			v1.DriverSwarm:   &swarm.Driver{API: docker},
-			v1.DriverSystemd: sysd,
+			v1.DriverSwarm:      &swarm.Driver{API: docker},
+			v1.DriverSystemd:    sysd,
+			v1.DriverSupervisor: supervisor.New(),
+			v1.DriverCompose:    &compose.Driver{API: docker},
+
+			v1.DriverDaemontools: &daemontools.Driver{},
 		},
 	}
 	return e, func() { docker.Close(); sysd.Close() }, nil

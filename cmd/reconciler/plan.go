@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/desired"
 	"reconciler.dev/reconciler/desired/source"
@@ -34,7 +35,13 @@ invalid revision, printed as file:line:col: message).
   {"host", "revision": {"id", "ref", "author", "message", "time"},
    "maintenance": {"active", "expired", "reason", "until"},
    "inSync", "actions": [{"stage", "phase", "subject", "kind", "name",
-   "driver", "field", "live", "desired", "action", "mode"}]}`,
+   "driver", "field", "live", "desired", "action", "mode", "note"}],
+   "autoscale": [{"service", "queue", "ready", "consumers", "desired",
+   "want", "min", "max", "reason", "error", "lastChange", "at"}]}
+
+Autoscaled services are sized from their queue at the time of the plan: up
+at once; down only when a running agent has seen the queue below the
+threshold for the cooldown (a one-shot plan or apply holds the live count).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -47,6 +54,9 @@ invalid revision, printed as file:line:col: message).
 				return err
 			}
 			defer closeFn()
+			as := newAutoscaler()
+			defer as.Reader.(*autoscale.AMQPReader).Close()
+			eng.Sizer = as
 			plan, err := eng.Plan(ctx, &snap.Effective.Spec)
 			if err != nil {
 				return err
@@ -54,9 +64,9 @@ invalid revision, printed as file:line:col: message).
 			out := cmd.OutOrStdout()
 			switch output {
 			case "json":
-				err = writePlanJSON(out, snap, plan)
+				err = writePlanJSON(out, snap, plan, as.Statuses())
 			case "table", "":
-				writePlanTable(out, snap, plan)
+				writePlanTable(out, snap, plan, as.Statuses())
 			default:
 				return fmt.Errorf("-o %q: want table or json", output)
 			}
@@ -81,6 +91,7 @@ type planDoc struct {
 	Maintenance engine.Maintenance   `json:"maintenance"`
 	InSync      bool                 `json:"inSync"`
 	Actions     []controllers.Action `json:"actions"`
+	Autoscale   []autoscale.Status   `json:"autoscale,omitempty"`
 }
 
 type revisionDoc struct {
@@ -99,10 +110,10 @@ func revisionOf(r source.Revision) revisionDoc {
 	return d
 }
 
-func writePlanJSON(w io.Writer, snap *desired.Snapshot, plan *engine.Plan) error {
+func writePlanJSON(w io.Writer, snap *desired.Snapshot, plan *engine.Plan, scaled []autoscale.Status) error {
 	doc := planDoc{
 		Host: snap.Host, Revision: revisionOf(snap.Revision), Maintenance: plan.Maintenance,
-		InSync: plan.InSync(), Actions: plan.Actions,
+		InSync: plan.InSync(), Actions: plan.Actions, Autoscale: scaled,
 	}
 	if doc.Actions == nil {
 		doc.Actions = []controllers.Action{}
@@ -119,19 +130,25 @@ func shortID(id string) string {
 	return id
 }
 
-func writePlanTable(w io.Writer, snap *desired.Snapshot, plan *engine.Plan) {
+func writePlanTable(w io.Writer, snap *desired.Snapshot, plan *engine.Plan, scaled []autoscale.Status) {
 	fmt.Fprintf(w, "host %s at %s", snap.Host, shortID(snap.Revision.ID))
 	if snap.Revision.Message != "" {
 		fmt.Fprintf(w, " (%s)", snap.Revision.Message)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "maintenance:", describeMaintenance(plan.Maintenance))
+	// Autoscaled counts are not in git: show each decision and its inputs,
+	// so a reviewer sees why.
+	for _, st := range scaled {
+		fmt.Fprintf(w, "autoscale: %s %d, queue %s: %d ready, %d consumers, bounds [%d, %d]: %s\n",
+			st.Service, st.Desired, st.Queue, st.Ready, st.Consumers, st.Min, st.Max, st.Reason)
+	}
 	if plan.InSync() {
 		fmt.Fprintln(w, "in sync: nothing to do")
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STAGE\tPHASE\tKIND\tNAME\tFIELD\tLIVE\tDESIRED\tACTION")
+	fmt.Fprintln(tw, "STAGE\tPHASE\tKIND\tNAME\tFIELD\tLIVE\tDESIRED\tACTION\tNOTE")
 	reportOnly := 0
 	for _, a := range plan.Actions {
 		act := string(a.Op)
@@ -139,7 +156,7 @@ func writePlanTable(w io.Writer, snap *desired.Snapshot, plan *engine.Plan) {
 			act = "report-only (" + act + ")"
 			reportOnly++
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Stage, a.Phase, a.Kind, a.Name, a.Field, a.From, a.To, act)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Stage, a.Phase, a.Kind, a.Name, a.Field, a.From, a.To, act, a.Note)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d difference(s)", len(plan.Actions))
@@ -170,4 +187,9 @@ func describeMaintenance(m engine.Maintenance) string {
 		b.WriteString(" (reason: " + m.Reason + ")")
 	}
 	return b.String()
+}
+
+// newAutoscaler sizes autoscaled services from their RabbitMQ queues.
+func newAutoscaler() *autoscale.Autoscaler {
+	return autoscale.New(&autoscale.AMQPReader{})
 }

@@ -12,6 +12,7 @@ import (
 
 	"reconciler.dev/reconciler/agent"
 	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/swarm"
 	"reconciler.dev/reconciler/controllers/systemd"
 )
@@ -67,9 +68,12 @@ POST /webhook (HMAC-SHA256 X-Hub-Signature-256 with the secret of
 				return err
 			}
 			defer closeFn()
+			reader := &autoscale.AMQPReader{}
+			defer reader.Close()
 			a, err := agent.New(agent.Config{
 				Source: src, Host: host, Engine: eng, StateDir: stateDir, Interval: interval,
 				Listen: listen, WebhookSecretFile: webhookSecret, Log: logger,
+				Autoscaler: autoscale.New(reader),
 			})
 			if err != nil {
 				return err

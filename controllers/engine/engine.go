@@ -317,8 +317,8 @@ func (p *pass) blockedBy(a controllers.Action) string {
 				return fmt.Sprintf("its dependent %s did not drain", dep)
 			}
 		}
-		for s, tt := range p.targets {
-			if tt.Kind == controllers.KindUnit && tt.Barrier && p.failed(s) {
+		for _, tt := range p.plan.Targets { // in declaration order: stable messages
+			if tt.Kind == controllers.KindUnit && tt.Barrier && p.failed(tt.Subject()) {
 				return fmt.Sprintf("unit %s could not be stopped first", tt.Name)
 			}
 		}
@@ -330,8 +330,8 @@ func (p *pass) blockedBy(a controllers.Action) string {
 		}
 	case a.Phase == controllers.PhaseUp && t.Barrier:
 		// Units tied to maintenance come back only after every service did.
-		for s, tt := range p.targets {
-			if tt.Kind == controllers.KindService && p.failed(s) {
+		for _, tt := range p.plan.Targets {
+			if tt.Kind == controllers.KindService && p.failed(tt.Subject()) {
 				return fmt.Sprintf("service %s did not come up", tt.Name)
 			}
 		}
@@ -602,14 +602,17 @@ func (p *pass) waitTimeout(t controllers.Target, phase controllers.Phase) time.D
 // plan was made from, so a pass with nothing to do reads each driver once;
 // only those not ready then are observed again (they may be starting).
 func (p *pass) verifyAll(ctx context.Context) {
-	changed := map[string]bool{}
+	changed, reported := map[string]bool{}, map[string]bool{}
 	for _, a := range p.plan.Actions {
 		changed[a.Subject] = true
+		if a.Reportable() {
+			reported[a.Subject] = true // missing, unsupported, report-only: said already
+		}
 	}
 	var up []string
 	for _, t := range p.plan.Targets {
 		s := t.Subject()
-		if t.Mode != controllers.Enforce || p.failed(s) || p.ready[t.Name] && t.Kind == controllers.KindService {
+		if t.Mode != controllers.Enforce || p.failed(s) || reported[s] || p.ready[t.Name] && t.Kind == controllers.KindService {
 			continue
 		}
 		l, ok := p.plan.Live[s]

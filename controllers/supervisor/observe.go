@@ -1,0 +1,333 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"reconciler.dev/reconciler/controllers"
+)
+
+// Caller is the part of the XML-RPC client the driver uses; *Client
+// implements it.
+type Caller interface {
+	Call(ctx context.Context, method string, params ...any) (any, error)
+}
+
+// Driver manages supervisord program groups: how many of a group's
+// processes run.
+type Driver struct {
+	// Dial returns the client for a socket; the default is NewClient. A
+	// driver keeps one client per socket.
+	Dial func(socket string) Caller
+	// CallTimeout bounds every call that does not wait for a process to stop
+	// (default 30s).
+	CallTimeout time.Duration
+	// StopSlack is added to a service's stopTimeout to bound each stop,
+	// which waits until the process has exited (default 15s).
+	StopSlack time.Duration
+	// PollInterval is how often a process already stopping is looked at
+	// while waiting for it to exit (default 200ms).
+	PollInterval time.Duration
+	// Count, when set, is told of every XML-RPC call by method name
+	// ("getAllProcessInfo", "startProcess", "stopProcess",
+	// "getProcessInfo"), for metrics.
+	Count func(verb string)
+
+	mu      sync.Mutex
+	clients map[string]Caller
+}
+
+// New returns a driver that talks to supervisord over the unix sockets the
+// services name.
+func New() *Driver { return &Driver{} }
+
+func (d *Driver) callTimeout() time.Duration {
+	if d.CallTimeout > 0 {
+		return d.CallTimeout
+	}
+	return 30 * time.Second
+}
+
+func (d *Driver) stopSlack() time.Duration {
+	if d.StopSlack > 0 {
+		return d.StopSlack
+	}
+	return 15 * time.Second
+}
+
+func (d *Driver) pollInterval() time.Duration {
+	if d.PollInterval > 0 {
+		return d.PollInterval
+	}
+	return 200 * time.Millisecond
+}
+
+// client returns the client for socket, made once.
+func (d *Driver) client(socket string) Caller {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.clients[socket]; ok {
+		return c
+	}
+	if d.clients == nil {
+		d.clients = map[string]Caller{}
+	}
+	var c Caller
+	if d.Dial != nil {
+		c = d.Dial(socket)
+	} else {
+		c = NewClient(socket)
+	}
+	d.clients[socket] = c
+	return c
+}
+
+// Close drops the idle connections of every client.
+func (d *Driver) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.clients {
+		if cl, ok := c.(interface{ Close() }); ok {
+			cl.Close()
+		}
+	}
+}
+
+// call makes one call, counted, bounded by timeout.
+func (d *Driver) call(ctx context.Context, socket string, timeout time.Duration, method string, params ...any) (any, error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if d.Count != nil {
+		d.Count(method)
+	}
+	return d.client(socket).Call(cctx, "supervisor."+method, params...)
+}
+
+// The process states supervisord reports (supervisor/states.py).
+const (
+	stateStopped  = "STOPPED"
+	stateStarting = "STARTING"
+	stateRunning  = "RUNNING"
+	stateBackoff  = "BACKOFF"
+	stateStopping = "STOPPING"
+	stateExited   = "EXITED"
+	stateFatal    = "FATAL"
+	stateUnknown  = "UNKNOWN"
+)
+
+// started is true for the states supervisord counts as running (its
+// RUNNING_STATES): startProcess answers ALREADY_STARTED to them.
+func started(state string) bool {
+	switch state {
+	case stateRunning, stateStarting, stateBackoff:
+		return true
+	}
+	return false
+}
+
+// down is true for the states of a process that has no process: a
+// scaled-down replica rests in one of them.
+func down(state string) bool {
+	switch state {
+	case stateStopped, stateExited, stateFatal:
+		return true
+	}
+	return false
+}
+
+// process is one process as getAllProcessInfo describes it.
+type process struct {
+	Name        string // usm-poller_01
+	Group       string // usm-poller
+	Num         int    // the number in its name, 0 when it has none
+	State       string // RUNNING, STOPPED, ...
+	PID         int
+	Start, Stop int64 // unix seconds of the last start and stop, 0 if none
+	ExitStatus  int
+	Description string
+}
+
+// namespec is how supervisord's API names a process: "group:name".
+func (p process) namespec() string { return p.Group + ":" + p.Name }
+
+// groupLive is what a service's Live.Raw holds: every process of the group,
+// the first replica first.
+type groupLive struct {
+	Socket, Program string
+	Procs           []process
+}
+
+// Observe reads every target with one getAllProcessInfo per socket,
+// whatever the number of targets. Sockets are read one after another.
+func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map[string]controllers.Live, error) {
+	var sockets []string
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if s := t.Service.Socket; !seen[s] {
+			seen[s] = true
+			sockets = append(sockets, s)
+		}
+	}
+	procs := map[string][]process{}
+	var errs []error
+	for _, s := range sockets {
+		v, err := d.call(ctx, s, d.callTimeout(), "getAllProcessInfo")
+		if err == nil {
+			procs[s], err = parseProcessList(v)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("supervisord at %s: getAllProcessInfo: %w", s, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return liveFrom(targets, procs), nil
+}
+
+// parseProcessList reads getAllProcessInfo's answer.
+func parseProcessList(v any) ([]process, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("answer is a %T, not an array", v)
+	}
+	out := make([]process, 0, len(list))
+	for i, item := range list {
+		p, err := parseProcess(item)
+		if err != nil {
+			return nil, fmt.Errorf("process %d: %w", i+1, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// parseProcess reads one process's info struct. name, group and statename
+// are required; the rest default to zero.
+func parseProcess(v any) (process, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return process{}, fmt.Errorf("a %T, not a struct", v)
+	}
+	var p process
+	var ok1, ok2, ok3 bool
+	p.Name, ok1 = m["name"].(string)
+	p.Group, ok2 = m["group"].(string)
+	p.State, ok3 = m["statename"].(string)
+	if !ok1 || !ok2 || !ok3 || p.Name == "" || p.Group == "" {
+		return process{}, errors.New("name, group or statename missing")
+	}
+	num := func(k string) int64 { n, _ := m[k].(int64); return n }
+	p.PID = int(num("pid"))
+	p.Start, p.Stop = num("start"), num("stop")
+	p.ExitStatus = int(num("exitstatus"))
+	p.Description, _ = m["description"].(string)
+	p.Num = processNumber(p.Name)
+	return p, nil
+}
+
+// processNumber is the last run of digits in a process name: process_name
+// %(program_name)s_%(process_num)02d makes "usm-poller_07" number 7. A name
+// without digits (numprocs 1) is 0.
+func processNumber(name string) int {
+	end := len(name)
+	for end > 0 && (name[end-1] < '0' || name[end-1] > '9') {
+		end--
+	}
+	start := end
+	for start > 0 && name[start-1] >= '0' && name[start-1] <= '9' {
+		start--
+	}
+	if start == end {
+		return 0
+	}
+	digits := strings.TrimLeft(name[start:end], "0")
+	if len(digits) > 9 {
+		return 1e9 // absurd but ordered after every sensible number
+	}
+	n, _ := strconv.Atoi("0" + digits)
+	return n
+}
+
+// liveFrom pairs targets with the processes their sockets listed. It is
+// pure. A program with no process in the list does not exist.
+func liveFrom(targets []controllers.Target, procs map[string][]process) map[string]controllers.Live {
+	out := make(map[string]controllers.Live, len(targets))
+	for _, t := range targets {
+		gl := groupLive{Socket: t.Service.Socket, Program: t.Service.Program}
+		for _, p := range procs[gl.Socket] {
+			if p.Group == gl.Program {
+				gl.Procs = append(gl.Procs, p)
+			}
+		}
+		// The first replica first: by process number, then by name.
+		sort.SliceStable(gl.Procs, func(i, j int) bool {
+			a, b := gl.Procs[i], gl.Procs[j]
+			if a.Num != b.Num {
+				return a.Num < b.Num
+			}
+			return a.Name < b.Name
+		})
+		if len(gl.Procs) == 0 {
+			out[t.Subject()] = controllers.Live{
+				State: fmt.Sprintf("program %s missing from supervisord at %s", gl.Program, gl.Socket),
+				Raw:   gl,
+			}
+			continue
+		}
+		l := controllers.Live{Exists: true, Raw: gl}
+		counts := map[string]int{}
+		var pids, order []string
+		for _, p := range gl.Procs {
+			if started(p.State) {
+				l.Replicas++
+			}
+			if p.State == stateRunning {
+				l.Running++
+			}
+			if counts[p.State] == 0 {
+				order = append(order, p.State)
+			}
+			counts[p.State]++
+			if p.PID > 0 {
+				pids = append(pids, p.Name+"="+strconv.Itoa(p.PID))
+			}
+		}
+		l.State = fmt.Sprintf("%d/%d running, numprocs %d", l.Running, l.Replicas, len(gl.Procs))
+		summary := make([]string, 0, len(order))
+		for _, st := range order {
+			summary = append(summary, fmt.Sprintf("%d %s", counts[st], st))
+		}
+		l.Details = map[string]string{
+			"numprocs":  strconv.Itoa(len(gl.Procs)),
+			"states":    strings.Join(summary, ", "),
+			"processes": processStates(gl.Procs),
+		}
+		if len(pids) > 0 {
+			l.Details["pids"] = strings.Join(pids, " ")
+		}
+		out[t.Subject()] = l
+	}
+	return out
+}
+
+// processStates lists every process that is not STOPPED, with its state,
+// or says that all are: "usm-poller_01 RUNNING, usm-poller_02 STARTING".
+func processStates(ps []process) string {
+	var parts []string
+	for _, p := range ps {
+		if p.State != stateStopped {
+			parts = append(parts, p.Name+" "+p.State)
+		}
+	}
+	if len(parts) == 0 {
+		return "all STOPPED"
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,89 @@
+package supervisor
+
+import (
+	"fmt"
+	"strconv"
+
+	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers"
+)
+
+// Name is the driver's name.
+func (d *Driver) Name() v1.Driver { return v1.DriverSupervisor }
+
+// Plan is the driver's planner; see Plan.
+func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
+	return Plan(targets, live)
+}
+
+// Plan returns what differs for each target. A program missing from
+// supervisord is reported (missing), as is a count above the group's
+// numprocs (unsupported, naming both numbers; nothing is changed then). A
+// group running the wrong processes gets a scale-down (stop the extras) and
+// a scale-up (start the missing ones among the first N). It is pure.
+func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
+	var out []controllers.Action
+	for _, t := range targets {
+		l := live[t.Subject()]
+		base := controllers.Action{
+			Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverSupervisor,
+			Mode: t.Mode, Field: "replicas",
+		}
+		want := strconv.Itoa(int(t.Replicas))
+		gl, _ := l.Raw.(groupLive)
+		switch {
+		case !l.Exists:
+			a := base
+			a.From, a.To, a.Op = "absent", want, controllers.OpMissing
+			out = append(out, a)
+			continue
+		case int(t.Replicas) > len(gl.Procs):
+			a := base
+			a.From, a.To, a.Op = fmt.Sprintf("numprocs=%d", len(gl.Procs)), want, controllers.OpUnsupported
+			out = append(out, a)
+			continue
+		}
+		toStop, toStart := changes(t, gl)
+		now := int(l.Replicas)
+		if len(toStop) > 0 {
+			a := base
+			a.Op = controllers.OpScaleDown
+			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now-len(toStop))
+			now -= len(toStop)
+			out = append(out, a)
+		}
+		if len(toStart) > 0 {
+			a := base
+			a.Op = controllers.OpScaleUp
+			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now+len(toStart))
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// tooMany is the reason a target cannot be met: more replicas than the
+// group has processes.
+func tooMany(t controllers.Target, gl groupLive) string {
+	return fmt.Sprintf("%d replicas wanted, but program %s has numprocs=%d (declare numprocs as the most that may run)",
+		t.Replicas, gl.Program, len(gl.Procs))
+}
+
+// changes returns the processes to stop (highest first: started ones beyond
+// the first N) and to start (lowest first: the first N that are not
+// started) so that exactly the first N run. A process beyond N that is
+// already STOPPING is left to finish.
+func changes(t controllers.Target, gl groupLive) (toStop, toStart []process) {
+	n := min(int(t.Replicas), len(gl.Procs))
+	for i := len(gl.Procs) - 1; i >= n; i-- {
+		if started(gl.Procs[i].State) {
+			toStop = append(toStop, gl.Procs[i])
+		}
+	}
+	for _, p := range gl.Procs[:n] {
+		if !started(p.State) {
+			toStart = append(toStart, p)
+		}
+	}
+	return toStop, toStart
+}

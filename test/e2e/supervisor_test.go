@@ -1,0 +1,538 @@
+//go:build e2e
+
+package e2e
+
+// The supervisor driver against the testbed's real supervisord: a program
+// group declared with numprocs as the most that may run, taken through
+// replica counts by commits, with the calls the reconciler makes counted on
+// the wire by a proxy in front of supervisord's socket.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kolo/xmlrpc"
+)
+
+// svProgram is a program group a test adds to the testbed's supervisord
+// through its conf.d, and removes again when the test ends.
+type svProgram struct {
+	t        *testing.T
+	Name     string // the program and group name
+	Numprocs int
+	socket   string // supervisord's own socket
+	rpc      *xmlrpc.Client
+}
+
+// svAddProgram declares [program:NAME] with numprocs processes NAME_01..,
+// the testbed's worker as the command, not started, plus extra config lines
+// (environment=...), and loads it with `supervisorctl update NAME`.
+func svAddProgram(t *testing.T, numprocs int, extra ...string) *svProgram {
+	t.Helper()
+	tb := testbed(t)
+	p := &svProgram{t: t, Name: uniqueName("rsv"), Numprocs: numprocs, socket: tb.SupervisorSocket}
+	conf := fmt.Sprintf(`; added by %s, removed when it ends
+[program:%s]
+command=%s %%(program_name)s_%%(process_num)02d
+process_name=%%(program_name)s_%%(process_num)02d
+numprocs=%d
+numprocs_start=1
+autostart=false
+autorestart=true
+startsecs=1
+stopwaitsecs=10
+stopsignal=TERM
+%s
+`, t.Name(), p.Name, tb.WorkerBin, numprocs, strings.Join(extra, "\n"))
+	file := filepath.Join(tb.SupervisorConfD, p.Name+".conf")
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Stop every process, then remove the group from supervisord.
+		p.ctl("stop", p.Name+":*")
+		os.Remove(file)
+		p.ctl("update", p.Name)
+	})
+	if out, err := p.ctl("update", p.Name); err != nil || !strings.Contains(out, "added process group") {
+		t.Fatalf("supervisorctl update %s: %v\n%s", p.Name, err, out)
+	}
+	rpc, err := xmlrpc.NewClient("http://supervisord/RPC2", unixHTTPClient(p.socket).Transport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rpc.Close() })
+	p.rpc = rpc
+	if got := len(p.procs()); got != numprocs {
+		t.Fatalf("supervisord lists %d processes of %s, want %d", got, p.Name, numprocs)
+	}
+	return p
+}
+
+// ctl runs supervisorctl against the testbed's socket, the way an operator
+// on the host would.
+func (p *svProgram) ctl(args ...string) (string, error) {
+	out, err := exec.Command("supervisorctl", append([]string{"-s", "unix://" + p.socket}, args...)...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// proc returns NAME_NN, the namespec of process n.
+func (p *svProgram) proc(n int) string { return fmt.Sprintf("%s:%s_%02d", p.Name, p.Name, n) }
+
+// svProc is a process as getAllProcessInfo tells it.
+type svProc struct {
+	Name       string `xmlrpc:"name"`
+	Group      string `xmlrpc:"group"`
+	State      string `xmlrpc:"statename"`
+	PID        int    `xmlrpc:"pid"`
+	Start      int    `xmlrpc:"start"`
+	Stop       int    `xmlrpc:"stop"`
+	ExitStatus int    `xmlrpc:"exitstatus"`
+}
+
+// procs reads the group's processes straight from supervisord (not through
+// the reconciler's client, nor the counting proxy), in name order.
+func (p *svProgram) procs() []svProc {
+	p.t.Helper()
+	return svGroupProcs(p.t, p.rpc, p.Name)
+}
+
+func svGroupProcs(t *testing.T, rpc *xmlrpc.Client, group string) []svProc {
+	t.Helper()
+	var all []svProc
+	if err := rpc.Call("supervisor.getAllProcessInfo", nil, &all); err != nil {
+		t.Fatalf("getAllProcessInfo: %v", err)
+	}
+	var out []svProc
+	for _, pr := range all {
+		if pr.Group == group {
+			out = append(out, pr)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// svExpectFirstRunning checks that exactly the first n processes of group
+// run (RUNNING, with a live process behind the pid whose command line
+// names it) and that no other one does.
+func svExpectFirstRunning(t *testing.T, procs []svProc, n int) {
+	t.Helper()
+	var states, bad []string
+	for i, pr := range procs {
+		states = append(states, pr.Name+"="+pr.State)
+		if i < n {
+			if pr.State != "RUNNING" || pr.PID <= 0 {
+				bad = append(bad, fmt.Sprintf("%s is %s (pid %d), want RUNNING", pr.Name, pr.State, pr.PID))
+				continue
+			}
+			cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pr.PID))
+			if err != nil || !bytes.Contains(cmdline, []byte(pr.Name)) {
+				bad = append(bad, fmt.Sprintf("%s: /proc/%d/cmdline = %q, %v: not the process supervisord says it runs", pr.Name, pr.PID, cmdline, err))
+			}
+			continue
+		}
+		if pr.State != "STOPPED" && pr.State != "EXITED" {
+			bad = append(bad, fmt.Sprintf("%s is %s, want STOPPED beyond the first %d", pr.Name, pr.State, n))
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("want exactly the first %d RUNNING: %s\n%s", n, strings.Join(states, " "), strings.Join(bad, "\n"))
+	}
+}
+
+// svCall is one XML-RPC call the proxy forwarded.
+type svCall struct {
+	Method   string // "supervisor.startProcess"
+	Args     []string
+	Received time.Time
+	Answered time.Time
+}
+
+// Mutating is false only for calls that read: supervisord's get*, read*,
+// tail* and list* methods and the system.* introspection. Everything else,
+// system.multicall included, may change state.
+func (c svCall) Mutating() bool {
+	switch c.Method {
+	case "system.listMethods", "system.methodHelp", "system.methodSignature":
+		return false
+	}
+	name := c.Method[strings.LastIndex(c.Method, ".")+1:]
+	for _, prefix := range []string{"get", "read", "tail", "list"} {
+		if strings.HasPrefix(name, prefix) {
+			return false
+		}
+	}
+	return true
+}
+
+// svProxy is a counting HTTP proxy between the reconciler and supervisord's
+// socket: it forwards every request unchanged and records the XML-RPC
+// method name (and string parameters) from each request body, with when the
+// request arrived and when its answer went back.
+type svProxy struct {
+	Socket string
+	srv    *http.Server
+	mu     sync.Mutex
+	calls  []svCall
+}
+
+func svStartProxy(t *testing.T, upstream string) *svProxy {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "svp") // short: socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := &svProxy{Socket: filepath.Join(dir, "s.sock")}
+	ln, err := net.Listen("unix", p.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", upstream)
+	}, DisableCompression: true}
+	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c := svCall{Received: time.Now()}
+		var mc struct {
+			MethodName string   `xml:"methodName"`
+			Strings    []string `xml:"params>param>value>string"`
+		}
+		if err := xml.Unmarshal(body, &mc); err != nil {
+			c.Method = "unparsable: " + err.Error() // counted as mutating
+		} else {
+			c.Method, c.Args = mc.MethodName, mc.Strings
+		}
+		defer func() {
+			c.Answered = time.Now()
+			p.mu.Lock()
+			p.calls = append(p.calls, c)
+			p.mu.Unlock()
+		}()
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://supervisord"+r.URL.RequestURI(), bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		req.Header = r.Header.Clone()
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, vs := range resp.Header {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})}
+	go p.srv.Serve(ln)
+	t.Cleanup(func() { p.srv.Close(); tr.CloseIdleConnections() })
+	return p
+}
+
+// Take returns the calls recorded since the last Take and forgets them.
+func (p *svProxy) Take() []svCall {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.calls
+	p.calls = nil
+	return out
+}
+
+func svMutating(calls []svCall) []svCall {
+	var out []svCall
+	for _, c := range calls {
+		if c.Mutating() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func svDescribe(calls []svCall) string {
+	var parts []string
+	for _, c := range calls {
+		parts = append(parts, strings.TrimPrefix(c.Method, "supervisor.")+"("+strings.Join(c.Args, ",")+")")
+	}
+	return strings.Join(parts, " ")
+}
+
+// svHost is a Host document with one supervisor service.
+func svHost(host, service, program, socket string, replicas int, extra string) string {
+	return fmt.Sprintf(`apiVersion: reconciler.dev/v1
+kind: Host
+metadata:
+  name: %s
+spec:
+%s  services:
+    - name: %s
+      driver: supervisor
+      program: %s
+      socket: %s
+      replicas: %d
+      stopTimeout: 10s
+`, host, extra, service, program, socket, replicas)
+}
+
+// svCallsOf lists the first argument (the process) of every call of method.
+func svCallsOf(calls []svCall, method string) []string {
+	var out []string
+	for _, c := range calls {
+		if c.Method == "supervisor."+method && len(c.Args) > 0 {
+			out = append(out, c.Args[0])
+		}
+	}
+	return out
+}
+
+// TestSupervisorScaleByCommits takes a program with numprocs=6 through
+// 1 -> 5 -> 2 -> 0 -> 3 replicas, one commit each, applied from the git
+// server over http. After every apply exactly the first N processes run;
+// starts go lowest first, stops highest first and one at a time, each
+// waiting for the process to finish its tasks (WORKER_STOP_DELAY=2s); a
+// second apply with nothing to change makes no mutating call and one read.
+func TestSupervisorScaleByCommits(t *testing.T) {
+	prog := svAddProgram(t, 6, `environment=WORKER_STOP_DELAY="2s"`)
+	proxy := svStartProxy(t, prog.socket)
+	repo := newGitRepo(t, "supervisor-scale")
+	src := []string{"--source", repo.HTTPURL, "--host", "sv-sat", "--cache-dir", t.TempDir()}
+
+	prev := 0
+	for _, n := range []int{1, 5, 2, 0, 3} {
+		repo.Commit(fmt.Sprintf("%d pollers", n), map[string]string{
+			"hosts/sv-sat.yaml": svHost("sv-sat", "sv-poller", prog.Name, proxy.Socket, n, ""),
+		})
+		r := cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, fmt.Sprintf("apply %d replicas", n))
+		calls := proxy.Take()
+		procs := prog.procs()
+		svExpectFirstRunning(t, procs, n)
+		t.Logf("%d -> %d took %s, calls: %s", prev, n, r.Took.Round(time.Millisecond), svDescribe(calls))
+
+		// Exactly the processes that had to change, in order.
+		var wantStart, wantStop []string
+		for i := prev + 1; i <= n; i++ {
+			wantStart = append(wantStart, prog.proc(i))
+		}
+		for i := prev; i > n; i-- {
+			wantStop = append(wantStop, prog.proc(i))
+		}
+		if got := svCallsOf(calls, "startProcess"); strings.Join(got, " ") != strings.Join(wantStart, " ") {
+			t.Errorf("%d -> %d started %q, want %q (lowest first)", prev, n, got, wantStart)
+		}
+		if got := svCallsOf(calls, "stopProcess"); strings.Join(got, " ") != strings.Join(wantStop, " ") {
+			t.Errorf("%d -> %d stopped %q, want %q (highest first)", prev, n, got, wantStop)
+		}
+		if m := svMutating(calls); len(m) != len(wantStart)+len(wantStop) {
+			t.Errorf("%d -> %d: mutating calls %s", prev, n, svDescribe(m))
+		}
+		if len(wantStop) > 0 {
+			svCheckGracefulStops(t, calls, procs, prev, n)
+		}
+
+		// Nothing to change: no write, one read.
+		cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, fmt.Sprintf("second apply of %d", n))
+		again := proxy.Take()
+		if m := svMutating(again); len(m) != 0 {
+			t.Errorf("a converged apply of %d made mutating calls: %s", n, svDescribe(m))
+		}
+		if len(again) != 1 || again[0].Method != "supervisor.getAllProcessInfo" {
+			t.Errorf("a converged apply of %d made the calls %s, want one getAllProcessInfo", n, svDescribe(again))
+		}
+		svExpectFirstRunning(t, prog.procs(), n)
+		prev = n
+	}
+
+	// More replicas than numprocs: reported, naming both, nothing changed.
+	repo.Commit("7 pollers", map[string]string{
+		"hosts/sv-sat.yaml": svHost("sv-sat", "sv-poller", prog.Name, proxy.Socket, 7, ""),
+	})
+	p := cli(t, nil, append([]string{"plan", "-o", "json"}, src...)...).mustCode(t, 2, "plan 7 replicas of numprocs 6")
+	var doc struct {
+		Actions []struct{ Subject, Live, Desired, Action string }
+	}
+	if err := json.Unmarshal([]byte(p.Stdout), &doc); err != nil {
+		t.Fatalf("plan -o json: %v\n%s", err, p.Stdout)
+	}
+	if len(doc.Actions) != 1 || doc.Actions[0].Subject != "supervisor/sv-poller" || doc.Actions[0].Action != "unsupported" ||
+		doc.Actions[0].Live != "numprocs=6" || doc.Actions[0].Desired != "7" {
+		t.Errorf("plan of 7 replicas of numprocs 6:\n%s", p.Stdout)
+	}
+	if m := svMutating(proxy.Take()); len(m) != 0 {
+		t.Errorf("plan wrote: %s", svDescribe(m))
+	}
+	svExpectFirstRunning(t, prog.procs(), 3)
+}
+
+// svCheckGracefulStops shows a scale-down from prev to n stopped one
+// process at a time from the highest: each stopProcess was sent only after
+// the one before had returned (the process had exited), each took about the
+// worker's 2 s of finishing its tasks, the processes exited on their own
+// (exit status 0, not killed), and supervisord's own stop times go up from
+// the highest process to the lowest.
+func svCheckGracefulStops(t *testing.T, calls []svCall, procs []svProc, prev, n int) {
+	t.Helper()
+	var stops []svCall
+	for _, c := range calls {
+		if c.Method == "supervisor.stopProcess" {
+			stops = append(stops, c)
+		}
+	}
+	for i, c := range stops {
+		if took := c.Answered.Sub(c.Received); took < 1500*time.Millisecond {
+			t.Errorf("stop of %v returned after %s: it did not wait for the worker to finish (2s)", c.Args, took)
+		}
+		if i > 0 && c.Received.Before(stops[i-1].Answered) {
+			t.Errorf("stop of %v was sent before the stop of %v had returned", c.Args, stops[i-1].Args)
+		}
+	}
+	for i := prev; i > n; i-- {
+		pr := procs[i-1]
+		if pr.ExitStatus != 0 || pr.Stop == 0 {
+			t.Errorf("%s: exit status %d, stop %d: not a graceful stop", pr.Name, pr.ExitStatus, pr.Stop)
+		}
+		if i < prev {
+			higher := procs[i]
+			if pr.Stop-higher.Stop < 1 {
+				t.Errorf("supervisord stopped %s at %d, %s at %d: not one at a time from the highest",
+					higher.Name, higher.Stop, pr.Name, pr.Stop)
+			}
+		}
+	}
+}
+
+// TestSupervisorManualDrift stops and starts processes by hand with
+// supervisorctl: plan shows the drift (exit 2), apply reverts it; with
+// drift: report the same drift is only reported.
+func TestSupervisorManualDrift(t *testing.T) {
+	prog := svAddProgram(t, 4)
+	repo := newGitRepo(t, "supervisor-drift")
+	src := []string{"--source", repo.HTTPURL, "--host", "sv-drift", "--cache-dir", t.TempDir()}
+	repo.Commit("2 pollers", map[string]string{
+		"hosts/sv-drift.yaml": svHost("sv-drift", "sv-poller", prog.Name, prog.socket, 2, ""),
+	})
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "first apply")
+	svExpectFirstRunning(t, prog.procs(), 2)
+
+	ctl := func(args ...string) {
+		t.Helper()
+		if out, err := prog.ctl(args...); err != nil {
+			t.Fatalf("supervisorctl %v: %v\n%s", args, err, out)
+		}
+	}
+	planShows := func(what string, rows ...string) {
+		t.Helper()
+		p := cli(t, nil, append([]string{"plan"}, src...)...).mustCode(t, 2, "plan with "+what)
+		for _, row := range rows {
+			if !regexp.MustCompile(row).MatchString(p.Stdout) {
+				t.Errorf("plan with %s does not show %s:\n%s", what, row, p.Stdout)
+			}
+		}
+	}
+
+	// By hand: _02 stopped, _04 started.
+	ctl("stop", prog.proc(2))
+	ctl("start", prog.proc(4))
+	planShows("_02 stopped and _04 started by hand",
+		`(?m)^\d+\s+down\s+service\s+sv-poller\s+replicas\s+2\s+1\s+scale-down\s*$`,
+		`(?m)^\d+\s+up\s+service\s+sv-poller\s+replicas\s+1\s+2\s+scale-up\s*$`)
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply reverting the drift")
+	svExpectFirstRunning(t, prog.procs(), 2)
+	cli(t, nil, append([]string{"plan"}, src...)...).mustCode(t, 0, "plan after reverting")
+
+	// drift: report: the same kind of change is reported and left alone.
+	repo.Commit("drift: report", map[string]string{
+		"hosts/sv-drift.yaml": svHost("sv-drift", "sv-poller", prog.Name, prog.socket, 2, "  drift: report\n"),
+	})
+	cli(t, nil, append([]string{"plan"}, src...)...).mustCode(t, 0, "plan with drift: report, before any drift")
+	ctl("stop", prog.proc(1))
+	planShows("_01 stopped by hand, drift: report",
+		`(?m)^\d+\s+up\s+service\s+sv-poller\s+replicas\s+1\s+2\s+report-only \(scale-up\)\s*$`)
+	a := cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply with drift: report")
+	if !strings.Contains(a.Stderr, "drift supervisor/sv-poller: replicas 1 -> 2 (scale-up, report-only)") {
+		t.Errorf("apply does not report the drift:\n%s", a.Stderr)
+	}
+	procs := prog.procs()
+	if procs[0].State != "STOPPED" || procs[1].State != "RUNNING" || procs[2].State != "STOPPED" || procs[3].State != "STOPPED" {
+		t.Errorf("drift: report changed the processes: %+v", procs)
+	}
+}
+
+// TestSupervisorExampleSat08 runs examples/usm-poller-satellite's sat-08 as
+// it is against the testbed: it validates, plans (the program usm-poller is
+// there, with numprocs=15 >= its max of 15) and applies, leaving exactly
+// the first processes of usm-poller running. Its autoscale cannot read the
+// queue here (no URL file on this host) and holds the count.
+func TestSupervisorExampleSat08(t *testing.T) {
+	tb := testbed(t)
+	rpc, err := xmlrpc.NewClient("http://supervisord/RPC2", unixHTTPClient(tb.SupervisorSocket).Transport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rpc.Close()
+	stopAll := func() {
+		out, err := exec.Command("supervisorctl", "-s", "unix://"+tb.SupervisorSocket, "stop", "usm-poller:*").CombinedOutput()
+		if err != nil {
+			t.Logf("supervisorctl stop usm-poller:*: %v\n%s", err, out)
+		}
+	}
+	stopAll()
+	t.Cleanup(stopAll)
+
+	example := filepath.Join(repoRoot(), "examples", "usm-poller-satellite")
+	cli(t, nil, "validate", "--host", "sat-08", example).mustCode(t, 0, "validate sat-08")
+	src := []string{"--source", example, "--host", "sat-08", "--cache-dir", t.TempDir()}
+	p := cli(t, nil, append([]string{"plan", "-o", "json"}, src...)...)
+	if p.Code != 0 && p.Code != 2 {
+		t.Fatalf("plan sat-08: exit %d\n%s\n%s", p.Code, p.Stdout, p.Stderr)
+	}
+	var doc struct {
+		Actions []struct{ Subject, Live, Desired, Action string }
+	}
+	if err := json.Unmarshal([]byte(p.Stdout), &doc); err != nil {
+		t.Fatalf("plan -o json: %v\n%s", err, p.Stdout)
+	}
+	for _, a := range doc.Actions {
+		if a.Subject == "supervisor/usm-poller" && (a.Action == "missing" || a.Action == "unsupported") {
+			t.Fatalf("sat-08 cannot run here: %+v", a)
+		}
+	}
+	r := cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply sat-08")
+	procs := svGroupProcs(t, rpc, "usm-poller")
+	if len(procs) != 15 {
+		t.Fatalf("usm-poller has %d processes, want numprocs=15", len(procs))
+	}
+	running := 0
+	for _, pr := range procs {
+		if pr.State == "RUNNING" {
+			running++
+		}
+	}
+	if running < 2 || running > 15 {
+		t.Errorf("sat-08 runs %d pollers, outside its bounds [2, 15]", running)
+	}
+	svExpectFirstRunning(t, procs, running)
+	t.Logf("sat-08 applied in %s: %d usm-poller processes running\n%s", r.Took.Round(time.Millisecond), running, r.Stderr)
+}

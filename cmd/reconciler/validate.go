@@ -1,22 +1,26 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	k8syaml "sigs.k8s.io/yaml"
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/desired"
+	"reconciler.dev/reconciler/desired/source"
 )
 
 func newValidateCommand() *cobra.Command {
 	var host, output string
+	var sf sourceFlags
 	cmd := &cobra.Command{
-		Use:   "validate [PATH...]",
+		Use:   "validate [PATH...] | validate --source URL [--ref R] [--path P]",
 		Short: "Check desired-state files; print every error as file:line:col: message",
 		Long: `validate reads every *.yaml/*.yml file in the given folders (recursively, in
 path order) and files, default ".", and checks them all: syntax, unknown fields,
@@ -26,13 +30,26 @@ file:line:col: message.
 
 Exit status: 0 valid, 1 invalid (or unreadable).
 
+With --source it validates a revision of a git repository instead (the same
+URLs, --ref and --path as plan and apply), as a pipeline or an operator would
+before merging.
+
 With --host NAME it also prints that host's effective state (Defaults merged
 under its Host, defaults filled in) as YAML.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				args = []string{"."}
+			var repo *desired.Repo
+			var err error
+			if sf.source != "" {
+				if len(args) > 0 {
+					return fmt.Errorf("give folders or --source, not both")
+				}
+				repo, err = loadSource(cmd.Context(), &sf)
+			} else {
+				if len(args) == 0 {
+					args = []string{"."}
+				}
+				repo, err = loadPaths(args)
 			}
-			repo, err := loadPaths(args)
 			if err != nil {
 				return err
 			}
@@ -67,8 +84,31 @@ under its Host, defaults filled in) as YAML.`,
 		},
 	}
 	cmd.Flags().StringVar(&host, "host", "", "also print this host's effective state as YAML")
+	cmd.Flags().StringVar(&sf.source, "source", "", "validate a git repository (URL) instead of local paths")
+	cmd.Flags().StringVar(&sf.ref, "ref", "", "with --source: branch, tag or commit (default: the remote's HEAD branch)")
+	cmd.Flags().StringVar(&sf.path, "path", "", "with --source: folder inside the repository")
+	cmd.Flags().StringVar(&sf.cacheDir, "cache-dir", "", "with --source: where fetched revisions are kept")
+	cmd.Flags().StringVar(&sf.tokenFile, "git-token-file", "", "https: file holding a token")
+	cmd.Flags().StringVar(&sf.basicAuth, "git-basic-auth-file", "", "https: file holding user:password")
+	cmd.Flags().StringVar(&sf.sshKey, "ssh-key-file", "", "ssh: private key file")
+	cmd.Flags().StringVar(&sf.knownHosts, "known-hosts-file", "", "ssh: known_hosts file (required for ssh)")
+	cmd.Flags().DurationVar(&sf.timeout, "git-timeout", source.DefaultTimeout, "timeout of each git network operation")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
+}
+
+// loadSource fetches a revision and loads it; positions name files inside
+// the repository (under --path when given).
+func loadSource(ctx context.Context, sf *sourceFlags) (*desired.Repo, error) {
+	src, err := sf.open()
+	if err != nil {
+		return nil, err
+	}
+	art, _, err := src.Fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return desired.Load(art.FS, strings.Trim(sf.path, "/"))
 }
 
 // loadPaths loads folders and files into one repo, in the order given.

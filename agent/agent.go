@@ -267,6 +267,11 @@ type passRun struct {
 	id      string
 	trigger string
 	start   time.Time
+	// base carries the pass id only, for lines that name a revision
+	// themselves (fetching: the one fetched, refused or in force); log
+	// carries the pass id and the revision the pass enforces, so every
+	// line of a pass has each key exactly once.
+	base    *slog.Logger
 	log     *slog.Logger
 	rev     string
 	summary PassSummary
@@ -276,13 +281,14 @@ type passRun struct {
 // is written on every path.
 func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 	p := &passRun{id: newPassID(), trigger: trigger, start: time.Now()}
-	p.log = a.log.With("pass", p.id)
+	p.base = a.log.With("pass", p.id)
+	p.log = p.base.With("revision", a.goodID()) // "" before the first revision
 	p.summary = PassSummary{ID: p.id, Trigger: trigger, Start: p.start, Actions: []ActionOutcome{}}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("pass panicked: %v", r)
 			p.summary.Result, p.summary.Error = "error", err.Error()
-			p.log.Error("pass panicked", "revision", p.rev, "panic", r)
+			p.log.Error("pass panicked", "panic", r)
 		}
 		a.finish(p, err)
 	}()
@@ -300,7 +306,7 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 	}
 	p.rev = shortRev(good.Revision.ID)
 	p.summary.Revision = good.Revision.ID
-	p.log = p.log.With("revision", p.rev)
+	p.log = p.base.With("revision", p.rev)
 	a.curPass, a.curRev = p.id, p.rev
 	a.event(Event{Pass: p.id, Revision: p.rev, Type: "pass-started", Message: "trigger: " + trigger})
 

@@ -45,7 +45,7 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	})
 	if wasFailing {
 		a.event(Event{Pass: p.id, Type: "source-recovered", Message: a.cfg.Source.String()})
-		p.log.Info("source reachable again", "revision", shortRev(art.Revision.ID))
+		p.base.Info("source reachable again", "revision", shortRev(art.Revision.ID))
 	}
 
 	a.mu.Lock()
@@ -79,7 +79,7 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	}
 	a.mu.Unlock()
 	if err != nil {
-		p.log.Error("cannot record the new revision in the state dir; it is not applied yet", "revision", shortRev(art.Revision.ID), "err", err)
+		p.base.Error("cannot record the new revision in the state dir; it is not applied yet", "revision", shortRev(art.Revision.ID), "err", err)
 		a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: "state-error", Message: err.Error()})
 		a.status.update(func(s *Status) {
 			setCondition(s, Condition{Type: "StateWritable", Status: false, Reason: "WriteFailed", Message: err.Error()}, now)
@@ -95,7 +95,7 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	a.metrics.revision.Reset()
 	a.metrics.revision.WithLabelValues(art.Revision.ID, art.Revision.Ref).Set(1)
 	a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: "revision", Message: "in force: " + art.Revision.Message})
-	p.log.Info("new revision in force", "revision", shortRev(art.Revision.ID), "message", art.Revision.Message)
+	p.base.Info("new revision in force", "revision", shortRev(art.Revision.ID), "message", art.Revision.Message)
 }
 
 func (a *Agent) sourceFailed(p *passRun, err error, now time.Time) {
@@ -113,7 +113,7 @@ func (a *Agent) sourceFailed(p *passRun, err error, now time.Time) {
 	if newly {
 		a.event(Event{Pass: p.id, Type: "source-failed", Message: err.Error()})
 	}
-	p.log.Warn("source unavailable; enforcing the revision in force", "revision", a.goodID(), "err", err)
+	p.base.Warn("source unavailable; enforcing the revision in force", "revision", a.goodID(), "err", err)
 }
 
 // refuse records a revision that will not be applied, and why.
@@ -133,7 +133,7 @@ func (a *Agent) refuse(p *passRun, id, message string, err error, now time.Time)
 	a.metrics.failedRevision.Reset()
 	a.metrics.failedRevision.WithLabelValues(id, reason).Set(1)
 	a.event(Event{Pass: p.id, Revision: shortRev(id), Type: "revision-refused", Message: err.Error()})
-	p.log.Error("revision refused; the revision in force stays", "revision", a.goodID(), "refused", shortRev(id), "err", err)
+	p.base.Error("revision refused; the revision in force stays", "revision", a.goodID(), "refused", shortRev(id), "err", err)
 }
 
 // engineEvent turns an engine step into an event of this pass.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -147,7 +148,8 @@ func writePlanTable(w io.Writer, snap *desired.Snapshot, plan *engine.Plan, scal
 		fmt.Fprintln(w, "in sync: nothing to do")
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STAGE\tPHASE\tKIND\tNAME\tFIELD\tLIVE\tDESIRED\tACTION\tNOTE")
 	reportOnly := 0
 	for _, a := range plan.Actions {
@@ -159,6 +161,11 @@ func writePlanTable(w io.Writer, snap *desired.Snapshot, plan *engine.Plan, scal
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Stage, a.Phase, a.Kind, a.Name, a.Field, a.From, a.To, act, a.Note)
 	}
 	tw.Flush()
+	// Empty trailing cells (no note) leave padding behind: trim it, so lines
+	// end where their text does.
+	for _, line := range strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n") {
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
 	fmt.Fprintf(w, "%d difference(s)", len(plan.Actions))
 	if reportOnly > 0 {
 		fmt.Fprintf(w, ", %d report-only", reportOnly)

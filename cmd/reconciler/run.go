@@ -52,6 +52,9 @@ POST /webhook (HMAC-SHA256 X-Hub-Signature-256 with the secret of
 			if err != nil {
 				return err
 			}
+			// Parts that log without a pass of their own use the same
+			// format and destination.
+			slog.SetDefault(logger)
 			if sf.cacheDir == "" {
 				sf.cacheDir = filepath.Join(stateDir, "source")
 			}

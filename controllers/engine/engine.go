@@ -255,6 +255,7 @@ type pass struct {
 	mu       sync.Mutex
 	failures map[string]error
 	ready    map[string]bool // services verified ready in this pass
+	drained  map[string]bool // subjects seen drained in this pass
 	started  map[string]bool // subjects this pass scaled up or started
 	res      *Result
 }
@@ -267,7 +268,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) *Result {
 	p := &pass{
 		e: e, plan: plan, graph: newGraph(plan.Targets),
 		targets: map[string]controllers.Target{}, byName: map[string]controllers.Target{},
-		failures: map[string]error{}, ready: map[string]bool{}, started: map[string]bool{},
+		failures: map[string]error{}, ready: map[string]bool{}, drained: map[string]bool{}, started: map[string]bool{},
 		res: &Result{Plan: plan},
 	}
 	for _, t := range plan.Targets {
@@ -342,6 +343,14 @@ func (p *pass) blockedBy(a controllers.Action) string {
 func (p *pass) runStage(ctx context.Context, st Stage) {
 	e := p.e
 	e.emit(Event{Type: "stage", Stage: st.Number, Message: fmt.Sprintf("%s: %s", st.Phase, st.Title)})
+	if st.Phase == controllers.PhaseUp {
+		for _, a := range st.Actions {
+			if a.Kind == controllers.KindUnit && p.targets[a.Subject].Barrier && !a.Reportable() {
+				p.awaitServicesUp(ctx, st.Number)
+				break
+			}
+		}
+	}
 	// Group the stage's runnable actions by subject; a subject's actions run
 	// in order, subjects run concurrently.
 	var order []string
@@ -371,6 +380,8 @@ func (p *pass) runStage(ctx context.Context, st Stage) {
 	}
 	if st.Phase == controllers.PhaseUp {
 		p.awaitDependencies(ctx, st, order)
+	} else {
+		p.awaitDependents(ctx, st, order)
 	}
 	conc := e.Concurrency
 	if conc <= 0 {
@@ -453,6 +464,76 @@ func (p *pass) awaitDependencies(ctx context.Context, st Stage, subjects []strin
 	}
 }
 
+func (p *pass) isDrained(subject string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.drained[subject]
+}
+
+// awaitDependents makes sure the dependents of services about to shrink
+// are drained, including ones that have nothing to do in this pass: an
+// earlier pass (or an agent killed mid-pass) sent their scale-down and
+// their tasks may still be stopping. A dependent that does not drain blocks
+// the service, as one that failed to drain in this pass does.
+func (p *pass) awaitDependents(ctx context.Context, st Stage, subjects []string) {
+	for _, subj := range subjects {
+		t := p.targets[subj]
+		if t.Kind != controllers.KindService {
+			continue
+		}
+		var wait []string
+		for _, d := range p.graph.reach(t.Name, p.graph.dependents) {
+			dt := p.byName[d]
+			if dt.Mode != controllers.Enforce || p.failed(dt.Subject()) || p.isDrained(dt.Subject()) {
+				continue
+			}
+			if l, ok := p.plan.Live[dt.Subject()]; ok && l.Exists && p.e.Drivers[dt.Driver].Health(dt, l).Drained {
+				continue
+			}
+			wait = append(wait, dt.Subject())
+		}
+		if len(wait) > 0 {
+			p.await(ctx, st.Number, wait, controllers.PhaseDown)
+		}
+		for _, s := range wait {
+			if p.failed(s) {
+				p.fail(subj, fmt.Errorf("%s: not changed: its dependent %s did not drain", subj, p.targets[s].Name))
+				p.e.emit(Event{Type: "blocked", Stage: st.Number, Subject: subj, Message: "dependent " + p.targets[s].Name + " did not drain"})
+				break
+			}
+		}
+	}
+}
+
+// awaitServicesUp makes sure every enforced service is ready before units
+// tied to maintenance come back, including services this pass did not
+// touch: an earlier pass (or an agent killed mid-pass) may have scaled them
+// up, and they may still be starting. One that does not become ready
+// fails, which blocks the units (blockedBy).
+func (p *pass) awaitServicesUp(ctx context.Context, stage int) {
+	changed := map[string]bool{}
+	for _, a := range p.plan.Actions {
+		changed[a.Subject] = true
+	}
+	var wait []string
+	for _, t := range p.plan.Targets {
+		s := t.Subject()
+		if t.Kind != controllers.KindService || t.Mode != controllers.Enforce || p.failed(s) || p.ready[t.Name] {
+			continue
+		}
+		l, ok := p.plan.Live[s]
+		if ok && !l.Exists {
+			continue // reported as missing
+		}
+		if ok && !changed[s] && p.e.Drivers[t.Driver].Health(t, l).Ready {
+			continue
+		}
+		wait = append(wait, s)
+	}
+	sort.Strings(wait)
+	p.await(ctx, stage, wait, controllers.PhaseUp)
+}
+
 // await waits until every subject is ready (up) or drained (down), by
 // observing, then runs the ready probes of services that declare one.
 func (p *pass) await(ctx context.Context, stage int, subjects []string, phase controllers.Phase) {
@@ -491,6 +572,9 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 				if phase == controllers.PhaseUp {
 					p.probe(ctx, stage, t)
 				} else {
+					p.mu.Lock()
+					p.drained[s] = true
+					p.mu.Unlock()
 					e.emit(Event{Type: "drained", Stage: stage, Subject: s})
 				}
 				continue

@@ -353,3 +353,61 @@ func TestApplyDrainTimeoutBlocksDependencies(t *testing.T) {
 		t.Errorf("error: %s", msg)
 	}
 }
+
+// TestApplyWaitsForDrainsStartedByAnEarlierPass: an agent killed mid-flip
+// left the dependents scaled to 0 but still stopping. The next pass plans
+// only the broker, and must still not touch it until they drained.
+func TestApplyWaitsForDrainsStartedByAnEarlierPass(t *testing.T) {
+	sw := newMem(v1.DriverSwarm, 5) // tasks stop 5 observations after the update
+	sw.set("swarm/broker", 1)
+	for _, s := range []string{"swarm/proxy", "swarm/bl"} {
+		sw.want[s], sw.running[s] = 0, 1 // scaled down, still running
+	}
+	e, rec := newTestEngine(sw)
+	plan, err := e.Plan(context.Background(), spec(true, factoryProxy()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Actions) != 1 || plan.Actions[0].Subject != "swarm/broker" {
+		t.Fatalf("plan %v, want only the broker", plan.Actions)
+	}
+	if res := e.Apply(context.Background(), plan); res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+	steps := rec.steps("applied", "drained")
+	broker := index(steps, "applied swarm/broker")
+	for _, s := range []string{"drained swarm/proxy", "drained swarm/bl"} {
+		if i := index(steps, s); i < 0 || i > broker {
+			t.Errorf("%s at %d, after the broker was scaled down at %d: %v", s, i, broker, steps)
+		}
+	}
+}
+
+// TestApplyUnitsWaitForServicesStartedByAnEarlierPass: leaving maintenance,
+// the services were scaled up by a killed pass and are still starting; the
+// timer must not come back before they run.
+func TestApplyUnitsWaitForServicesStartedByAnEarlierPass(t *testing.T) {
+	sw := newMem(v1.DriverSwarm, 5)
+	sd := newMem(v1.DriverSystemd, 0)
+	for _, s := range []string{"swarm/broker", "swarm/proxy", "swarm/bl"} {
+		sw.want[s], sw.running[s] = 1, 0 // scaled up, not running yet
+	}
+	e, rec := newTestEngine(sw, sd)
+	plan, err := e.Plan(context.Background(), spec(false, factoryProxy(), housekeeping))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Actions) != 1 || plan.Actions[0].Subject != "unit/hk.timer" {
+		t.Fatalf("plan %v, want only the timer", plan.Actions)
+	}
+	if res := e.Apply(context.Background(), plan); res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+	steps := rec.steps("applied", "ready")
+	timer := index(steps, "applied unit/hk.timer")
+	for _, s := range []string{"ready swarm/broker", "ready swarm/proxy", "ready swarm/bl"} {
+		if i := index(steps, s); i < 0 || i > timer {
+			t.Errorf("%s at %d, after the timer started at %d: %v", s, i, timer, steps)
+		}
+	}
+}

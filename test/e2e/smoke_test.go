@@ -243,7 +243,6 @@ func TestSmokeDaemontoolsServiceDownAndUp(t *testing.T) {
 	})
 }
 
-
 func TestSmokeGitCloneOverHTTP(t *testing.T) {
 	repo := newGitRepo(t, "smoke-git")
 	want := repo.Commit("first", map[string]string{"hosts/fp-01.yaml": "kind: Host\n"})

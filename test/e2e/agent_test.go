@@ -11,7 +11,6 @@ package e2e
 // and the agent's own /status, /readyz and /metrics.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -19,7 +18,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,8 +27,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,261 +38,7 @@ import (
 )
 
 // ---------------------------------------------------------------------------
-// The agent process
-
-// agentConfig says how to start one agent.
-type agentConfig struct {
-	Source   string   // --source
-	StateDir string   // --state-dir; "" is a new temporary folder
-	Interval string   // --interval; default 2s
-	Env      []string // added to the testbed's environment (DOCKER_HOST of a counting proxy...)
-	Args     []string // more flags
-}
-
-// agentProc is one `reconciler run` process.
-type agentProc struct {
-	t        *testing.T
-	name     string
-	cmd      *exec.Cmd
-	Addr     string // --listen
-	StateDir string
-	stderr   *agentOutput
-	done     chan struct{} // closed when the process has been reaped
-}
-
-type agentOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *agentOutput) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *agentOutput) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-var agentSeq struct {
-	sync.Mutex
-	n int
-}
-
-// startAgent runs `reconciler run --source S --host fp-01 --state-dir DIR
-// --listen 127.0.0.1:<free port> --interval I` in the background and waits
-// until /healthz answers. Its stderr is kept (and printed if the test
-// fails). When the test ends, an agent still running is sent SIGTERM and
-// must exit 0 within 10 s.
-func startAgent(t *testing.T, cfg agentConfig) *agentProc {
-	t.Helper()
-	testbed(t)
-	if cfg.StateDir == "" {
-		cfg.StateDir = t.TempDir()
-	}
-	if cfg.Interval == "" {
-		cfg.Interval = "2s"
-	}
-	agentSeq.Lock()
-	agentSeq.n++
-	name := fmt.Sprintf("agent #%d", agentSeq.n)
-	agentSeq.Unlock()
-	a := &agentProc{t: t, name: name, Addr: freePort(t), StateDir: cfg.StateDir, stderr: &agentOutput{}, done: make(chan struct{})}
-	args := append([]string{"run", "--source", cfg.Source, "--host", fpHost, "--state-dir", cfg.StateDir,
-		"--listen", a.Addr, "--interval", cfg.Interval}, cfg.Args...)
-	a.cmd = exec.Command(reconcilerBin(t), args...)
-	a.cmd.Env = append(os.Environ(), cfg.Env...)
-	a.cmd.Stdout = io.Discard
-	a.cmd.Stderr = a.stderr
-	if err := a.cmd.Start(); err != nil {
-		t.Fatalf("starting the agent: %v", err)
-	}
-	go func() {
-		_ = a.cmd.Wait()
-		close(a.done)
-	}()
-	t.Cleanup(func() {
-		if !a.exited() {
-			a.stop()
-		}
-		if t.Failed() {
-			t.Logf("%s (%s, pid %d) stderr:\n%s", a.name, a.Addr, a.cmd.Process.Pid, a.stderr.String())
-		}
-	})
-	t.Logf("%s: pid %d, reconciler %s", a.name, a.cmd.Process.Pid, strings.Join(args, " "))
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if a.exited() {
-			t.Fatalf("%s exited at start (%s):\n%s", a.name, a.cmd.ProcessState, a.stderr.String())
-		}
-		if code, _, err := agentGet(a.Addr, "/healthz"); err == nil && code == http.StatusOK {
-			return a
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: /healthz did not answer within 15s:\n%s", a.name, a.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (a *agentProc) exited() bool {
-	select {
-	case <-a.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (a *agentProc) pid() int { return a.cmd.Process.Pid }
-
-// stop sends SIGTERM and asserts the agent exits 0 within 10 s.
-func (a *agentProc) stop() {
-	a.t.Helper()
-	if a.exited() {
-		a.t.Errorf("%s had exited before it was stopped (%s)", a.name, a.cmd.ProcessState)
-		return
-	}
-	start := time.Now()
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		a.t.Errorf("SIGTERM to %s: %v", a.name, err)
-	}
-	select {
-	case <-a.done:
-	case <-time.After(10 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-		a.t.Errorf("%s did not exit within 10s of SIGTERM", a.name)
-		return
-	}
-	if code := a.cmd.ProcessState.ExitCode(); code != 0 {
-		a.t.Errorf("%s exited %d after SIGTERM, want 0 (%s)", a.name, code, a.cmd.ProcessState)
-		return
-	}
-	a.t.Logf("%s: SIGTERM, exit 0 after %s", a.name, time.Since(start).Round(time.Millisecond))
-}
-
-// kill sends SIGKILL and waits until the process is gone.
-func (a *agentProc) kill() {
-	a.t.Helper()
-	if err := a.cmd.Process.Kill(); err != nil {
-		a.t.Fatalf("SIGKILL to %s: %v", a.name, err)
-	}
-	<-a.done
-}
-
-func agentGet(addr, path string) (int, []byte, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + addr + path)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-func tryAgentStatus(addr string) (agent.Status, error) {
-	var st agent.Status
-	code, b, err := agentGet(addr, "/status")
-	if err != nil {
-		return st, err
-	}
-	if code != http.StatusOK {
-		return st, fmt.Errorf("/status: %d %s", code, b)
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("/status: %w\n%s", err, b)
-	}
-	return st, nil
-}
-
-// statusOf reads the agent's /status.
-func statusOf(t testing.TB, addr string) agent.Status {
-	t.Helper()
-	st, err := tryAgentStatus(addr)
-	if err != nil {
-		t.Fatalf("agent at %s: %v", addr, err)
-	}
-	return st
-}
-
-// metricsOf reads /metrics into series ("name{labels}") -> value.
-func agentMetrics(t testing.TB, addr string) map[string]float64 {
-	t.Helper()
-	code, b, err := agentGet(addr, "/metrics")
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("/metrics of %s: %d %v", addr, code, err)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		out[line[:i]] = v
-	}
-	return out
-}
-
-// metricSum sums every series of one metric name.
-func sumMetric(m map[string]float64, name string) float64 {
-	var sum float64
-	for series, v := range m {
-		if series == name || strings.HasPrefix(series, name+"{") {
-			sum += v
-		}
-	}
-	return sum
-}
-
-// waitConverged waits until the agent's revision in force is rev and its
-// last pass, made with rev, converged (or found everything in sync).
-func awaitConverged(t *testing.T, a *agentProc, rev string, within time.Duration) agent.Status {
-	t.Helper()
-	var st agent.Status
-	eventually(t, within, a.name+" converged on "+shortRev(rev), func() error {
-		var err error
-		if a.exited() {
-			t.Fatalf("%s exited (%s)", a.name, a.cmd.ProcessState)
-		}
-		if st, err = tryAgentStatus(a.Addr); err != nil {
-			return err
-		}
-		if st.Revision == nil || st.Revision.ID != rev {
-			return fmt.Errorf("revision in force %+v", st.Revision)
-		}
-		lp := st.LastPass
-		if lp == nil {
-			return fmt.Errorf("no pass yet (phase %s)", st.Phase)
-		}
-		if lp.Revision != rev || (lp.Result != "converged" && lp.Result != "in-sync") {
-			return fmt.Errorf("last pass %s with %s: %s %s", lp.ID, shortRev(lp.Revision), lp.Result, lp.Error)
-		}
-		return nil
-	})
-	return st
-}
-
-func shortRev(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
+// Webhooks
 
 // sign is GitHub's X-Hub-Signature-256 of body.
 func hubSignature(secret string, body []byte) string {
@@ -798,15 +540,6 @@ func TestAgentGitServerDown(t *testing.T) {
 	if m := agentMetrics(t, b.Addr); m["reconciler_source_up"] != 1 {
 		t.Errorf("git back: reconciler_source_up %v", m["reconciler_source_up"])
 	}
-}
-
-func conditionIs(st agent.Status, typ string, status bool) bool {
-	for _, c := range st.Conditions {
-		if c.Type == typ {
-			return c.Status == status
-		}
-	}
-	return false
 }
 
 // ---------------------------------------------------------------------------

@@ -15,19 +15,14 @@ package e2e
 // time of a service that must not have been started).
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -307,165 +302,6 @@ func dtInstallExample(t *testing.T, runs map[string]string) map[string]string {
 var dtRestartOnRE = regexp.MustCompile(`restartOn: "([^"]*)"`)
 
 // ---------------------------------------------------------------------------
-// The agent, run as a background process
-
-type dtBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *dtBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *dtBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-type dtAgent struct {
-	cmd    *exec.Cmd
-	addr   string
-	stderr *dtBuffer
-	done   chan struct{}
-}
-
-// dtAgentStatus is the part of /status these tests read.
-type dtAgentStatus struct {
-	LastPass *struct {
-		Revision string `json:"revision"`
-		Result   string `json:"result"`
-		Error    string `json:"error"`
-	} `json:"lastPass"`
-	Objects []struct {
-		Subject string            `json:"subject"`
-		Live    string            `json:"live"`
-		InSync  bool              `json:"inSync"`
-		Details map[string]string `json:"details"`
-	} `json:"objects"`
-}
-
-func dtFreeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// dtStartAgent runs `reconciler run --source S --host dt-01` in the
-// background and waits until /healthz answers. When the test ends it is sent
-// SIGTERM and must exit 0.
-func dtStartAgent(t *testing.T, source string) *dtAgent {
-	t.Helper()
-	a := &dtAgent{addr: dtFreeAddr(t), stderr: &dtBuffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(reconcilerBin(t), "run", "--source", source, "--host", dtHost,
-		"--state-dir", t.TempDir(), "--listen", a.addr, "--interval", "2s")
-	a.cmd.Env = os.Environ()
-	a.cmd.Stdout, a.cmd.Stderr = io.Discard, a.stderr
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	t.Cleanup(func() {
-		a.stop(t)
-		if t.Failed() {
-			t.Logf("agent stderr:\n%s", a.stderr.String())
-		}
-	})
-	eventually(t, 15*time.Second, "agent /healthz", func() error {
-		if a.exited() {
-			t.Fatalf("the agent exited: %s\n%s", a.cmd.ProcessState, a.stderr.String())
-		}
-		code, err := a.get("/healthz", nil)
-		if err == nil && code != http.StatusOK {
-			err = fmt.Errorf("/healthz: %d", code)
-		}
-		return err
-	})
-	return a
-}
-
-func (a *dtAgent) exited() bool {
-	select {
-	case <-a.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (a *dtAgent) get(path string, into any) (int, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + a.addr + path)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && into != nil {
-		err = json.Unmarshal(b, into)
-	}
-	return resp.StatusCode, err
-}
-
-func (a *dtAgent) status() (dtAgentStatus, error) {
-	var st dtAgentStatus
-	_, err := a.get("/status", &st)
-	return st, err
-}
-
-// waitConverged waits until a pass made with rev converged (or found the
-// host in sync) and /readyz says ready.
-func (a *dtAgent) waitConverged(t *testing.T, rev string, within time.Duration) {
-	t.Helper()
-	eventually(t, within, "agent converged on "+rev[:12], func() error {
-		if a.exited() {
-			t.Fatalf("the agent exited: %s", a.cmd.ProcessState)
-		}
-		st, err := a.status()
-		if err != nil {
-			return err
-		}
-		lp := st.LastPass
-		if lp == nil || lp.Revision != rev || lp.Result != "converged" && lp.Result != "in-sync" {
-			return fmt.Errorf("last pass %+v", lp)
-		}
-		if code, err := a.get("/readyz", nil); err != nil || code != http.StatusOK {
-			return fmt.Errorf("/readyz: %d %v", code, err)
-		}
-		return nil
-	})
-}
-
-// stop sends SIGTERM and checks the agent exits 0 within 15 s.
-func (a *dtAgent) stop(t *testing.T) {
-	t.Helper()
-	if a.exited() {
-		return
-	}
-	start := time.Now()
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(15 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-		t.Errorf("the agent did not exit within 15s of SIGTERM")
-		return
-	}
-	if code := a.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("the agent exited %d after SIGTERM", code)
-	}
-	t.Logf("agent: SIGTERM, exit 0 after %s", time.Since(start).Round(time.Millisecond))
-}
-
-// ---------------------------------------------------------------------------
 // A reboot, as far as daemontools can tell
 
 const dtSvscanPidfile = "/run/reconciler-testbed/svscan.pid"
@@ -649,14 +485,14 @@ func TestDaemontoolsExampleRunDownByCommitSurvivesReboot(t *testing.T) {
 	host := dtExampleHost(t)
 	rev1 := repo.Commit("seed 003: daemontools services of dt-01", map[string]string{"hosts/dt-01.yaml": host})
 
-	a := dtStartAgent(t, repo.FileURL)
-	a.waitConverged(t, rev1, 90*time.Second)
+	a := startAgent(t, agentConfig{Source: repo.FileURL, Host: dtHost, StopWithin: 15 * time.Second})
+	awaitConverged(t, a, rev1, 90*time.Second)
 	dtExpect(t, dtDaemontools, dirs, map[string]string{
 		"slapd": "up", "amavis": "up", "squid": "up", "mldonkey": "down", "cache-warmup": "once",
 	})
 	// /status shows what the last plan observed: the next pass sees slapd up.
 	eventually(t, 15*time.Second, "slapd up in /status", func() error {
-		st, err := a.status()
+		st, err := tryAgentStatus(a.Addr)
 		if err != nil {
 			return err
 		}
@@ -678,7 +514,7 @@ func TestDaemontoolsExampleRunDownByCommitSurvivesReboot(t *testing.T) {
 	newHash := "sha256:0000000000000000000000000000000000000000000000000000000000000002"
 	doc = dtRestartOnRE.ReplaceAllString(doc, `restartOn: "`+newHash+`"`)
 	rev2 := repo.Commit("amavis down for maintenance; new squid.conf", map[string]string{"hosts/dt-01.yaml": doc})
-	a.waitConverged(t, rev2, 60*time.Second)
+	awaitConverged(t, a, rev2, 60*time.Second)
 	dtExpect(t, dtDaemontools, dirs, map[string]string{"amavis": "down", "squid": "up", "slapd": "up"})
 	squidAfter := dtMustRecord(t, dirs["squid"])
 	if squidAfter.PID == squidBefore.PID {
@@ -687,7 +523,7 @@ func TestDaemontoolsExampleRunDownByCommitSurvivesReboot(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dirs["squid"], ".reconciler-restart-on")); strings.TrimSpace(string(b)) != newHash {
 		t.Errorf("squid's restartOn record = %q", b)
 	}
-	a.stop(t)
+	a.stop()
 
 	up := map[string]int{}
 	for _, n := range []string{"slapd", "squid"} {
@@ -747,9 +583,9 @@ func TestDaemontoolsProbeNeverPassesBringsItDown(t *testing.T) {
 			t.Errorf("stderr lacks %q", want)
 		}
 	}
-	// The probe tries every 2 s and gives up when the next try would fall
-	// after its 6 s: three tries, over 4 s at least.
-	if r.Took < 4*time.Second || !strings.Contains(r.Stderr, "(3 tries; last: ") {
+	// The probe tries every 2 s until its 6 s are up, the last try on the
+	// deadline: four tries, over 6 s at least.
+	if r.Took < 6*time.Second || !strings.Contains(r.Stderr, "(4 tries; last: ") {
 		t.Errorf("apply gave up after %s, before the probe had its tries", r.Took)
 	}
 	dtExpect(t, dtDaemontools, dirs, map[string]string{"slapd": "down"})
@@ -789,11 +625,11 @@ spec:
 `, dtHost, name))
 
 	start := time.Now()
-	a := dtStartAgent(t, src)
+	a := startAgent(t, agentConfig{Source: src, Host: dtHost, StopWithin: 15 * time.Second})
 	var details map[string]string
 	var live string
 	eventually(t, 15*time.Second, name+" reported crash-looping in /status", func() error {
-		st, err := a.status()
+		st, err := tryAgentStatus(a.Addr)
 		if err != nil {
 			return err
 		}
@@ -900,7 +736,7 @@ func TestRunitServices(t *testing.T) {
 	tb := testbed(t)
 	db, app, off := uniqueName("rt-db"), uniqueName("rt-app"), uniqueName("rt-off")
 	bad, badDep := uniqueName("rt-ldap"), uniqueName("rt-ldap-user")
-	dbAddr, appAddr := dtFreeAddr(t), dtFreeAddr(t)
+	dbAddr, appAddr := freePort(t), freePort(t)
 	w := tb.WorkerBin
 	dirs := dtInstall(t, dtRunit, tb.RunitDir, map[string]string{
 		db:     "#!/bin/sh\nexec env WORKER_LISTEN=" + dbAddr + " " + w + " db\n",

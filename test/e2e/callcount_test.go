@@ -267,6 +267,7 @@ func TestCallCountDBusProxy(t *testing.T) {
 	tb := testbed(t)
 	direct := systemdConn(t) // state before and after, not counted
 	const timer = "abb-factory-proxy-housekeeping.timer"
+	lockTestbed(t, "factory-proxy") // the timer is the fixture's
 	found := readUnitState(t, direct, timer)
 	t.Logf("%s found active=%v enabled=%v", timer, found.active, found.enabled)
 	t.Cleanup(func() { restoreUnit(t, direct, timer, found) })

@@ -289,6 +289,7 @@ func dtPortsFree(t *testing.T, addrs ...string) {
 // down file (the package ships them stopped; git says what runs).
 func dtInstallExample(t *testing.T, runs map[string]string) map[string]string {
 	t.Helper()
+	lockTestbed(t, "daemontools-example")
 	tb := testbed(t)
 	down := map[string]bool{}
 	for _, n := range dtExampleNames {

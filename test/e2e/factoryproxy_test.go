@@ -70,6 +70,7 @@ func readExample(t testing.TB, name string) map[string]string {
 // removes them, and commits the example to a fresh repo.
 func deployFactoryProxy(t *testing.T) *fpFixture {
 	t.Helper()
+	lockTestbed(t, "factory-proxy")
 	f := &fpFixture{t: t, docker: dockerClient(t), files: readExample(t, "factory-proxy")}
 	ctx := ctxT(t, 2*time.Minute)
 	removeServices(t, f.docker, fpServices)

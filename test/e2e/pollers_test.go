@@ -94,6 +94,7 @@ func stopPollers(t testing.TB) {
 }
 
 func TestPollerCountsSystemdTemplate(t *testing.T) {
+	lockTestbed(t, "usm-poller")
 	stopPollers(t)
 	t.Cleanup(func() { stopPollers(t) })
 	repo := newGitRepo(t, "pollers-systemd")
@@ -240,6 +241,7 @@ type scaleSample struct {
 
 func TestAutoscaleFromRabbitMQ(t *testing.T) {
 	tb := testbed(t)
+	lockTestbed(t, "usm-poller")
 	stopPollers(t)
 	t.Cleanup(func() { stopPollers(t) })
 	queue := uniqueName("usm_poller-sat")
@@ -372,6 +374,7 @@ func TestAutoscaleFromRabbitMQ(t *testing.T) {
 // backlog that needs ceil(340/50) = 7 of them.
 func TestExampleUsmPollerSatellite(t *testing.T) {
 	tb := testbed(t)
+	lockTestbed(t, "usm-poller")
 	stopPollers(t)
 	t.Cleanup(func() { stopPollers(t) })
 	const queue = "usm_poller-sat-7"

@@ -74,6 +74,7 @@ func TestSmokeSystemdTimerEnabledStartedListed(t *testing.T) {
 	conn := systemdConn(t)
 	ctx := ctxT(t, time.Minute)
 	const timer = "abb-factory-proxy-housekeeping.timer"
+	lockTestbed(t, "factory-proxy") // the timer is the fixture's
 
 	// Leave the timer as we found it.
 	t.Cleanup(func() {
@@ -161,6 +162,7 @@ func TestSmokeRabbitMQPublishAndCount(t *testing.T) {
 }
 
 func TestSmokeSupervisordStartsProcessOverXMLRPC(t *testing.T) {
+	lockTestbed(t, "supervisor-usm-poller")
 	tb := testbed(t)
 	rpc, err := xmlrpc.NewClient("http://supervisord/RPC2", unixHTTPClient(tb.SupervisorSocket).Transport)
 	if err != nil {

@@ -486,6 +486,7 @@ func TestSupervisorManualDrift(t *testing.T) {
 // the first processes of usm-poller running. Its autoscale cannot read the
 // queue here (no URL file on this host) and holds the count.
 func TestSupervisorExampleSat08(t *testing.T) {
+	lockTestbed(t, "supervisor-usm-poller")
 	tb := testbed(t)
 	rpc, err := xmlrpc.NewClient("http://supervisord/RPC2", unixHTTPClient(tb.SupervisorSocket).Transport)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,3 +206,36 @@ var (
 	nameMu  sync.Mutex
 	nameSeq int
 )
+
+// lockTestbed takes an exclusive lock on one shared part of the testbed for
+// the rest of the test: the factory-proxy services and the housekeeping
+// timer, the usm-poller instances, the daemontools example's folders. Test
+// processes that run at the same time (two people, or two sessions, on one
+// testbed) then take turns instead of stepping on each other. It is a flock:
+// the kernel releases it when the test ends or the process dies.
+func lockTestbed(t testing.TB, part string) {
+	t.Helper()
+	dir := "/run/reconciler-testbed/locks"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("lock %s: %v", part, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, part+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("lock %s: %v", part, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Logf("waiting for the testbed lock %q held by another test process", part)
+		}
+	}()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	close(done)
+	if err != nil {
+		f.Close()
+		t.Fatalf("lock %s: %v", part, err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
+}

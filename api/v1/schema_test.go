@@ -169,8 +169,8 @@ func documents(t *testing.T, data []byte) []any {
 }
 
 // TestSchemaAcceptsExamples: every document of every example repository
-// (examples/invalid aside, and examples/agent, which holds files to deploy
-// the agent itself) is valid against the schema.
+// (examples/invalid aside, and examples/deploy, which holds files to deploy
+// and watch the agent itself) is valid against the schema.
 func TestSchemaAcceptsExamples(t *testing.T) {
 	sch := compile(t)
 	root := filepath.Join("..", "..", "examples")
@@ -179,7 +179,7 @@ func TestSchemaAcceptsExamples(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && (d.Name() == "invalid" || d.Name() == "agent") {
+		if d.IsDir() && (d.Name() == "invalid" || d.Name() == "deploy") {
 			return fs.SkipDir
 		}
 		if d.IsDir() || (filepath.Ext(p) != ".yaml" && filepath.Ext(p) != ".yml") {

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"reconciler.dev/reconciler/fleet"
+)
+
+func newFleetCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "fleet",
+		Short: "Which hosts run which revision, in sync or not",
+		Long: `fleet asks many agents at once. Each host runs its own agent and git is the
+only writer; this view only reads every agent's /status, concurrently, each
+within --timeout.`,
+	}
+	cmd.AddCommand(newFleetStatusCommand(), newFleetServeCommand())
+	return cmd
+}
+
+type fleetFlags struct {
+	agents, revision string
+	timeout          time.Duration
+}
+
+func (f *fleetFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.agents, "agents", "", "agent addresses: a file (one per line) or a comma-separated list, e.g. a:9440,b:9440 (required)")
+	cmd.Flags().StringVar(&f.revision, "revision", "", "the revision every host should run (default: the newest any agent runs)")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for each agent")
+}
+
+func (f *fleetFlags) report(cmd *cobra.Command) (fleet.Report, error) {
+	if f.agents == "" {
+		return fleet.Report{}, errors.New("--agents is required")
+	}
+	agents, err := fleet.ParseAgents(f.agents)
+	if err != nil {
+		return fleet.Report{}, err
+	}
+	answers := fleet.Collect(cmd.Context(), agents, f.timeout)
+	return fleet.Summarize(agents, answers, f.revision, time.Now()), nil
+}
+
+func newFleetStatusCommand() *cobra.Command {
+	var ff fleetFlags
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status --agents LIST",
+		Short: "Print a table of every agent: host, revision, in sync, maintenance, drift, last pass, reachable",
+		Long: `fleet status asks every agent's /status concurrently and prints one line per
+agent: host, revision, in sync, maintenance, drift count, last pass age,
+reachable. -o json prints the same as a document.
+
+Exit status: 0 when every agent is reachable and converged on the same
+revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := ff.report(cmd)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch output {
+			case "json":
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				err = enc.Encode(rep)
+			case "table", "":
+				printFleet(out, rep)
+			default:
+				return fmt.Errorf("-o %q: want table or json", output)
+			}
+			if err != nil {
+				return err
+			}
+			if !rep.Converged {
+				return exitCode(2)
+			}
+			return nil
+		},
+	}
+	ff.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func printFleet(w io.Writer, rep fleet.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tAGENT\tREVISION\tIN SYNC\tMAINTENANCE\tDRIFT\tLAST PASS\tREACHABLE")
+	yes := map[bool]string{true: "yes", false: "no"}
+	for _, h := range rep.Hosts {
+		host, rev := h.Host, fleet.Short(h.Revision)
+		if host == "" {
+			host = "?"
+		}
+		if h.Reachable && !h.OnRevision {
+			rev += " (not " + fleet.Short(rep.Revision) + ")"
+		}
+		reach := "yes"
+		if !h.Reachable {
+			reach = "no: " + h.Error
+		}
+		maint := map[bool]string{true: "on", false: "off"}[h.Maintenance]
+		last := fleet.Ago(h.LastPass, rep.At)
+		if !h.Reachable {
+			rev, maint, last = "-", "-", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", host, h.Agent, rev, yes[h.InSync], maint, h.Drift, last, reach)
+	}
+	tw.Flush()
+	n := 0
+	for _, h := range rep.Hosts {
+		if h.Converged {
+			n++
+		}
+	}
+	fmt.Fprintf(w, "%d of %d agents converged on %s\n", n, len(rep.Hosts), fleet.Short(rep.Revision))
+}
+
+func newFleetServeCommand() *cobra.Command {
+	var ff fleetFlags
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve --agents LIST [--listen 127.0.0.1:9450]",
+		Short: "Serve the fleet status as a page (and /fleet.json)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := fleet.ParseAgents(ff.agents); err != nil {
+				return err
+			}
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+				rep, err := ff.report(cmd)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusInternalServerError)
+					return
+				}
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				_ = fleet.WritePage(w, rep)
+			})
+			mux.HandleFunc("GET /fleet.json", func(w http.ResponseWriter, r *http.Request) {
+				rep, err := ff.report(cmd)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusInternalServerError)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(rep)
+			})
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			go func() {
+				<-cmd.Context().Done()
+				_ = srv.Close()
+			}()
+			fmt.Fprintf(cmd.ErrOrStderr(), "fleet page on http://%s/\n", ln.Addr())
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	ff.register(cmd)
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9450", "address to serve the page on")
+	return cmd
+}

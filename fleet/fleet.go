@@ -1,0 +1,196 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"reconciler.dev/reconciler/agent"
+)
+
+// Host is one agent as the fleet view sees it.
+type Host struct {
+	Agent       string    `json:"agent"` // the address asked
+	Host        string    `json:"host,omitempty"`
+	Reachable   bool      `json:"reachable"`
+	Error       string    `json:"error,omitempty"`
+	Revision    string    `json:"revision,omitempty"`
+	RevisionAt  time.Time `json:"revisionTime,omitzero"` // commit time
+	Message     string    `json:"message,omitempty"`
+	InSync      bool      `json:"inSync"`
+	OnRevision  bool      `json:"onRevision"` // runs the revision the fleet is judged against
+	Converged   bool      `json:"converged"`  // reachable, in sync and on that revision
+	Maintenance bool      `json:"maintenance"`
+	Drift       int       `json:"drift"`
+	Refused     string    `json:"refused,omitempty"` // a revision it refused
+	LastPass    time.Time `json:"lastPass,omitzero"`
+	LastResult  string    `json:"lastResult,omitempty"`
+}
+
+// Report is the whole fleet.
+type Report struct {
+	Revision  string    `json:"revision"` // judged against: given, or the newest seen
+	Hosts     []Host    `json:"hosts"`
+	Converged bool      `json:"converged"` // every agent reachable and converged on Revision
+	At        time.Time `json:"at"`
+}
+
+// ParseAgents reads agent addresses from a comma-separated list, or from a
+// file (one per line, # comments) when the argument names one.
+func ParseAgents(arg string) ([]string, error) {
+	text := arg
+	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
+		b, err := os.ReadFile(arg)
+		if err != nil {
+			return nil, err
+		}
+		text = string(b)
+	}
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		for _, a := range strings.Split(line, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				out = append(out, a)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no agent addresses in %q", arg)
+	}
+	return out, nil
+}
+
+// Answer is what one agent said, or why it could not be asked.
+type Answer struct {
+	Status *agent.Status
+	Err    error
+}
+
+// Collect asks every agent for its status at once, each within timeout.
+func Collect(ctx context.Context, agents []string, timeout time.Duration) map[string]Answer {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := make(map[string]Answer, len(agents))
+	for _, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := fetch(ctx, a, timeout)
+			mu.Lock()
+			out[a] = Answer{Status: st, Err: err}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func fetch(ctx context.Context, addr string, timeout time.Duration) (*agent.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	url := addr
+	if !strings.Contains(url, "://") {
+		url = "http://" + url
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/status: %s", resp.Status)
+	}
+	var st agent.Status
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 32<<20)).Decode(&st); err != nil {
+		return nil, fmt.Errorf("/status: %w", err)
+	}
+	return &st, nil
+}
+
+// Summarize judges the fleet against revision (a full commit id or a
+// prefix), or, when it is empty, against the newest revision any agent runs
+// (by commit time). It is pure.
+func Summarize(agents []string, answers map[string]Answer, revision string, now time.Time) Report {
+	rep := Report{At: now}
+	newest := time.Time{}
+	for _, a := range agents {
+		ans := answers[a]
+		h := Host{Agent: a}
+		if ans.Err != nil || ans.Status == nil {
+			h.Error = "unreachable"
+			if ans.Err != nil {
+				h.Error = ans.Err.Error()
+			}
+			rep.Hosts = append(rep.Hosts, h)
+			continue
+		}
+		st := ans.Status
+		h.Host, h.Reachable = st.Host, true
+		if r := st.Revision; r != nil {
+			h.Revision, h.RevisionAt, h.Message = r.ID, r.Time, r.Message
+			if revision == "" && r.Time.After(newest) {
+				newest, rep.Revision = r.Time, r.ID
+			}
+		}
+		if f := st.FailedRevision; f != nil {
+			h.Refused = f.ID
+		}
+		if m := st.Maintenance; m != nil {
+			h.Maintenance = m.Active
+		}
+		for _, d := range st.Drift {
+			if d.Action != "reverted" {
+				h.Drift++
+			}
+		}
+		if p := st.LastPass; p != nil {
+			h.LastPass, h.LastResult = p.End, p.Result
+			if h.LastPass.IsZero() {
+				h.LastPass = p.Start
+			}
+		}
+		h.InSync = conditionTrue(st, "Ready") && conditionTrue(st, "Converged") && h.Drift == 0
+		rep.Hosts = append(rep.Hosts, h)
+	}
+	if revision != "" {
+		rep.Revision = revision
+	}
+	rep.Converged = len(rep.Hosts) > 0
+	for i := range rep.Hosts {
+		h := &rep.Hosts[i]
+		h.OnRevision = h.Revision != "" && rep.Revision != "" && strings.HasPrefix(h.Revision, rep.Revision)
+		h.Converged = h.Reachable && h.InSync && h.OnRevision
+		if !h.Converged {
+			rep.Converged = false
+		}
+	}
+	sort.SliceStable(rep.Hosts, func(i, j int) bool {
+		a, b := rep.Hosts[i], rep.Hosts[j]
+		if a.Host != b.Host {
+			return a.Host < b.Host
+		}
+		return a.Agent < b.Agent
+	})
+	return rep
+}
+
+func conditionTrue(st *agent.Status, typ string) bool {
+	for _, c := range st.Conditions {
+		if c.Type == typ {
+			return c.Status
+		}
+	}
+	return false
+}

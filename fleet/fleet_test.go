@@ -1,0 +1,107 @@
+package fleet
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/controllers/engine"
+)
+
+func status(host, rev string, at time.Time, ok bool, drift ...agent.Drift) *agent.Status {
+	return &agent.Status{
+		Host:        host,
+		Revision:    &agent.RevisionStatus{ID: rev, Time: at},
+		Maintenance: &engine.Maintenance{Active: host == "fp-02"},
+		LastPass:    &agent.PassSummary{Result: map[bool]string{true: "in-sync", false: "failed"}[ok], End: at},
+		Drift:       drift,
+		Conditions:  []agent.Condition{{Type: "Ready", Status: ok}, {Type: "Converged", Status: ok}},
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	old, newer := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	agents := []string{"a:1", "b:1", "c:1"}
+	cases := []struct {
+		name      string
+		answers   map[string]Answer
+		revision  string
+		converged bool
+		want      map[string][3]bool // agent -> reachable, inSync, onRevision
+	}{
+		{"all on the newest", map[string]Answer{
+			"a:1": {Status: status("fp-01", newer, t0, true)},
+			"b:1": {Status: status("fp-02", newer, t0, true)},
+			"c:1": {Status: status("fp-03", newer, t0, true)},
+		}, "", true, map[string][3]bool{"a:1": {true, true, true}, "b:1": {true, true, true}, "c:1": {true, true, true}}},
+		{"one behind, newest by commit time", map[string]Answer{
+			"a:1": {Status: status("fp-01", newer, t0.Add(time.Minute), true)},
+			"b:1": {Status: status("fp-02", old, t0, true)},
+			"c:1": {Status: status("fp-03", newer, t0.Add(time.Minute), true)},
+		}, "", false, map[string][3]bool{"a:1": {true, true, true}, "b:1": {true, true, false}, "c:1": {true, true, true}}},
+		{"one unreachable", map[string]Answer{
+			"a:1": {Status: status("fp-01", newer, t0, true)},
+			"b:1": {Err: errors.New("connection refused")},
+			"c:1": {Status: status("fp-03", newer, t0, true)},
+		}, "", false, map[string][3]bool{"a:1": {true, true, true}, "b:1": {false, false, false}, "c:1": {true, true, true}}},
+		{"drift left means not in sync", map[string]Answer{
+			"a:1": {Status: status("fp-01", newer, t0, true, agent.Drift{Action: "report-only"})},
+			"b:1": {Status: status("fp-02", newer, t0, true, agent.Drift{Action: "reverted"})},
+			"c:1": {Status: status("fp-03", newer, t0, false)},
+		}, "", false, map[string][3]bool{"a:1": {true, false, true}, "b:1": {true, true, true}, "c:1": {true, false, true}}},
+		{"judged against a given prefix", map[string]Answer{
+			"a:1": {Status: status("fp-01", newer, t0, true)},
+			"b:1": {Status: status("fp-02", newer, t0, true)},
+			"c:1": {Status: status("fp-03", newer, t0, true)},
+		}, "aaaa", false, map[string][3]bool{"a:1": {true, true, false}, "b:1": {true, true, false}, "c:1": {true, true, false}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rep := Summarize(agents, c.answers, c.revision, t0.Add(time.Hour))
+			if rep.Converged != c.converged {
+				t.Errorf("converged = %v, want %v", rep.Converged, c.converged)
+			}
+			got := map[string][3]bool{}
+			for _, h := range rep.Hosts {
+				got[h.Agent] = [3]bool{h.Reachable, h.InSync, h.OnRevision}
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("hosts %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestParseAgents(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "agents")
+	os.WriteFile(file, []byte("# plant a\nfp-01:9440\nfp-02:9440, fp-03:9440\n\n"), 0o644)
+	for arg, want := range map[string][]string{
+		"a:9440,b:9440": {"a:9440", "b:9440"},
+		file:            {"fp-01:9440", "fp-02:9440", "fp-03:9440"},
+	} {
+		got, err := ParseAgents(arg)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ParseAgents(%q) = %v, %v", arg, got, err)
+		}
+	}
+	if _, err := ParseAgents(" , "); err == nil {
+		t.Error("an empty list is accepted")
+	}
+}
+
+func TestPageEscapes(t *testing.T) {
+	rep := Summarize([]string{"x:1"}, map[string]Answer{"x:1": {Status: status("<script>alert(1)</script>", "c", time.Now(), true)}}, "", time.Now())
+	var b strings.Builder
+	if err := WritePage(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "<script>alert") || !strings.Contains(b.String(), "&lt;script&gt;") {
+		t.Errorf("a host name is not escaped:\n%s", b.String())
+	}
+}

@@ -164,15 +164,7 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 	for _, act := range plan.Actions {
 		differs[act.Subject] = true
 	}
-	objects := make([]ObjectStatus, 0, len(plan.Targets))
-	for _, t := range plan.Targets {
-		l := plan.Live[t.Subject()]
-		objects = append(objects, ObjectStatus{
-			Subject: t.Subject(), Kind: string(t.Kind), Name: t.Name, Driver: string(t.Driver),
-			Desired: describeTarget(t), Live: describeLive(t, l), Mode: string(t.Mode), InSync: !differs[t.Subject()],
-			Details: l.Details,
-		})
-	}
+	objects := a.objects(plan.Targets, plan.Live, differs)
 	now := time.Now()
 	a.status.update(func(s *Status) {
 		s.Maintenance = &m
@@ -192,6 +184,23 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 		}
 		setCondition(s, Condition{Type: "Maintenance", Status: m.Active, Reason: reason, Message: msg}, now)
 	})
+}
+
+// objects describes every target as last observed; differs names the
+// subjects that still differ from git.
+func (a *Agent) objects(targets []controllers.Target, live map[string]controllers.Live, differs map[string]bool) []ObjectStatus {
+	out := make([]ObjectStatus, 0, len(targets))
+	for _, t := range targets {
+		l := live[t.Subject()]
+		drv := a.cfg.Engine.Drivers[t.Driver]
+		out = append(out, ObjectStatus{
+			Subject: t.Subject(), Kind: string(t.Kind), Name: t.Name, Driver: string(t.Driver),
+			Desired: describeTarget(t), Live: describeLive(t, l), Mode: string(t.Mode), InSync: !differs[t.Subject()],
+			Ready:   l.Exists && drv != nil && drv.Health(t, l).Ready,
+			Details: l.Details,
+		})
+	}
+	return out
 }
 
 func describeTarget(t controllers.Target) string {
@@ -279,7 +288,16 @@ func (a *Agent) recordResult(p *passRun, plan *engine.Plan, res *engine.Result) 
 	if drift == nil {
 		drift = []Drift{}
 	}
-	a.status.update(func(s *Status) { s.Drift = drift })
+	// The objects as the pass left them: what it observed last, and only
+	// what it did not put right still differs.
+	unresolved := map[string]bool{}
+	for _, d := range drift {
+		if d.Action != "reverted" {
+			unresolved[d.Subject] = true
+		}
+	}
+	objects := a.objects(plan.Targets, res.Live, unresolved)
+	a.status.update(func(s *Status) { s.Drift, s.Objects = drift, objects })
 }
 
 func actionKey(a controllers.Action) string { return a.Subject + " " + a.Field + " " + string(a.Op) }

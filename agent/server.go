@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net"
 	"net/http"
 	"strings"
@@ -73,6 +72,7 @@ func (a *Agent) Handler() http.Handler {
 		onEvent:    func(msg string) { a.event(Event{Type: "webhook", Message: msg}) },
 	})
 	mux.HandleFunc("GET /{$}", a.servePage)
+	mux.Handle("GET /static/", staticFiles())
 	return mux
 }
 
@@ -114,19 +114,4 @@ func (a *Agent) serveEvents(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
-}
-
-var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="10"><title>reconciler: {{.Host}}</title></head>
-<body><h1>{{.Host}}</h1>
-<p>revision {{with .Revision}}{{.ID}} {{.Message}}{{else}}none yet{{end}}; phase {{.Phase}}</p>
-{{with .FailedRevision}}<p>refused revision {{.ID}}: {{.Reason}}</p><ul>{{range .Errors}}<li>{{.Pos.File}}:{{.Pos.Line}}:{{.Pos.Col}}: {{.Path}} {{.Msg}}</li>{{end}}</ul>{{end}}
-<table><tr><th>object</th><th>desired</th><th>live</th><th>in sync</th></tr>
-{{range .Objects}}<tr><td>{{.Subject}}</td><td>{{.Desired}}</td><td>{{.Live}}</td><td>{{.InSync}}</td></tr>{{end}}</table>
-</body></html>`))
-
-func (a *Agent) servePage(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = pageTmpl.Execute(w, a.Status())
 }

@@ -113,6 +113,7 @@ type ObjectStatus struct {
 	Live    string `json:"live"`
 	Mode    string `json:"mode"`
 	InSync  bool   `json:"inSync"`
+	Ready   bool   `json:"ready"` // running as declared (the driver's health)
 	// Details are what the driver knows beyond the state: pid, uptime,
 	// crash-looping, resource figures.
 	Details map[string]string `json:"details,omitempty"`

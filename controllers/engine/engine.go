@@ -212,6 +212,9 @@ type Result struct {
 	// Failures holds every subject that failed, was blocked, or did not
 	// become ready, with why.
 	Failures map[string]error
+	// Live is the latest observation of every target: the plan's, updated
+	// by each look taken while waiting, so it shows the pass's outcome.
+	Live map[string]controllers.Live
 }
 
 // Converged is true when every enforced object reached its target and is
@@ -269,7 +272,10 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) *Result {
 		e: e, plan: plan, graph: newGraph(plan.Targets),
 		targets: map[string]controllers.Target{}, byName: map[string]controllers.Target{},
 		failures: map[string]error{}, ready: map[string]bool{}, drained: map[string]bool{}, started: map[string]bool{},
-		res: &Result{Plan: plan},
+		res: &Result{Plan: plan, Live: make(map[string]controllers.Live, len(plan.Live))},
+	}
+	for k, v := range plan.Live {
+		p.res.Live[k] = v
 	}
 	for _, t := range plan.Targets {
 		p.targets[t.Subject()] = t
@@ -558,6 +564,13 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 			ts = append(ts, p.targets[s])
 		}
 		live, err := e.observe(ctx, ts)
+		if err == nil {
+			p.mu.Lock()
+			for s, l := range live {
+				p.res.Live[s] = l
+			}
+			p.mu.Unlock()
+		}
 		for s, deadline := range pending {
 			t := p.targets[s]
 			var h controllers.Health

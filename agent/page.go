@@ -1,0 +1,145 @@
+package agent
+
+import (
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"sort"
+	"time"
+)
+
+// The status page is rendered on the server from embedded templates and
+// works without JavaScript (refresh to update); a small script follows the
+// event stream and re-renders after each pass. html/template escapes
+// everything that comes from git or from the host.
+
+//go:embed web/status.html web/status.css web/status.js
+var web embed.FS
+
+var statusPage = template.Must(template.New("status.html").Funcs(template.FuncMap{
+	"short": func(id string) string {
+		if len(id) > 12 {
+			return id[:12]
+		}
+		return id
+	},
+	"ago": func(t, now time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		d := now.Sub(t)
+		switch {
+		case d < 0:
+			return "just now"
+		case d < time.Minute:
+			return d.Round(time.Second).String() + " ago"
+		case d < time.Hour:
+			return d.Round(time.Minute).String() + " ago"
+		case d < 48*time.Hour:
+			return d.Round(time.Hour).String() + " ago"
+		}
+		return t.UTC().Format("2006-01-02")
+	},
+	"took": func(start, end time.Time) string {
+		if end.IsZero() || start.IsZero() {
+			return "running"
+		}
+		return end.Sub(start).Round(time.Millisecond).String()
+	},
+	// Maintenance on is worth a look, off is normal; for the other
+	// conditions true is good.
+	"conditionClass": func(typ string, on bool) string {
+		switch {
+		case typ == "Maintenance" && on:
+			return "warn"
+		case typ == "Maintenance":
+			return ""
+		case on:
+			return "ok"
+		}
+		return "bad"
+	},
+	"resultClass": func(r string) string {
+		switch r {
+		case "converged", "in-sync":
+			return "ok"
+		case "failed", "error":
+			return "bad"
+		}
+		return ""
+	},
+}).ParseFS(web, "web/status.html"))
+
+// pageObject is an object's row: its status and the drift of its fields.
+type pageObject struct {
+	ObjectStatus
+	Drift []Drift
+}
+
+type pageData struct {
+	S            Status
+	Now          time.Time
+	Verdict      string
+	VerdictClass string
+	Objects      []pageObject
+	Events       []Event // most recent first
+}
+
+func newPageData(st Status, now time.Time) pageData {
+	d := pageData{S: st, Now: now}
+	byObject := map[string][]Drift{}
+	for _, dr := range st.Drift {
+		if dr.Action != "reverted" {
+			byObject[dr.Subject] = append(byObject[dr.Subject], dr)
+		}
+	}
+	for _, o := range st.Objects {
+		d.Objects = append(d.Objects, pageObject{ObjectStatus: o, Drift: byObject[o.Subject]})
+	}
+	sort.SliceStable(d.Objects, func(i, j int) bool { return d.Objects[i].InSync == false && d.Objects[j].InSync })
+	for i := len(st.Events) - 1; i >= 0 && len(d.Events) < 50; i-- {
+		d.Events = append(d.Events, st.Events[i])
+	}
+	ready, converged := false, false
+	for _, c := range st.Conditions {
+		switch c.Type {
+		case "Ready":
+			ready = c.Status
+		case "Converged":
+			converged = c.Status
+		}
+	}
+	drifting := false
+	for _, o := range st.Objects {
+		if !o.InSync {
+			drifting = true
+		}
+	}
+	switch {
+	case st.LastPass == nil:
+		d.Verdict, d.VerdictClass = "starting", ""
+	case ready && converged && !drifting:
+		d.Verdict, d.VerdictClass = "in sync", "ok"
+	case drifting:
+		d.Verdict, d.VerdictClass = "drift", "warn"
+	default:
+		d.Verdict, d.VerdictClass = "failing", "bad"
+	}
+	return d
+}
+
+func (a *Agent) servePage(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if err := statusPage.Execute(w, newPageData(a.Status(), time.Now())); err != nil {
+		a.log.Error("rendering the status page", "pass", "-", "revision", a.goodID(), "err", err)
+	}
+}
+
+// staticFiles serves the page's stylesheet and script.
+func staticFiles() http.Handler {
+	sub, _ := fs.Sub(web, "web")
+	return http.StripPrefix("/static/", http.FileServer(http.FS(sub)))
+}

@@ -24,8 +24,8 @@ import (
 //	             was verified, replaced atomically
 //
 // Old commits are kept, not pruned: together with the shallow marks that is
-// what a future ancestry check (anti-rollback) needs, deepening from the new
-// commit until it meets the old one.
+// what the ancestry check (anti-rollback, history.go) needs, deepening from
+// the new commit until it meets the old one.
 type cacheDir struct {
 	dir string
 }
@@ -54,7 +54,7 @@ func (c cacheDir) readState() (state, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return state{}, fmt.Errorf("%s: %w", c.statePath(), err)
 	}
-	if !isFullHash(st.Commit) || (st.Object != "" && !isFullHash(st.Object)) || st.Ref == "" {
+	if !IsCommitID(st.Commit) || (st.Object != "" && !IsCommitID(st.Object)) || st.Ref == "" {
 		return state{}, fmt.Errorf("%s: not a fetched revision", c.statePath())
 	}
 	return st, nil

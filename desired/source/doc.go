@@ -4,15 +4,18 @@
 // to a folder, named by its commit.
 //
 // Polling must be cheap, because an agent polls all day and nearly every
-// poll finds nothing new. So a Fetch asks the server for its refs once (one
-// GET info/refs over http, as `git ls-remote` does) and stops there when the
-// ref still points at the commit fetched last. Only when the ref moved does
-// it download, and then shallow: depth 1, only that one ref, telling the
-// server which commit it already has so unchanged files are not sent again.
-// Over http the ref lookup and the fetch share one advertisement, so a
-// changed poll is one GET plus one POST. Anything else (a full clone every
-// poll, fetching all branches) costs the git server and the network for
-// nothing.
+// poll finds nothing new. So a Fetch asks the server for its refs once and
+// stops there when the ref still points at the commit fetched last. Only
+// when the ref moved does it download, and then shallow: depth 1, only that
+// one ref, telling the server which commit it already has so unchanged
+// files are not sent again. Over http the lookup is git protocol v2's
+// ls-refs, asking only for the names the ref can mean (protov2.go): one
+// POST whose answer is a line or two however many branches and tags the
+// repository has, and a changed poll is that POST plus a v2 fetch. A server
+// that does not speak v2 gets the v0/v1 way (go-git: one GET info/refs, the
+// whole advertisement, then a POST sharing it), as does ssh. Anything else
+// (a full clone every poll, fetching all branches) costs the git server and
+// the network for nothing.
 //
 // Fetched commits live in a cache (a bare repository plus a small state
 // file under Options.CacheDir, one folder per URL and ref) that survives
@@ -36,9 +39,11 @@
 //     guess; "refs/heads/x" or "refs/tags/x" says which.
 //   - Tags resolve to the commit they point to (annotated tags are peeled).
 //   - A force-pushed branch is simply fetched again: whether a ref may move
-//     backwards is policy decided elsewhere. The cache keeps every fetched
-//     commit with the standard shallow marks, which is what an ancestry
-//     check would need (it would deepen from the new commit).
+//     backwards is policy decided elsewhere (desired/trust). The cache keeps
+//     every fetched commit with the standard shallow marks; History
+//     (history.go) answers from it how a new commit relates to an older one,
+//     deepening the ref's history from the server (depth 2, 4, 8 ...) only
+//     when the cache cannot tell.
 //   - file:// repositories are read with go-git directly (no git binary),
 //     copying one commit and its tree into the cache; go-git's in-process
 //     server cannot serve a depth.

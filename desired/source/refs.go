@@ -27,7 +27,8 @@ type target struct {
 	tip    bool          // for pinned: object is an advertised tip, so any server serves it
 }
 
-func isFullHash(s string) bool {
+// IsCommitID says whether s is a full lower-case SHA-1 commit id.
+func IsCommitID(s string) bool {
 	if len(s) != 40 {
 		return false
 	}
@@ -46,7 +47,7 @@ func resolveRef(rl refList, ref string) (target, error) {
 	switch {
 	case ref == "" || ref == "HEAD":
 		return resolveHead(rl)
-	case isFullHash(strings.ToLower(ref)):
+	case IsCommitID(strings.ToLower(ref)):
 		h := plumbing.NewHash(strings.ToLower(ref))
 		t := target{name: strings.ToLower(ref), object: h, commit: h, pinned: true}
 		for _, name := range sortedNames(rl.refs) {

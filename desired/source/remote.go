@@ -8,10 +8,10 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
@@ -42,6 +42,9 @@ type fetchReq struct {
 	wants []plumbing.Hash
 	// shallow asks for depth 1: the wanted commits and their trees only.
 	shallow bool
+	// depth, with shallow, asks for that many commits of history instead
+	// of 1 (history.go deepens this way); 0 means 1.
+	depth int
 	// haves are commits dst holds with their whole trees, so the server
 	// can leave out blobs that did not change. Only sent with shallow.
 	haves []plumbing.Hash
@@ -67,11 +70,14 @@ func newRemote(loc location, o Options) (remote, error) {
 
 // netRemote speaks the git protocol (v0/v1, all go-git has) over http or
 // ssh through go-git's transports, one level below git.Remote so that the
-// ref lookup and the fetch share one advertisement.
+// ref lookup and the fetch share one advertisement. Over http it asks in
+// protocol v2 first (protov2.go), for a lookup that lists only the ref
+// wanted.
 type netRemote struct {
 	loc    location
 	opts   Options
 	client transport.Transport
+	v2     v2State // http: whether the server answered in v2
 }
 
 func (r *netRemote) auth() (transport.AuthMethod, error) {
@@ -98,6 +104,19 @@ func (r *netRemote) auth() (transport.AuthMethod, error) {
 }
 
 func (r *netRemote) lookup(ctx context.Context) (session, error) {
+	if r.loc.kind == kindHTTP && r.v2.usable(time.Now()) {
+		if names := v2Names(r.opts.Ref); names != nil {
+			s, err := r.lookupV2(ctx, names)
+			if !errors.Is(err, errUseV0) {
+				return s, err
+			}
+		}
+	}
+	return r.lookupV0(ctx)
+}
+
+// lookupV0 is the v0/v1 ref lookup: the server's whole advertisement.
+func (r *netRemote) lookupV0(ctx context.Context) (session, error) {
 	auth, err := r.auth()
 	if err != nil {
 		return nil, err
@@ -200,7 +219,7 @@ func (s *netSession) fetch(ctx context.Context, dst *filesystem.Storage, req fet
 	// servers) gets a plain fetch of the one ref, history included.
 	if req.shallow && caps.Supports(capability.Shallow) {
 		_ = up.Capabilities.Set(capability.Shallow)
-		up.Depth = packp.DepthCommits(1)
+		up.Depth = packp.DepthCommits(max(req.depth, 1))
 		// Our shallow commits go along with the haves, or the server would
 		// assume we hold their history and leave out objects we lack.
 		up.Shallows = existing(dst, shallowList(dst))
@@ -355,102 +374,9 @@ func (s *localSession) refs() refList { return s.rl }
 func (s *localSession) close()        {}
 
 func (s *localSession) fetch(ctx context.Context, dst *filesystem.Storage, req fetchReq) error {
-	for _, w := range req.wants {
-		if err := copyCommit(ctx, s.src, dst, w); err != nil {
-			return err
-		}
+	depth := req.depth
+	if !req.shallow || depth < 1 {
+		depth = 1 // the commit itself: a file:// source never needs more
 	}
-	return nil
-}
-
-// copyCommit copies want (a commit, or tags leading to one), the commit's
-// tree and blobs into dst as one pack, leaving out what dst already has,
-// and marks the commit shallow when its parents are not in dst.
-func copyCommit(ctx context.Context, src storer.EncodedObjectStorer, dst *filesystem.Storage, want plumbing.Hash) error {
-	seen := map[plumbing.Hash]bool{}
-	var todo []plumbing.Hash
-	need := func(h plumbing.Hash) {
-		if !seen[h] {
-			seen[h] = true
-			if dst.HasEncodedObject(h) != nil {
-				todo = append(todo, h)
-			}
-		}
-	}
-	h := want
-	var commit *object.Commit
-	for i := 0; commit == nil; i++ {
-		obj, err := src.EncodedObject(plumbing.AnyObject, h)
-		if err != nil {
-			return fmt.Errorf("object %s: %w", h, err)
-		}
-		need(h)
-		switch obj.Type() {
-		case plumbing.TagObject:
-			tag, err := object.DecodeTag(src, obj)
-			if err != nil {
-				return fmt.Errorf("tag %s: %w", h, err)
-			}
-			if i > 10 {
-				return fmt.Errorf("tag %s: too many tags in a chain", want)
-			}
-			h = tag.Target
-		case plumbing.CommitObject:
-			if commit, err = object.DecodeCommit(src, obj); err != nil {
-				return fmt.Errorf("commit %s: %w", h, err)
-			}
-		default:
-			return fmt.Errorf("%s is a %s, not a commit", want, obj.Type())
-		}
-	}
-	var walk func(plumbing.Hash) error
-	walk = func(th plumbing.Hash) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		need(th)
-		t, err := object.GetTree(src, th)
-		if err != nil {
-			return fmt.Errorf("tree %s: %w", th, err)
-		}
-		for _, e := range t.Entries {
-			switch e.Mode {
-			case filemode.Dir:
-				if err := walk(e.Hash); err != nil {
-					return err
-				}
-			case filemode.Submodule:
-				// A submodule's commit lives in another repository.
-			default:
-				need(e.Hash)
-			}
-		}
-		return nil
-	}
-	if err := walk(commit.TreeHash); err != nil {
-		return err
-	}
-	for _, p := range commit.ParentHashes {
-		if dst.HasEncodedObject(p) != nil {
-			if err := updateShallow(dst, []plumbing.Hash{commit.Hash}, nil); err != nil {
-				return fmt.Errorf("record shallow commit: %w", err)
-			}
-			break
-		}
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	w, err := dst.PackfileWriter()
-	if err != nil {
-		return fmt.Errorf("store pack: %w", err)
-	}
-	if _, err := packfile.NewEncoder(w, src, false).Encode(todo, 10); err != nil {
-		w.Close()
-		return fmt.Errorf("copy objects: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("store pack: %w", err)
-	}
-	return nil
+	return copyHistory(ctx, s.src, dst, req.wants, depth)
 }

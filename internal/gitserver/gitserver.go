@@ -7,21 +7,30 @@
 package gitserver
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 )
 
 // Counts is what one repository was asked for.
 type Counts struct {
-	Requests    int64            `json:"requests"`
-	BytesOut    int64            `json:"bytesOut"`
-	BytesIn     int64            `json:"bytesIn"`
-	ByService   map[string]int64 `json:"byService"`
-	UploadPacks int64            `json:"uploadPacks"` // fetches or clones that transferred objects
+	Requests int64 `json:"requests"`
+	BytesOut int64 `json:"bytesOut"`
+	BytesIn  int64 `json:"bytesIn"`
+	// ByService counts requests by git service; a protocol v2 request to
+	// git-upload-pack is counted with its command ("git-upload-pack
+	// ls-refs", "git-upload-pack fetch").
+	ByService map[string]int64 `json:"byService"`
+	// UploadPacks counts fetches or clones that transferred objects: v0/v1
+	// POSTs to git-upload-pack and v2 fetch commands, not v2 ref listings.
+	UploadPacks int64 `json:"uploadPacks"`
 }
 
 // Server is an http.Handler for every bare repository below Root.
@@ -48,9 +57,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	repo, service := classify(r)
-	cw := &countingWriter{ResponseWriter: w}
 	cr := &countingReader{r: r.Body}
 	r.Body = cr
+	fetches := service == "git-upload-pack"
+	if fetches && strings.Contains(r.Header.Get("Git-Protocol"), "version=2") {
+		// A v2 request names its command in its first packet: read the
+		// (small) body to see it, then hand it on unchanged.
+		body, err := io.ReadAll(io.LimitReader(cr, maxV2Body+1))
+		if err != nil || len(body) > maxV2Body {
+			http.Error(w, "request body unreadable or too large", http.StatusBadRequest)
+			return
+		}
+		cmd := v2Command(body, r.Header.Get("Content-Encoding"))
+		service += " " + cmd
+		fetches = cmd == "fetch"
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	cw := &countingWriter{ResponseWriter: w}
 	h := &cgi.Handler{
 		Path: gitPath,
 		Args: []string{"http-backend"},
@@ -75,9 +98,40 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.BytesOut += cw.n
 	c.BytesIn += cr.n
 	c.ByService[service]++
-	if service == "git-upload-pack" {
+	if fetches {
 		c.UploadPacks++
 	}
+}
+
+// maxV2Body bounds the v2 request bodies read to classify them: an ls-refs
+// or a shallow fetch is a few kilobytes.
+const maxV2Body = 8 << 20
+
+// v2Command returns the command of a protocol v2 request body ("ls-refs",
+// "fetch"), or "unknown".
+func v2Command(body []byte, encoding string) string {
+	var r io.Reader = bytes.NewReader(body)
+	if strings.EqualFold(encoding, "gzip") {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return "unknown"
+		}
+		r = zr
+	}
+	var pkt [4 + 64]byte
+	n, _ := io.ReadFull(r, pkt[:])
+	if n < 4 {
+		return "unknown"
+	}
+	size, err := strconv.ParseUint(string(pkt[:4]), 16, 16)
+	if err != nil || size < 4 || int(size) > n {
+		return "unknown"
+	}
+	cmd, ok := strings.CutPrefix(strings.TrimSuffix(string(pkt[4:size]), "\n"), "command=")
+	if !ok || cmd == "" {
+		return "unknown"
+	}
+	return cmd
 }
 
 // Stats returns a copy of the counters of one repository ("name.git").

@@ -142,7 +142,18 @@ func TestSourceRefMovesCostsCountedAtTheServer(t *testing.T) {
 		t.Fatalf("Fetch = %s, want %s", a.Revision.ID, first)
 	}
 
-	// Nothing new: one ref lookup, no upload-pack.
+	// Nothing new: one ref lookup, no upload-pack. The lookup is a protocol
+	// v2 ls-refs for the one branch, so 2,000 other refs on the server do
+	// not make it bigger.
+	var refs strings.Builder
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&refs, "create refs/heads/feature/%04d %s\ncreate refs/tags/build-%04d %s\n", i, first, i, first)
+	}
+	cmd := exec.Command("git", "-C", repo.Bare, "update-ref", "--stdin")
+	cmd.Stdin = strings.NewReader(refs.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("creating 2000 refs: %v\n%s", err, out)
+	}
 	before := gitStats(t, repo.Name)
 	a, changed := fetch(t, s)
 	after := gitStats(t, repo.Name)
@@ -154,6 +165,12 @@ func TestSourceRefMovesCostsCountedAtTheServer(t *testing.T) {
 	}
 	if d := after.UploadPacks - before.UploadPacks; d != 0 {
 		t.Errorf("unchanged Fetch cost %d upload-packs, want 0", d)
+	}
+	if d := after.ByService["git-upload-pack ls-refs"] - before.ByService["git-upload-pack ls-refs"]; d != 1 {
+		t.Errorf("unchanged Fetch: %d ls-refs requests, want the one request to be ls-refs (%v -> %v)", d, before.ByService, after.ByService)
+	}
+	if d := after.BytesOut - before.BytesOut; d > 512 {
+		t.Errorf("unchanged Fetch with 2000 refs on the server: %d bytes in the answer, want a line or two (< 512)", d)
 	}
 
 	// The ref moves (pushed over file://, so the http counters see only us).
@@ -167,7 +184,7 @@ func TestSourceRefMovesCostsCountedAtTheServer(t *testing.T) {
 	if d := after.UploadPacks - before.UploadPacks; d != 1 {
 		t.Errorf("changed Fetch cost %d upload-packs, want exactly 1", d)
 	}
-	// The lookup and the fetch share one advertisement: GET + POST.
+	// The lookup and the fetch: ls-refs + fetch, two POSTs.
 	if d := after.Requests - before.Requests; d != 2 {
 		t.Errorf("changed Fetch cost %d requests, want 2 (%v -> %v)", d, before.ByService, after.ByService)
 	}

@@ -14,6 +14,8 @@ type metrics struct {
 	drift           *prometheus.GaugeVec
 	revision        *prometheus.GaugeVec
 	failedRevision  *prometheus.GaugeVec
+	refusals        *prometheus.CounterVec
+	historyFetches  prometheus.Counter
 	sourceUp        prometheus.Gauge
 	sourceLastFetch prometheus.Gauge
 	sourceErrors    prometheus.Counter
@@ -49,6 +51,12 @@ func newMetrics() *metrics {
 		failedRevision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "reconciler_failed_revision_info", Help: "The newest revision that was refused (value 1), by reason.",
 		}, []string{"revision", "reason"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reconciler_revision_refusals_total", Help: "Revisions refused, by reason (invalid, unreadable, unsigned, untrusted-key, bad-signature, not-descendant, unverifiable).",
+		}, []string{"reason"}),
+		historyFetches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reconciler_source_history_fetches_total", Help: "Deepening fetches made to judge a new revision's history (anti-rollback, strict signatures).",
+		}),
 		sourceUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "reconciler_source_up", Help: "1 when the last ref lookup succeeded.",
 		}),
@@ -80,7 +88,7 @@ func newMetrics() *metrics {
 			Name: "reconciler_autoscale_read_errors_total", Help: "Queue readings that failed (the count was held).",
 		}, []string{"service"}),
 	}
-	m.reg.MustRegister(m.passes, m.passDuration, m.lastPass, m.drift, m.revision, m.failedRevision,
+	m.reg.MustRegister(m.passes, m.passDuration, m.lastPass, m.drift, m.revision, m.failedRevision, m.refusals, m.historyFetches,
 		m.sourceUp, m.sourceLastFetch, m.sourceErrors, m.maintenance, m.apiCalls, m.actions,
 		m.autoscaleDesired, m.autoscaleReady, m.autoscaleConsumers, m.autoscaleErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

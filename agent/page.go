@@ -2,6 +2,7 @@ package agent
 
 import (
 	"embed"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -40,6 +41,17 @@ var statusPage = template.Must(template.New("status.html").Funcs(template.FuncMa
 			return d.Round(time.Hour).String() + " ago"
 		}
 		return t.UTC().Format("2006-01-02")
+	},
+	"bytes": func(n uint64) string {
+		switch {
+		case n >= 1<<30:
+			return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+		case n >= 1<<20:
+			return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+		case n >= 1<<10:
+			return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+		}
+		return fmt.Sprintf("%d B", n)
 	},
 	"took": func(start, end time.Time) string {
 		if end.IsZero() || start.IsZero() {

@@ -11,6 +11,7 @@ import (
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/desired"
+	"reconciler.dev/reconciler/desired/trust"
 )
 
 // fetch looks the source up and, when it moved to a revision not judged yet,
@@ -44,7 +45,7 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 		}
 	})
 	if wasFailing {
-		a.event(Event{Pass: p.id, Type: "source-recovered", Message: a.cfg.Source.String()})
+		a.event(Event{Pass: p.id, Revision: a.goodID(), Type: "source-recovered", Message: a.cfg.Source.String()})
 		p.base.Info("source reachable again", "revision", shortRev(art.Revision.ID))
 	}
 
@@ -61,6 +62,9 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	}
 	if art.Revision.ID == failedID {
 		return // judged already; it stays refused until a new commit
+	}
+	if !a.judge(ctx, p, good, art, now) {
+		return // signatures or history say no (trust.go): not even parsed
 	}
 	snap, err := desired.FromArtifact(art, a.cfg.Host)
 	if err != nil {
@@ -111,7 +115,7 @@ func (a *Agent) sourceFailed(p *passRun, err error, now time.Time) {
 		setCondition(s, Condition{Type: "SourceAvailable", Status: false, Reason: "FetchFailed", Message: err.Error()}, now)
 	})
 	if newly {
-		a.event(Event{Pass: p.id, Type: "source-failed", Message: err.Error()})
+		a.event(Event{Pass: p.id, Revision: a.goodID(), Type: "source-failed", Message: err.Error()})
 	}
 	p.base.Warn("source unavailable; enforcing the revision in force", "revision", a.goodID(), "err", err)
 }
@@ -121,14 +125,19 @@ func (a *Agent) refuse(p *passRun, id, message string, err error, now time.Time)
 	fr := &FailedRevision{ID: id, Message: message, Reason: err.Error(), At: now}
 	reason := "invalid"
 	var ie *desired.InvalidError
+	var tr *trust.Refusal
 	if errors.As(err, &ie) {
 		fr.Reason = fmt.Sprintf("%d error(s) in the desired state", len(ie.Errors))
 		for _, e := range ie.Errors {
 			fr.Errors = append(fr.Errors, *e)
 		}
+	} else if errors.As(err, &tr) {
+		reason, fr.Commit, fr.Key = tr.Reason, tr.Commit, tr.Key
 	} else {
 		reason = "unreadable"
 	}
+	fr.Cause = reason
+	a.metrics.refusals.WithLabelValues(reason).Inc()
 	a.status.update(func(s *Status) { s.FailedRevision = fr })
 	a.metrics.failedRevision.Reset()
 	a.metrics.failedRevision.WithLabelValues(id, reason).Set(1)
@@ -184,6 +193,7 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 		}
 		setCondition(s, Condition{Type: "Maintenance", Status: m.Active, Reason: reason, Message: msg}, now)
 	})
+	a.driftEvents(p, plan)
 }
 
 // objects describes every target as last observed; differs names the
@@ -196,8 +206,9 @@ func (a *Agent) objects(targets []controllers.Target, live map[string]controller
 		out = append(out, ObjectStatus{
 			Subject: t.Subject(), Kind: string(t.Kind), Name: t.Name, Driver: string(t.Driver),
 			Desired: describeTarget(t), Live: describeLive(t, l), Mode: string(t.Mode), InSync: !differs[t.Subject()],
-			Ready:   l.Exists && drv != nil && drv.Health(t, l).Ready,
-			Details: l.Details,
+			Ready:     l.Exists && drv != nil && drv.Health(t, l).Ready,
+			Details:   l.Details,
+			Resources: a.resourcesOf(t.Subject()),
 		})
 	}
 	return out
@@ -250,7 +261,7 @@ func (a *Agent) recordResult(p *passRun, plan *engine.Plan, res *engine.Result) 
 			since[key] = now
 			a.driftSinceChanged = true
 		}
-		out := ActionOutcome{Action: act}
+		out := ActionOutcome{Action: act, Pass: p.id, Revision: p.rev}
 		var action string
 		switch {
 		case applied[actionKey(act)]:
@@ -272,7 +283,7 @@ func (a *Agent) recordResult(p *passRun, plan *engine.Plan, res *engine.Result) 
 		}
 		p.summary.Actions = append(p.summary.Actions, out)
 		drift = append(drift, Drift{Subject: act.Subject, Kind: string(act.Kind), Name: act.Name, Field: act.Field,
-			Live: act.From, Desired: act.To, Since: since[key], Action: action})
+			Live: act.From, Desired: act.To, Since: since[key], Action: action, Pass: p.id, Revision: p.rev})
 		if action != "reverted" {
 			a.metrics.drift.WithLabelValues(act.Subject, act.Field, action).Set(1)
 		}

@@ -66,10 +66,11 @@ func (a *Agent) Handler() http.Handler {
 		_ = enc.Encode(a.Status())
 	})
 	mux.HandleFunc("GET /events", a.serveEvents)
+	mux.HandleFunc("GET /passes/{id}", a.servePass)
 	mux.Handle("/webhook", &webhook{
 		secretFile: a.cfg.WebhookSecretFile,
 		trigger:    a.Trigger,
-		onEvent:    func(msg string) { a.event(Event{Type: "webhook", Message: msg}) },
+		onEvent:    func(msg string) { a.event(Event{Type: "webhook", Revision: a.goodID(), Message: msg}) },
 	})
 	mux.HandleFunc("GET /{$}", a.servePage)
 	mux.Handle("GET /static/", staticFiles())

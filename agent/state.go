@@ -13,6 +13,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers/autoscale"
+	"reconciler.dev/reconciler/controllers/failure"
 	"reconciler.dev/reconciler/desired/source"
 )
 
@@ -28,6 +29,9 @@ type State struct {
 	DriftSince map[string]time.Time `json:"driftSince,omitempty"`
 	// Autoscale is what the autoscaler remembers per service (cooldowns).
 	Autoscale map[string]autoscale.Memory `json:"autoscale,omitempty"`
+	// Failures is what the failure policies remember per service (restarts
+	// within their window, failures, standbys started).
+	Failures map[string]failure.Memory `json:"failures,omitempty"`
 }
 
 // GoodRevision is a validated revision and the host's effective state in it,

@@ -9,6 +9,8 @@ import (
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/engine"
+	"reconciler.dev/reconciler/controllers/failure"
+	"reconciler.dev/reconciler/controllers/monitor"
 	"reconciler.dev/reconciler/desired/source"
 )
 
@@ -26,9 +28,12 @@ type Status struct {
 	Passes         []PassSummary       `json:"passes"` // the most recent first
 	Drift          []Drift             `json:"drift"`
 	Autoscale      []autoscale.Status  `json:"autoscale,omitempty"` // the latest decision per autoscaled service
+	Failures       []failure.Status    `json:"failures,omitempty"`  // per service with an onFailure policy or a failure: what fired, when
 	Objects        []ObjectStatus      `json:"objects"`
 	Conditions     []Condition         `json:"conditions"`
 	Events         []Event             `json:"events"` // the most recent last
+	// Monitor says how resource collection goes (absent when it is off).
+	Monitor *MonitorStatus `json:"monitor,omitempty"`
 }
 
 // RevisionStatus is the revision in force.
@@ -52,6 +57,16 @@ type FailedRevision struct {
 	Reason  string     `json:"reason"`
 	Errors  []v1.Error `json:"errors,omitempty"` // each with file:line:col
 	At      time.Time  `json:"at"`
+
+	// Cause is the reason as a word (the reason label of the refusal
+	// metrics): invalid, unreadable, unsigned, untrusted-key,
+	// bad-signature, not-descendant, unverifiable.
+	Cause string `json:"cause,omitempty"`
+	// Commit is the commit a trust check refused (under
+	// --verify-signatures strict it may lie below ID); Key, the key that
+	// signed it (SSH SHA256 fingerprint, OpenPGP fingerprint or key id).
+	Commit string `json:"commit,omitempty"`
+	Key    string `json:"key,omitempty"`
 }
 
 // SourceStatus says how fetching goes.
@@ -79,8 +94,10 @@ type PassSummary struct {
 // ActionOutcome is one planned action and what became of it.
 type ActionOutcome struct {
 	controllers.Action
-	Outcome string `json:"outcome"` // applied, reported, failed, blocked, skipped
-	Error   string `json:"error,omitempty"`
+	Pass     string `json:"pass"`     // the pass (transaction) that planned it
+	Revision string `json:"revision"` // the revision that pass enforced
+	Outcome  string `json:"outcome"`  // applied, reported, failed, blocked, skipped
+	Error    string `json:"error,omitempty"`
 }
 
 // StageTiming is when a stage of a pass ran.
@@ -101,6 +118,10 @@ type Drift struct {
 	Desired string    `json:"desired"`
 	Since   time.Time `json:"since"`
 	Action  string    `json:"action"` // reverted, report-only, missing, unsupported, failed, blocked
+	// Pass and Revision name the pass that last found it, and the revision
+	// that pass enforced.
+	Pass     string `json:"pass,omitempty"`
+	Revision string `json:"revision,omitempty"`
 }
 
 // ObjectStatus is one declared object as last observed.
@@ -117,6 +138,9 @@ type ObjectStatus struct {
 	// Details are what the driver knows beyond the state: pid, uptime,
 	// crash-looping, resource figures.
 	Details map[string]string `json:"details,omitempty"`
+	// Resources are the service's last resource figures (services only;
+	// collected every --monitor-interval, apart from passes).
+	Resources *monitor.Resources `json:"resources,omitempty"`
 }
 
 // Condition is a Kubernetes-style condition: Ready, SourceAvailable,
@@ -140,6 +164,9 @@ type Event struct {
 	From     string    `json:"from,omitempty"`
 	To       string    `json:"to,omitempty"`
 	Message  string    `json:"message,omitempty"`
+	// Resources are the figures of a "resources" event (one per service
+	// per collection; sent to /events subscribers, not kept in /status).
+	Resources *monitor.Resources `json:"resources,omitempty"`
 }
 
 const (
@@ -152,6 +179,8 @@ type statusStore struct {
 	mu   sync.Mutex
 	st   Status
 	subs map[chan Event]struct{}
+	// passLog keeps the events of each pass /status lists (passes.go).
+	passLog passLog
 }
 
 func newStatusStore(host, url string) *statusStore {
@@ -184,6 +213,7 @@ func (s *statusStore) event(ev Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.st.Events = append(s.st.Events, ev)
+	s.recordPassEvent(ev)
 	if n := len(s.st.Events); n > maxEvents {
 		s.st.Events = append([]Event(nil), s.st.Events[n-maxEvents:]...)
 	}

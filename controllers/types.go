@@ -36,7 +36,55 @@ type Target struct {
 	// Barrier is set for units whose order is tied to maintenance (policy
 	// stop): they go down before every service and come up after them all.
 	Barrier bool
+	// Failure is what the service's failure policy (onFailure) does in this
+	// pass with what is failing of it (Live.Failing); the engine decides it
+	// before planning. "" when the service is not failing or no policy
+	// applies: it is planned as any other.
+	Failure FailureMode
 }
+
+// FailureMode says what a pass does with the failing objects of a service
+// (the failed units or instances, FATAL processes, exited containers).
+type FailureMode string
+
+// The failure modes. With any of them, a pass does not wait out the ready
+// timeout of a service it sees failing: it reports the failure at once.
+const (
+	// FailureReport plans the failing objects as any other (a failed unit
+	// declared up is started again) and reports the failure.
+	FailureReport FailureMode = "report"
+	// FailureRestart restarts the failing objects, as one OpRestart action
+	// on the field "failing", and does not start them otherwise.
+	FailureRestart FailureMode = "restart"
+	// FailureGaveUp leaves the failing objects as they are: the policy
+	// reached its restart limit. The rest of the service is planned as usual.
+	FailureGaveUp FailureMode = "gave-up"
+)
+
+// waitingKey marks the context of an Observe made while a pass waits for
+// readiness or drain; see Waiting.
+type waitingKey struct{}
+
+// WithWaiting marks ctx as that of an Observe made while waiting.
+func WithWaiting(ctx context.Context) context.Context {
+	return context.WithValue(ctx, waitingKey{}, true)
+}
+
+// Waiting says whether an Observe is made while the engine waits (for
+// readiness or a drain) rather than to plan. Only the plan's observation
+// decides failures, so while waiting a driver may skip failure detection
+// that costs calls for targets whose Failure is "" (swarm's TaskList).
+func Waiting(ctx context.Context) bool {
+	w, _ := ctx.Value(waitingKey{}).(bool)
+	return w
+}
+
+// FieldFailing is the field of the action that restarts what is failing.
+const FieldFailing = "failing"
+
+// Holds is true when the plan must not start the failing objects itself:
+// the failure policy restarts them, or gave up.
+func (m FailureMode) Holds() bool { return m == FailureRestart || m == FailureGaveUp }
 
 // Subject names a target in actions, errors and logs: "swarm/factory-proxy",
 // "unit/abb-factory-proxy-housekeeping.timer".
@@ -60,6 +108,13 @@ type Live struct {
 	// Details are driver-specific facts for the status ("pid", "uptime",
 	// "normally", "restarts"), shown as they are.
 	Details map[string]string
+	// Failing says why the service is failing, or is "": the driver's own
+	// verdict from what it observed anyway (swarm tasks failing over and
+	// over, a unit or instance in failed, a supervisord process in FATAL or
+	// BACKOFF, a daemontools service crash-looping, a compose container
+	// restarting or exited with an error), among the replicas the target
+	// wants. Drivers also show it as Details["failing"].
+	Failing string
 	Raw     any
 }
 
@@ -97,7 +152,8 @@ const (
 	OpDisable   Op = "disable"
 	// OpRestart restarts an object that is up because a declared trigger
 	// changed (daemontools restartOn); one that is down is never started
-	// by it.
+	// by it. On the field "failing" (FieldFailing) it restarts what is
+	// failing of a service, for its failure policy.
 	OpRestart Op = "restart"
 	// OpMissing reports a declared object that does not exist. It is never
 	// created: the reconciler owns fields, not objects.

@@ -56,12 +56,13 @@
   es.onmessage = function (m) { handle(m.data); };
   ["pass-started", "pass-finished", "revision", "revision-refused", "action", "applied",
    "failed", "blocked", "reported", "drained", "ready", "waiting", "stage", "source-failed",
-   "source-recovered", "autoscale", "resumed", "webhook"].forEach(function (type) {
+   "source-recovered", "autoscale", "resumed", "webhook", "resources", "drift", "failure-policy"].forEach(function (type) {
     es.addEventListener(type, function (m) { handle(m.data); });
   });
   function handle(data) {
     var ev;
     try { ev = JSON.parse(data); } catch (e) { return; }
+    if (ev.type === "resources") { refresh(); return; } // figures, not news
     addEvent(ev);
     if (ev.type === "pass-finished" || ev.type === "revision" || ev.type === "revision-refused") refresh();
   }

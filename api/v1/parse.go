@@ -232,6 +232,7 @@ var (
 	durationType    = reflect.TypeOf(Duration{})
 	timeType        = reflect.TypeOf(Time{})
 	maintenanceType = reflect.TypeOf(Maintenance{})
+	failureType     = reflect.TypeOf(FailurePolicy{})
 )
 
 // walk checks n against t. It returns false when n cannot be used at all;
@@ -278,6 +279,18 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, p path) bool {
 		// The short form `maintenance: true` or the long form.
 		if n.Kind == yaml.ScalarNode {
 			return w.wantScalar(n, p, "true, false or {enabled, until, reason}", "!!bool")
+		}
+	case failureType:
+		// The short form `onFailure: report` or the long form.
+		if n.Kind == yaml.ScalarNode {
+			if !w.wantScalar(n, p, "report or {restart, start}", "!!str") {
+				return false
+			}
+			if n.Value != FailureReport {
+				w.errAt(w.pos(n), p, "unknown value %q (want report or {restart, start})", n.Value)
+				return false
+			}
+			return true
 		}
 	}
 	switch t.Kind() {

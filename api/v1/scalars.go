@@ -110,3 +110,67 @@ func (m *Maintenance) ActiveAt(now time.Time) (on, expired bool) {
 
 // Ptr returns a pointer to v, for literals in code and tests.
 func Ptr[T any](v T) *T { return &v }
+
+// FailureReport is the short form of onFailure: only report the failure.
+const FailureReport = "report"
+
+// failurePolicyLong has FailurePolicy's fields without its methods, so
+// decoding the long form does not recurse.
+type failurePolicyLong FailurePolicy
+
+// UnmarshalJSON accepts the short form ("report") and the long form.
+func (f *FailurePolicy) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		if s != FailureReport {
+			return fmt.Errorf("onFailure must be %q or {restart, start}, not %q", FailureReport, s)
+		}
+		*f = FailurePolicy{}
+		return nil
+	}
+	var long failurePolicyLong
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&long); err != nil {
+		return fmt.Errorf("onFailure must be %q or {restart, start}: %w", FailureReport, err)
+	}
+	*f = FailurePolicy(long)
+	return nil
+}
+
+// MarshalJSON writes the short form when the policy only reports.
+func (f FailurePolicy) MarshalJSON() ([]byte, error) {
+	if f.ReportOnly() {
+		return json.Marshal(FailureReport)
+	}
+	return json.Marshal(failurePolicyLong(f))
+}
+
+// ReportOnly is true for a policy that does nothing but report (and for no
+// policy at all: report is the default).
+func (f *FailurePolicy) ReportOnly() bool {
+	return f == nil || f.Restart == nil && len(f.Start) == 0
+}
+
+// String says what a policy does, for the status: "restart 3 per 1m0s,
+// start standby", "report".
+func (f *FailurePolicy) String() string {
+	if f.ReportOnly() {
+		return FailureReport
+	}
+	var parts []string
+	if r := f.Restart; r != nil {
+		limit, window := "?", "?"
+		if r.Limit != nil {
+			limit = fmt.Sprint(*r.Limit)
+		}
+		if r.Window != nil {
+			window = r.Window.Duration.String()
+		}
+		parts = append(parts, "restart "+limit+" per "+window)
+	}
+	if len(f.Start) > 0 {
+		parts = append(parts, "start "+strings.Join(f.Start, ", "))
+	}
+	return strings.Join(parts, ", ")
+}

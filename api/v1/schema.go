@@ -65,6 +65,8 @@ var schemaFieldExtras = map[string]map[string]any{
 	"Autoscale.MessagesPerReplica": {"minimum": 1},
 	"Autoscale.MaxStepDown":        {"minimum": 1},
 	"LabelSelector.MatchLabels":    {"minProperties": 1},
+	"RestartPolicy.Limit":          {"minimum": 1},
+	"FailurePolicy.Start":          {"uniqueItems": true},
 }
 
 // schemaRequired overrides the rule that a field whose json tag lacks
@@ -185,6 +187,11 @@ func (b *schemaBuilder) define(t reflect.Type) map[string]any {
 	case maintenanceType:
 		s = map[string]any{"oneOf": []any{
 			map[string]any{"type": "boolean", "description": "The short form: true is {enabled: true}, false is {enabled: false}."},
+			b.object(t),
+		}}
+	case failureType:
+		s = map[string]any{"oneOf": []any{
+			map[string]any{"type": "string", "const": FailureReport, "description": "The short form: only report the failure (the default)."},
 			b.object(t),
 		}}
 	default:

@@ -189,6 +189,41 @@ type Service struct {
 
 	// Autoscale sizes the replica count from a RabbitMQ queue, within bounds.
 	Autoscale *Autoscale `json:"autoscale,omitempty"`
+
+	// OnFailure is what the agent does while the service is failing (swarm
+	// tasks failing over and over, a systemd unit or instance in failed, a
+	// supervisord process in FATAL or BACKOFF, a daemontools service
+	// crash-looping, a compose container restarting or exited with an
+	// error): report (the default: say so in the status and events), or
+	// {restart, start}. It never changes the declared replica count. A
+	// Host's onFailure replaces a Defaults' one whole.
+	OnFailure *FailurePolicy `json:"onFailure,omitempty" merge:"replace"`
+}
+
+// FailurePolicy is what the agent does while a service is failing. In YAML,
+// `onFailure: report` (the default) only reports the failure; the long form
+// {restart, start} acts on it too, and reports as well.
+type FailurePolicy struct {
+	// Restart restarts what is failing (the failing tasks, units, processes
+	// or containers), at most limit times per window; after that it gives up
+	// and reports until the window has room again. While a restart policy
+	// holds, nothing else in the agent starts the failing objects again.
+	Restart *RestartPolicy `json:"restart,omitempty"`
+	// Start names other declared services (a standby poller declared with
+	// replicas: 0) that count as desired, with at least 1 replica, from the
+	// moment this service is seen failing until it runs as declared again.
+	// Maintenance still takes them down.
+	Start []string `json:"start,omitempty"`
+}
+
+// RestartPolicy bounds the restarts of a failing service.
+type RestartPolicy struct {
+	// Limit is the most restarts within one window (at least 1).
+	Limit *int32 `json:"limit"`
+	// Window is the sliding window the limit counts restarts in, such as 1m
+	// or 1h. The restarts are remembered in the agent's state dir, so a
+	// restart of the agent does not reset them.
+	Window *Duration `json:"window"`
 }
 
 // Probe checks that a service really works. Exactly one of tcp, http and exec.

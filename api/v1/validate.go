@@ -26,7 +26,9 @@ var (
 
 // ValidateDocument checks one parsed document on its own.
 func ValidateDocument(d *Document) ErrorList {
-	e := &errs{loc: d.PosOf}
+	// A document with errors lost the offending fields: "is required"
+	// checks are skipped, so a mistyped field is reported once.
+	e := &errs{loc: d.PosOf, partial: d.Invalid}
 	meta := rootPath("metadata")
 	switch {
 	case d.Host != nil:
@@ -159,6 +161,9 @@ func validateServiceLocal(e *errs, svc *Service, p path) {
 	if svc.Dir != "" && !strings.HasPrefix(svc.Dir, "/") {
 		e.add(p.field("dir"), "must be an absolute path, not %q", svc.Dir)
 	}
+	if f := svc.OnFailure; f != nil {
+		validateFailureLocal(e, svc.Name, f, p.field("onFailure"))
+	}
 	if a := svc.Autoscale; a != nil {
 		ap := p.field("autoscale")
 		if a.Min != nil && *a.Min < 0 {
@@ -176,6 +181,41 @@ func validateServiceLocal(e *errs, svc *Service, p path) {
 		if a.MaxStepDown != nil && *a.MaxStepDown < 1 {
 			e.add(ap.field("maxStepDown"), "must be at least 1 (got %d)", *a.MaxStepDown)
 		}
+	}
+}
+
+// validateFailureLocal checks an onFailure policy on its own. It is
+// replaced whole when documents merge, so each document's must be complete.
+func validateFailureLocal(e *errs, self string, f *FailurePolicy, p path) {
+	if r := f.Restart; r != nil {
+		rp := p.field("restart")
+		if r.Limit == nil {
+			if !e.partial {
+				e.add(rp, "needs limit (the most restarts per window)")
+			}
+		} else if *r.Limit < 1 {
+			e.add(rp.field("limit"), "must be at least 1 (got %d)", *r.Limit)
+		}
+		if r.Window == nil {
+			if !e.partial {
+				e.add(rp, "needs window (a duration such as 1m)")
+			}
+		} else if r.Window.Duration <= 0 {
+			e.add(rp.field("window"), "must be longer than 0")
+		}
+	}
+	seen := map[string]bool{}
+	for i, name := range f.Start {
+		sp := p.field("start").item(i, "")
+		switch {
+		case name == "":
+			e.add(sp, "empty service name")
+		case name == self:
+			e.add(sp, "service %q cannot start itself; use restart", name)
+		case seen[name]:
+			e.add(sp, "%q is listed twice", name)
+		}
+		seen[name] = true
 	}
 }
 
@@ -247,6 +287,13 @@ func ValidateEffective(s *HostSpec, loc func(idx string) Pos, partial bool) Erro
 				e.add(p.field("dependsOn").item(j, ""), "unknown service %q", d)
 			}
 		}
+		if f := svc.OnFailure; f != nil {
+			for j, d := range f.Start {
+				if d != "" && byName[d] == nil {
+					e.add(p.field("onFailure").field("start").item(j, ""), "unknown service %q", d)
+				}
+			}
+		}
 		if obj := svc.LiveObject(); obj != "" {
 			claim(obj, p)
 		}
@@ -267,15 +314,34 @@ func ValidateEffective(s *HostSpec, loc func(idx string) Pos, partial bool) Erro
 	}
 	for _, cyc := range dependencyCycles(s.Services) {
 		i := cyc[0]
-		names := make([]string, 0, len(cyc)+1)
-		for _, j := range cyc {
-			names = append(names, s.Services[j].Name)
-		}
-		names = append(names, s.Services[i].Name)
 		e.add(sp.field("services").item(i, s.Services[i].Name).field("dependsOn"),
-			"dependency cycle: %s", strings.Join(names, " -> "))
+			"dependency cycle: %s", cycleNames(s.Services, cyc))
+	}
+	// A standby that starts the service it stands in for, when it fails in
+	// turn, would keep both up for ever on one failure.
+	for _, cyc := range cycles(s.Services, failureStarts) {
+		i := cyc[0]
+		e.add(sp.field("services").item(i, s.Services[i].Name).field("onFailure").field("start"),
+			"onFailure start cycle: %s", cycleNames(s.Services, cyc))
 	}
 	return e.list
+}
+
+// cycleNames writes a cycle of service indexes as "a -> b -> a".
+func cycleNames(svcs []Service, cyc []int) string {
+	names := make([]string, 0, len(cyc)+1)
+	for _, j := range cyc {
+		names = append(names, svcs[j].Name)
+	}
+	names = append(names, svcs[cyc[0]].Name)
+	return strings.Join(names, " -> ")
+}
+
+func failureStarts(s *Service) []string {
+	if s.OnFailure == nil {
+		return nil
+	}
+	return s.OnFailure.Start
 }
 
 // LiveObject names the live object a service manages, so the same object
@@ -365,6 +431,12 @@ func validateServiceEffective(e *errs, svc *Service, p path) {
 // dependencyCycles returns each dependsOn cycle once, as service indexes in
 // dependency order, starting from the earliest declared service in it.
 func dependencyCycles(svcs []Service) [][]int {
+	return cycles(svcs, func(s *Service) []string { return s.DependsOn })
+}
+
+// cycles returns each cycle of the edges between services once, as service
+// indexes in edge order, starting from the earliest declared service in it.
+func cycles(svcs []Service, edges func(*Service) []string) [][]int {
 	idx := map[string]int{}
 	for i, s := range svcs {
 		if _, dup := idx[s.Name]; !dup {
@@ -384,7 +456,7 @@ func dependencyCycles(svcs []Service) [][]int {
 	visit = func(i int) {
 		color[i] = grey
 		stack = append(stack, i)
-		for _, d := range svcs[i].DependsOn {
+		for _, d := range edges(&svcs[i]) {
 			j, ok := idx[d]
 			if !ok || j == i {
 				continue

@@ -27,7 +27,11 @@ next. Then up: services grow in dependsOn order, each stage ready (and its
 probe passing) before the next; units come back last. A stage that fails
 blocks what depends on it; every failure is reported with its object.
 
-Exit status: 0 when everything converged and is ready, 1 otherwise.`,
+Exit status: 0 when everything converged and is ready, 1 otherwise.
+
+--verify-signatures head or strict: only a revision whose commit carries a
+valid signature by an allowed key is applied; strict means head here, a
+one-shot apply having no last applied revision (see plan --help).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

@@ -29,6 +29,7 @@ type sourceFlags struct {
 	tokenFile, basicAuth    string
 	sshKey, knownHosts      string
 	timeout                 time.Duration
+	trust                   trustFlags // trust.go
 }
 
 func (f *sourceFlags) register(fs *pflag.FlagSet) {
@@ -42,6 +43,7 @@ func (f *sourceFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.sshKey, "ssh-key-file", "", "ssh: private key file")
 	fs.StringVar(&f.knownHosts, "known-hosts-file", "", "ssh: known_hosts file the server's host key must be in (required for ssh)")
 	fs.DurationVar(&f.timeout, "git-timeout", source.DefaultTimeout, "timeout of each git network operation")
+	f.trust.register(fs)
 }
 
 func (f *sourceFlags) open() (source.Source, error) {
@@ -78,7 +80,7 @@ func (f *sourceFlags) resolve(ctx context.Context) (*desired.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return desired.Resolve(ctx, src, host)
+	return f.trust.resolveTrusted(ctx, src, host)
 }
 
 // newEngine wires the drivers. Clients connect lazily: a host with no Swarm

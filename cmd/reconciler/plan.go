@@ -42,7 +42,13 @@ invalid revision, printed as file:line:col: message).
 
 Autoscaled services are sized from their queue at the time of the plan: up
 at once; down only when a running agent has seen the queue below the
-threshold for the cooldown (a one-shot plan or apply holds the live count).`,
+threshold for the cooldown (a one-shot plan or apply holds the live count).
+
+With --verify-signatures head or strict, a revision whose commit does not
+carry a valid signature by an allowed key is refused (exit 1, naming the
+commit and the key) before its files are read. A one-shot plan or apply has
+no last applied revision: strict checks the head commit as head does, and
+there is no anti-rollback check (that is the agent's, see run --help).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

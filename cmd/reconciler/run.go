@@ -13,6 +13,7 @@ import (
 	"reconciler.dev/reconciler/agent"
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers/autoscale"
+	"reconciler.dev/reconciler/controllers/monitor"
 	"reconciler.dev/reconciler/controllers/swarm"
 	"reconciler.dev/reconciler/controllers/systemd"
 )
@@ -24,6 +25,7 @@ func newRunCommand() *cobra.Command {
 		listen, stateDir    string
 		webhookSecret       string
 		logFormat, logLevel string
+		monitorInterval     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run --source S [--interval 30s] [--listen 127.0.0.1:9440] [--state-dir DIR]",
@@ -42,10 +44,35 @@ SIGTERM or SIGINT: the current action is finished or abandoned cleanly (a
 Docker update is never cut half way), the state is written, exit 0. A second
 signal exits at once.
 
+Anti-rollback: a new revision that does not descend from the one in force (a
+force-push to other or older history, a replayed old commit) is refused,
+and /status says so, unless --allow-history-rewrite. The history between
+the two commits comes from the source cache, deepened from the git server
+(depth 2, 4, 8 ... up to 1024 commits) only when the cache cannot tell;
+never on a poll where the ref did not move. A commit farther than that from
+the revision in force is refused as not known to descend from it. Changing
+--source or --ref to another history needs --allow-history-rewrite once.
+
+` + trustHelp + `
+
+Refusals show in /status failedRevision (cause, commit, key), in
+reconciler_revision_refusals_total{reason} and as revision-refused events.
+Turning verification on does not re-judge the revision already in force.
+
 Endpoints on --listen (loopback by default; a non-loopback address needs
 --webhook-secret-file): /healthz, /readyz, /metrics, /status, /events (SSE),
 POST /webhook (HMAC-SHA256 X-Hub-Signature-256 with the secret of
---webhook-secret-file; 401 otherwise), and / (a status page).`,
+--webhook-secret-file; 401 otherwise), and / (a status page).
+
+Every --monitor-interval (apart from passes; 0 turns it off) the agent reads
+the resource figures of every declared service: RSS, VMS, CPU seconds,
+processes, threads, open descriptors and established TCP connections of
+every replica and its children, from systemd's unit properties, Docker's
+one-shot stats and /proc. They are in /status (objects[].resources), in
+/metrics (reconciler_service_memory_bytes{service} and friends) and on
+/events (type resources); /status monitor says what the last collection
+cost. GET /passes/{id} shows one pass with its events (reconciler status
+--pass).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := newLogger(logFormat, logLevel)
@@ -62,6 +89,10 @@ POST /webhook (HMAC-SHA256 X-Hub-Signature-256 with the secret of
 			if err != nil {
 				return err
 			}
+			pol, err := sf.trust.policy(src)
+			if err != nil {
+				return err
+			}
 			host, err := sf.hostName()
 			if err != nil {
 				return err
@@ -73,13 +104,22 @@ POST /webhook (HMAC-SHA256 X-Hub-Signature-256 with the secret of
 			defer closeFn()
 			reader := &autoscale.AMQPReader{}
 			defer reader.Close()
+			var mon *monitor.Collector
+			if monitorInterval > 0 {
+				mon = newMonitor(eng)
+			}
 			a, err := agent.New(agent.Config{
 				Source: src, Host: host, Engine: eng, StateDir: stateDir, Interval: interval,
 				Listen: listen, WebhookSecretFile: webhookSecret, Log: logger,
 				Autoscaler: autoscale.New(reader),
+				Monitor:    mon, MonitorInterval: monitorInterval,
+				Trust: pol,
 			})
 			if err != nil {
 				return err
+			}
+			if mon != nil {
+				mon.Count = a.CallCounter("monitor")
 			}
 			if d, ok := eng.Drivers[v1.DriverSwarm].(*swarm.Driver); ok {
 				d.Count = a.CallCounter("swarm")
@@ -91,10 +131,12 @@ POST /webhook (HMAC-SHA256 X-Hub-Signature-256 with the secret of
 		},
 	}
 	sf.register(cmd.Flags())
+	sf.trust.registerRewrite(cmd.Flags())
 	cmd.Flags().DurationVar(&interval, "interval", 30*time.Second, "time between passes when nothing triggers one")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9440", "address of the HTTP endpoints (empty: none)")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "/var/lib/reconciler", "where the revision in force and the source cache are kept")
 	cmd.Flags().StringVar(&webhookSecret, "webhook-secret-file", "", "file holding the webhook's HMAC secret (without it, /webhook answers 401)")
+	cmd.Flags().DurationVar(&monitorInterval, "monitor-interval", agent.DefaultMonitorInterval, "collect the services' resource figures at most this often (0: never)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

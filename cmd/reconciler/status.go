@@ -16,19 +16,30 @@ import (
 )
 
 func newStatusCommand() *cobra.Command {
-	var listen, output string
+	var listen, output, pass string
 	cmd := &cobra.Command{
-		Use:   "status [--listen ADDR]",
+		Use:   "status [--listen ADDR] [--pass ID]",
 		Short: "Ask a running agent how it is doing",
 		Long: `status asks the agent listening on --listen for its /status and prints it:
 host, revision in force, refused revision (with file:line:col), source,
-maintenance, last pass, drift and conditions. -o json prints /status as it is.
+maintenance, last pass, conditions, the services' resource figures and
+drift. -o json prints /status as it is.
+
+--pass ID shows one pass (transaction) instead: its trigger, revision and
+result, each stage with its timing, each action with its outcome and error,
+and every event it raised in order. ID is a pass id as /status and the logs
+print it, a unique prefix of one, or "last". Exit status with --pass: 0 when
+that pass converged or found everything in sync, 2 when it failed, 1 when
+the agent cannot be reached or no longer lists that pass.
 
 Exit status: 0 when the agent answers and its last pass succeeded, 2 when it
 answers but is not ready (drift it could not fix, a failed pass), 1 when it
 cannot be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pass != "" {
+				return showPass(cmd, listen, pass, output)
+			}
 			st, raw, err := fetchStatus(cmd.Context(), listen)
 			if err != nil {
 				return err
@@ -53,6 +64,7 @@ cannot be reached.`,
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9440", "address of the agent")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&pass, "pass", "", "show one of the last 20 passes: its id (or a unique prefix, or \"last\"), actions, outcomes, stage timings, errors and events")
 	return cmd
 }
 
@@ -136,6 +148,7 @@ func printStatus(w io.Writer, st agent.Status) {
 		conds = append(conds, fmt.Sprintf("%s=%v", c.Type, c.Status))
 	}
 	fmt.Fprintf(w, "conditions:  %s\n", strings.Join(conds, " "))
+	printResources(w, st)
 	if len(st.Drift) == 0 {
 		fmt.Fprintln(w, "drift:       none")
 		return

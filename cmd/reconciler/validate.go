@@ -14,6 +14,7 @@ import (
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/desired"
 	"reconciler.dev/reconciler/desired/source"
+	"reconciler.dev/reconciler/desired/trust"
 )
 
 func newValidateCommand() *cobra.Command {
@@ -32,13 +33,18 @@ Exit status: 0 valid, 1 invalid (or unreadable).
 
 With --source it validates a revision of a git repository instead (the same
 URLs, --ref and --path as plan and apply), as a pipeline or an operator would
-before merging.
+before merging; with --verify-signatures head (or strict, the same here) its
+commit must also carry a valid signature by a key of --allowed-signers-file
+or --gpg-keyring-file.
 
 With --host NAME it also prints that host's effective state (Defaults merged
 under its Host, defaults filled in) as YAML.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var repo *desired.Repo
 			var err error
+			if m, _ := trust.ParseMode(sf.trust.verify); sf.source == "" && (m != trust.ModeOff || sf.trust.allowedSigners != "" || sf.trust.gpgKeyring != "") {
+				return fmt.Errorf("--verify-signatures, --allowed-signers-file and --gpg-keyring-file check commits: they need --source")
+			}
 			if sf.source != "" {
 				if len(args) > 0 {
 					return fmt.Errorf("give folders or --source, not both")
@@ -94,6 +100,7 @@ under its Host, defaults filled in) as YAML.`,
 	cmd.Flags().StringVar(&sf.knownHosts, "known-hosts-file", "", "ssh: known_hosts file (required for ssh)")
 	cmd.Flags().DurationVar(&sf.timeout, "git-timeout", source.DefaultTimeout, "timeout of each git network operation")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	sf.trust.register(cmd.Flags()) // with --source: refuse a commit not signed by an allowed key
 	return cmd
 }
 
@@ -104,7 +111,7 @@ func loadSource(ctx context.Context, sf *sourceFlags) (*desired.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	art, _, err := src.Fetch(ctx)
+	art, _, err := sf.trust.fetchTrusted(ctx, src)
 	if err != nil {
 		return nil, err
 	}

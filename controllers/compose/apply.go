@@ -48,6 +48,10 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		return d.scaleDown(ctx, a.Subject, sl, toStop, stopTimeout(t.Service))
 	case controllers.OpScaleUp:
 		return d.scaleUp(ctx, a.Subject, sl, toStart)
+	case controllers.OpRestart:
+		if a.Field == controllers.FieldFailing {
+			return d.restartFailing(ctx, a.Subject, failingReplicas(t, sl), stopTimeout(t.Service))
+		}
 	}
 	return fmt.Errorf("%s: the compose driver cannot %s", a.Subject, a.Op)
 }
@@ -75,6 +79,23 @@ func (d *Driver) scaleDown(ctx context.Context, subject string, sl serviceLive, 
 		}
 		if err := d.remove(ctx, subject, r.ID, r.Name, false); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// restartFailing is the failure policy's restart: each failing container
+// is restarted (stopped gracefully if it runs, then started), one after
+// another.
+func (d *Driver) restartFailing(ctx context.Context, subject string, failing []replica, grace time.Duration) error {
+	secs := int(math.Ceil(grace.Seconds()))
+	for _, r := range failing {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+d.timeout())
+		d.count("restart")
+		err := d.API.ContainerRestart(cctx, r.ID, container.StopOptions{Timeout: &secs})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: restart %s: %w", subject, r.Name, err)
 		}
 	}
 	return nil

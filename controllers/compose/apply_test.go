@@ -65,6 +65,10 @@ func (r *recorder) ContainerStop(_ context.Context, id string, o container.StopO
 	return r.record(fmt.Sprintf("stop %s %ds", id, *o.Timeout))
 }
 
+func (r *recorder) ContainerRestart(_ context.Context, id string, o container.StopOptions) error {
+	return r.record(fmt.Sprintf("restart %s %ds", id, *o.Timeout))
+}
+
 func (r *recorder) ContainerRemove(_ context.Context, id string, o container.RemoveOptions) error {
 	call := "remove " + id
 	if o.Force {

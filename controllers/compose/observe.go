@@ -39,6 +39,7 @@ type API interface {
 	NetworkConnect(ctx context.Context, networkID, containerID string, config *network.EndpointSettings) error
 	ContainerStart(ctx context.Context, containerID string, options container.StartOptions) error
 	ContainerStop(ctx context.Context, containerID string, options container.StopOptions) error
+	ContainerRestart(ctx context.Context, containerID string, options container.StopOptions) error
 	ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error
 }
 
@@ -52,7 +53,8 @@ type Driver struct {
 	// (default 4); stops are always one at a time.
 	Concurrency int
 	// Count, when set, is told of every API call ("list", "inspect",
-	// "create", "connect", "start", "stop", "remove"), for metrics.
+	// "create", "connect", "start", "stop", "restart", "remove"), for
+	// metrics.
 	Count func(verb string)
 }
 
@@ -82,6 +84,47 @@ type replica struct {
 	ID     string
 	Name   string // without Docker's leading slash
 	State  string // created, running, paused, restarting, removing, exited, dead
+	// ExitCode is the code an exited container ended with, from the list's
+	// status text ("Exited (1) 5 seconds ago"); -1 when unknown.
+	ExitCode int
+}
+
+// failing is true for a container that is failing: Docker is restarting it
+// after it died (its restart policy), or it exited with an error. 137 and
+// 143 (KILL, TERM) are what a stop leaves behind (a scale-down, docker
+// stop), so they are not taken for a failure.
+func (r replica) failing() bool {
+	if r.State == container.StateRestarting {
+		return true
+	}
+	return r.State == container.StateExited && r.ExitCode > 0 && r.ExitCode != 137 && r.ExitCode != 143
+}
+
+// exitCode reads the code of "Exited (N) ..." from a container's status
+// text; -1 when the text says none.
+func exitCode(status string) int {
+	rest, ok := strings.CutPrefix(status, "Exited (")
+	if !ok {
+		return -1
+	}
+	num, _, ok := strings.Cut(rest, ")")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil {
+		return -1
+	}
+	return n
+}
+
+// failingReplicas returns the containers numbered 1..N (those the target
+// wants running) that are failing, by number.
+func failingReplicas(t controllers.Target, sl serviceLive) []replica {
+	var out []replica
+	for _, r := range sl.Replicas {
+		if r.Number <= int(t.Replicas) && r.failing() {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // started is true for a container that holds its replica's place: running,
@@ -150,7 +193,7 @@ func liveFromList(targets []controllers.Target, list []container.Summary) map[st
 		if len(c.Names) > 0 {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
-		byService[k] = append(byService[k], replica{Number: n, ID: c.ID, Name: name, State: string(c.State)})
+		byService[k] = append(byService[k], replica{Number: n, ID: c.ID, Name: name, State: string(c.State), ExitCode: exitCode(c.Status)})
 	}
 	out := make(map[string]controllers.Live, len(targets))
 	for _, t := range targets {
@@ -163,7 +206,20 @@ func liveFromList(targets []controllers.Target, list []container.Summary) map[st
 			}
 			return a.Name < b.Name
 		})
-		out[t.Subject()] = liveOf(sl)
+		l := liveOf(sl)
+		if failing := failingReplicas(t, sl); len(failing) > 0 {
+			var why []string
+			for _, r := range failing {
+				w := r.Name + " " + r.State
+				if r.State == container.StateExited {
+					w = fmt.Sprintf("%s exited %d", r.Name, r.ExitCode)
+				}
+				why = append(why, w)
+			}
+			l.Failing = strings.Join(why, ", ")
+			l.Details["failing"] = l.Failing
+		}
+		out[t.Subject()] = l
 	}
 	return out
 }

@@ -71,8 +71,16 @@ func changes(t controllers.Target, l controllers.Live) (toStop []replica, toStar
 			up[r.Number] = true
 		}
 	}
+	// Failing containers are the failure policy's when it restarts them or
+	// gave up: the plan does not start them behind its back.
+	held := map[int]bool{}
+	if t.Failure.Holds() {
+		for _, r := range failingReplicas(t, sl) {
+			held[r.Number] = true
+		}
+	}
 	for n := 1; n <= want; n++ {
-		if !up[n] {
+		if !up[n] && !held[n] {
 			toStart = append(toStart, n)
 		}
 	}

@@ -333,7 +333,11 @@ func TestLiveFromList(t *testing.T) {
 	if !p.Exists || p.Replicas != 3 || p.Running != 2 || p.State != "2/3 running" {
 		t.Errorf("poller live = %+v, want exists, 3 started, 2 running", p)
 	}
-	wantDetails := map[string]string{"project": "usm", "running": "1,5", "not running": "2,4"}
+	// Number 2 is in Docker's restart loop: failing (4 is beyond the 3 wanted).
+	wantDetails := map[string]string{"project": "usm", "running": "1,5", "not running": "2,4", "failing": "usm-poller-2 restarting"}
+	if p.Failing != "usm-poller-2 restarting" {
+		t.Errorf("failing = %q", p.Failing)
+	}
 	if !reflect.DeepEqual(p.Details, wantDetails) {
 		t.Errorf("details = %v, want %v", p.Details, wantDetails)
 	}

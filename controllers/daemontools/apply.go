@@ -50,6 +50,12 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	case a.Field == fieldPaused && a.Op == controllers.OpStart:
 		d.setStarted(dir, false)
 		return wrap(d.send(dir, 'c'))
+	case a.Field == controllers.FieldFailing && a.Op == controllers.OpRestart:
+		// The failure policy's restart: svc -t, as for restartOn. It is not
+		// a start of ours: a restart that does not help is reported, never
+		// taken down by onNotReady.
+		d.setStarted(dir, false)
+		return wrap(d.send(dir, 't'))
 	case a.Field == fieldRestartOn && a.Op == controllers.OpRestart:
 		if err := d.send(dir, 't'); err != nil {
 			return wrap(err)

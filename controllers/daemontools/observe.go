@@ -393,6 +393,8 @@ func liveOf(sl *serviceLive, exists bool, now time.Time) controllers.Live {
 	if sl.CrashLooping {
 		det["crash-looping"] = "true"
 		fmt.Fprintf(&b, ", crash-looping (%d restarts)", sl.Restarts)
+		l.Failing = fmt.Sprintf("crash-looping (%d restarts seen)", sl.Restarts)
+		det["failing"] = l.Failing
 	}
 	l.State = b.String()
 	return l

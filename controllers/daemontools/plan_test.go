@@ -431,7 +431,7 @@ func TestLiveDetails(t *testing.T) {
 			state: "up (pid 77) 0s, crash-looping (3 restarts)",
 			det: map[string]string{"dir": "/service/slapd", "state": "up", "pid": "77", "uptime": "0s",
 				"since": "2026-11-22T11:59:59Z", "want": "up", "normally": "up", "paused": "false", "supervise": "running",
-				"crash-looping": "true", "restarts": "3"},
+				"crash-looping": "true", "restarts": "3", "failing": "crash-looping (3 restarts seen)"},
 		},
 		{
 			name:  "no supervise",

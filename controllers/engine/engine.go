@@ -12,6 +12,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/failure"
 	"reconciler.dev/reconciler/controllers/probe"
 )
 
@@ -27,6 +28,10 @@ type Engine struct {
 	Progress func(Event)
 	// Sizer, when set, decides the count of services that autoscale.
 	Sizer Sizer
+	// Failures, when set, carries out the services' failure policies
+	// (onFailure) in every plan; see Failures. Without it, failing services
+	// are planned as any other.
+	Failures Failures
 	// ReadyTimeout is how long an object without a probe may take to become
 	// ready (default 60s); a probe's own timeout covers the probe.
 	ReadyTimeout time.Duration
@@ -91,11 +96,27 @@ type Sizer interface {
 	Size(ctx context.Context, svc *v1.Service, live controllers.Live) (int32, string)
 }
 
+// Failures carries out failure policies (controllers/failure keeps their
+// memory). A plan asks it twice: which standbys count as desired before
+// observing, then what the policies do given what was observed.
+type Failures interface {
+	// Standbys returns the services raised to at least one replica by
+	// failures remembered from earlier passes, and why.
+	Standbys() map[string]string
+	// Decide is given every declared service as the pass observed it.
+	Decide(in []failure.Input) failure.Decision
+}
+
 // Plan observes every driver with targets (concurrently, one driver's
 // failure reported with its name) and plans the pass. It changes nothing.
 func (e *Engine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
 	m := MaintenanceAt(spec, e.now())
-	targets := Targets(spec, m, nil)
+	var standbys map[string]string
+	if e.Failures != nil {
+		standbys = e.Failures.Standbys()
+	}
+	sized := sizes{}
+	targets := Targets(spec, m, e.counts(ctx, nil, sized, standbys))
 	live, err := e.observe(ctx, targets)
 	if err != nil {
 		return nil, err
@@ -103,30 +124,35 @@ func (e *Engine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
 	if e.Sizer != nil {
 		// Autoscaled counts depend on what runs now (cooldowns count from
 		// the live size), so they are decided after observing.
-		targets = Targets(spec, m, func(svc *v1.Service) (int32, string, bool) {
-			if svc.Autoscale == nil {
-				return 0, "", false
-			}
-			n, note := e.Sizer.Size(ctx, svc, live[string(svc.Driver)+"/"+svc.Name])
-			return n, note, true
-		})
+		targets = Targets(spec, m, e.counts(ctx, live, sized, standbys))
+	}
+	var restarts []controllers.Action
+	if e.Failures != nil {
+		targets, restarts = e.decideFailures(ctx, spec, m, targets, live, sized, standbys)
 	}
 	var actions []controllers.Action
-	for _, drv := range e.driversFor(targets) {
-		ts := targetsOf(targets, drv.Name())
+	groups := byDriver(targets)
+	for _, drv := range e.driversFor(groups) {
+		ts := groups[drv.Name()]
+		bySubject := make(map[string]int, len(ts))
+		for i, t := range ts {
+			bySubject[t.Subject()] = i
+		}
 		for _, a := range drv.Plan(ts, live) {
-			if t, ok := findTarget(ts, a.Subject); ok && t.Mode == controllers.ReportOnly {
+			i, ok := bySubject[a.Subject]
+			if ok && ts[i].Mode == controllers.ReportOnly {
 				a.Mode = controllers.ReportOnly
 			}
 			if a.Mode == "" {
 				a.Mode = controllers.Enforce
 			}
-			if t, ok := findTarget(ts, a.Subject); ok {
-				a.Note = t.Note
+			if ok {
+				a.Note = ts[i].Note
 			}
 			actions = append(actions, a)
 		}
 	}
+	actions = append(actions, restarts...)
 	stages := Order(targets, actions)
 	actions = actions[:0]
 	for _, st := range stages {
@@ -135,11 +161,99 @@ func (e *Engine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
 	return &Plan{Maintenance: m, Targets: targets, Live: live, Actions: actions, Stages: stages}, nil
 }
 
-// driversFor returns the drivers the targets need, in a fixed order.
-func (e *Engine) driversFor(targets []controllers.Target) []controllers.Driver {
+// sizes are the autoscaled counts decided in one plan, by service name: a
+// service is sized once per plan, however often its targets are worked out.
+type sizes map[string]struct {
+	n    int32
+	note string
+}
+
+// counts returns the replicas function of Targets: autoscaled counts (once
+// live is known) and standbys raised to at least one replica.
+func (e *Engine) counts(ctx context.Context, live map[string]controllers.Live, sized sizes, standbys map[string]string) func(*v1.Service) (int32, string, bool) {
+	return func(svc *v1.Service) (int32, string, bool) {
+		n, note, ok := int32(0), "", false
+		if svc.Replicas != nil {
+			n = *svc.Replicas
+		}
+		if svc.Autoscale != nil && e.Sizer != nil && live != nil {
+			r, done := sized[svc.Name]
+			if !done {
+				r.n, r.note = e.Sizer.Size(ctx, svc, live[string(svc.Driver)+"/"+svc.Name])
+				sized[svc.Name] = r
+			}
+			n, note, ok = r.n, r.note, true
+		}
+		if why, standby := standbys[svc.Name]; standby && n < 1 {
+			n, note, ok = 1, "standby: "+why, true
+		}
+		return n, note, ok
+	}
+}
+
+// decideFailures hands what was observed to the failure policies and
+// applies their decision: standbys raised, each failing service's mode, and
+// an OpRestart action on the field "failing" for each service to restart.
+// Standbys raised only now were observed at their declared count: that
+// observation stands for this pass (they are about to start anyway).
+func (e *Engine) decideFailures(ctx context.Context, spec *v1.HostSpec, m Maintenance, targets []controllers.Target,
+	live map[string]controllers.Live, sized sizes, standbys map[string]string) ([]controllers.Target, []controllers.Action) {
+	in := make([]failure.Input, 0, len(spec.Services))
+	for _, t := range targets {
+		if t.Kind != controllers.KindService {
+			continue
+		}
+		l := live[t.Subject()]
+		h := controllers.Health{}
+		if d := e.Drivers[t.Driver]; d != nil && l.Exists {
+			h = d.Health(t, l)
+		}
+		in = append(in, failure.Input{
+			Name: t.Name, Subject: t.Subject(), Policy: t.Service.OnFailure, Replicas: t.Replicas,
+			Maintained: m.Active && t.Service.Maintenance == v1.MaintenanceStop,
+			ReportOnly: t.Mode == controllers.ReportOnly,
+			Exists:     l.Exists, Failing: l.Failing, Ready: h.Ready,
+		})
+	}
+	dec := e.Failures.Decide(in)
+	if !sameKeys(dec.Standbys, standbys) {
+		targets = Targets(spec, m, e.counts(ctx, live, sized, dec.Standbys))
+	}
+	var restarts []controllers.Action
+	for i := range targets {
+		t := &targets[i]
+		if t.Kind != controllers.KindService {
+			continue
+		}
+		t.Failure = dec.Modes[t.Name]
+		if t.Failure == controllers.FailureRestart && t.Mode == controllers.Enforce {
+			restarts = append(restarts, controllers.Action{
+				Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: t.Driver,
+				Field: controllers.FieldFailing, From: live[t.Subject()].Failing, To: "restarted",
+				Op: controllers.OpRestart, Mode: controllers.Enforce, Note: "onFailure: " + t.Service.OnFailure.String(),
+			})
+		}
+	}
+	return targets, restarts
+}
+
+func sameKeys(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// driversFor returns the drivers that have targets, in a fixed order.
+func (e *Engine) driversFor(groups map[v1.Driver][]controllers.Target) []controllers.Driver {
 	var out []controllers.Driver
 	for _, name := range v1.Drivers {
-		if len(targetsOf(targets, name)) > 0 {
+		if len(groups[name]) > 0 {
 			if d := e.Drivers[name]; d != nil {
 				out = append(out, d)
 			}
@@ -148,30 +262,31 @@ func (e *Engine) driversFor(targets []controllers.Target) []controllers.Driver {
 	return out
 }
 
-func targetsOf(targets []controllers.Target, d v1.Driver) []controllers.Target {
-	var out []controllers.Target
+// byDriver groups the targets by driver, in their order. Plans and
+// observations take each driver's group from it, in one walk over the
+// targets: a pass at 1000 services used to copy the whole list once per
+// driver name and per lookup (hack/bench, scenario 3).
+func byDriver(targets []controllers.Target) map[v1.Driver][]controllers.Target {
+	n := map[v1.Driver]int{}
 	for _, t := range targets {
-		if t.Driver == d {
-			out = append(out, t)
+		n[t.Driver]++
+	}
+	out := make(map[v1.Driver][]controllers.Target, len(n))
+	for _, t := range targets {
+		if out[t.Driver] == nil {
+			out[t.Driver] = make([]controllers.Target, 0, n[t.Driver])
 		}
+		out[t.Driver] = append(out[t.Driver], t)
 	}
 	return out
 }
 
-func findTarget(ts []controllers.Target, subject string) (controllers.Target, bool) {
-	for _, t := range ts {
-		if t.Subject() == subject {
-			return t, true
-		}
-	}
-	return controllers.Target{}, false
-}
-
 // observe reads live state from every driver the targets need, at once.
 func (e *Engine) observe(ctx context.Context, targets []controllers.Target) (map[string]controllers.Live, error) {
+	groups := byDriver(targets)
 	var missing []string
 	for _, name := range v1.Drivers {
-		if len(targetsOf(targets, name)) > 0 && e.Drivers[name] == nil {
+		if len(groups[name]) > 0 && e.Drivers[name] == nil {
 			missing = append(missing, string(name))
 		}
 	}
@@ -184,11 +299,11 @@ func (e *Engine) observe(ctx context.Context, targets []controllers.Target) (map
 		errs *multierror.Error
 		live = map[string]controllers.Live{}
 	)
-	for _, drv := range e.driversFor(targets) {
+	for _, drv := range e.driversFor(groups) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l, err := drv.Observe(ctx, targetsOf(targets, drv.Name()))
+			l, err := drv.Observe(ctx, groups[drv.Name()])
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -563,7 +678,7 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 		for s := range pending {
 			ts = append(ts, p.targets[s])
 		}
-		live, err := e.observe(ctx, ts)
+		live, err := e.observe(controllers.WithWaiting(ctx), ts)
 		if err == nil {
 			p.mu.Lock()
 			for s, l := range live {
@@ -590,6 +705,19 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 					p.mu.Unlock()
 					e.emit(Event{Type: "drained", Stage: stage, Subject: s})
 				}
+				continue
+			}
+			if phase == controllers.PhaseUp && err == nil && t.Failure != "" && live[s].Failing != "" {
+				// A service its failure policy handles is judged at once:
+				// waiting out the ready timeout would only delay the report
+				// (and the next restart or standby).
+				delete(pending, s)
+				cause := "failing: " + live[s].Failing
+				if t.Failure == controllers.FailureGaveUp {
+					cause += " (onFailure gave up: its restart limit is reached)"
+				}
+				p.fail(s, p.notReady(ctx, t, fmt.Errorf("%s: %s", s, cause)))
+				e.emit(Event{Type: "failed", Stage: stage, Subject: s, Message: cause})
 				continue
 			}
 			if ctx.Err() != nil || time.Now().After(deadline) {

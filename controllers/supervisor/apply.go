@@ -26,6 +26,9 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		return fmt.Errorf("%s: %s", a.Subject, tooMany(t, gl))
 	}
 	toStop, toStart := changes(t, gl)
+	if a.Op == controllers.OpRestart && a.Field == controllers.FieldFailing {
+		return d.restartFailing(ctx, a.Subject, t, gl)
+	}
 	switch a.Op {
 	case controllers.OpScaleDown:
 		for _, p := range toStop {
@@ -49,6 +52,24 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		return nil
 	}
 	return fmt.Errorf("%s: the supervisor driver cannot %s", a.Subject, a.Op)
+}
+
+// restartFailing is the failure policy's restart: each failing process is
+// stopped (one in BACKOFF; a FATAL one has no process) and started again,
+// one after another.
+func (d *Driver) restartFailing(ctx context.Context, subject string, t controllers.Target, gl groupLive) error {
+	for _, p := range failingProcs(t, gl) {
+		if p.State == stateBackoff {
+			if err := d.stop(ctx, subject, t, gl.Socket, p); err != nil {
+				return err
+			}
+			p.State = stateStopped
+		}
+		if err := d.start(ctx, subject, t, gl.Socket, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stopBound is how long one process may take to exit.

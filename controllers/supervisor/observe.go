@@ -228,14 +228,14 @@ func parseProcess(v any) (process, error) {
 	p.Start, p.Stop = num("start"), num("stop")
 	p.ExitStatus = int(num("exitstatus"))
 	p.Description, _ = m["description"].(string)
-	p.Num = processNumber(p.Name)
+	p.Num = ProcessNumber(p.Name)
 	return p, nil
 }
 
-// processNumber is the last run of digits in a process name: process_name
+// ProcessNumber is the last run of digits in a process name: process_name
 // %(program_name)s_%(process_num)02d makes "usm-poller_07" number 7. A name
 // without digits (numprocs 1) is 0.
-func processNumber(name string) int {
+func ProcessNumber(name string) int {
 	end := len(name)
 	for end > 0 && (name[end-1] < '0' || name[end-1] > '9') {
 		end--
@@ -312,7 +312,28 @@ func liveFrom(targets []controllers.Target, procs map[string][]process) map[stri
 		if len(pids) > 0 {
 			l.Details["pids"] = strings.Join(pids, " ")
 		}
+		if failing := failingProcs(t, gl); len(failing) > 0 {
+			var why []string
+			for _, p := range failing {
+				why = append(why, p.Name+" "+p.State)
+			}
+			l.Failing = strings.Join(why, ", ")
+			l.Details["failing"] = l.Failing
+		}
 		out[t.Subject()] = l
+	}
+	return out
+}
+
+// failingProcs returns the processes among the first N the target wants
+// running that are failing: FATAL (supervisord gave up starting it) or
+// BACKOFF (it exited too quickly and supervisord is retrying).
+func failingProcs(t controllers.Target, gl groupLive) []process {
+	var out []process
+	for i, p := range gl.Procs {
+		if i < int(t.Replicas) && (p.State == stateFatal || p.State == stateBackoff) {
+			out = append(out, p)
+		}
 	}
 	return out
 }

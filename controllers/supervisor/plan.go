@@ -81,7 +81,9 @@ func changes(t controllers.Target, gl groupLive) (toStop, toStart []process) {
 		}
 	}
 	for _, p := range gl.Procs[:n] {
-		if !started(p.State) {
+		// A FATAL process is the failure policy's when it restarts it or
+		// gave up: the plan does not start it behind its back.
+		if !started(p.State) && !(t.Failure.Holds() && p.State == stateFatal) {
 			toStart = append(toStart, p)
 		}
 	}

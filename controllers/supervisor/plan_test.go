@@ -288,8 +288,8 @@ func TestProcessNumber(t *testing.T) {
 		"usm-poller_01": 1, "usm-poller_15": 15, "w-10": 10, "w9x": 9, "a1b22": 22,
 		"usm-poller": 0, "x_000": 0, "x_99999999999999999999": 1e9,
 	} {
-		if got := processNumber(name); got != want {
-			t.Errorf("processNumber(%q) = %d, want %d", name, got, want)
+		if got := ProcessNumber(name); got != want {
+			t.Errorf("ProcessNumber(%q) = %d, want %d", name, got, want)
 		}
 	}
 }

@@ -76,6 +76,14 @@ func setField(spec *swarm.ServiceSpec, a controllers.Action) (bool, error) {
 		}
 		spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &n}
 		return true, nil
+	case controllers.FieldFailing:
+		// The failure policy's restart: a forced update replaces every task,
+		// as `docker service update --force` does.
+		if a.Op != controllers.OpRestart {
+			break
+		}
+		spec.TaskTemplate.ForceUpdate++
+		return true, nil
 	case "image":
 		cs := spec.TaskTemplate.ContainerSpec
 		if cs == nil {

@@ -3,7 +3,9 @@
 // desired state declares one. It never creates, redeploys or removes a
 // service, and never touches one git does not name.
 //
-// observe.go lists every declared service in one call, with task counts;
+// observe.go lists every declared service in one call, with task counts
+// (and, for services running fewer tasks than they ask for, their tasks in
+// one more call, to tell failing from starting);
 // plan.go is the pure planner; apply.go sends one ServiceUpdate per action,
 // with the version index read in the same pass ("update out of sequence"
 // re-reads and retries); health.go judges readiness from running tasks.

@@ -19,6 +19,7 @@ type API interface {
 	ServiceList(ctx context.Context, options swarm.ServiceListOptions) ([]swarm.Service, error)
 	ServiceInspectWithRaw(ctx context.Context, serviceID string, opts swarm.ServiceInspectOptions) (swarm.Service, []byte, error)
 	ServiceUpdate(ctx context.Context, serviceID string, version swarm.Version, service swarm.ServiceSpec, options swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error)
+	TaskList(ctx context.Context, options swarm.TaskListOptions) ([]swarm.Task, error)
 }
 
 // Driver manages Swarm service replicas and images.
@@ -27,8 +28,18 @@ type Driver struct {
 	// CallTimeout bounds every Docker API call (default 30s).
 	CallTimeout time.Duration
 	// Count, when set, is told of every API call ("list", "update",
-	// "inspect"), for metrics.
+	// "inspect", "tasks"), for metrics.
 	Count func(verb string)
+	// Now is the clock task failures are judged recent against (default
+	// time.Now).
+	Now func() time.Time
+}
+
+func (d *Driver) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
 }
 
 func (d *Driver) count(verb string) {
@@ -65,7 +76,140 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	if err != nil {
 		return nil, fmt.Errorf("listing services: %w", err)
 	}
-	return liveFromList(targets, list), nil
+	live := liveFromList(targets, list)
+	d.observeFailures(ctx, targets, live)
+	return live, nil
+}
+
+// Failure detection; see failingOf.
+const (
+	// recentFailures is how far back a task failure counts.
+	recentFailures = 5 * time.Minute
+	// failuresToFail is how many recent task failures make a service
+	// failing: tasks that fail over and over, not one that died once.
+	failuresToFail = 2
+)
+
+// observeFailures looks at the tasks of the services that look unhealthy
+// (fewer tasks running than the spec asks), in one TaskList for all of
+// them, and records which are failing. A healthy pass makes no such call,
+// nor does waiting for a service to come up, unless its failure policy
+// already holds it (controllers.Waiting). A TaskList that fails leaves the
+// services as listed: the failure policy then waits for a pass that can see
+// their tasks.
+func (d *Driver) observeFailures(ctx context.Context, targets []controllers.Target, live map[string]controllers.Live) {
+	args := filters.NewArgs()
+	var suspects []string
+	waiting := controllers.Waiting(ctx)
+	for _, t := range targets {
+		if waiting && t.Failure == "" {
+			continue
+		}
+		l := live[t.Subject()]
+		s, ok := l.Raw.(swarm.Service)
+		if !ok || !l.Exists || s.Spec.Mode.Replicated == nil || l.Replicas == 0 {
+			continue
+		}
+		if l.Running < l.Replicas {
+			args.Add("service", s.ID)
+			suspects = append(suspects, t.Subject())
+		}
+	}
+	if len(suspects) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, d.timeout())
+	defer cancel()
+	d.count("tasks")
+	tasks, err := d.API.TaskList(cctx, swarm.TaskListOptions{Filters: args})
+	if err != nil {
+		for _, subj := range suspects {
+			l := live[subj]
+			l.Details = withDetail(l.Details, "tasks", "not read: "+err.Error())
+			live[subj] = l
+		}
+		return
+	}
+	byService := map[string][]swarm.Task{}
+	for _, task := range tasks {
+		byService[task.ServiceID] = append(byService[task.ServiceID], task)
+	}
+	now := d.now()
+	for _, subj := range suspects {
+		l := live[subj]
+		s := l.Raw.(swarm.Service)
+		if why := failingOf(s, byService[s.ID], now); why != "" {
+			l.Failing = why
+			l.Details = withDetail(l.Details, "failing", why)
+			live[subj] = l
+		}
+	}
+}
+
+// withDetail sets one detail, making the map if needed.
+func withDetail(d map[string]string, k, v string) map[string]string {
+	if d == nil {
+		d = map[string]string{}
+	}
+	d[k] = v
+	return d
+}
+
+// failingOf says why a service that runs fewer tasks than it asks for is
+// failing, or "": its last update paused on a task failure, or at least
+// failuresToFail of its tasks failed (or were rejected) within
+// recentFailures. Only tasks of the service's current task spec count (same
+// image, same force-update counter): failures of an image since replaced,
+// or from before a forced restart, say nothing about the tasks now.
+func failingOf(s swarm.Service, tasks []swarm.Task, now time.Time) string {
+	if updatePaused(s) {
+		return "update paused: " + s.UpdateStatus.Message
+	}
+	n, last := 0, ""
+	var lastAt time.Time
+	for _, task := range tasks {
+		switch task.Status.State {
+		case swarm.TaskStateFailed, swarm.TaskStateRejected:
+		default:
+			continue
+		}
+		if !currentSpec(s, task) || now.Sub(task.Status.Timestamp) > recentFailures {
+			continue
+		}
+		n++
+		if task.Status.Timestamp.After(lastAt) {
+			lastAt = task.Status.Timestamp
+			last = task.Status.Err
+			if last == "" {
+				last = string(task.Status.State)
+			}
+		}
+	}
+	if n < failuresToFail {
+		return ""
+	}
+	return fmt.Sprintf("%d tasks failed in the last %s (last: %s)", n, recentFailures, last)
+}
+
+// currentSpec is true for a task made from the service's current task spec.
+func currentSpec(s swarm.Service, task swarm.Task) bool {
+	if task.Spec.ForceUpdate != s.Spec.TaskTemplate.ForceUpdate {
+		return false
+	}
+	cs, tcs := s.Spec.TaskTemplate.ContainerSpec, task.Spec.ContainerSpec
+	if cs == nil || tcs == nil {
+		return cs == tcs
+	}
+	return sameImage(tcs.Image, cs.Image)
+}
+
+// updatePaused is true when Swarm paused the service's update because a
+// task failed (the default update failure action).
+func updatePaused(s swarm.Service) bool {
+	if s.UpdateStatus == nil {
+		return false
+	}
+	return s.UpdateStatus.State == swarm.UpdateStatePaused || s.UpdateStatus.State == swarm.UpdateStateRollbackPaused
 }
 
 // liveFromList pairs declared services with listed ones by exact name (the

@@ -47,6 +47,22 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 			return fmt.Errorf("%s: reload after disable: %w", a.Subject, err)
 		}
 		return nil
+	case controllers.OpRestart:
+		if a.Field != controllers.FieldFailing {
+			break
+		}
+		// The failure policy: RestartUnit on each failing unit or instance,
+		// one after another, each job's result checked.
+		units, _ := failingUnits(t, l)
+		if len(units) == 0 {
+			return nil // nothing is failing any more
+		}
+		for _, u := range units {
+			if err := d.job(ctx, api, a.Subject, "restart", u); err != nil {
+				return err
+			}
+		}
+		return nil
 	case controllers.OpStart:
 		return d.job(ctx, api, a.Subject, "start", t.Name)
 	case controllers.OpStop:
@@ -88,9 +104,12 @@ func (d *Driver) job(ctx context.Context, api API, subject, verb, unit string) e
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.callTimeout())
 	var err error
 	d.count(verb)
-	if verb == "start" {
+	switch verb {
+	case "start":
 		_, err = api.StartUnitContext(cctx, unit, "replace", ch)
-	} else {
+	case "restart":
+		_, err = api.RestartUnitContext(cctx, unit, "replace", ch)
+	default:
 		_, err = api.StopUnitContext(cctx, unit, "replace", ch)
 	}
 	cancel()

@@ -21,6 +21,7 @@ type API interface {
 	ListUnitFilesByPatternsContext(ctx context.Context, states, patterns []string) ([]sd.UnitFile, error)
 	StartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 	StopUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
+	RestartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 	EnableUnitFilesContext(ctx context.Context, files []string, runtime, force bool) (bool, []sd.EnableUnitFileChange, error)
 	DisableUnitFilesContext(ctx context.Context, files []string, runtime bool) ([]sd.DisableUnitFileChange, error)
 	ReloadContext(ctx context.Context) error
@@ -38,8 +39,8 @@ type Driver struct {
 	// start or stop job to finish (defaults 30s and 2m).
 	CallTimeout, JobTimeout time.Duration
 	// Count, when set, is told of every D-Bus call ("list-unit-files",
-	// "list-units", "start", "stop", "enable", "disable", "reload"), for
-	// metrics.
+	// "list-units", "start", "stop", "restart", "enable", "disable",
+	// "reload"), for metrics.
 	Count func(verb string)
 
 	mu   sync.Mutex
@@ -139,6 +140,7 @@ func (d *Driver) Close() {
 type templateLive struct {
 	Template  string
 	Instances map[int]string // instance number -> ActiveState
+	Sub       map[int]string // instance number -> SubState
 }
 
 // unitLive is what a unit's Live.Raw holds.
@@ -197,10 +199,11 @@ func liveFrom(targets []controllers.Target, files []sd.UnitFile, units []sd.Unit
 		unit := unitName(t)
 		state, hasFile := fileState[unit]
 		if prefix, ok := templatePrefix(unit); ok {
-			tl := templateLive{Template: unit, Instances: map[int]string{}}
+			tl := templateLive{Template: unit, Instances: map[int]string{}, Sub: map[int]string{}}
 			for name, u := range loaded {
 				if n, ok := instanceNumber(name, prefix, filepath.Ext(unit)); ok && u.LoadState != "not-found" {
 					tl.Instances[n] = u.ActiveState
+					tl.Sub[n] = u.SubState
 				}
 			}
 			l := controllers.Live{Exists: hasFile, Raw: tl}
@@ -213,6 +216,7 @@ func liveFrom(targets []controllers.Target, files []sd.UnitFile, units []sd.Unit
 				}
 			}
 			l.State = fmt.Sprintf("%d/%d active", l.Running, l.Replicas)
+			setFailing(&l, t)
 			out[t.Subject()] = l
 			continue
 		}
@@ -242,9 +246,60 @@ func liveFrom(targets []controllers.Target, files []sd.UnitFile, units []sd.Unit
 		if state != "" {
 			l.State += ", " + state
 		}
+		if t.Kind == controllers.KindService {
+			setFailing(&l, t)
+		}
 		out[t.Subject()] = l
 	}
 	return out
+}
+
+// failingUnit is true for a unit systemd gave up on (failed) or is
+// restarting after a failure (Restart=, sub-state auto-restart).
+func failingUnit(activeState, subState string) bool {
+	return activeState == "failed" || subState == "auto-restart"
+}
+
+// failingUnits returns the units of a service that are failing, among those
+// its target wants running (instances 1..N of a template; the unit itself
+// for replicas 1), with why, in instance order.
+func failingUnits(t controllers.Target, l controllers.Live) (units, why []string) {
+	word := func(active, sub string) string {
+		if active == "failed" {
+			return "failed"
+		}
+		return "restarting after a failure (auto-restart)"
+	}
+	switch raw := l.Raw.(type) {
+	case templateLive:
+		for _, n := range sortedInstances(raw.Instances) {
+			if n <= int(t.Replicas) && failingUnit(raw.Instances[n], raw.Sub[n]) {
+				u := instanceName(raw.Template, n)
+				units = append(units, u)
+				why = append(why, u+" "+word(raw.Instances[n], raw.Sub[n]))
+			}
+		}
+	case unitLive:
+		if t.Replicas > 0 && failingUnit(raw.ActiveState, raw.SubState) {
+			units = []string{t.Service.Unit}
+			why = []string{t.Service.Unit + " " + word(raw.ActiveState, raw.SubState)}
+		}
+	}
+	return units, why
+}
+
+// setFailing records what is failing of a service in l.
+func setFailing(l *controllers.Live, t controllers.Target) {
+	if !l.Exists || t.Service == nil {
+		return
+	}
+	if _, why := failingUnits(t, *l); len(why) > 0 {
+		l.Failing = strings.Join(why, ", ")
+		if l.Details == nil {
+			l.Details = map[string]string{}
+		}
+		l.Details["failing"] = l.Failing
+	}
 }
 
 // unitName is the unit a target manages.

@@ -109,6 +109,15 @@ func planService(base controllers.Action, t controllers.Target, l controllers.Li
 // (lowest first) so that exactly the target's instances run: x@1..x@N for a
 // template, the unit itself for replicas 1 of a plain unit.
 func instanceChanges(t controllers.Target, l controllers.Live) (toStop, toStart []string) {
+	// Failing units are the failure policy's when it restarts them or gave
+	// up: the plan does not start them behind its back.
+	held := map[string]bool{}
+	if t.Failure.Holds() {
+		units, _ := failingUnits(t, l)
+		for _, u := range units {
+			held[u] = true
+		}
+	}
 	if tl, ok := l.Raw.(templateLive); ok {
 		for _, n := range sortedInstances(tl.Instances) {
 			if n > int(t.Replicas) && started(tl.Instances[n]) {
@@ -116,8 +125,8 @@ func instanceChanges(t controllers.Target, l controllers.Live) (toStop, toStart 
 			}
 		}
 		for n := 1; n <= int(t.Replicas); n++ {
-			if !started(tl.Instances[n]) {
-				toStart = append(toStart, instanceName(tl.Template, n))
+			if u := instanceName(tl.Template, n); !started(tl.Instances[n]) && !held[u] {
+				toStart = append(toStart, u)
 			}
 		}
 		return toStop, toStart
@@ -126,7 +135,7 @@ func instanceChanges(t controllers.Target, l controllers.Live) (toStop, toStart 
 	switch {
 	case t.Replicas == 0 && l.Replicas > 0:
 		toStop = []string{unit}
-	case t.Replicas > 0 && l.Replicas == 0:
+	case t.Replicas > 0 && l.Replicas == 0 && !held[unit]:
 		toStart = []string{unit}
 	}
 	return toStop, toStart

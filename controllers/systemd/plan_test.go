@@ -171,14 +171,16 @@ func TestLiveFrom(t *testing.T) {
 				sd.UnitStatus{Name: "usm-poller@6.service", LoadState: "not-found", ActiveState: "inactive", SubState: "dead"},
 			),
 			want: controllers.Live{Exists: true, Replicas: 2, Running: 1, State: "1/2 active",
-				Raw: templateLive{Template: "usm-poller@.service", Instances: map[int]string{1: "active", 2: "activating", 3: "failed"}}},
+				Failing: "usm-poller@3.service failed", Details: map[string]string{"failing": "usm-poller@3.service failed"},
+				Raw: templateLive{Template: "usm-poller@.service", Instances: map[int]string{1: "active", 2: "activating", 3: "failed"},
+					Sub: map[int]string{1: "running", 2: "start", 3: "failed"}}},
 		},
 		{
 			name:  "template without its unit file: missing",
 			spec:  services(poller(1)),
 			units: pollers("active"),
 			want: controllers.Live{Replicas: 1, Running: 1, State: "1/1 active",
-				Raw: templateLive{Template: "usm-poller@.service", Instances: map[int]string{1: "active"}}},
+				Raw: templateLive{Template: "usm-poller@.service", Instances: map[int]string{1: "active"}, Sub: map[int]string{1: "running"}}},
 		},
 	}
 	for _, tc := range cases {

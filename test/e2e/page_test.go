@@ -21,7 +21,8 @@ import (
 func TestPageInABrowser(t *testing.T) {
 	f := deployFactoryProxy(t)
 	secret, secretFile := newWebhookSecret(t)
-	a := startAgent(t, agentConfig{Source: f.repo.HTTPURL, Interval: "1h", Args: []string{"--webhook-secret-file", secretFile}})
+	a := startAgent(t, agentConfig{Source: f.repo.HTTPURL, Interval: "1h",
+		Args: []string{"--webhook-secret-file", secretFile, "--monitor-interval", "2s"}})
 	rev := fpHead(f)
 	awaitConverged(t, a, rev, 60*time.Second)
 	shots := t.TempDir()
@@ -50,6 +51,12 @@ func TestPageInABrowser(t *testing.T) {
 		}
 		if got := b.text("#verdict"); got != "in sync" {
 			return fmt.Errorf("#verdict: %q", got)
+		}
+		return nil
+	})
+	wait("the page shows resource figures (it updates itself)", func() error {
+		if got := b.text(`tr[data-subject="swarm/factory-broker"] td.resources`); !strings.Contains(got, "RSS ") || !strings.Contains(got, "proc") {
+			return fmt.Errorf("resources cell: %q", got)
 		}
 		return nil
 	})

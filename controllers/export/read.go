@@ -1,0 +1,243 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/docker/docker/api/types/swarm"
+
+	"reconciler.dev/reconciler/controllers/daemontools"
+)
+
+// DockerAPI is the part of the Docker client export uses.
+type DockerAPI interface {
+	ServiceList(ctx context.Context, options swarm.ServiceListOptions) ([]swarm.Service, error)
+}
+
+// SystemdAPI is the part of go-systemd's D-Bus connection export uses.
+type SystemdAPI interface {
+	ListUnitFilesByPatternsContext(ctx context.Context, states, patterns []string) ([]sd.UnitFile, error)
+	ListUnitsByPatternsContext(ctx context.Context, states, patterns []string) ([]sd.UnitStatus, error)
+}
+
+// SupervisorCaller is the part of supervisord's XML-RPC client export uses.
+type SupervisorCaller interface {
+	Call(ctx context.Context, method string, params ...any) (any, error)
+}
+
+// Reader reads the live state. A client that is nil is not asked.
+type Reader struct {
+	Docker     DockerAPI
+	Systemd    func(ctx context.Context) (SystemdAPI, error)
+	Supervisor func(socket string) SupervisorCaller
+	// SupervisorSockets are the supervisord sockets to ask.
+	SupervisorSockets []string
+	// SvscanDirs are the folders whose service folders are read.
+	SvscanDirs []string
+	// Select are the --select globs; systemd is asked for the units those
+	// of them that name units (UnitGlobs) name, besides timers and
+	// template instances.
+	Select []string
+	// CallTimeout bounds every call (default 30s).
+	CallTimeout time.Duration
+}
+
+// Problem is a source that could not be read. Absent is true when the
+// source is simply not there (no supervisord on the socket, no svscan
+// folder, a node that is no swarm manager): nothing to export from it.
+type Problem struct {
+	Source string
+	Err    error
+	Absent bool
+}
+
+func (p Problem) String() string { return p.Source + ": " + p.Err.Error() }
+
+func (r *Reader) timeout() time.Duration {
+	if r.CallTimeout > 0 {
+		return r.CallTimeout
+	}
+	return 30 * time.Second
+}
+
+// absent says whether an error means "nothing there" rather than "broken".
+func absent(err error) bool {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "not a swarm manager") || strings.Contains(s, "no such file or directory") ||
+		strings.Contains(s, "connection refused") || strings.Contains(s, "Cannot connect to the Docker daemon")
+}
+
+// Read asks every source once. It returns what it could read and, apart,
+// what it could not.
+func (r *Reader) Read(ctx context.Context) (Live, []Problem) {
+	var l Live
+	var probs []Problem
+	fail := func(source string, err error) {
+		probs = append(probs, Problem{Source: source, Err: err, Absent: absent(err)})
+	}
+	if r.Docker != nil {
+		cctx, cancel := context.WithTimeout(ctx, r.timeout())
+		list, err := r.Docker.ServiceList(cctx, swarm.ServiceListOptions{})
+		cancel()
+		if err != nil {
+			fail("docker swarm", err)
+		}
+		for _, s := range list {
+			ss := SwarmService{Name: s.Spec.Name}
+			if m := s.Spec.Mode.Replicated; m != nil && m.Replicas != nil {
+				n := *m.Replicas
+				ss.Replicas = &n
+			}
+			if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil {
+				ss.Image = cs.Image
+			}
+			l.Swarm = append(l.Swarm, ss)
+		}
+		sort.Slice(l.Swarm, func(i, j int) bool { return l.Swarm[i].Name < l.Swarm[j].Name })
+	}
+	if r.Systemd != nil {
+		units, err := r.readSystemd(ctx)
+		if err != nil {
+			fail("systemd", err)
+		}
+		l.Units = units
+	}
+	for _, s := range r.SupervisorSockets {
+		procs, err := r.readSupervisor(ctx, s)
+		if err != nil {
+			fail("supervisord at "+s, err)
+			continue
+		}
+		l.Supervisor = append(l.Supervisor, SupervisorSocket{Socket: s, Processes: procs})
+	}
+	for _, dir := range r.SvscanDirs {
+		svcs, err := readSvscan(dir)
+		if err != nil {
+			fail("svscan folder "+dir, err)
+		}
+		l.Daemontools = append(l.Daemontools, svcs...)
+	}
+	return l, probs
+}
+
+// readSystemd asks for timers, template instances and the units --select
+// names, in two calls: unit files (enablement) and loaded units (state).
+func (r *Reader) readSystemd(ctx context.Context) ([]UnitState, error) {
+	api, err := r.Systemd(ctx)
+	if err != nil {
+		return nil, err
+	}
+	patterns := append([]string{"*.timer", "*@*.service"}, UnitGlobs(r.Select)...)
+	cctx, cancel := context.WithTimeout(ctx, r.timeout())
+	files, err := api.ListUnitFilesByPatternsContext(cctx, nil, patterns)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("listing unit files: %w", err)
+	}
+	cctx, cancel = context.WithTimeout(ctx, r.timeout())
+	loaded, err := api.ListUnitsByPatternsContext(cctx, nil, patterns)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("listing units: %w", err)
+	}
+	var out []UnitState
+	for _, f := range files {
+		out = append(out, UnitState{Name: filepath.Base(f.Path), FileState: f.Type})
+	}
+	for _, u := range loaded {
+		if u.LoadState == "not-found" {
+			continue
+		}
+		out = append(out, UnitState{Name: u.Name, ActiveState: u.ActiveState})
+	}
+	return out, nil
+}
+
+// readSupervisor asks one supervisord for its processes.
+func (r *Reader) readSupervisor(ctx context.Context, socket string) ([]SupervisorProcess, error) {
+	if r.Supervisor == nil {
+		return nil, errors.New("no supervisord client")
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+	v, err := r.Supervisor(socket).Call(cctx, "supervisor.getAllProcessInfo")
+	if err != nil {
+		return nil, err
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("getAllProcessInfo answered a %T", v)
+	}
+	var out []SupervisorProcess
+	for i, item := range list {
+		m, _ := item.(map[string]any)
+		p := SupervisorProcess{}
+		p.Group, _ = m["group"].(string)
+		p.Name, _ = m["name"].(string)
+		p.State, _ = m["statename"].(string)
+		if p.Group == "" || p.Name == "" {
+			return nil, fmt.Errorf("process %d: no name or group", i+1)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// readSvscan reads every service folder of an svscan (or runsvdir)
+// folder; folders whose names start with a dot are hidden from svscan and
+// skipped.
+func readSvscan(root string) ([]DaemontoolsService, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []DaemontoolsService
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() { // a link to a folder counts
+			continue
+		}
+		d := DaemontoolsService{Dir: dir, Supervised: supervised(dir)}
+		if b, err := os.ReadFile(filepath.Join(dir, "supervise", "status")); err == nil {
+			if st, err := daemontools.ParseStatus(b); err == nil {
+				d.Status = &st
+			}
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "down")); err == nil {
+			d.DownFile = true
+		}
+		if _, err := os.Lstat(filepath.Join(dir, ".reconciler-once")); err == nil {
+			d.OnceMark = true
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// supervised checks, as svok does, that a supervise holds DIR/supervise/ok
+// open: opening the FIFO for writing without blocking fails when none does.
+func supervised(dir string) bool {
+	fd, err := syscall.Open(filepath.Join(dir, "supervise", "ok"), syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	var st syscall.Stat_t
+	ok := syscall.Fstat(fd, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFIFO
+	syscall.Close(fd)
+	return ok
+}

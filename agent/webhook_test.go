@@ -18,7 +18,7 @@ func sign(secret, body string) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-func newTestWebhook(t *testing.T, secret string) (*webhook, *int) {
+func newTestWebhook(t testing.TB, secret string) (*webhook, *int) {
 	t.Helper()
 	file := ""
 	if secret != "" {
@@ -87,17 +87,33 @@ func TestTriggerCoalesces(t *testing.T) {
 	}
 }
 
-// FuzzWebhook: arbitrary bodies and signatures never panic the handler and
-// never trigger a pass unless the signature is right.
+// FuzzWebhook: arbitrary bodies, signatures and delivery ids never panic
+// the handler; a pass is triggered exactly when the signature is the body's
+// HMAC, answered 202, and the same delivery sent again triggers nothing.
+// The fuzzer cannot forge an HMAC, so signed asks it to sign the body
+// itself. Each input gets a new handler: inputs are run more than once.
 func FuzzWebhook(f *testing.F) {
-	f.Add([]byte(`{"ref":"refs/heads/main"}`), "sha256=00")
-	f.Add([]byte{}, "")
-	f.Fuzz(func(t *testing.T, body []byte, sig string) {
-		h, n := newTestWebhook(t, "k")
-		code := post(h, string(body), sig, "")
-		want := sign("k", string(body))
-		if *n > 0 && sig != want {
+	f.Add([]byte(`{"ref":"refs/heads/main"}`), "sha256=00", false, "")
+	f.Add([]byte(`{"ref":"refs/heads/main"}`), "", true, "d-1")
+	f.Add([]byte{}, "", false, "")
+	proto, _ := newTestWebhook(f, "k")
+	f.Fuzz(func(t *testing.T, body []byte, sig string, signed bool, delivery string) {
+		n := 0
+		h := &webhook{secretFile: proto.secretFile, trigger: func(string) { n++ }, onEvent: func(string) {}}
+		if signed {
+			sig = sign("k", string(body))
+		}
+		send := func() int { return post(h, string(body), sig, delivery) }
+		code := send()
+		good := sig == sign("k", string(body)) && len(body) <= maxWebhookBody
+		switch {
+		case n > 0 && !good:
 			t.Fatalf("triggered by signature %q (code %d)", sig, code)
+		case good && (n != 1 || code != http.StatusAccepted):
+			t.Fatalf("a signed delivery: %d passes, code %d, want 1 and 202", n, code)
+		}
+		if code = send(); good && delivery != "" && n != 1 {
+			t.Fatalf("delivery %q sent again triggered a pass (code %d)", delivery, code)
 		}
 	})
 }

@@ -301,7 +301,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, p path) bool {
 			w.errAt(w.pos(n), p, "expected a list, got %s", describe(n))
 			return false
 		}
-		kept := n.Content[:0:0]
+		kept := make([]*yaml.Node, 0, len(n.Content))
 		for i, item := range n.Content {
 			if item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null" {
 				w.errAt(w.pos(item), p.item(i, ""), "empty list item")
@@ -357,7 +357,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, p path) bool {
 
 // keepPairs keeps the key/value pairs of a mapping for which keep is true.
 func (w *walker) keepPairs(n *yaml.Node, keep func(k, v *yaml.Node) bool) {
-	kept := n.Content[:0:0]
+	kept := make([]*yaml.Node, 0, len(n.Content))
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if keep(n.Content[i], n.Content[i+1]) {
 			kept = append(kept, n.Content[i], n.Content[i+1])

@@ -673,6 +673,13 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 		}
 	}
 	lastReason := map[string]string{}
+	// While observing fails (the daemon behind a driver is down or
+	// restarting), the wait goes on until the deadline, as it would for a
+	// slow drain, but looks again less and less often (up to 5 s): a dockerd
+	// that is coming back is not hammered, and once it answers the wait
+	// resumes where it was, without a step repeated or skipped.
+	const maxBackoff = 5 * time.Second
+	sleep := interval
 	for len(pending) > 0 {
 		var ts []controllers.Target
 		for s := range pending {
@@ -746,9 +753,14 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 		if len(pending) == 0 {
 			return
 		}
+		if err != nil {
+			sleep = min(2*sleep, maxBackoff)
+		} else {
+			sleep = interval
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(interval):
+		case <-time.After(sleep):
 		}
 	}
 }

@@ -69,7 +69,13 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 		}
 		opts.Filters = args
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.timeout())
+	timeout := d.timeout()
+	if controllers.Waiting(ctx) {
+		// A wait looks again soon anyway: a list that hangs (a dockerd
+		// dying mid-request) must not hold it for the whole call timeout.
+		timeout = min(timeout, 10*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	d.count("list")
 	list, err := d.API.ServiceList(ctx, opts)

@@ -662,9 +662,18 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 		return
 	}
 	e := p.e
-	interval := e.PollInterval
+	// Most drains and starts end within a few seconds, so the first
+	// seconds of a wait look every 100 ms (a stage waited on ends that much
+	// sooner, and the next one starts), then every 250 ms.
+	interval, fast := e.PollInterval, time.Time{}
 	if interval <= 0 {
-		interval = 250 * time.Millisecond
+		interval, fast = 250*time.Millisecond, time.Now().Add(3*time.Second)
+	}
+	step := func() time.Duration {
+		if time.Now().Before(fast) {
+			return 100 * time.Millisecond
+		}
+		return interval
 	}
 	pending := map[string]time.Time{} // subject -> deadline
 	for _, s := range subjects {
@@ -756,7 +765,7 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 		if err != nil {
 			sleep = min(2*sleep, maxBackoff)
 		} else {
-			sleep = interval
+			sleep = step()
 		}
 		select {
 		case <-ctx.Done():

@@ -5,9 +5,7 @@
 //
 // observe.go lists every declared service in one call, with task counts
 // (and, for services running fewer tasks than they ask for, their tasks in
-// one more call, to tell failing from starting); local.go, while a pass
-// waits for a drain on a one-node swarm, takes this node's container list
-// as the truth a little before the manager catches up;
+// one more call, to tell failing from starting);
 // plan.go is the pure planner; apply.go sends one ServiceUpdate per action,
 // with the version index read in the same pass ("update out of sequence"
 // re-reads and retries); health.go judges readiness from running tasks.

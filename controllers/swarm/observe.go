@@ -33,8 +33,6 @@ type Driver struct {
 	// Now is the clock task failures are judged recent against (default
 	// time.Now).
 	Now func() time.Time
-
-	nodes singleNode // see localDrains
 }
 
 func (d *Driver) now() time.Time {
@@ -85,9 +83,6 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 		return nil, fmt.Errorf("listing services: %w", err)
 	}
 	live := liveFromList(targets, list)
-	if controllers.Waiting(ctx) {
-		d.localDrains(ctx, targets, live)
-	}
 	d.observeFailures(ctx, targets, live)
 	return live, nil
 }

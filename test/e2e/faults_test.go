@@ -114,24 +114,34 @@ func TestFaultDockerdKilledMidFlip(t *testing.T) {
 	f.expectLive(ctxT(t, time.Minute), time.Minute, fpAll(0))
 	expectTimerState(t, "disabled", "inactive")
 	cli(t, nil, append([]string{"plan"}, f.source()...)...).mustCode(t, 0, "plan after dockerd came back")
-	// In order: the broker went down only after both of its dependents
-	// were seen drained, dockerd's restart notwithstanding.
-	drained := map[string]time.Time{}
-	var brokerDown time.Time
+	// In order: in the pass that scaled the broker down, each dependent
+	// that pass scaled down too was seen drained first (a later pass that
+	// found them already stopped has nothing of theirs to wait for).
+	var brokerDown agent.Event
 	for _, e := range st.Events {
-		switch {
-		case e.Type == "drained":
-			drained[e.Subject] = e.Time
-		case e.Type == "action" && e.Subject == "swarm/factory-broker" && e.To == "0":
-			brokerDown = e.Time
+		if e.Type == "action" && e.Subject == "swarm/factory-broker" && e.To == "0" {
+			brokerDown = e
 		}
 	}
-	if brokerDown.IsZero() {
+	if brokerDown.Pass == "" {
 		t.Fatalf("no scale-down of factory-broker among the events: %+v", st.Events)
 	}
 	for _, s := range []string{"swarm/factory-proxy", "swarm/reference-BL"} {
-		if d, ok := drained[s]; !ok || d.After(brokerDown) {
-			t.Errorf("factory-broker scaled down at %s before %s was drained (%v)", brokerDown.Format(time.StampMilli), s, d)
+		var scaled, drained time.Time
+		for _, e := range st.Events {
+			if e.Pass != brokerDown.Pass || e.Subject != s {
+				continue
+			}
+			switch e.Type {
+			case "action":
+				scaled = e.Time
+			case "drained":
+				drained = e.Time
+			}
+		}
+		if !scaled.IsZero() && (drained.IsZero() || drained.After(brokerDown.Time)) {
+			t.Errorf("pass %s scaled factory-broker down at %s, %s (scaled down at %s) drained at %v", brokerDown.Pass,
+				brokerDown.Time.Format(time.StampMilli), s, scaled.Format(time.StampMilli), drained)
 		}
 	}
 }

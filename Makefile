@@ -18,7 +18,7 @@ build:
 
 # Everything: static checks, unit tests (race detector on), the testbed, then
 # the end-to-end suite against it. Fails if any part fails.
-test: lint test-unit testbed-up test-e2e
+test: lint testbed-up test-unit test-e2e
 
 test-unit:
 	$(GO) test -race -count=1 ./...

@@ -44,16 +44,7 @@ cannot be reached.`,
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			switch output {
-			case "json":
-				_, err = out.Write(raw)
-			case "text", "":
-				printStatus(out, st)
-			default:
-				return fmt.Errorf("-o %q: want text or json", output)
-			}
-			if err != nil {
+			if err := writeOutput(cmd.OutOrStdout(), output, raw, func(w io.Writer) { printStatus(w, st) }); err != nil {
 				return err
 			}
 			if !conditionTrue(st, "Ready") {
@@ -160,4 +151,19 @@ func printStatus(w io.Writer, st agent.Status) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", d.Subject, d.Field, d.Live, d.Desired, ago(d.Since), d.Action)
 	}
 	tw.Flush()
+}
+
+// writeOutput writes an agent's answer as -o asks: the JSON as the agent
+// sent it, or text.
+func writeOutput(out io.Writer, output string, raw []byte, text func(io.Writer)) error {
+	switch output {
+	case "json":
+		_, err := out.Write(raw)
+		return err
+	case "text", "":
+		text(out)
+		return nil
+	default:
+		return fmt.Errorf("-o %q: want text or json", output)
+	}
 }

@@ -33,16 +33,7 @@ func showPass(cmd *cobra.Command, addr, id, output string) error {
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return fmt.Errorf("agent at %s: %w", addr, err)
 	}
-	out := cmd.OutOrStdout()
-	switch output {
-	case "json":
-		_, err = out.Write(raw)
-	case "text", "":
-		printPass(out, d)
-	default:
-		return fmt.Errorf("-o %q: want text or json", output)
-	}
-	if err != nil {
+	if err := writeOutput(cmd.OutOrStdout(), output, raw, func(w io.Writer) { printPass(w, d) }); err != nil {
 		return err
 	}
 	if r := d.Pass.Result; r != "converged" && r != "in-sync" {

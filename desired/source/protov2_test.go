@@ -220,7 +220,7 @@ func FuzzV2Answers(f *testing.F) {
 func v2Repo(t *testing.T, extraRefs int) (*workRepo, plumbing.Hash) {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed: the http server is git http-backend")
+		t.Fatal("git is not installed (the http server is git http-backend): hack/testbed up installs it, and make test runs that first")
 	}
 	r := newWorkRepo(t)
 	c1 := r.commit("first", map[string]string{"hosts/fp-01.yaml": "kind: Host\n", "README": "x\n"})

@@ -72,7 +72,7 @@ func need(t *testing.T, bins ...string) {
 	t.Helper()
 	for _, b := range bins {
 		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not installed", b)
+			t.Fatalf("%s is not installed: hack/testbed up installs it, and make test runs that first", b)
 		}
 	}
 }

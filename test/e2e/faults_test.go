@@ -67,6 +67,7 @@ func slowFactoryProxyAgent(t *testing.T) (*fpFixture, *agentProc) {
 }
 
 func TestFaultDockerdKilledMidFlip(t *testing.T) {
+	holdDaemons(t, true) // it kills or restarts a daemon other test processes use
 	f, a := slowFactoryProxyAgent(t)
 
 	f.setMaintenance(true)
@@ -147,6 +148,7 @@ func TestFaultDockerdKilledMidFlip(t *testing.T) {
 }
 
 func TestFaultSystemdRestartedMidPass(t *testing.T) {
+	holdDaemons(t, true) // it kills or restarts a daemon other test processes use
 	f, a := slowFactoryProxyAgent(t)
 
 	f.setMaintenance(true)
@@ -262,6 +264,7 @@ func TestFaultCorruptStateAtStart(t *testing.T) {
 // state is what the last good revision says, every bad revision was refused,
 // and the agent's memory did not grow.
 func TestFaultSoak(t *testing.T) {
+	holdDaemons(t, true) // it kills or restarts a daemon other test processes use
 	length := 2 * time.Minute
 	if s := os.Getenv("SOAK"); s != "" {
 		d, err := time.ParseDuration(s)

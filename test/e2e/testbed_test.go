@@ -60,7 +60,40 @@ func testbed(t testing.TB) Testbed {
 	if tbErr != nil {
 		t.Fatalf("testbed: %v", tbErr)
 	}
+	holdDaemons(t, false)
 	return tbVal
+}
+
+var (
+	daemonsMu   sync.Mutex
+	daemonsHeld = map[string]bool{}
+)
+
+// holdDaemons takes the "daemons" lock for the rest of the test: shared by
+// every test that uses the testbed, exclusive for a fault test that kills,
+// freezes or restarts a daemon (exclusive=true, called before testbed).
+// Test processes running at once on one testbed then never see a daemon
+// die under them because another process's fault test killed it.
+func holdDaemons(t testing.TB, exclusive bool) {
+	t.Helper()
+	top, _, _ := strings.Cut(t.Name(), "/") // a subtest runs under its parent's lock
+	daemonsMu.Lock()
+	if daemonsHeld[top] {
+		daemonsMu.Unlock()
+		return
+	}
+	daemonsHeld[top] = true
+	daemonsMu.Unlock()
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	flockPart(t, "daemons", how)
+	t.Cleanup(func() {
+		daemonsMu.Lock()
+		delete(daemonsHeld, top)
+		daemonsMu.Unlock()
+	})
 }
 
 func loadTestbed() (Testbed, error) {
@@ -215,6 +248,13 @@ var (
 // the kernel releases it when the test ends or the process dies.
 func lockTestbed(t testing.TB, part string) {
 	t.Helper()
+	flockPart(t, part, syscall.LOCK_EX)
+}
+
+// flockPart takes a flock (syscall.LOCK_EX or LOCK_SH) on one part's lock
+// file until the test ends.
+func flockPart(t testing.TB, part string, how int) {
+	t.Helper()
 	dir := "/run/reconciler-testbed/locks"
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("lock %s: %v", part, err)
@@ -231,7 +271,7 @@ func lockTestbed(t testing.TB, part string) {
 			t.Logf("waiting for the testbed lock %q held by another test process", part)
 		}
 	}()
-	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	err = syscall.Flock(int(f.Fd()), how)
 	close(done)
 	if err != nil {
 		f.Close()

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/controllers/failure"
@@ -67,10 +69,6 @@ type Agent struct {
 	readyMu   sync.Mutex
 	passCount int
 
-	// curPass and curRev name the pass running, for events raised by parts
-	// that do not know it (autoscale decisions); only the pass loop writes.
-	curPass, curRev string
-
 	mon monitorState // the last resource figures (monitor.go)
 
 	// failures keeps the failure policies' memory (see failure.go).
@@ -108,7 +106,7 @@ func New(cfg Config) (*Agent, error) {
 		eng.Sizer = as
 		a.cfg.Engine = &eng
 		last := map[string]int32{}
-		as.OnDecision = func(st autoscale.Status) {
+		as.OnDecision = func(ctx context.Context, st autoscale.Status) {
 			a.metrics.autoscaleDesired.WithLabelValues(st.Service).Set(float64(st.Desired))
 			a.metrics.autoscaleReady.WithLabelValues(st.Service, st.Queue).Set(float64(st.Ready))
 			a.metrics.autoscaleConsumers.WithLabelValues(st.Service, st.Queue).Set(float64(st.Consumers))
@@ -116,7 +114,11 @@ func New(cfg Config) (*Agent, error) {
 				a.metrics.autoscaleErrors.WithLabelValues(st.Service).Inc()
 			}
 			if prev, ok := last[st.Service]; !ok || prev != st.Desired {
-				a.event(Event{Type: "autoscale", Pass: a.curPass, Revision: a.curRev, Subject: st.Service, From: fmtCount(prev, ok), To: fmtCount(st.Desired, true),
+				id, rev := "", ""
+				if p := passOf(ctx); p != nil {
+					id, rev = p.id, p.rev
+				}
+				a.event(Event{Type: names.EventAutoscale, Pass: id, Revision: rev, Subject: st.Service, From: fmtCount(prev, ok), To: fmtCount(st.Desired, true),
 					Message: fmt.Sprintf("%s (queue %s: %d ready, %d consumers)", st.Reason, st.Queue, st.Ready, st.Consumers)})
 			}
 			last[st.Service] = st.Desired
@@ -176,8 +178,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			break
 		}
 		wait := jitter(a.cfg.Interval)
-		if err != nil {
-			// Back off on errors: 1s, 2s, 4s ... capped at the interval.
+		if err != nil && !errors.Is(err, controllers.ErrTerminal) {
+			// Back off on errors: 1s, 2s, 4s ... capped at the interval. A
+			// terminal error (a driver not wired in) is not retried sooner
+			// than the interval: nothing changes until the host's
+			// configuration does.
 			backoff = min(max(2*backoff, time.Second), a.cfg.Interval)
 			wait = backoff
 			trigger = "retry"
@@ -256,7 +261,7 @@ func (a *Agent) loadState() {
 	st, err := LoadState(a.cfg.StateDir)
 	if err != nil {
 		a.log.Error("state file unusable, rebuilding from git", "pass", "-", "revision", "", "err", err)
-		a.event(Event{Type: "state-corrupt", Message: err.Error()})
+		a.event(Event{Type: names.EventStateCorrupt, Message: err.Error()})
 		st = &State{}
 	}
 	if st.DriftSince == nil {
@@ -274,7 +279,7 @@ func (a *Agent) loadState() {
 		msg := fmt.Sprintf("previous pass %s (revision %s, %d actions in %d stages, started %s) was interrupted; re-planning from live state",
 			st.InProgress.ID, shortRev(st.InProgress.Revision), st.InProgress.Actions, st.InProgress.Stages, st.InProgress.Started.Format(time.RFC3339))
 		a.log.Warn(msg, "pass", st.InProgress.ID, "revision", shortRev(st.InProgress.Revision))
-		a.event(Event{Type: "resumed", Pass: st.InProgress.ID, Revision: shortRev(st.InProgress.Revision), Message: msg})
+		a.event(Event{Type: names.EventResumed, Pass: st.InProgress.ID, Revision: shortRev(st.InProgress.Revision), Message: msg})
 	}
 	if st.Good != nil {
 		a.status.update(func(s *Status) { s.Revision = revisionStatus(st.Good.Revision, st.Good.Since) })
@@ -315,6 +320,19 @@ type passRun struct {
 	summary PassSummary
 }
 
+type passKey struct{}
+
+// withPass returns ctx carrying the pass, for parts that raise events of
+// it without being handed it (autoscale decisions made while planning).
+func withPass(ctx context.Context, p *passRun) context.Context {
+	return context.WithValue(ctx, passKey{}, p)
+}
+
+func passOf(ctx context.Context) *passRun {
+	p, _ := ctx.Value(passKey{}).(*passRun)
+	return p
+}
+
 // pass runs one pass end to end. Its error decides the backoff; the status
 // is written on every path.
 func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
@@ -325,7 +343,7 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("pass panicked: %v", r)
-			p.summary.Result, p.summary.Error = "error", err.Error()
+			p.summary.Result, p.summary.Error = names.ResultError, err.Error()
 			p.log.Error("pass panicked", "panic", r)
 		}
 		a.finish(p, err)
@@ -338,25 +356,26 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 	good := a.good
 	a.mu.Unlock()
 	if good == nil {
-		p.summary.Result = "error"
+		p.summary.Result = names.ResultError
 		p.summary.Error = "no valid revision to enforce yet"
 		return errors.New(p.summary.Error)
 	}
 	p.rev = shortRev(good.Revision.ID)
 	p.summary.Revision = good.Revision.ID
 	p.log = p.base.With("revision", p.rev)
-	a.curPass, a.curRev = p.id, p.rev
-	a.event(Event{Pass: p.id, Revision: p.rev, Type: "pass-started", Message: "trigger: " + trigger})
+	a.event(Event{Pass: p.id, Revision: p.rev, Type: names.EventPassStarted, Message: "trigger: " + trigger})
 
 	a.status.update(func(s *Status) { s.Phase = "planning" })
-	eng := *a.cfg.Engine
-	eng.Log = p.log
+	// What belongs to this pass travels with its context; the engine is
+	// shared by every pass and never changed.
+	eng := a.cfg.Engine
 	fp := newFailurePass(a, p)
-	eng.Failures = fp
-	eng.Progress = func(ev engine.Event) { fp.saw(ev); a.engineEvent(p, ev) }
+	ctx = engine.WithScope(withPass(ctx, p), engine.Scope{
+		Log: p.log, Failures: fp, Progress: func(ev engine.Event) { a.engineEvent(p, ev) },
+	})
 	plan, err := eng.Plan(ctx, &good.Spec)
 	if err != nil {
-		p.summary.Result, p.summary.Error = "error", err.Error()
+		p.summary.Result, p.summary.Error = names.ResultError, err.Error()
 		p.log.Error("plan failed", "err", err)
 		return err
 	}
@@ -378,8 +397,8 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 	}
 	a.status.update(func(s *Status) { s.Phase = "applying" })
 	res := eng.Apply(ctx, plan)
-	fp.applied(plan, res)
-	a.recordResult(p, plan, res)
+	fp.applied(res)
+	a.recordResult(p, res)
 
 	a.mu.Lock()
 	if ctx.Err() == nil || a.state.InProgress == nil {
@@ -395,18 +414,18 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 
 	switch {
 	case ctx.Err() != nil:
-		p.summary.Result = "abandoned"
+		p.summary.Result = names.ResultAbandoned
 		return ctx.Err()
 	case res.Err() != nil:
-		p.summary.Result, p.summary.Error = "failed", res.Err().Error()
+		p.summary.Result, p.summary.Error = names.ResultFailed, res.Err().Error()
 		return res.Err()
 	case !res.Converged():
-		p.summary.Result, p.summary.Error = "failed", "declared objects are missing"
+		p.summary.Result, p.summary.Error = names.ResultFailed, "declared objects are missing"
 		return errors.New(p.summary.Error)
 	case len(plan.Actions) == 0:
-		p.summary.Result = "in-sync"
+		p.summary.Result = names.ResultInSync
 	default:
-		p.summary.Result = "converged"
+		p.summary.Result = names.ResultConverged
 	}
 	return nil
 }

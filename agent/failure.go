@@ -1,9 +1,9 @@
 package agent
 
 import (
-	"sync"
 	"time"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/controllers/failure"
@@ -16,22 +16,18 @@ import (
 // their window, failures, standbys) is written to the state dir with the
 // rest of the state, so an agent restart resets no limit.
 
-// EventFailurePolicy is the type of the events failure policies fire. Their
-// Field says what fired (failure.ActFailing, ActRestart, ActGaveUp,
-// ActStart, ActStop, ActCleared).
-const EventFailurePolicy = "failure-policy"
+// EventFailurePolicy is the type of the events failure policies fire
+// (names.EventFailurePolicy).
+const EventFailurePolicy = names.EventFailurePolicy
 
 // failurePass implements engine.Failures for one pass.
 type failurePass struct {
 	a *Agent
 	p *passRun
-
-	mu        sync.Mutex
-	attempted map[string]bool // subjects whose restart the engine sent
 }
 
 func newFailurePass(a *Agent, p *passRun) *failurePass {
-	return &failurePass{a: a, p: p, attempted: map[string]bool{}}
+	return &failurePass{a: a, p: p}
 }
 
 // Standbys implements engine.Failures.
@@ -47,38 +43,23 @@ func (f *failurePass) Decide(in []failure.Input) failure.Decision {
 	return d
 }
 
-// saw notes the engine's steps: which restarts it sent.
-func (f *failurePass) saw(ev engine.Event) {
-	if ev.Type == "action" && ev.Field == controllers.FieldFailing && ev.Message == string(controllers.OpRestart) {
-		f.mu.Lock()
-		f.attempted[ev.Subject] = true
-		f.mu.Unlock()
-	}
-}
-
-// applied counts the restarts the pass sent, carried out or not: a restart
-// whose call failed counts too, so a restart that keeps failing cannot
-// storm either. One planned but never sent (blocked, abandoned) does not.
-func (f *failurePass) applied(plan *engine.Plan, res *engine.Result) {
+// applied counts the restarts the pass sent (their outcome says so),
+// carried out or not: a restart whose call failed counts too, so a restart
+// that keeps failing cannot storm either. One planned but never sent
+// (blocked, abandoned) does not.
+func (f *failurePass) applied(res *engine.Result) {
 	if res == nil {
 		return
 	}
-	done := map[string]bool{}
-	for _, act := range res.Applied {
-		if act.Op == controllers.OpRestart && act.Field == controllers.FieldFailing {
-			done[act.Subject] = true
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	counted := false
-	for _, act := range plan.Actions {
-		if act.Op != controllers.OpRestart || act.Field != controllers.FieldFailing || !f.attempted[act.Subject] {
+	for _, o := range res.Outcomes {
+		act := o.Action
+		if act.Op != controllers.OpRestart || act.Field != controllers.FieldFailing || !o.Attempted {
 			continue
 		}
 		var err error
-		if !done[act.Subject] {
-			err = res.Failures[act.Subject]
+		if o.Code != engine.CodeApplied {
+			err = o.Err
 		}
 		f.a.failureEvent(f.p, f.a.failures.Restarted(f.p.id, act.Name, err))
 		counted = true

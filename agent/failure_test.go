@@ -36,12 +36,12 @@ func TestFailurePassEventsAndCounting(t *testing.T) {
 	}
 	// The engine sent x's restart (applied) and z's (its call failed); y's
 	// was blocked and never sent.
-	fp.saw(engine.Event{Type: "action", Subject: "systemd/x", Field: controllers.FieldFailing, Message: "restart"})
-	fp.saw(engine.Event{Type: "action", Subject: "systemd/z", Field: controllers.FieldFailing, Message: "restart"})
-	plan := &engine.Plan{Actions: []controllers.Action{restartAction("x"), restartAction("y"), restartAction("z")}}
-	res := &engine.Result{Applied: []controllers.Action{restartAction("x")},
-		Failures: map[string]error{"systemd/y": errors.New("systemd/y: not changed: blocked"), "systemd/z": errors.New("job failed")}}
-	fp.applied(plan, res)
+	res := &engine.Result{Outcomes: []engine.Outcome{
+		{Action: restartAction("x"), Code: engine.CodeApplied, Attempted: true},
+		{Action: restartAction("y"), Code: engine.CodeBlocked, Err: &engine.BlockedError{Subject: "systemd/y", By: "systemd/w", Reason: "its dependency w is not ready"}},
+		{Action: restartAction("z"), Code: engine.CodeFailed, Attempted: true, Err: errors.New("job failed")},
+	}}
+	fp.applied(res)
 
 	st := a.Status()
 	var fired []string

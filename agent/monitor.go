@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/controllers/monitor"
 )
@@ -18,14 +20,6 @@ import (
 // DefaultMonitorInterval is how often resource figures are collected when
 // Config.MonitorInterval is not set.
 const DefaultMonitorInterval = 30 * time.Second
-
-// MonitorStatus says how resource collection goes: how often, how many so
-// far, and what the last one cost.
-type MonitorStatus struct {
-	Interval    string        `json:"interval"`
-	Collections int           `json:"collections"`
-	Last        *monitor.Cost `json:"last,omitempty"`
-}
 
 // monitorState holds the last figures, for /status, /metrics and passes.
 type monitorState struct {
@@ -86,14 +80,14 @@ func (a *Agent) collect(ctx context.Context, good *GoodRevision) {
 	if ctx.Err() != nil {
 		return
 	}
-	names := map[string]string{}
+	byName := map[string]string{}
 	for _, t := range targets {
-		names[t.Subject()] = t.Name
+		byName[t.Subject()] = t.Name
 	}
 	rev := shortRev(good.Revision.ID)
 	errs := strings.Join(cost.Errors, "; ")
 	a.mon.mu.Lock()
-	a.mon.res, a.mon.names, a.mon.last = res, names, &cost
+	a.mon.res, a.mon.names, a.mon.last = res, byName, &cost
 	a.mon.collections++
 	a.mon.cpuSeconds += cost.CPUSeconds
 	logErrs := errs != a.mon.lastErrors
@@ -111,7 +105,7 @@ func (a *Agent) collect(ctx context.Context, good *GoodRevision) {
 	})
 	for _, subject := range slices.Sorted(maps.Keys(res)) {
 		r := res[subject]
-		a.status.publish(Event{Time: r.At, Revision: rev, Type: "resources", Subject: subject,
+		a.status.publish(Event{Time: r.At, Revision: rev, Type: names.EventResources, Subject: subject,
 			Message: describeResources(r), Resources: r})
 	}
 	log := a.log.With("pass", "-", "revision", rev)
@@ -128,21 +122,7 @@ func (a *Agent) collect(ctx context.Context, good *GoodRevision) {
 // cpu 4.20s, 3 processes, 14 threads, 21 open files, 2 connections".
 func describeResources(r *monitor.Resources) string {
 	return fmt.Sprintf("%d replicas, rss %s, vms %s, cpu %.2fs, %d processes, %d threads, %d open files, %d connections",
-		r.Replicas, Bytes(r.MemoryBytes()), Bytes(r.VMSBytes), r.CPUSeconds, r.Processes, r.Threads, r.OpenFiles, r.Connections)
-}
-
-// Bytes writes a size in binary units: "512 B", "12.3 MiB".
-func Bytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+		r.Replicas, status.Bytes(r.MemoryBytes()), status.Bytes(r.VMSBytes), r.CPUSeconds, r.Processes, r.Threads, r.OpenFiles, r.Connections)
 }
 
 // resourceMetrics exports the last figures at scrape time, so a service

@@ -85,7 +85,7 @@ func TestCollectFillsStatusMetricsAndEvents(t *testing.T) {
 		t.Errorf("collections %v", m)
 	}
 	// A later pass rebuilds the objects with the figures in them.
-	if objs := a.objects(nil, nil, nil); len(objs) != 0 {
+	if objs := a.objects(nil, nil, nil, nil); len(objs) != 0 {
 		t.Errorf("objects %v", objs)
 	}
 	if got := a.resourcesOf("daemontools/self"); got == nil || !got.At.Equal(r.At) || got.RSSBytes != r.RSSBytes {
@@ -105,14 +105,6 @@ func gather(t *testing.T, a *Agent) map[string][]*dto.Metric {
 		out[f.GetName()] = f.GetMetric()
 	}
 	return out
-}
-
-func TestBytes(t *testing.T) {
-	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 12_900_000: "12.3 MiB", 3 << 30: "3.0 GiB"} {
-		if got := Bytes(n); got != want {
-			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
-		}
-	}
 }
 
 func TestMonitorLoopCollectsEveryInterval(t *testing.T) {

@@ -2,12 +2,16 @@ package agent
 
 import (
 	"embed"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
 	"sort"
 	"time"
+
+	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/controllers"
 )
 
 // The status page is rendered on the server from embedded templates and
@@ -61,11 +65,13 @@ var statusPage = template.Must(template.New("status.html").Funcs(template.FuncMa
 	},
 	// Maintenance on is worth a look, off is normal; for the other
 	// conditions true is good.
+	"isMaintenance": func(typ string) bool { return typ == names.ConditionMaintenance },
+	"isReportOnly":  func(mode string) bool { return mode == string(controllers.ReportOnly) },
 	"conditionClass": func(typ string, on bool) string {
 		switch {
-		case typ == "Maintenance" && on:
+		case typ == names.ConditionMaintenance && on:
 			return "warn"
-		case typ == "Maintenance":
+		case typ == names.ConditionMaintenance:
 			return ""
 		case on:
 			return "ok"
@@ -74,9 +80,9 @@ var statusPage = template.Must(template.New("status.html").Funcs(template.FuncMa
 	},
 	"resultClass": func(r string) string {
 		switch r {
-		case "converged", "in-sync":
+		case names.ResultConverged, names.ResultInSync:
 			return "ok"
-		case "failed", "error":
+		case names.ResultFailed, names.ResultError:
 			return "bad"
 		}
 		return ""
@@ -102,7 +108,7 @@ func newPageData(st Status, now time.Time) pageData {
 	d := pageData{S: st, Now: now}
 	byObject := map[string][]Drift{}
 	for _, dr := range st.Drift {
-		if dr.Action != "reverted" {
+		if dr.Action != names.DriftReverted {
 			byObject[dr.Subject] = append(byObject[dr.Subject], dr)
 		}
 	}
@@ -116,9 +122,9 @@ func newPageData(st Status, now time.Time) pageData {
 	ready, converged := false, false
 	for _, c := range st.Conditions {
 		switch c.Type {
-		case "Ready":
+		case names.ConditionReady:
 			ready = c.Status
-		case "Converged":
+		case names.ConditionConverged:
 			converged = c.Status
 		}
 	}
@@ -148,6 +154,23 @@ func (a *Agent) servePage(w http.ResponseWriter, _ *http.Request) {
 	if err := statusPage.Execute(w, newPageData(a.Status(), time.Now())); err != nil {
 		a.log.Error("rendering the status page", "pass", "-", "revision", a.goodID(), "err", err)
 	}
+}
+
+// namesScript is /static/names.js: the names the page's script needs (the
+// event types it subscribes to, and which of them call for a refresh), made
+// from their constants in api/status, so the script keeps no copies.
+func namesScript(w http.ResponseWriter, _ *http.Request) {
+	b, err := json.Marshal(map[string]any{
+		"events":    names.EventTypes,
+		"refreshOn": []string{names.EventPassFinished, names.EventRevision, names.EventRevisionRefused},
+		"figures":   names.EventResources,
+	})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	fmt.Fprintf(w, "window.reconcilerNames = %s;\n", b)
 }
 
 // staticFiles serves the page's stylesheet and script.

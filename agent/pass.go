@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/desired"
@@ -39,13 +40,13 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 		wasFailing = s.Source.Failing
 		s.Source.Failing, s.Source.LastError, s.Source.LastFetch = false, "", now
 		s.Source.FailingSince = time.Time{}
-		setCondition(s, Condition{Type: "SourceAvailable", Status: true, Reason: "Fetched"}, now)
+		setCondition(s, Condition{Type: names.ConditionSourceAvailable, Status: true, Reason: names.ReasonFetched}, now)
 		if s.FailedRevision != nil {
 			failedID = s.FailedRevision.ID
 		}
 	})
 	if wasFailing {
-		a.event(Event{Pass: p.id, Revision: a.goodID(), Type: "source-recovered", Message: a.cfg.Source.String()})
+		a.event(Event{Pass: p.id, Revision: a.goodID(), Type: names.EventSourceRecovered, Message: a.cfg.Source.String()})
 		p.base.Info("source reachable again", "revision", shortRev(art.Revision.ID))
 	}
 
@@ -84,21 +85,21 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	a.mu.Unlock()
 	if err != nil {
 		p.base.Error("cannot record the new revision in the state dir; it is not applied yet", "revision", shortRev(art.Revision.ID), "err", err)
-		a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: "state-error", Message: err.Error()})
+		a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: names.EventStateError, Message: err.Error()})
 		a.status.update(func(s *Status) {
-			setCondition(s, Condition{Type: "StateWritable", Status: false, Reason: "WriteFailed", Message: err.Error()}, now)
+			setCondition(s, Condition{Type: names.ConditionStateWritable, Status: false, Reason: names.ReasonWriteFailed, Message: err.Error()}, now)
 		})
 		return
 	}
 	a.status.update(func(s *Status) {
 		s.Revision = revisionStatus(art.Revision, now)
 		s.FailedRevision = nil
-		setCondition(s, Condition{Type: "StateWritable", Status: true, Reason: "Written"}, now)
+		setCondition(s, Condition{Type: names.ConditionStateWritable, Status: true, Reason: names.ReasonWritten}, now)
 	})
 	a.metrics.failedRevision.Reset()
 	a.metrics.revision.Reset()
 	a.metrics.revision.WithLabelValues(art.Revision.ID, art.Revision.Ref).Set(1)
-	a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: "revision", Message: "in force: " + art.Revision.Message})
+	a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: names.EventRevision, Message: "in force: " + art.Revision.Message})
 	p.base.Info("new revision in force", "revision", shortRev(art.Revision.ID), "message", art.Revision.Message)
 }
 
@@ -112,10 +113,10 @@ func (a *Agent) sourceFailed(p *passRun, err error, now time.Time) {
 			s.Source.FailingSince = now
 		}
 		s.Source.Failing, s.Source.LastError = true, err.Error()
-		setCondition(s, Condition{Type: "SourceAvailable", Status: false, Reason: "FetchFailed", Message: err.Error()}, now)
+		setCondition(s, Condition{Type: names.ConditionSourceAvailable, Status: false, Reason: names.ReasonFetchFailed, Message: err.Error()}, now)
 	})
 	if newly {
-		a.event(Event{Pass: p.id, Revision: a.goodID(), Type: "source-failed", Message: err.Error()})
+		a.event(Event{Pass: p.id, Revision: a.goodID(), Type: names.EventSourceFailed, Message: err.Error()})
 	}
 	p.base.Warn("source unavailable; enforcing the revision in force", "revision", a.goodID(), "err", err)
 }
@@ -141,20 +142,20 @@ func (a *Agent) refuse(p *passRun, id, message string, err error, now time.Time)
 	a.status.update(func(s *Status) { s.FailedRevision = fr })
 	a.metrics.failedRevision.Reset()
 	a.metrics.failedRevision.WithLabelValues(id, reason).Set(1)
-	a.event(Event{Pass: p.id, Revision: shortRev(id), Type: "revision-refused", Message: err.Error()})
+	a.event(Event{Pass: p.id, Revision: shortRev(id), Type: names.EventRevisionRefused, Message: err.Error()})
 	p.base.Error("revision refused; the revision in force stays", "revision", a.goodID(), "refused", shortRev(id), "err", err)
 }
 
 // engineEvent turns an engine step into an event of this pass.
 func (a *Agent) engineEvent(p *passRun, ev engine.Event) {
-	if ev.Type == "stage" {
+	if ev.Type == names.EventStage {
 		now := ev.Time
 		if n := len(p.summary.Stages); n > 0 && p.summary.Stages[n-1].End.IsZero() {
 			p.summary.Stages[n-1].End = now
 		}
 		p.summary.Stages = append(p.summary.Stages, StageTiming{Number: ev.Stage, Title: ev.Message, Start: now})
 	}
-	if ev.Stage == 0 && (ev.Type == "ready" || ev.Type == "waiting") {
+	if ev.Stage == 0 && (ev.Type == names.EventReady || ev.Type == names.EventWaiting) {
 		return // the final readiness check of every object: not news
 	}
 	a.event(Event{Time: ev.Time, Pass: p.id, Revision: p.rev, Type: ev.Type, Subject: ev.Subject,
@@ -173,7 +174,7 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 	for _, act := range plan.Actions {
 		differs[act.Subject] = true
 	}
-	objects := a.objects(plan.Targets, plan.Live, differs)
+	objects := a.objects(plan.Targets, plan.Live, plan.Health, differs)
 	now := time.Now()
 	a.status.update(func(s *Status) {
 		s.Maintenance = &m
@@ -185,28 +186,27 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 		if m.Reason != "" {
 			msg = strings.TrimPrefix(msg+"; reason: "+m.Reason, "; ")
 		}
-		reason := "Off"
+		reason := names.ReasonOff
 		if m.Active {
-			reason = "On"
+			reason = names.ReasonOn
 		} else if m.Expired {
-			reason = "Expired"
+			reason = names.ReasonExpired
 		}
-		setCondition(s, Condition{Type: "Maintenance", Status: m.Active, Reason: reason, Message: msg}, now)
+		setCondition(s, Condition{Type: names.ConditionMaintenance, Status: m.Active, Reason: reason, Message: msg}, now)
 	})
 	a.driftEvents(p, plan)
 }
 
-// objects describes every target as last observed; differs names the
-// subjects that still differ from git.
-func (a *Agent) objects(targets []controllers.Target, live map[string]controllers.Live, differs map[string]bool) []ObjectStatus {
+// objects describes every target as last observed, with the health the
+// engine judged of it; differs names the subjects that still differ from git.
+func (a *Agent) objects(targets []controllers.Target, live map[string]controllers.Live, health map[string]controllers.Health, differs map[string]bool) []ObjectStatus {
 	out := make([]ObjectStatus, 0, len(targets))
 	for _, t := range targets {
 		l := live[t.Subject()]
-		drv := a.cfg.Engine.Drivers[t.Driver]
 		out = append(out, ObjectStatus{
 			Subject: t.Subject(), Kind: string(t.Kind), Name: t.Name, Driver: string(t.Driver),
 			Desired: describeTarget(t), Live: describeLive(t, l), Mode: string(t.Mode), InSync: !differs[t.Subject()],
-			Ready:     l.Exists && drv != nil && drv.Health(t, l).Ready,
+			Ready:     l.Exists && health[t.Subject()].Ready,
 			Details:   l.Details,
 			Resources: a.resourcesOf(t.Subject()),
 		})
@@ -241,50 +241,44 @@ func describeLive(t controllers.Target, l controllers.Live) string {
 	return l.State
 }
 
-// recordResult turns a pass's outcome into drift, outcomes, metrics and
-// conditions.
-func (a *Agent) recordResult(p *passRun, plan *engine.Plan, res *engine.Result) {
+// recordResult turns a pass's outcomes into drift, the pass's actions,
+// metrics and the objects' status: from the engine's outcomes alone.
+func (a *Agent) recordResult(p *passRun, res *engine.Result) {
 	now := time.Now()
-	applied := map[string]bool{}
-	for _, act := range res.Applied {
-		applied[actionKey(act)] = true
-	}
 	a.mu.Lock()
 	since := a.state.DriftSince
 	seen := map[string]bool{}
 	var drift []Drift
 	a.metrics.drift.Reset()
-	for _, act := range plan.Actions {
+	for _, o := range res.Outcomes {
+		act := o.Action
 		key := act.Subject + " " + act.Field
 		seen[key] = true
 		if _, ok := since[key]; !ok {
 			since[key] = now
 			a.driftSinceChanged = true
 		}
-		out := ActionOutcome{Action: act, Pass: p.id, Revision: p.rev}
+		out := ActionOutcome{Action: act, Pass: p.id, Revision: p.rev, Outcome: string(o.Code)}
 		var action string
-		switch {
-		case applied[actionKey(act)]:
-			out.Outcome, action = "applied", "reverted"
-		case act.Reportable():
-			out.Outcome = "reported"
+		switch o.Code {
+		case engine.CodeApplied:
+			action = names.DriftReverted
+		case engine.CodeReported:
 			action = string(act.Mode)
 			if act.Op == controllers.OpMissing || act.Op == controllers.OpUnsupported {
 				action = string(act.Op)
 			}
-		case res.Failures[act.Subject] != nil:
-			out.Outcome, out.Error = "failed", res.Failures[act.Subject].Error()
-			action = "failed"
-			if strings.Contains(out.Error, "not changed:") {
-				out.Outcome, action = "blocked", "blocked"
-			}
+		case engine.CodeFailed:
+			out.Error, action = o.Err.Error(), names.DriftFailed
+		case engine.CodeBlocked:
+			out.Error, action = o.Err.Error(), names.DriftBlocked
 		default:
-			out.Outcome, action = "skipped", "pending"
+			action = names.DriftPending
 		}
 		p.summary.Actions = append(p.summary.Actions, out)
 		drift = append(drift, Drift{Subject: act.Subject, Kind: string(act.Kind), Name: act.Name, Field: act.Field,
 			Live: act.From, Desired: act.To, Since: since[key], Action: action, Pass: p.id, Revision: p.rev})
-		if action != "reverted" {
+		if action != names.DriftReverted {
 			a.metrics.drift.WithLabelValues(act.Subject, act.Field, action).Set(1)
 		}
 		a.metrics.actions.WithLabelValues(string(act.Op), out.Outcome).Inc()
@@ -303,15 +297,13 @@ func (a *Agent) recordResult(p *passRun, plan *engine.Plan, res *engine.Result) 
 	// what it did not put right still differs.
 	unresolved := map[string]bool{}
 	for _, d := range drift {
-		if d.Action != "reverted" {
+		if d.Action != names.DriftReverted {
 			unresolved[d.Subject] = true
 		}
 	}
-	objects := a.objects(plan.Targets, res.Live, unresolved)
+	objects := a.objects(res.Plan.Targets, res.Live, res.Health, unresolved)
 	a.status.update(func(s *Status) { s.Drift, s.Objects = drift, objects })
 }
-
-func actionKey(a controllers.Action) string { return a.Subject + " " + a.Field + " " + string(a.Op) }
 
 // finish closes a pass: summary, metrics, readiness, conditions, log.
 func (a *Agent) finish(p *passRun, err error) {
@@ -321,17 +313,17 @@ func (a *Agent) finish(p *passRun, err error) {
 		p.summary.Stages[n-1].End = end
 	}
 	if p.summary.Result == "" {
-		p.summary.Result = "error"
+		p.summary.Result = names.ResultError
 		if err != nil {
 			p.summary.Error = err.Error()
 		}
 	}
 	res := p.summary.Result
-	ok := res == "in-sync" || res == "converged"
+	ok := res == names.ResultInSync || res == names.ResultConverged
 	a.metrics.passes.WithLabelValues(res).Inc()
 	a.metrics.passDuration.Observe(end.Sub(p.start).Seconds())
 	a.metrics.lastPass.Set(float64(end.Unix()))
-	if res != "abandoned" {
+	if res != names.ResultAbandoned {
 		a.readyMu.Lock()
 		a.ready = ok
 		a.passCount++
@@ -344,21 +336,21 @@ func (a *Agent) finish(p *passRun, err error) {
 		if len(s.Passes) > maxPasses {
 			s.Passes = s.Passes[:maxPasses]
 		}
-		if res == "abandoned" {
+		if res == names.ResultAbandoned {
 			return
 		}
-		reason := "PassSucceeded"
+		reason := names.ReasonPassSucceeded
 		if !ok {
-			reason = "PassFailed"
+			reason = names.ReasonPassFailed
 		}
-		setCondition(s, Condition{Type: "Ready", Status: ok, Reason: reason, Message: p.summary.Error}, end)
-		conv := Condition{Type: "Converged", Status: ok, Reason: "InSync"}
+		setCondition(s, Condition{Type: names.ConditionReady, Status: ok, Reason: reason, Message: p.summary.Error}, end)
+		conv := Condition{Type: names.ConditionConverged, Status: ok, Reason: names.ReasonInSync}
 		if !ok {
-			conv.Reason, conv.Message = "NotConverged", p.summary.Error
+			conv.Reason, conv.Message = names.ReasonNotConverged, p.summary.Error
 		}
 		setCondition(s, conv, end)
 	})
-	a.event(Event{Time: end, Pass: p.id, Revision: p.rev, Type: "pass-finished", Message: res})
+	a.event(Event{Time: end, Pass: p.id, Revision: p.rev, Type: names.EventPassFinished, Message: res})
 	attrs := []any{"trigger", p.trigger, "result", res, "took", end.Sub(p.start).Round(time.Millisecond).String(), "actions", len(p.summary.Actions)}
 	if ok {
 		if len(p.summary.Actions) > 0 {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/engine"
 )
@@ -14,14 +15,6 @@ import (
 // maxPassEvents bounds the events kept for one pass; beyond it a pass's
 // detail says how many it dropped.
 const maxPassEvents = 500
-
-// PassDetail is one pass with every event it raised: what
-// `reconciler status --pass ID` shows, served at /passes/{id}.
-type PassDetail struct {
-	Pass          PassSummary `json:"pass"`
-	Events        []Event     `json:"events"`
-	EventsDropped int         `json:"eventsDropped,omitempty"`
-}
 
 // passLog keeps the events of the passes /status lists, by pass id, so a
 // pass can be shown whole even after the recent-events ring moved on.
@@ -143,7 +136,7 @@ func (a *Agent) driftEvents(p *passRun, plan *engine.Plan) {
 		if act.Mode == controllers.ReportOnly {
 			what = "report-only (" + what + ")"
 		}
-		a.event(Event{Pass: p.id, Revision: p.rev, Type: "drift", Subject: act.Subject, Field: act.Field,
+		a.event(Event{Pass: p.id, Revision: p.rev, Type: names.EventDrift, Subject: act.Subject, Field: act.Field,
 			From: act.From, To: act.To, Message: what})
 	}
 }

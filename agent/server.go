@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"reconciler.dev/reconciler/api/names"
 )
 
 // serve starts the HTTP endpoints. It refuses to listen beyond loopback
@@ -70,9 +72,10 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("/webhook", &webhook{
 		secretFile: a.cfg.WebhookSecretFile,
 		trigger:    a.Trigger,
-		onEvent:    func(msg string) { a.event(Event{Type: "webhook", Revision: a.goodID(), Message: msg}) },
+		onEvent:    func(msg string) { a.event(Event{Type: names.EventWebhook, Revision: a.goodID(), Message: msg}) },
 	})
 	mux.HandleFunc("GET /{$}", a.servePage)
+	mux.HandleFunc("GET /static/names.js", namesScript)
 	mux.Handle("GET /static/", staticFiles())
 	return mux
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 )
@@ -54,20 +55,20 @@ func (a *Agent) judge(ctx context.Context, p *passRun, good *GoodRevision, art s
 		a.status.update(func(s *Status) {
 			newly = true
 			for _, c := range s.Conditions {
-				if c.Type == "TrustChecked" && !c.Status {
+				if c.Type == names.ConditionTrustChecked && !c.Status {
 					newly = false
 				}
 			}
-			setCondition(s, Condition{Type: "TrustChecked", Status: false, Reason: "CheckFailed", Message: msg}, now)
+			setCondition(s, Condition{Type: names.ConditionTrustChecked, Status: false, Reason: names.ReasonCheckFailed, Message: msg}, now)
 		})
 		if newly {
-			a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: "trust-check-failed", Message: msg})
+			a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: names.EventTrustCheckFailed, Message: msg})
 		}
 		p.base.Warn("revision could not be judged; enforcing the revision in force", "revision", a.goodID(), "judged", shortRev(art.Revision.ID), "err", err)
 		return false
 	}
 	a.status.update(func(s *Status) {
-		setCondition(s, Condition{Type: "TrustChecked", Status: true, Reason: "Judged"}, now)
+		setCondition(s, Condition{Type: names.ConditionTrustChecked, Status: true, Reason: names.ReasonJudged}, now)
 	})
 	if err != nil {
 		a.refuse(p, art.Revision.ID, art.Revision.Message, err, now)
@@ -75,7 +76,7 @@ func (a *Agent) judge(ctx context.Context, p *passRun, good *GoodRevision, art s
 	}
 	if s := v.Summary(); s != "" {
 		p.base.Info("revision trusted", "revision", shortRev(art.Revision.ID), "verdict", s, "history_fetches", v.Fetches)
-		a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: "revision-trusted", Message: s})
+		a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: names.EventRevisionTrusted, Message: s})
 	}
 	return true
 }

@@ -12,7 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 )
 
 // Host is one agent as the fleet view sees it.
@@ -70,7 +71,7 @@ func ParseAgents(arg string) ([]string, error) {
 
 // Answer is what one agent said, or why it could not be asked.
 type Answer struct {
-	Status *agent.Status
+	Status *status.Status
 	Err    error
 }
 
@@ -93,7 +94,7 @@ func Collect(ctx context.Context, agents []string, timeout time.Duration) map[st
 	return out
 }
 
-func fetch(ctx context.Context, addr string, timeout time.Duration) (*agent.Status, error) {
+func fetch(ctx context.Context, addr string, timeout time.Duration) (*status.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	url := addr
@@ -112,7 +113,7 @@ func fetch(ctx context.Context, addr string, timeout time.Duration) (*agent.Stat
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("/status: %s", resp.Status)
 	}
-	var st agent.Status
+	var st status.Status
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 32<<20)).Decode(&st); err != nil {
 		return nil, fmt.Errorf("/status: %w", err)
 	}
@@ -161,7 +162,7 @@ func Summarize(agents []string, answers map[string]Answer, revision string, now 
 				h.LastPass = p.Start
 			}
 		}
-		h.InSync = conditionTrue(st, "Ready") && conditionTrue(st, "Converged") && h.Drift == 0
+		h.InSync = conditionTrue(st, names.ConditionReady) && conditionTrue(st, names.ConditionConverged) && h.Drift == 0
 		rep.Hosts = append(rep.Hosts, h)
 	}
 	if revision != "" {
@@ -186,7 +187,7 @@ func Summarize(agents []string, answers map[string]Answer, revision string, now 
 	return rep
 }
 
-func conditionTrue(st *agent.Status, typ string) bool {
+func conditionTrue(st *status.Status, typ string) bool {
 	for _, c := range st.Conditions {
 		if c.Type == typ {
 			return c.Status

@@ -9,18 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/engine"
 )
 
-func status(host, rev string, at time.Time, ok bool, drift ...agent.Drift) *agent.Status {
-	return &agent.Status{
+func hostStatus(host, rev string, at time.Time, ok bool, drift ...status.Drift) *status.Status {
+	return &status.Status{
 		Host:        host,
-		Revision:    &agent.RevisionStatus{ID: rev, Time: at},
+		Revision:    &status.RevisionStatus{ID: rev, Time: at},
 		Maintenance: &engine.Maintenance{Active: host == "fp-02"},
-		LastPass:    &agent.PassSummary{Result: map[bool]string{true: "in-sync", false: "failed"}[ok], End: at},
+		LastPass:    &status.PassSummary{Result: map[bool]string{true: "in-sync", false: "failed"}[ok], End: at},
 		Drift:       drift,
-		Conditions:  []agent.Condition{{Type: "Ready", Status: ok}, {Type: "Converged", Status: ok}},
+		Conditions:  []status.Condition{{Type: "Ready", Status: ok}, {Type: "Converged", Status: ok}},
 	}
 }
 
@@ -36,29 +36,29 @@ func TestSummarize(t *testing.T) {
 		want      map[string][3]bool // agent -> reachable, inSync, onRevision
 	}{
 		{"all on the newest", map[string]Answer{
-			"a:1": {Status: status("fp-01", newer, t0, true)},
-			"b:1": {Status: status("fp-02", newer, t0, true)},
-			"c:1": {Status: status("fp-03", newer, t0, true)},
+			"a:1": {Status: hostStatus("fp-01", newer, t0, true)},
+			"b:1": {Status: hostStatus("fp-02", newer, t0, true)},
+			"c:1": {Status: hostStatus("fp-03", newer, t0, true)},
 		}, "", true, map[string][3]bool{"a:1": {true, true, true}, "b:1": {true, true, true}, "c:1": {true, true, true}}},
 		{"one behind, newest by commit time", map[string]Answer{
-			"a:1": {Status: status("fp-01", newer, t0.Add(time.Minute), true)},
-			"b:1": {Status: status("fp-02", old, t0, true)},
-			"c:1": {Status: status("fp-03", newer, t0.Add(time.Minute), true)},
+			"a:1": {Status: hostStatus("fp-01", newer, t0.Add(time.Minute), true)},
+			"b:1": {Status: hostStatus("fp-02", old, t0, true)},
+			"c:1": {Status: hostStatus("fp-03", newer, t0.Add(time.Minute), true)},
 		}, "", false, map[string][3]bool{"a:1": {true, true, true}, "b:1": {true, true, false}, "c:1": {true, true, true}}},
 		{"one unreachable", map[string]Answer{
-			"a:1": {Status: status("fp-01", newer, t0, true)},
+			"a:1": {Status: hostStatus("fp-01", newer, t0, true)},
 			"b:1": {Err: errors.New("connection refused")},
-			"c:1": {Status: status("fp-03", newer, t0, true)},
+			"c:1": {Status: hostStatus("fp-03", newer, t0, true)},
 		}, "", false, map[string][3]bool{"a:1": {true, true, true}, "b:1": {false, false, false}, "c:1": {true, true, true}}},
 		{"drift left means not in sync", map[string]Answer{
-			"a:1": {Status: status("fp-01", newer, t0, true, agent.Drift{Action: "report-only"})},
-			"b:1": {Status: status("fp-02", newer, t0, true, agent.Drift{Action: "reverted"})},
-			"c:1": {Status: status("fp-03", newer, t0, false)},
+			"a:1": {Status: hostStatus("fp-01", newer, t0, true, status.Drift{Action: "report-only"})},
+			"b:1": {Status: hostStatus("fp-02", newer, t0, true, status.Drift{Action: "reverted"})},
+			"c:1": {Status: hostStatus("fp-03", newer, t0, false)},
 		}, "", false, map[string][3]bool{"a:1": {true, false, true}, "b:1": {true, true, true}, "c:1": {true, false, true}}},
 		{"judged against a given prefix", map[string]Answer{
-			"a:1": {Status: status("fp-01", newer, t0, true)},
-			"b:1": {Status: status("fp-02", newer, t0, true)},
-			"c:1": {Status: status("fp-03", newer, t0, true)},
+			"a:1": {Status: hostStatus("fp-01", newer, t0, true)},
+			"b:1": {Status: hostStatus("fp-02", newer, t0, true)},
+			"c:1": {Status: hostStatus("fp-03", newer, t0, true)},
 		}, "aaaa", false, map[string][3]bool{"a:1": {true, true, false}, "b:1": {true, true, false}, "c:1": {true, true, false}}},
 	}
 	for _, c := range cases {
@@ -96,7 +96,7 @@ func TestParseAgents(t *testing.T) {
 }
 
 func TestPageEscapes(t *testing.T) {
-	rep := Summarize([]string{"x:1"}, map[string]Answer{"x:1": {Status: status("<script>alert(1)</script>", "c", time.Now(), true)}}, "", time.Now())
+	rep := Summarize([]string{"x:1"}, map[string]Answer{"x:1": {Status: hostStatus("<script>alert(1)</script>", "c", time.Now(), true)}}, "", time.Now())
 	var b strings.Builder
 	if err := WritePage(&b, rep); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,9 @@
 // JavaScript the page works as it is: refresh to update.
 (function () {
   "use strict";
-  if (!window.EventSource || !window.fetch || !window.DOMParser) return;
+  // The names (event types) come from the server: /static/names.js.
+  var names = window.reconcilerNames;
+  if (!names || !window.EventSource || !window.fetch || !window.DOMParser) return;
   var list = document.getElementById("event-list");
   var live = document.getElementById("live");
   var refreshing = false, again = false;
@@ -54,16 +56,14 @@
   es.onopen = function () { live.textContent = "(live)"; };
   es.onerror = function () { live.textContent = "(reconnecting\u2026)"; };
   es.onmessage = function (m) { handle(m.data); };
-  ["pass-started", "pass-finished", "revision", "revision-refused", "action", "applied",
-   "failed", "blocked", "reported", "drained", "ready", "waiting", "stage", "source-failed",
-   "source-recovered", "autoscale", "resumed", "webhook", "resources", "drift", "failure-policy"].forEach(function (type) {
+  names.events.forEach(function (type) {
     es.addEventListener(type, function (m) { handle(m.data); });
   });
   function handle(data) {
     var ev;
     try { ev = JSON.parse(data); } catch (e) { return; }
-    if (ev.type === "resources") { refresh(); return; } // figures, not news
+    if (ev.type === names.figures) { refresh(); return; } // figures, not news
     addEvent(ev);
-    if (ev.type === "pass-finished" || ev.type === "revision" || ev.type === "revision-refused") refresh();
+    if (names.refreshOn.indexOf(ev.type) >= 0) refresh();
   }
 })();

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/engine"
 )
@@ -56,8 +57,7 @@ one-shot apply having no last applied revision (see plan --help).`,
 			}
 			fmt.Fprintf(stderr, "host %s at %s, maintenance %s: %d action(s) in %d stage(s)\n",
 				snap.Host, shortID(snap.Revision.ID), describeMaintenance(plan.Maintenance), len(plan.Actions), len(plan.Stages))
-			eng.Progress = progressPrinter(stderr, len(plan.Stages))
-			res := eng.Apply(ctx, plan)
+			res := eng.Apply(engine.WithScope(ctx, engine.Scope{Progress: progressPrinter(stderr, len(plan.Stages))}), plan)
 			fmt.Fprintf(stderr, "summary: %d applied, %d reported only, %d failed, in %s\n",
 				len(res.Applied), len(res.Reported), len(res.Failures), time.Since(start).Round(10*time.Millisecond))
 			for _, a := range res.Reported {
@@ -82,17 +82,17 @@ one-shot apply having no last applied revision (see plan --help).`,
 func progressPrinter(w io.Writer, stages int) func(engine.Event) {
 	return func(ev engine.Event) {
 		switch ev.Type {
-		case "stage":
+		case names.EventStage:
 			fmt.Fprintf(w, "[stage %d/%d] %s\n", ev.Stage, stages, ev.Message)
-		case "action":
+		case names.EventAction:
 			fmt.Fprintf(w, "  %s %s %s -> %s (%s)\n", ev.Subject, ev.Field, ev.From, ev.To, ev.Message)
-		case "waiting":
+		case names.EventWaiting:
 			fmt.Fprintf(w, "  %s: waiting: %s\n", ev.Subject, ev.Message)
-		case "ready", "drained":
+		case names.EventReady, names.EventDrained:
 			if ev.Stage > 0 {
 				fmt.Fprintf(w, "  %s: %s\n", ev.Subject, ev.Type)
 			}
-		case "failed", "blocked":
+		case names.EventFailed, names.EventBlocked:
 			fmt.Fprintf(w, "  %s: %s: %s\n", ev.Subject, ev.Type, ev.Message)
 		}
 	}

@@ -12,7 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 )
 
 func newStatusCommand() *cobra.Command {
@@ -47,7 +48,7 @@ cannot be reached.`,
 			if err := writeOutput(cmd.OutOrStdout(), output, raw, func(w io.Writer) { printStatus(w, st) }); err != nil {
 				return err
 			}
-			if !conditionTrue(st, "Ready") {
+			if !conditionTrue(st, names.ConditionReady) {
 				return exitCode(2)
 			}
 			return nil
@@ -59,8 +60,8 @@ cannot be reached.`,
 	return cmd
 }
 
-func fetchStatus(ctx context.Context, addr string) (agent.Status, []byte, error) {
-	var st agent.Status
+func fetchStatus(ctx context.Context, addr string) (status.Status, []byte, error) {
+	var st status.Status
 	url := addr
 	if !strings.Contains(url, "://") {
 		url = "http://" + url
@@ -89,7 +90,7 @@ func fetchStatus(ctx context.Context, addr string) (agent.Status, []byte, error)
 	return st, raw, nil
 }
 
-func conditionTrue(st agent.Status, typ string) bool {
+func conditionTrue(st status.Status, typ string) bool {
 	for _, c := range st.Conditions {
 		if c.Type == typ {
 			return c.Status
@@ -105,7 +106,7 @@ func ago(t time.Time) string {
 	return time.Since(t).Round(time.Second).String() + " ago"
 }
 
-func printStatus(w io.Writer, st agent.Status) {
+func printStatus(w io.Writer, st status.Status) {
 	fmt.Fprintf(w, "host:        %s (%s)\n", st.Host, st.Phase)
 	if r := st.Revision; r != nil {
 		fmt.Fprintf(w, "revision:    %s %q by %s, in force since %s\n", shortID(r.ID), r.Message, r.Author, ago(r.Since))

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 )
 
 // showPass prints one pass of the agent at addr: `reconciler status --pass`.
@@ -29,7 +29,7 @@ func showPass(cmd *cobra.Command, addr, id, output string) error {
 	if code != http.StatusOK {
 		return fmt.Errorf("agent at %s: /passes/%s: %d %s", addr, id, code, strings.TrimSpace(string(raw)))
 	}
-	var d agent.PassDetail
+	var d status.PassDetail
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return fmt.Errorf("agent at %s: %w", addr, err)
 	}
@@ -71,7 +71,7 @@ func since(start, t time.Time) string {
 	return fmt.Sprintf("+%.3fs", t.Sub(start).Seconds())
 }
 
-func printPass(w io.Writer, d agent.PassDetail) {
+func printPass(w io.Writer, d status.PassDetail) {
 	p := d.Pass
 	fmt.Fprintf(w, "pass:      %s\n", p.ID)
 	fmt.Fprintf(w, "revision:  %s\n", orNone(p.Revision))
@@ -135,8 +135,8 @@ func orNone(s string) string {
 }
 
 // printResources prints the services' last resource figures, if any.
-func printResources(w io.Writer, st agent.Status) {
-	var objs []agent.ObjectStatus
+func printResources(w io.Writer, st status.Status) {
+	var objs []status.ObjectStatus
 	for _, o := range st.Objects {
 		if o.Resources != nil {
 			objs = append(objs, o)
@@ -168,8 +168,8 @@ func printResources(w io.Writer, st agent.Status) {
 	fmt.Fprintln(tw, "  SERVICE\tREPLICAS\tRSS\tVMS\tCPU\tPROCS\tTHREADS\tFILES\tCONNS\tSOURCE")
 	for _, o := range objs {
 		r := o.Resources
-		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%.2fs\t%d\t%d\t%d\t%d\t%s\n", o.Subject, r.Replicas, agent.Bytes(r.MemoryBytes()),
-			agent.Bytes(r.VMSBytes), r.CPUSeconds, r.Processes, r.Threads, r.OpenFiles, r.Connections, r.Source)
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%.2fs\t%d\t%d\t%d\t%d\t%s\n", o.Subject, r.Replicas, status.Bytes(r.MemoryBytes()),
+			status.Bytes(r.VMSBytes), r.CPUSeconds, r.Processes, r.Threads, r.OpenFiles, r.Connections, r.Source)
 	}
 	tw.Flush()
 }

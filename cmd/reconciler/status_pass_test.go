@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/monitor"
@@ -14,13 +14,13 @@ import (
 
 func TestPrintPass(t *testing.T) {
 	start := time.Date(2026, 11, 22, 15, 0, 0, 0, time.UTC)
-	d := agent.PassDetail{
-		Pass: agent.PassSummary{ID: "p1", Revision: "abc", Trigger: "webhook", Start: start, End: start.Add(2 * time.Second),
+	d := status.PassDetail{
+		Pass: status.PassSummary{ID: "p1", Revision: "abc", Trigger: "webhook", Start: start, End: start.Add(2 * time.Second),
 			Result: "failed", Error: "swarm/x: not ready",
-			Stages: []agent.StageTiming{{Number: 1, Title: "down: stop units", Start: start.Add(10 * time.Millisecond), End: start.Add(time.Second)}},
-			Actions: []agent.ActionOutcome{{Action: controllers.Action{Subject: "swarm/x", Field: "replicas", From: "1", To: "0",
+			Stages: []status.StageTiming{{Number: 1, Title: "down: stop units", Start: start.Add(10 * time.Millisecond), End: start.Add(time.Second)}},
+			Actions: []status.ActionOutcome{{Action: controllers.Action{Subject: "swarm/x", Field: "replicas", From: "1", To: "0",
 				Op: controllers.OpScaleDown, Stage: 1}, Outcome: "failed", Error: "boom"}}},
-		Events: []agent.Event{{Time: start, Type: "pass-started", Message: "trigger: webhook"},
+		Events: []status.Event{{Time: start, Type: "pass-started", Message: "trigger: webhook"},
 			{Time: start.Add(1500 * time.Millisecond), Type: "action", Subject: "swarm/x", Field: "replicas", From: "1", To: "0", Message: "scale-down"}},
 		EventsDropped: 3,
 	}
@@ -43,10 +43,10 @@ func TestPrintPass(t *testing.T) {
 }
 
 func TestPrintResources(t *testing.T) {
-	st := agent.Status{
-		Monitor: &agent.MonitorStatus{Interval: "30s", Collections: 2, Last: &monitor.Cost{At: time.Now(), TookSeconds: 0.004,
+	st := status.Status{
+		Monitor: &status.MonitorStatus{Interval: "30s", Collections: 2, Last: &monitor.Cost{At: time.Now(), TookSeconds: 0.004,
 			CPUSeconds: 0.002, Calls: map[string]int{"docker-list": 1, "docker-stats": 2}, ProcReads: 40, Errors: []string{"systemd: no bus"}}},
-		Objects: []agent.ObjectStatus{
+		Objects: []status.ObjectStatus{
 			{Subject: "unit/x.timer"},
 			{Subject: "swarm/web", Resources: &monitor.Resources{Replicas: 2, RSSBytes: 12 << 20, VMSBytes: 1 << 30, CPUSeconds: 1.5,
 				Processes: 2, Threads: 14, OpenFiles: 20, Connections: 3, Source: "docker+proc"}},
@@ -68,7 +68,7 @@ func TestPrintResources(t *testing.T) {
 		t.Errorf("a unit in the resources:\n%s", out)
 	}
 	b.Reset()
-	printResources(&b, agent.Status{})
+	printResources(&b, status.Status{})
 	if b.Len() != 0 {
 		t.Errorf("resources with the monitor off: %q", b.String())
 	}

@@ -32,8 +32,9 @@ type Status struct {
 type Autoscaler struct {
 	Reader Reader
 	Now    func() time.Time
-	// OnDecision, when set, is told of every decision (metrics, events).
-	OnDecision func(Status)
+	// OnDecision, when set, is told of every decision (metrics, events),
+	// with the context of the Size call that made it (the pass's).
+	OnDecision func(context.Context, Status)
 
 	mu     sync.Mutex
 	memory map[string]Memory
@@ -91,7 +92,7 @@ func (a *Autoscaler) Size(ctx context.Context, svc *v1.Service, live controllers
 	a.status[subject] = st
 	a.mu.Unlock()
 	if a.OnDecision != nil {
-		a.OnDecision(st)
+		a.OnDecision(ctx, st)
 	}
 	note := fmt.Sprintf("autoscale: %d (queue %d ready / %d)", d.Desired, r.Ready, b.PerReplica)
 	if r.Err != nil {

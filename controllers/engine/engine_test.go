@@ -148,13 +148,33 @@ func (r *recorder) steps(types ...string) []string {
 	return out
 }
 
-func newTestEngine(drivers ...controllers.Driver) (*Engine, *recorder) {
+// testEngine runs every Plan and Apply in a pass scope whose progress the
+// recorder keeps, with the failure policies set on it.
+type testEngine struct {
+	*Engine
+	rec      *recorder
+	Failures Failures
+}
+
+func (e *testEngine) scope(ctx context.Context) context.Context {
+	return WithScope(ctx, Scope{Progress: e.rec.add, Failures: e.Failures})
+}
+
+func (e *testEngine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
+	return e.Engine.Plan(e.scope(ctx), spec)
+}
+
+func (e *testEngine) Apply(ctx context.Context, plan *Plan) *Result {
+	return e.Engine.Apply(e.scope(ctx), plan)
+}
+
+func newTestEngine(drivers ...controllers.Driver) (*testEngine, *recorder) {
 	rec := &recorder{}
-	e := &Engine{Drivers: map[v1.Driver]controllers.Driver{}, PollInterval: time.Millisecond, Progress: rec.add}
+	e := &Engine{Drivers: map[v1.Driver]controllers.Driver{}, PollInterval: time.Millisecond}
 	for _, d := range drivers {
 		e.Drivers[d.Name()] = d
 	}
-	return e, rec
+	return &testEngine{Engine: e, rec: rec}, rec
 }
 
 func index(list []string, s string) int {

@@ -7,14 +7,6 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Maintenance is the maintenance state a pass worked with.
-type Maintenance struct {
-	Active  bool       `json:"active"`
-	Expired bool       `json:"expired,omitempty"` // declared on, but its window ended
-	Reason  string     `json:"reason,omitempty"`
-	Until   *time.Time `json:"until,omitempty"`
-}
-
 // MaintenanceAt evaluates a spec's maintenance at now.
 func MaintenanceAt(spec *v1.HostSpec, now time.Time) Maintenance {
 	on, expired := spec.Maintenance.ActiveAt(now)

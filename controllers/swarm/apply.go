@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 
@@ -43,7 +42,7 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		cancel()
 		if err == nil {
 			for _, w := range resp.Warnings {
-				slog.Warn("swarm update warning", "subject", a.Subject, "warning", w)
+				controllers.Logger(ctx).Warn("swarm update warning", "subject", a.Subject, "warning", w)
 			}
 			return nil
 		}

@@ -1,0 +1,6 @@
+// Package status holds the wire types of an agent's /status, /passes/{id}
+// and /events. It is its own package so that the programs that read an
+// agent (the CLI's status command, fleet) do not import the agent. The names
+// these types carry (event and condition types, reasons, results) are in
+// api/names.
+package status

@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers"
+)
+
+// The agent builds its status from outcomes alone, so each code must come
+// from what happened, with typed errors behind it.
+func TestApplyOutcomes(t *testing.T) {
+	sw := newMem(v1.DriverSwarm, 0)
+	sw.failOn["swarm/a"] = errors.New("daemon says no")
+	sw.absent["swarm/ghost"] = true
+	b := svc("b", 1)
+	b.DependsOn = []string{"a"}
+	e, _ := newTestEngine(sw)
+	plan, err := e.Plan(context.Background(), spec(false, []v1.Service{svc("a", 1), b, svc("c", 1), svc("ghost", 1)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := e.Apply(context.Background(), plan)
+	if len(res.Outcomes) != len(plan.Actions) {
+		t.Fatalf("%d outcomes for %d actions", len(res.Outcomes), len(plan.Actions))
+	}
+	want := map[string]struct {
+		code      Code
+		attempted bool
+	}{
+		"swarm/a":     {CodeFailed, true},
+		"swarm/b":     {CodeBlocked, false},
+		"swarm/c":     {CodeApplied, true},
+		"swarm/ghost": {CodeReported, false},
+	}
+	for _, o := range res.Outcomes {
+		w, ok := want[o.Action.Subject]
+		if !ok {
+			t.Errorf("unexpected outcome %+v", o)
+			continue
+		}
+		if o.Code != w.code || o.Attempted != w.attempted {
+			t.Errorf("%s: code %s attempted %v, want %s %v (err %v)", o.Action.Subject, o.Code, o.Attempted, w.code, w.attempted, o.Err)
+		}
+	}
+	var be *BlockedError
+	if err := res.Failures["swarm/b"]; !errors.As(err, &be) || be.By != "swarm/a" || !errors.Is(err, ErrBlocked) {
+		t.Errorf("swarm/b: %v, want a BlockedError by swarm/a", err)
+	}
+	if errors.Is(res.Failures["swarm/a"], ErrBlocked) {
+		t.Errorf("a failed call counts as blocked: %v", res.Failures["swarm/a"])
+	}
+	if h := res.Health["swarm/c"]; !h.Ready {
+		t.Errorf("swarm/c health %+v, want ready", h)
+	}
+	if _, ok := res.Health["swarm/ghost"]; ok {
+		t.Error("a missing object has a health")
+	}
+}
+
+func TestPlanWithoutDriverIsTerminal(t *testing.T) {
+	e, _ := newTestEngine(newMem(v1.DriverSwarm, 0))
+	s := svc("u", 1)
+	s.Driver = v1.DriverSystemd
+	_, err := e.Plan(context.Background(), spec(false, []v1.Service{s}))
+	if !errors.Is(err, controllers.ErrTerminal) {
+		t.Fatalf("plan error %v is not terminal", err)
+	}
+}

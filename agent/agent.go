@@ -18,6 +18,7 @@ import (
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/controllers/failure"
 	"reconciler.dev/reconciler/controllers/monitor"
+	"reconciler.dev/reconciler/desired"
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 )
@@ -73,6 +74,9 @@ type Agent struct {
 
 	// failures keeps the failure policies' memory (see failure.go).
 	failures *failure.Policies
+
+	// resolver fetches, judges and loads new revisions (pass.go).
+	resolver *desired.Resolver
 }
 
 // New prepares an agent; Run starts it.
@@ -99,6 +103,7 @@ func New(cfg Config) (*Agent, error) {
 		metrics:  newMetrics(),
 		trigger:  make(chan string, 1),
 		failures: failure.New(),
+		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout},
 	}
 	a.metrics.reg.MustRegister(resourceMetrics{a})
 	if as := cfg.Autoscaler; as != nil {

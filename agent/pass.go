@@ -12,66 +12,58 @@ import (
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/desired"
+	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 )
 
 // fetch looks the source up and, when it moved to a revision not judged yet,
-// validates it. A valid one becomes the revision in force, written to the
-// state dir before anything of it is applied; an invalid one is recorded as
+// judges and validates it (one desired.Resolver, as the one-shot commands
+// use). A valid one becomes the revision in force, written to the state dir
+// before anything of it is applied; an invalid or refused one is recorded as
 // failed and never applied. Any failure here leaves the revision in force as
 // it was: the pass goes on enforcing it.
 func (a *Agent) fetch(ctx context.Context, p *passRun) {
-	fctx, cancel := context.WithTimeout(ctx, a.cfg.FetchTimeout)
-	art, _, err := a.cfg.Source.Fetch(fctx)
-	cancel()
-	now := time.Now()
-	if err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		a.sourceFailed(p, err, now)
-		return
-	}
-	a.metrics.sourceUp.Set(1)
-	a.metrics.sourceLastFetch.Set(float64(now.Unix()))
-	var wasFailing bool
-	var failedID string
-	a.status.update(func(s *Status) {
-		wasFailing = s.Source.Failing
-		s.Source.Failing, s.Source.LastError, s.Source.LastFetch = false, "", now
-		s.Source.FailingSince = time.Time{}
-		setCondition(s, Condition{Type: names.ConditionSourceAvailable, Status: true, Reason: names.ReasonFetched}, now)
-		if s.FailedRevision != nil {
-			failedID = s.FailedRevision.ID
-		}
-	})
-	if wasFailing {
-		a.event(Event{Pass: p.id, Revision: a.goodID(), Type: names.EventSourceRecovered, Message: a.cfg.Source.String()})
-		p.base.Info("source reachable again", "revision", shortRev(art.Revision.ID))
-	}
-
 	a.mu.Lock()
 	good := a.good
 	a.mu.Unlock()
-	if good != nil && art.Revision.ID == good.Revision.ID {
-		if failedID != "" {
-			// The head is a good revision again (a revert): nothing is refused.
-			a.status.update(func(s *Status) { s.FailedRevision = nil })
-			a.metrics.failedRevision.Reset()
+	base := ""
+	if good != nil {
+		base = good.Revision.ID
+	}
+	now := time.Now()
+	r, err := a.resolver.Resolve(ctx, desired.ResolveOptions{Base: base, Fetched: func(art source.Artifact) bool {
+		now = time.Now()
+		return a.fetched(p, good, art, now)
+	}})
+	if r.Verdict.Fetches > 0 {
+		a.metrics.historyFetches.Add(float64(r.Verdict.Fetches))
+	}
+	art := r.Artifact
+	var fe *desired.FetchError
+	var ue *desired.UncheckedError
+	switch {
+	case errors.As(err, &fe):
+		if ctx.Err() == nil {
+			a.sourceFailed(p, fe.Err, time.Now())
+		}
+		return
+	case errors.As(err, &ue):
+		if ctx.Err() == nil {
+			a.judgeFailed(p, art, ue.Err, now) // trust.go
 		}
 		return
 	}
-	if art.Revision.ID == failedID {
-		return // judged already; it stays refused until a new commit
+	if r.Judged {
+		a.judged(p, r, err, now) // trust.go
 	}
-	if !a.judge(ctx, p, good, art, now) {
-		return // signatures or history say no (trust.go): not even parsed
-	}
-	snap, err := desired.FromArtifact(art, a.cfg.Host)
 	if err != nil {
 		a.refuse(p, art.Revision.ID, art.Revision.Message, err, now)
 		return
 	}
+	if r.Snapshot == nil {
+		return // judged already (fetched)
+	}
+	snap := r.Snapshot
 	next := &GoodRevision{Revision: art.Revision, Host: a.cfg.Host, Labels: snap.Effective.Labels, Spec: snap.Effective.Spec, Since: now}
 	a.mu.Lock()
 	prev := a.good
@@ -101,6 +93,38 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	a.metrics.revision.WithLabelValues(art.Revision.ID, art.Revision.Ref).Set(1)
 	a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: names.EventRevision, Message: "in force: " + art.Revision.Message})
 	p.base.Info("new revision in force", "revision", shortRev(art.Revision.ID), "message", art.Revision.Message)
+}
+
+// fetched records that the source answered, and says whether the revision
+// it names still needs judging: not when it is the one in force, nor one
+// refused already (until a new commit).
+func (a *Agent) fetched(p *passRun, good *GoodRevision, art source.Artifact, now time.Time) bool {
+	a.metrics.sourceUp.Set(1)
+	a.metrics.sourceLastFetch.Set(float64(now.Unix()))
+	var wasFailing bool
+	var failedID string
+	a.status.update(func(s *Status) {
+		wasFailing = s.Source.Failing
+		s.Source.Failing, s.Source.LastError, s.Source.LastFetch = false, "", now
+		s.Source.FailingSince = time.Time{}
+		setCondition(s, Condition{Type: names.ConditionSourceAvailable, Status: true, Reason: names.ReasonFetched}, now)
+		if s.FailedRevision != nil {
+			failedID = s.FailedRevision.ID
+		}
+	})
+	if wasFailing {
+		a.event(Event{Pass: p.id, Revision: a.goodID(), Type: names.EventSourceRecovered, Message: a.cfg.Source.String()})
+		p.base.Info("source reachable again", "revision", shortRev(art.Revision.ID))
+	}
+	if good != nil && art.Revision.ID == good.Revision.ID {
+		if failedID != "" {
+			// The head is a good revision again (a revert): nothing is refused.
+			a.status.update(func(s *Status) { s.FailedRevision = nil })
+			a.metrics.failedRevision.Reset()
+		}
+		return false
+	}
+	return art.Revision.ID != failedID
 }
 
 func (a *Agent) sourceFailed(p *passRun, err error, now time.Time) {

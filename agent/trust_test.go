@@ -10,23 +10,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"reconciler.dev/reconciler/controllers/failure"
+	"reconciler.dev/reconciler/desired"
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 )
 
-// historySource is a git source whose history the test decides.
+// historySource is a git source whose head and history the test decides.
 type historySource struct {
+	memSource
 	hist source.History
 	err  error
 	asks int
 }
 
-func (s *historySource) Fetch(context.Context) (source.Artifact, bool, error) {
-	return source.Artifact{}, false, errors.New("not used")
-}
-func (s *historySource) Last(context.Context) (source.Artifact, error) {
-	return source.Artifact{}, errors.New("not used")
-}
 func (s *historySource) String() string { return "http://git.example/repo.git" }
 func (s *historySource) History(_ context.Context, req source.HistoryRequest) (source.History, error) {
 	s.asks++
@@ -41,13 +38,30 @@ const (
 	newRev     = "2222222222222222222222222222222222222222"
 )
 
-func trustAgent(src source.Source) *Agent {
+func trustAgent(t *testing.T, src *historySource) *Agent {
 	log := slog.New(slog.DiscardHandler)
+	pol := &trust.Policy{Mode: trust.ModeOff}
 	return &Agent{
-		cfg:    Config{Source: src, Trust: &trust.Policy{Mode: trust.ModeOff}, FetchTimeout: time.Second},
+		cfg:    Config{Source: src, Host: "h1", Trust: pol, FetchTimeout: time.Second, StateDir: t.TempDir()},
 		log:    log,
 		status: newStatusStore("h", src.String()), metrics: newMetrics(),
+		failures: failure.New(),
+		resolver: &desired.Resolver{Source: src, Host: "h1", Trust: pol, Timeout: time.Second},
 	}
+}
+
+// judge has the agent fetch art with good in force, and says whether art
+// came into force.
+func judge(a *Agent, p *passRun, good *GoodRevision, art source.Artifact) bool {
+	src := a.cfg.Source.(*historySource)
+	id := art.Revision.ID
+	src.commit(id, "  services: []\n")
+	src.art.Revision.Message = art.Revision.Message
+	a.good = good
+	a.state = &State{DriftSince: map[string]time.Time{}}
+	a.status.update(func(s *Status) { s.FailedRevision = nil })
+	a.fetch(context.Background(), p)
+	return a.good != nil && a.good.Revision.ID == id
 }
 
 func countEvents(st Status, typ string) int {
@@ -62,11 +76,11 @@ func countEvents(st Status, typ string) int {
 
 func TestJudgeRefusesWhatDoesNotDescend(t *testing.T) {
 	src := &historySource{hist: source.History{Known: true, HeadBeforeBase: true, Fetches: 2}}
-	a := trustAgent(src)
+	a := trustAgent(t, src)
 	p := &passRun{id: "p1", base: a.log}
 	good := &GoodRevision{Revision: source.Revision{ID: appliedRev}}
 	art := source.Artifact{Revision: source.Revision{ID: newRev, Message: "back"}}
-	if a.judge(context.Background(), p, good, art, time.Now()) {
+	if judge(a, p, good, art) {
 		t.Fatal("a revision that does not descend was accepted")
 	}
 	st := a.Status()
@@ -86,7 +100,7 @@ func TestJudgeRefusesWhatDoesNotDescend(t *testing.T) {
 
 	// Descending: accepted, an event says why.
 	src.hist = source.History{Known: true, Descends: true}
-	if !a.judge(context.Background(), p, good, art, time.Now()) {
+	if !judge(a, p, good, art) {
 		t.Fatal("a descendant was refused")
 	}
 	if countEvents(a.Status(), "revision-trusted") != 1 {
@@ -94,19 +108,19 @@ func TestJudgeRefusesWhatDoesNotDescend(t *testing.T) {
 	}
 	// With no revision in force there is nothing to descend from.
 	src.hist = source.History{}
-	if !a.judge(context.Background(), p, nil, art, time.Now()) {
+	if !judge(a, p, nil, art) {
 		t.Fatal("a first revision was refused")
 	}
 }
 
 func TestJudgeFailureIsNoVerdict(t *testing.T) {
 	src := &historySource{err: errors.New("git server gone")}
-	a := trustAgent(src)
+	a := trustAgent(t, src)
 	p := &passRun{id: "p1", base: a.log}
 	good := &GoodRevision{Revision: source.Revision{ID: appliedRev}}
 	art := source.Artifact{Revision: source.Revision{ID: newRev}}
 	for i := 0; i < 3; i++ {
-		if a.judge(context.Background(), p, good, art, time.Now()) {
+		if judge(a, p, good, art) {
 			t.Fatal("accepted without a verdict")
 		}
 	}
@@ -121,7 +135,7 @@ func TestJudgeFailureIsNoVerdict(t *testing.T) {
 		t.Errorf("conditions %+v", st.Conditions)
 	}
 	src.err, src.hist = nil, source.History{Known: true, Descends: true}
-	if !a.judge(context.Background(), p, good, art, time.Now()) {
+	if !judge(a, p, good, art) {
 		t.Fatal("refused once git answered")
 	}
 	if conditionStatus(a.Status(), "TrustChecked") != "true" {

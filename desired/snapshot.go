@@ -1,8 +1,6 @@
 package desired
 
 import (
-	"context"
-	"errors"
 	"fmt"
 
 	v1 "reconciler.dev/reconciler/api/v1"
@@ -31,33 +29,11 @@ func (e *InvalidError) Error() string {
 	return fmt.Sprintf("revision %s is invalid (%d error(s)):\n%s", short(e.Revision.ID), len(e.Errors), e.Errors.Error())
 }
 
-// IsInvalid reports whether err means the revision itself is bad.
-func IsInvalid(err error) bool {
-	var ie *InvalidError
-	return errors.As(err, &ie)
-}
-
 func short(id string) string {
 	if len(id) > 12 {
 		return id[:12]
 	}
 	return id
-}
-
-// Resolve fetches the source (one ref lookup when nothing moved) and returns
-// the host's snapshot. A revision with any error anywhere in its documents is
-// refused as a whole (InvalidError): a broken file may be the very Defaults
-// that should have changed this host.
-func Resolve(ctx context.Context, src source.Source, host string) (*Snapshot, error) {
-	art, changed, err := src.Fetch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := FromArtifact(art, host)
-	if snap != nil {
-		snap.Changed = changed
-	}
-	return snap, err
 }
 
 // FromArtifact loads, validates and merges one fetched revision for host.

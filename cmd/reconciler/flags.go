@@ -80,7 +80,11 @@ func (f *sourceFlags) resolve(ctx context.Context) (*desired.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f.trust.resolveTrusted(ctx, src, host)
+	res, err := f.trust.resolve(ctx, src, host)
+	if err != nil {
+		return nil, err
+	}
+	return res.Snapshot, nil
 }
 
 // newEngine wires the drivers. Clients connect lazily: a host with no Swarm

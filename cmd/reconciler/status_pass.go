@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 )
 
@@ -36,7 +37,7 @@ func showPass(cmd *cobra.Command, addr, id, output string) error {
 	if err := writeOutput(cmd.OutOrStdout(), output, raw, func(w io.Writer) { printPass(w, d) }); err != nil {
 		return err
 	}
-	if r := d.Pass.Result; r != "converged" && r != "in-sync" {
+	if r := d.Pass.Result; r != names.ResultConverged && r != names.ResultInSync {
 		return exitCode(2)
 	}
 	return nil

@@ -63,37 +63,26 @@ func (t *trustFlags) policy(src source.Source) (*trust.Policy, error) {
 	return p, nil
 }
 
-// fetchTrusted fetches src and judges the revision as a one-shot command
-// does: signatures only, there being no last applied revision to descend
-// from (strict means head).
-func (t *trustFlags) fetchTrusted(ctx context.Context, src source.Source) (source.Artifact, bool, error) {
+// resolver is the resolver of a one-shot command: signatures only, there
+// being no last applied revision to descend from (strict means head); host
+// "" stops before loading (validate --source loads the whole repository).
+func (t *trustFlags) resolver(src source.Source, host string) (*desired.Resolver, error) {
 	p, err := t.policy(src)
-	if err != nil {
-		return source.Artifact{}, false, err
-	}
-	art, changed, err := src.Fetch(ctx)
-	if err != nil {
-		return art, changed, err
-	}
-	if _, err := p.Check(ctx, src, "", art.Revision); err != nil {
-		if trust.IsRefusal(err) {
-			return source.Artifact{}, false, fmt.Errorf("revision %s refused: %w", shortID(art.Revision.ID), err)
-		}
-		return source.Artifact{}, false, err
-	}
-	return art, changed, nil
-}
-
-// resolveTrusted is desired.Resolve with the signature check between the
-// fetch and the parsing.
-func (t *trustFlags) resolveTrusted(ctx context.Context, src source.Source, host string) (*desired.Snapshot, error) {
-	art, changed, err := t.fetchTrusted(ctx, src)
 	if err != nil {
 		return nil, err
 	}
-	snap, err := desired.FromArtifact(art, host)
-	if snap != nil {
-		snap.Changed = changed
+	return &desired.Resolver{Source: src, Host: host, Trust: p}, nil
+}
+
+// resolve fetches, judges and (with a host) loads src.
+func (t *trustFlags) resolve(ctx context.Context, src source.Source, host string) (*desired.Resolution, error) {
+	r, err := t.resolver(src, host)
+	if err != nil {
+		return nil, err
 	}
-	return snap, err
+	res, err := r.Resolve(ctx, desired.ResolveOptions{})
+	if trust.IsRefusal(err) {
+		return nil, fmt.Errorf("revision %s refused: %w", shortID(res.Artifact.Revision.ID), err)
+	}
+	return res, err
 }

@@ -111,11 +111,11 @@ func loadSource(ctx context.Context, sf *sourceFlags) (*desired.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	art, _, err := sf.trust.fetchTrusted(ctx, src)
+	res, err := sf.trust.resolve(ctx, src, "")
 	if err != nil {
 		return nil, err
 	}
-	return desired.Load(art.FS, strings.Trim(sf.path, "/"))
+	return desired.Load(res.Artifact.FS, strings.Trim(sf.path, "/"))
 }
 
 // loadPaths loads folders and files into one repo, in the order given.

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"reconciler.dev/reconciler/api/names"
 )
 
 // agentProc is one `reconciler run` process, talking through the counting
@@ -132,7 +134,7 @@ func (a *agentProc) awaitConverged(ctx context.Context, rev string, within time.
 			return fmt.Errorf("revision in force %+v", st.Revision)
 		}
 		lp := st.LastPass
-		if lp == nil || (rev != "" && lp.Revision != rev) || (lp.Result != "converged" && lp.Result != "in-sync") {
+		if lp == nil || (rev != "" && lp.Revision != rev) || (lp.Result != names.ResultConverged && lp.Result != names.ResultInSync) {
 			return fmt.Errorf("last pass %+v", lp)
 		}
 		return nil

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
+	"time"
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
@@ -67,5 +69,40 @@ func TestPlanWithoutDriverIsTerminal(t *testing.T) {
 	_, err := e.Plan(context.Background(), spec(false, []v1.Service{s}))
 	if !errors.Is(err, controllers.ErrTerminal) {
 		t.Fatalf("plan error %v is not terminal", err)
+	}
+}
+
+// loggingDriver notes the logger its Apply calls were given.
+type loggingDriver struct {
+	*memDriver
+	got []*slog.Logger
+}
+
+func (d *loggingDriver) Apply(ctx context.Context, a controllers.Action, t controllers.Target, l controllers.Live) error {
+	d.got = append(d.got, controllers.Logger(ctx))
+	return d.memDriver.Apply(ctx, a, t, l)
+}
+
+// The pass's logger reaches the drivers through the context: one Engine
+// serves every pass unchanged.
+func TestScopeLoggerReachesDrivers(t *testing.T) {
+	d := &loggingDriver{memDriver: newMem(v1.DriverSwarm, 0)}
+	e := &Engine{Drivers: map[v1.Driver]controllers.Driver{v1.DriverSwarm: d}, PollInterval: time.Millisecond}
+	for _, pass := range []string{"p1", "p2"} {
+		log := slog.New(slog.DiscardHandler).With("pass", pass)
+		ctx := WithScope(context.Background(), Scope{Log: log})
+		d.set("swarm/a", 0)
+		plan, err := e.Plan(ctx, spec(false, []v1.Service{svc("a", 1)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := e.Apply(ctx, plan); res.Err() != nil {
+			t.Fatal(res.Err())
+		}
+		if n := len(d.got); n == 0 {
+			t.Fatalf("%s: nothing applied", pass)
+		} else if d.got[n-1] != log {
+			t.Errorf("%s: the driver got logger %p, want the pass's %p", pass, d.got[n-1], log)
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+	xssh "golang.org/x/crypto/ssh"
 )
 
 // remote is where commits come from. A lookup is the one request an
@@ -160,9 +161,11 @@ func openSession(ctx context.Context, c transport.Transport, ep *transport.Endpo
 }
 
 // hostKeyHint names a host key failure that x/crypto reports only as an
-// algorithm mismatch: the server has no key of a type known_hosts lists.
+// algorithm mismatch (its typed *ssh.AlgorithmNegotiationError, for the
+// host key): the server has no key of a type known_hosts lists.
 func hostKeyHint(err error) error {
-	if err != nil && !errors.Is(err, ErrHostKey) && strings.Contains(err.Error(), "no common algorithm for host key") {
+	var neg *xssh.AlgorithmNegotiationError
+	if err != nil && !errors.Is(err, ErrHostKey) && errors.As(err, &neg) && neg.What == "host key" {
 		return fmt.Errorf("%w: the server offers no host key of a type the known_hosts file holds for it: %w", ErrHostKey, err)
 	}
 	return err

@@ -9,14 +9,17 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/drivertest"
 )
 
 // The agent builds its status from outcomes alone, so each code must come
 // from what happened, with typed errors behind it.
 func TestApplyOutcomes(t *testing.T) {
-	sw := newMem(v1.DriverSwarm, 0)
-	sw.failOn["swarm/a"] = errors.New("daemon says no")
-	sw.absent["swarm/ghost"] = true
+	sw := drivertest.New(v1.DriverSwarm)
+	for _, s := range []string{"swarm/a", "swarm/b", "swarm/c"} {
+		sw.Service(s, 0)
+	}
+	sw.FailOn("swarm/a", errors.New("daemon says no"))
 	b := svc("b", 1)
 	b.DependsOn = []string{"a"}
 	e, _ := newTestEngine(sw)
@@ -57,6 +60,9 @@ func TestApplyOutcomes(t *testing.T) {
 	if h := res.Health["swarm/c"]; !h.Ready {
 		t.Errorf("swarm/c health %+v, want ready", h)
 	}
+	if got := len(sw.Applied()); got != 2 {
+		t.Errorf("%d actions sent, want a's and c's: %+v", got, sw.Applied())
+	}
 	if _, ok := res.Health["swarm/ghost"]; ok {
 		t.Error("a missing object has a health")
 	}
@@ -74,24 +80,24 @@ func TestPlanWithoutDriverIsTerminal(t *testing.T) {
 
 // loggingDriver notes the logger its Apply calls were given.
 type loggingDriver struct {
-	*memDriver
+	*drivertest.Fake
 	got []*slog.Logger
 }
 
 func (d *loggingDriver) Apply(ctx context.Context, a controllers.Action, t controllers.Target, l controllers.Live) error {
 	d.got = append(d.got, controllers.Logger(ctx))
-	return d.memDriver.Apply(ctx, a, t, l)
+	return d.Fake.Apply(ctx, a, t, l)
 }
 
 // The pass's logger reaches the drivers through the context: one Engine
 // serves every pass unchanged.
 func TestScopeLoggerReachesDrivers(t *testing.T) {
-	d := &loggingDriver{memDriver: newMem(v1.DriverSwarm, 0)}
+	d := &loggingDriver{Fake: drivertest.New(v1.DriverSwarm)}
 	e := &Engine{Drivers: map[v1.Driver]controllers.Driver{v1.DriverSwarm: d}, PollInterval: time.Millisecond}
 	for _, pass := range []string{"p1", "p2"} {
 		log := slog.New(slog.DiscardHandler).With("pass", pass)
 		ctx := WithScope(context.Background(), Scope{Log: log})
-		d.set("swarm/a", 0)
+		d.Service("swarm/a", 0)
 		plan, err := e.Plan(ctx, spec(false, []v1.Service{svc("a", 1)}))
 		if err != nil {
 			t.Fatal(err)

@@ -4,17 +4,26 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The release as `make dist` names it: git describe --tags, or 0.0.0-N-gHASH
+# when there is no tag (hack/dist says how).
+VERSION ?= $(shell hack/dist version)
 COMMIT  ?= $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 PKG     := reconciler.dev/reconciler
-LDFLAGS := -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT)
+LDFLAGS := -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT) -X $(PKG)/internal/version.Date=$(DATE)
 BIN     := bin/reconciler
 E2E_TIMEOUT ?= 30m
 
-.PHONY: build test test-unit test-e2e test-faults testbed-up testbed-down demo bench lint fuzz clean
+.PHONY: build dist test test-unit test-e2e test-faults testbed-up testbed-down demo bench lint fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/reconciler
+
+# What we ship, into dist/: static binaries for linux/amd64 and arm64, a .deb
+# for each, the image reconciler:VERSION (built by the local docker, saved
+# as a tar) and SHA256SUMS. DIST_ARCHES, DIST_IMAGE=0, VERSION override.
+dist:
+	VERSION=$(VERSION) hack/dist
 
 # Everything: static checks, unit tests (race detector on), the testbed, then
 # the end-to-end suite against it. Fails if any part fails.
@@ -59,4 +68,4 @@ lint:
 	$(GO) vet -tags e2e ./test/e2e/...
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -27,6 +27,7 @@ type Testbed struct {
 	DockerHost       string
 	SystemBus        string
 	SystemdContainer string
+	SystemdImage     string // the image of SystemdContainer, for tests that start their own
 	AMQPURL          string
 	SupervisorSocket string
 	SupervisorConfD  string
@@ -121,6 +122,7 @@ func loadTestbed() (Testbed, error) {
 		DockerHost:       get("DOCKER_HOST"),
 		SystemBus:        get("DBUS_SYSTEM_BUS_ADDRESS"),
 		SystemdContainer: get("TESTBED_SYSTEMD_CONTAINER"),
+		SystemdImage:     get("TESTBED_SYSTEMD_IMAGE"),
 		AMQPURL:          get("TESTBED_AMQP_URL"),
 		SupervisorSocket: get("TESTBED_SUPERVISOR_SOCKET"),
 		SupervisorConfD:  get("TESTBED_SUPERVISOR_CONF_DIR"),

@@ -46,6 +46,18 @@ func (f *sourceFlags) register(fs *pflag.FlagSet) {
 	f.trust.register(fs)
 }
 
+// registerFetch adds the flags that say how to fetch from a git --source
+// (cache and credentials), for commands that read a repository but run no
+// pass (validate --source, diff).
+func (f *sourceFlags) registerFetch(fs *pflag.FlagSet) {
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "with --source: where fetched revisions are kept")
+	fs.StringVar(&f.tokenFile, "git-token-file", "", "https: file holding a token")
+	fs.StringVar(&f.basicAuth, "git-basic-auth-file", "", "https: file holding user:password")
+	fs.StringVar(&f.sshKey, "ssh-key-file", "", "ssh: private key file")
+	fs.StringVar(&f.knownHosts, "known-hosts-file", "", "ssh: known_hosts file (required for ssh)")
+	fs.DurationVar(&f.timeout, "git-timeout", source.DefaultTimeout, "timeout of each git network operation")
+}
+
 func (f *sourceFlags) open() (source.Source, error) {
 	if f.source == "" {
 		return nil, errors.New("--source is required (a git URL or a local folder)")

@@ -13,7 +13,6 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/desired"
-	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 )
 
@@ -93,12 +92,7 @@ under its Host, defaults filled in) as YAML.`,
 	cmd.Flags().StringVar(&sf.source, "source", "", "validate a git repository (URL) instead of local paths")
 	cmd.Flags().StringVar(&sf.ref, "ref", "", "with --source: branch, tag or commit (default: the remote's HEAD branch)")
 	cmd.Flags().StringVar(&sf.path, "path", "", "with --source: folder inside the repository")
-	cmd.Flags().StringVar(&sf.cacheDir, "cache-dir", "", "with --source: where fetched revisions are kept")
-	cmd.Flags().StringVar(&sf.tokenFile, "git-token-file", "", "https: file holding a token")
-	cmd.Flags().StringVar(&sf.basicAuth, "git-basic-auth-file", "", "https: file holding user:password")
-	cmd.Flags().StringVar(&sf.sshKey, "ssh-key-file", "", "ssh: private key file")
-	cmd.Flags().StringVar(&sf.knownHosts, "known-hosts-file", "", "ssh: known_hosts file (required for ssh)")
-	cmd.Flags().DurationVar(&sf.timeout, "git-timeout", source.DefaultTimeout, "timeout of each git network operation")
+	sf.registerFetch(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	sf.trust.register(cmd.Flags()) // with --source: refuse a commit not signed by an allowed key
 	return cmd

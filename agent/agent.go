@@ -34,7 +34,10 @@ type Config struct {
 	// Listen is the address of the HTTP endpoints ("" serves nothing).
 	Listen            string
 	WebhookSecretFile string
-	Log               *slog.Logger
+	// WebhookGitLabTokenFile holds the X-Gitlab-Token GitLab sends, when it
+	// is not the webhook secret itself.
+	WebhookGitLabTokenFile string
+	Log                    *slog.Logger
 	// FetchTimeout bounds one look at the source (default: Interval, at
 	// most 60s).
 	FetchTimeout time.Duration
@@ -258,6 +261,17 @@ func (a *Agent) goodID() string {
 		return ""
 	}
 	return shortRev(a.good.Revision.ID)
+}
+
+// goodRef is the full ref of the revision in force ("refs/heads/main"),
+// "" before the first one: the ref the webhook accepts pushes to.
+func (a *Agent) goodRef() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.good == nil {
+		return ""
+	}
+	return a.good.Revision.Ref
 }
 
 // loadState restores the revision in force from --state-dir. A corrupt file

@@ -70,9 +70,11 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /events", a.serveEvents)
 	mux.HandleFunc("GET /passes/{id}", a.servePass)
 	mux.Handle("/webhook", &webhook{
-		secretFile: a.cfg.WebhookSecretFile,
-		trigger:    a.Trigger,
-		onEvent:    func(msg string) { a.event(Event{Type: names.EventWebhook, Revision: a.goodID(), Message: msg}) },
+		secretFile:      a.cfg.WebhookSecretFile,
+		gitlabTokenFile: a.cfg.WebhookGitLabTokenFile,
+		followedRef:     a.goodRef,
+		trigger:         a.Trigger,
+		onEvent:         func(msg string) { a.event(Event{Type: names.EventWebhook, Revision: a.goodID(), Message: msg}) },
 	})
 	mux.HandleFunc("GET /{$}", a.servePage)
 	mux.HandleFunc("GET /static/names.js", namesScript)

@@ -1,9 +1,6 @@
 package agent
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -18,8 +15,14 @@ const maxWebhookBody = 1 << 20
 // webhook verifies a push notification and triggers a pass.
 type webhook struct {
 	secretFile string
-	trigger    func(reason string)
-	onEvent    func(msg string)
+	// gitlabTokenFile holds GitLab's X-Gitlab-Token when it differs from
+	// the HMAC secret ("": the same secret).
+	gitlabTokenFile string
+	// followedRef is the full ref the agent applies ("refs/heads/main"),
+	// "" while unknown; pushes to other refs are ignored.
+	followedRef func() string
+	trigger     func(reason string)
+	onEvent     func(msg string)
 
 	mu   sync.Mutex
 	seen map[string]struct{} // delivery ids already acted on
@@ -28,10 +31,13 @@ type webhook struct {
 
 const deliveryMemory = 1024
 
-// ServeHTTP answers POST /webhook: 202 when the body's HMAC-SHA256 (GitHub's
-// and Gitea's X-Hub-Signature-256: "sha256=<hex>") matches the secret, 401
-// for anything else. A delivery id seen before (X-GitHub-Delivery,
-// X-Gitea-Delivery, X-Gogs-Delivery) is a replay and is ignored.
+// ServeHTTP answers POST /webhook: 401 unless the delivery authenticates
+// (see authenticate: GitHub's and Gitea's signatures, GitLab's token, the
+// generic HMAC form). A delivery id seen before (X-GitHub-Delivery,
+// X-Gitea-Delivery, X-Gogs-Delivery, X-Gitlab-Event-UUID) is a replay and is
+// ignored. Only a push to the followed ref triggers a pass (202); any other
+// event or ref is answered 200 and recorded as ignored, so the forge does not
+// mark the hook as failing.
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -43,7 +49,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	if err := h.verify(r.Header.Get("X-Hub-Signature-256"), body); err != nil {
+	if err := h.verify(r.Header, body); err != nil {
 		h.note("webhook refused: " + err.Error())
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
@@ -52,6 +58,17 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.note("webhook delivery " + id + " replayed: ignored")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, "replayed delivery ignored\n")
+		return
+	}
+	d := classify(r.Header, body)
+	followed := ""
+	if h.followedRef != nil {
+		followed = h.followedRef()
+	}
+	if why := d.ignoreReason(followed); why != "" {
+		h.note("webhook delivery ignored: " + why)
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "ignored: "+why+"\n")
 		return
 	}
 	if h.trigger != nil {
@@ -68,7 +85,7 @@ func (h *webhook) note(msg string) {
 }
 
 func deliveryID(h http.Header) string {
-	for _, k := range []string{"X-GitHub-Delivery", "X-Gitea-Delivery", "X-Gogs-Delivery"} {
+	for _, k := range []string{"X-GitHub-Delivery", "X-Gitea-Delivery", "X-Gogs-Delivery", "X-Gitlab-Event-UUID"} {
 		if v := h.Get(k); v != "" {
 			return v
 		}
@@ -76,7 +93,7 @@ func deliveryID(h http.Header) string {
 	return ""
 }
 
-func (h *webhook) verify(sig string, body []byte) error {
+func (h *webhook) verify(hdr http.Header, body []byte) error {
 	if h.secretFile == "" {
 		return errors.New("no --webhook-secret-file configured")
 	}
@@ -88,20 +105,17 @@ func (h *webhook) verify(sig string, body []byte) error {
 	if len(key) == 0 {
 		return errors.New("webhook secret is empty")
 	}
-	hexSig, ok := strings.CutPrefix(sig, "sha256=")
-	if !ok {
-		return errors.New("missing or malformed X-Hub-Signature-256")
+	gitlabKey := key
+	if h.gitlabTokenFile != "" {
+		tok, err := os.ReadFile(h.gitlabTokenFile)
+		if err != nil {
+			return errors.New("GitLab webhook token unreadable")
+		}
+		if gitlabKey = []byte(strings.TrimSpace(string(tok))); len(gitlabKey) == 0 {
+			return errors.New("GitLab webhook token is empty")
+		}
 	}
-	got, err := hex.DecodeString(hexSig)
-	if err != nil {
-		return errors.New("malformed X-Hub-Signature-256")
-	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) { // constant time
-		return errors.New("signature mismatch")
-	}
-	return nil
+	return authenticate(hdr, body, key, gitlabKey)
 }
 
 // replayed remembers delivery ids and reports one seen before.

@@ -24,6 +24,7 @@ func newRunCommand() *cobra.Command {
 		interval            time.Duration
 		listen, stateDir    string
 		webhookSecret       string
+		gitlabToken         string
 		logFormat, logLevel string
 		monitorInterval     time.Duration
 	)
@@ -61,8 +62,19 @@ Turning verification on does not re-judge the revision already in force.
 
 Endpoints on --listen (loopback by default; a non-loopback address needs
 --webhook-secret-file): /healthz, /readyz, /metrics, /status, /events (SSE),
-POST /webhook (HMAC-SHA256 X-Hub-Signature-256 with the secret of
---webhook-secret-file; 401 otherwise), and / (a status page).
+POST /webhook, and / (a status page).
+
+POST /webhook authenticates a delivery with the secret of
+--webhook-secret-file (401 otherwise): GitHub's X-Hub-Signature-256
+("sha256=<hex>" HMAC-SHA256 of the body), Gitea's X-Gitea-Signature (bare
+hex) or the same header, GitLab's X-Gitlab-Token (the secret itself, or the
+one in --webhook-gitlab-token-file; compared in constant time), or the
+generic form X-Signature-256: sha256=<hex> with an optional
+X-Reconciler-Event (default push) and a body {"ref": "refs/heads/..."}. Only a
+push to the ref of the revision in force triggers a pass (202); other events
+(ping, pull requests, tags) and pushes to other refs are answered 200 and
+recorded as "webhook" events saying why they were ignored. A delivery id seen
+before is a replay: 200, ignored.
 
 Every --monitor-interval (apart from passes; 0 turns it off) the agent reads
 the resource figures of every declared service: RSS, VMS, CPU seconds,
@@ -110,7 +122,7 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 			}
 			a, err := agent.New(agent.Config{
 				Source: src, Host: host, Engine: eng, StateDir: stateDir, Interval: interval,
-				Listen: listen, WebhookSecretFile: webhookSecret, Log: logger,
+				Listen: listen, WebhookSecretFile: webhookSecret, WebhookGitLabTokenFile: gitlabToken, Log: logger,
 				Autoscaler: autoscale.New(reader),
 				Monitor:    mon, MonitorInterval: monitorInterval,
 				Trust: pol,
@@ -136,6 +148,7 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9440", "address of the HTTP endpoints (empty: none)")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "/var/lib/reconciler", "where the revision in force and the source cache are kept")
 	cmd.Flags().StringVar(&webhookSecret, "webhook-secret-file", "", "file holding the webhook's HMAC secret (without it, /webhook answers 401)")
+	cmd.Flags().StringVar(&gitlabToken, "webhook-gitlab-token-file", "", "file holding the X-Gitlab-Token GitLab sends (default: the webhook secret)")
 	cmd.Flags().DurationVar(&monitorInterval, "monitor-interval", agent.DefaultMonitorInterval, "collect the services' resource figures at most this often (0: never)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -21,6 +21,7 @@ import (
 	"reconciler.dev/reconciler/desired"
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
+	"reconciler.dev/reconciler/forge"
 )
 
 // Config is what `reconciler run` hands the agent.
@@ -54,6 +55,12 @@ type Config struct {
 	// "resources" events on /events.
 	Monitor         *monitor.Collector
 	MonitorInterval time.Duration
+	// Forge, when set, receives a commit status (context reconciler/<host>)
+	// for every revision judged: pending while a pass applies it, success
+	// when converged and ready, failure with the reason. Run runs it.
+	Forge *forge.Reporter
+	// StatusURL is the target URL of those statuses (the agent's page).
+	StatusURL string
 }
 
 // Agent is a running reconciler.
@@ -174,6 +181,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if a.cfg.Monitor != nil {
 		go a.monitorLoop(ctx)
+	}
+	if a.cfg.Forge != nil {
+		go a.cfg.Forge.Run(ctx)
 	}
 	a.log.Info("agent started", "pass", "-", "revision", a.goodID(), "host", a.cfg.Host,
 		"source", a.cfg.Source.String(), "interval", a.cfg.Interval.String(), "listen", a.cfg.Listen)
@@ -337,6 +347,8 @@ type passRun struct {
 	log     *slog.Logger
 	rev     string
 	summary PassSummary
+	// statusNote is the commit status description of a failed pass.
+	statusNote string
 }
 
 type passKey struct{}
@@ -414,6 +426,9 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 		}
 		a.mu.Unlock()
 	}
+	if enforce > 0 {
+		a.postStatus(good.Revision.ID, forge.StatePending, fmt.Sprintf("applying %d change(s) in %d stage(s)", enforce, len(plan.Stages)))
+	}
 	a.status.update(func(s *Status) { s.Phase = "applying" })
 	res := eng.Apply(ctx, plan)
 	fp.applied(res)
@@ -437,6 +452,7 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 		return ctx.Err()
 	case res.Err() != nil:
 		p.summary.Result, p.summary.Error = names.ResultFailed, res.Err().Error()
+		p.statusNote = failureDescription(plan, res)
 		return res.Err()
 	case !res.Converged():
 		p.summary.Result, p.summary.Error = names.ResultFailed, "declared objects are missing"

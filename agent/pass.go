@@ -14,6 +14,7 @@ import (
 	"reconciler.dev/reconciler/desired"
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
+	"reconciler.dev/reconciler/forge"
 )
 
 // fetch looks the source up and, when it moved to a revision not judged yet,
@@ -167,6 +168,7 @@ func (a *Agent) refuse(p *passRun, id, message string, err error, now time.Time)
 	a.metrics.failedRevision.Reset()
 	a.metrics.failedRevision.WithLabelValues(id, reason).Set(1)
 	a.event(Event{Pass: p.id, Revision: shortRev(id), Type: names.EventRevisionRefused, Message: err.Error()})
+	a.postStatus(id, forge.StateFailure, refusedDescription(err))
 	p.base.Error("revision refused; the revision in force stays", "revision", a.goodID(), "refused", shortRev(id), "err", err)
 }
 
@@ -375,6 +377,7 @@ func (a *Agent) finish(p *passRun, err error) {
 		setCondition(s, conv, end)
 	})
 	a.event(Event{Time: end, Pass: p.id, Revision: p.rev, Type: names.EventPassFinished, Message: res})
+	a.passStatus(p)
 	attrs := []any{"trigger", p.trigger, "result", res, "took", end.Sub(p.start).Round(time.Millisecond).String(), "actions", len(p.summary.Actions)}
 	if ok {
 		if len(p.summary.Actions) > 0 {

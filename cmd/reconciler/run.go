@@ -25,6 +25,7 @@ func newRunCommand() *cobra.Command {
 		listen, stateDir    string
 		webhookSecret       string
 		gitlabToken         string
+		ff                  forgeFlags
 		logFormat, logLevel string
 		monitorInterval     time.Duration
 	)
@@ -76,6 +77,17 @@ push to the ref of the revision in force triggers a pass (202); other events
 recorded as "webhook" events saying why they were ignored. A delivery id seen
 before is a replay: 200, ignored.
 
+With --forge-api, --forge-repo and --forge-token-file the agent posts a commit
+status with context reconciler/<host> (GitHub's and Gitea's API: POST
+{api}/repos/{owner}/{name}/statuses/{sha}) for each revision it judges:
+pending while a pass applies changes, success when the pass converged and
+every object is ready, failure with the reason (a refused revision: its
+first file:line:col error; a failed pass: the failing stage and object). The
+target URL is --forge-status-url when given. Statuses are posted from their
+own goroutine, an unchanged one is not posted again, posts are spaced by
+--forge-min-interval, and a forge that is down is retried with backoff and
+logged: it never delays or fails a pass.
+
 Every --monitor-interval (apart from passes; 0 turns it off) the agent reads
 the resource figures of every declared service: RSS, VMS, CPU seconds,
 processes, threads, open descriptors and established TCP connections of
@@ -120,12 +132,17 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 			if monitorInterval > 0 {
 				mon = newMonitor(eng)
 			}
+			rep, err := ff.reporter(logger)
+			if err != nil {
+				return err
+			}
 			a, err := agent.New(agent.Config{
 				Source: src, Host: host, Engine: eng, StateDir: stateDir, Interval: interval,
 				Listen: listen, WebhookSecretFile: webhookSecret, WebhookGitLabTokenFile: gitlabToken, Log: logger,
 				Autoscaler: autoscale.New(reader),
 				Monitor:    mon, MonitorInterval: monitorInterval,
 				Trust: pol,
+				Forge: rep, StatusURL: ff.statusURL,
 			})
 			if err != nil {
 				return err
@@ -149,6 +166,7 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 	cmd.Flags().StringVar(&stateDir, "state-dir", "/var/lib/reconciler", "where the revision in force and the source cache are kept")
 	cmd.Flags().StringVar(&webhookSecret, "webhook-secret-file", "", "file holding the webhook's HMAC secret (without it, /webhook answers 401)")
 	cmd.Flags().StringVar(&gitlabToken, "webhook-gitlab-token-file", "", "file holding the X-Gitlab-Token GitLab sends (default: the webhook secret)")
+	ff.register(cmd.Flags())
 	cmd.Flags().DurationVar(&monitorInterval, "monitor-interval", agent.DefaultMonitorInterval, "collect the services' resource figures at most this often (0: never)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -38,6 +38,9 @@ type Testbed struct {
 	GitHTTPURL       string
 	WorkerBin        string
 	Label            string
+	GiteaURL         string // http://127.0.0.1:3300
+	GiteaUser        string // its admin
+	GiteaTokenFile   string // an API token of the admin
 }
 
 var (
@@ -133,6 +136,9 @@ func loadTestbed() (Testbed, error) {
 		GitHTTPURL:       get("TESTBED_GIT_HTTP_URL"),
 		WorkerBin:        get("TESTBED_WORKER_BIN"),
 		Label:            get("TESTBED_LABEL"),
+		GiteaURL:         get("TESTBED_GITEA_URL"),
+		GiteaUser:        get("TESTBED_GITEA_USER"),
+		GiteaTokenFile:   get("TESTBED_GITEA_TOKEN_FILE"),
 	}
 	// Libraries under test read these from the environment, as in production.
 	os.Setenv("DOCKER_HOST", tb.DockerHost)

@@ -123,14 +123,16 @@ func classify(hdr http.Header, body []byte) delivery {
 
 // ignoreReason says why a verified delivery triggers no pass, or "" when
 // it should trigger one. followed is the full ref the agent applies
-// ("refs/heads/main"); empty (nothing fetched yet) accepts any push, as
-// does a push whose body names no ref. A short ref in a generic body
-// ("main") is read as a branch.
+// ("refs/heads/main"). Any push is accepted while it cannot be compared:
+// nothing fetched yet (""), a remote HEAD or a pinned commit (not under
+// refs/), or a body naming no ref; an extra pass is harmless, a missed one
+// waits for the poll. A short ref in a generic body ("main") is read as a
+// branch.
 func (d delivery) ignoreReason(followed string) string {
 	if !d.Push {
 		return fmt.Sprintf("%s event %q is not a push", d.Forge, d.Event)
 	}
-	if followed == "" || d.Ref == "" {
+	if !strings.HasPrefix(followed, "refs/") || d.Ref == "" {
 		return ""
 	}
 	ref := d.Ref

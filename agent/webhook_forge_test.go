@@ -129,3 +129,15 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+func TestIgnoreReasonWhenTheRefCannotBeCompared(t *testing.T) {
+	push := delivery{Forge: ForgeGitHub, Event: "push", Push: true, Ref: "refs/heads/feature"}
+	for _, followed := range []string{"", "HEAD", "0123456789abcdef0123456789abcdef01234567"} {
+		if why := push.ignoreReason(followed); why != "" {
+			t.Errorf("following %q: a push was ignored (%s)", followed, why)
+		}
+	}
+	if push.ignoreReason("refs/tags/v1") == "" {
+		t.Error("following a tag: a push to a branch triggered a pass")
+	}
+}

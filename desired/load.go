@@ -22,6 +22,8 @@ type Repo struct {
 	// budget bounds what parsing and validating the whole repo may cost
 	// (v1.Limits); nil until first used, then DefaultLimits.
 	budget *v1.Budget
+	// dropped counts errors other repos merged into this one did not keep.
+	dropped int
 }
 
 // b is the repo's budget, started with the defaults if none was given.
@@ -88,7 +90,12 @@ func LoadLimited(fsys fs.FS, display string, lim v1.Limits) (*Repo, error) {
 
 // LoadFiles reads the named files, in the order given, into one Repo.
 func LoadFiles(names []string, read func(string) ([]byte, error)) (*Repo, error) {
-	r := &Repo{}
+	return LoadFilesLimited(names, read, v1.Limits{})
+}
+
+// LoadFilesLimited is LoadFiles within lim (see LoadLimited).
+func LoadFilesLimited(names []string, read func(string) ([]byte, error), lim v1.Limits) (*Repo, error) {
+	r := &Repo{budget: v1.NewBudget(lim)}
 	for _, n := range names {
 		if r.Over() != nil {
 			break
@@ -110,6 +117,10 @@ func (r *Repo) Merge(o *Repo) {
 	r.Errors = append(r.Errors, o.Errors...)
 	if over := o.Over(); over != nil {
 		r.Errors = append(r.Errors, over)
+	}
+	r.dropped += o.dropped
+	if o.budget != nil {
+		r.dropped += o.budget.Dropped()
 	}
 	r.Files += o.Files
 }
@@ -142,7 +153,7 @@ func (r *Repo) add(name string, data []byte) {
 // whatever its position, since it is why the rest is incomplete.
 func (r *Repo) finish(errs v1.ErrorList) v1.ErrorList {
 	b := r.b()
-	out := errs.Sorted().Capped(b.Limits().MaxErrors, b.Dropped())
+	out := errs.Sorted().Capped(b.Limits().MaxErrors, b.Dropped()+r.dropped)
 	if over := b.Over(); over != nil {
 		out = append(v1.ErrorList{over}, out...)
 	}
@@ -286,7 +297,7 @@ func (r *Repo) Validate() v1.ErrorList {
 	b := r.b()
 	if b.Over() == nil {
 		for _, h := range r.Hosts() {
-			if b.TimeUp(v1.Pos{}) {
+			if b.TimeUp(v1.Pos{File: r.Docs[0].Pos.File}) {
 				break
 			}
 			_, e := r.effective(h)

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 	k8syaml "sigs.k8s.io/yaml"
@@ -517,9 +518,23 @@ func (w *walker) dropDuplicateKeys(n *yaml.Node, p path) {
 	})
 }
 
+// fieldCache holds jsonFields per type: a revision of 10,000 services
+// asks for the same few types 10,000 times each.
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.StructField
+
 // jsonFields maps the JSON names of a struct's fields, flattening inline
-// embedded structs the way encoding/json does.
+// embedded structs the way encoding/json does. The map is shared: read it
+// only.
 func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]reflect.StructField)
+	}
+	m := buildJSONFields(t)
+	fieldCache.Store(t, m)
+	return m
+}
+
+func buildJSONFields(t reflect.Type) map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)

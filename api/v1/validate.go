@@ -581,4 +581,3 @@ func shortestCycle(start, c int, comp []int, succ func(int) []int) []int {
 	}
 	return []int{start} // not reached: a component of two or more has a cycle through each member
 }
-

@@ -113,7 +113,7 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 				Listen: listen, WebhookSecretFile: webhookSecret, Log: logger,
 				Autoscaler: autoscale.New(reader),
 				Monitor:    mon, MonitorInterval: monitorInterval,
-				Trust: pol,
+				Trust: pol, Limits: sf.limits.parse,
 			})
 			if err != nil {
 				return err

@@ -171,7 +171,7 @@ type FolderError struct {
 	Why  string
 }
 
-func (e *FolderError) Error() string         { return e.File + ": " + e.Why }
+func (e *FolderError) Error() string        { return e.File + ": " + e.Why }
 func (e *FolderError) Is(target error) bool { return target == ErrConfined }
 
 // errDangling: a link to nothing, which a walk leaves out.

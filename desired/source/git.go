@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -79,7 +80,12 @@ func (s *gitSource) Last(ctx context.Context) (Artifact, error) {
 	return a, nil
 }
 
-func (s *gitSource) Fetch(ctx context.Context) (Artifact, bool, error) {
+func (s *gitSource) Fetch(ctx context.Context) (a Artifact, changed bool, err error) {
+	start, reads := time.Now(), blobReads.Load()
+	defer func() {
+		slog.Debug("source fetched", "source", s.loc.redacted, "revision", a.Revision.ID, "changed", changed,
+			"blobs_read", blobReads.Load()-reads, "took", time.Since(start), "err", err)
+	}()
 	if err := ctx.Err(); err != nil {
 		return Artifact{}, false, s.errorf("%w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -283,6 +284,7 @@ func fillTree(sto storer.EncodedObjectStorer, n *node, th plumbing.Hash, dir str
 			if err := b.charge(sto, e.Hash, p); err != nil {
 				return err
 			}
+			blobReads.Add(1)
 			o, err := readVerifiedMax(sto, e.Hash, b.lim.MaxFileBytes)
 			if err != nil {
 				return err
@@ -333,6 +335,11 @@ func (b *treeBudget) add(p string, size int64) error {
 	return nil
 }
 
+// blobReads counts blobs read from object stores by this process (tree
+// verification and file reads): what a Fetch costs in blob work, in its
+// debug log line and in tests.
+var blobReads atomic.Int64
+
 // blobReader serialises reads: go-git's filesystem storage is not safe for
 // concurrent use, an Artifact's FS is.
 type blobReader struct {
@@ -344,6 +351,7 @@ type blobReader struct {
 func (r *blobReader) read(h plumbing.Hash) (data []byte, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	blobReads.Add(1)
 	err = safely(func() error {
 		o, err := readVerifiedMax(r.sto, h, r.limit)
 		if err != nil {

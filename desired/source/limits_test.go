@@ -135,7 +135,7 @@ func TestFolderConfined(t *testing.T) {
 		{"fifo", func(d string) { syscall.Mkfifo(filepath.Join(d, "p.yaml"), 0o644) }, ErrConfined, ""},
 		{"revision bytes", func(d string) {
 			for i := range 3 {
-				os.WriteFile(filepath.Join(d, fmt.Sprintf("f%d.yaml", i)), []byte(strings.Repeat("a", 6<<20)), 0o644)
+				os.WriteFile(filepath.Join(d, fmt.Sprintf("f%d.yaml", i)), []byte(strings.Repeat("a", 6<<10)), 0o644)
 			}
 		}, ErrLimit, BoundRevisionBytes},
 	}
@@ -144,13 +144,13 @@ func TestFolderConfined(t *testing.T) {
 			dir := t.TempDir()
 			os.WriteFile(filepath.Join(dir, "fp-01.yaml"), []byte(hostDoc), 0o644)
 			c.setup(dir)
-			s := mustOpen(t, Options{URL: dir, Limits: Limits{MaxRevisionBytes: 16 << 20}})
+			s := mustOpen(t, Options{URL: dir, Limits: Limits{MaxRevisionBytes: 16 << 10}})
 			done := make(chan error, 1)
 			go func() { _, _, err := s.Fetch(ctxT(t)); done <- err }()
 			var err error
 			select {
 			case err = <-done:
-			case <-time.After(5 * time.Second):
+			case <-time.After(30 * time.Second):
 				t.Fatal("Fetch blocked (a FIFO opened for reading?)")
 			}
 			if !errors.Is(err, c.is) {

@@ -213,6 +213,12 @@ func (s *gitSource) fetchTarget(ctx context.Context, sess *session, t target, ha
 		// every branch and tag in full and look for it there.
 		err = s.fetchAll(fctx, sess, sto)
 	}
+	var le *LimitError
+	if errors.As(err, &le) && le.Bound == BoundFileBytes && le.Commit == "" && !t.commit.IsZero() {
+		// An object of the pack over the bound: a verdict on the commit
+		// it came with, not a fault of the server.
+		le.Commit = t.commit.String()
+	}
 	if err != nil {
 		if t.pinned && errors.Is(err, plumbing.ErrObjectNotFound) {
 			return state{}, Artifact{}, fmt.Errorf("commit %s is not on the remote: %w", t.object, err)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -354,7 +353,7 @@ func (r *netRemote) fetchV2(ctx context.Context, dst *filesystem.Storage, req fe
 	if err := updateShallow(dst, shallow, unshallow); err != nil {
 		return fmt.Errorf("record shallow commits: %w", err)
 	}
-	if err := packfile.UpdateObjectStorage(dst, sideband.NewDemuxer(sideband.Sideband64k, br)); err != nil {
+	if err := storePack(dst, sideband.NewDemuxer(sideband.Sideband64k, br), r.opts.Limits); err != nil {
 		if errors.Is(err, ErrLimit) {
 			return err
 		}

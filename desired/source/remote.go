@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
@@ -256,7 +255,7 @@ func (s *netSession) fetch(ctx context.Context, dst *filesystem.Storage, req fet
 	case up.Capabilities.Supports(capability.Sideband):
 		r = sideband.NewDemuxer(sideband.Sideband, resp)
 	}
-	if err := packfile.UpdateObjectStorage(dst, r); err != nil {
+	if err := storePack(dst, r, s.lim); err != nil {
 		if req.unadvertised && ctx.Err() == nil {
 			return fmt.Errorf("%w: %w", errBareHashRefused, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/api/names"
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/engine"
@@ -49,6 +50,9 @@ type Config struct {
 	// signatures, and that it descends from the revision in force
 	// (anti-rollback). Nil checks nothing.
 	Trust *trust.Policy
+	// Limits bound parsing and validating a revision (zero fields: the
+	// defaults); the source's own Options.Limits bound reading it.
+	Limits v1.Limits
 	// Monitor, when set, collects the resource figures of the declared
 	// services at most every MonitorInterval (default 30s), apart from
 	// passes: /status objects[].resources, reconciler_service_* metrics and
@@ -113,7 +117,7 @@ func New(cfg Config) (*Agent, error) {
 		metrics:  newMetrics(),
 		trigger:  make(chan string, 1),
 		failures: failure.New(),
-		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout},
+		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout, Limits: cfg.Limits},
 	}
 	a.metrics.reg.MustRegister(resourceMetrics{a})
 	if as := cfg.Autoscaler; as != nil {

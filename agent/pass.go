@@ -159,6 +159,8 @@ func (a *Agent) refuse(p *passRun, id, message string, err error, now time.Time)
 		}
 	} else if errors.As(err, &tr) {
 		reason, fr.Commit, fr.Key = tr.Reason, tr.Commit, tr.Key
+	} else if errors.Is(err, source.ErrLimit) {
+		reason = "over-limit"
 	} else {
 		reason = "unreadable"
 	}

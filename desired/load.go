@@ -18,6 +18,28 @@ type Repo struct {
 	Docs   []*v1.Document
 	Errors v1.ErrorList
 	Files  int // YAML files read
+
+	// budget bounds what parsing and validating the whole repo may cost
+	// (v1.Limits); nil until first used, then DefaultLimits.
+	budget *v1.Budget
+	// dropped counts errors other repos merged into this one did not keep.
+	dropped int
+}
+
+// b is the repo's budget, started with the defaults if none was given.
+func (r *Repo) b() *v1.Budget {
+	if r.budget == nil {
+		r.budget = v1.NewBudget(v1.Limits{})
+	}
+	return r.budget
+}
+
+// Over is the bound that stopped loading or validating, or nil.
+func (r *Repo) Over() *v1.Error {
+	if r.budget == nil {
+		return nil
+	}
+	return r.budget.Over()
 }
 
 // Load reads every *.yaml and *.yml file below the root of fsys, recursively
@@ -26,6 +48,12 @@ type Repo struct {
 // user named the folder: "examples/factory-proxy/hosts/fp-01.yaml:3:5". The
 // error is for I/O only; what the files say is judged in Repo.Errors.
 func Load(fsys fs.FS, display string) (*Repo, error) {
+	return LoadLimited(fsys, display, v1.Limits{})
+}
+
+// LoadLimited is Load within lim: past a bound it stops reading, and the
+// repo's errors say which bound (Over), so the revision is refused.
+func LoadLimited(fsys fs.FS, display string, lim v1.Limits) (*Repo, error) {
 	var files []string
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -46,8 +74,11 @@ func Load(fsys fs.FS, display string) (*Repo, error) {
 		return nil, fmt.Errorf("reading %s: %w", display, err)
 	}
 	sort.Strings(files)
-	r := &Repo{Files: len(files)}
+	r := &Repo{Files: len(files), budget: v1.NewBudget(lim)}
 	for _, f := range files {
+		if r.Over() != nil {
+			break
+		}
 		data, err := fs.ReadFile(fsys, f)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", joinDisplay(display, f), err)
@@ -59,8 +90,16 @@ func Load(fsys fs.FS, display string) (*Repo, error) {
 
 // LoadFiles reads the named files, in the order given, into one Repo.
 func LoadFiles(names []string, read func(string) ([]byte, error)) (*Repo, error) {
-	r := &Repo{}
+	return LoadFilesLimited(names, read, v1.Limits{})
+}
+
+// LoadFilesLimited is LoadFiles within lim (see LoadLimited).
+func LoadFilesLimited(names []string, read func(string) ([]byte, error), lim v1.Limits) (*Repo, error) {
+	r := &Repo{budget: v1.NewBudget(lim)}
 	for _, n := range names {
+		if r.Over() != nil {
+			break
+		}
 		data, err := read(n)
 		if err != nil {
 			return nil, err
@@ -72,9 +111,17 @@ func LoadFiles(names []string, read func(string) ([]byte, error)) (*Repo, error)
 }
 
 // Merge adds the documents and errors of another Repo (for `validate A B`).
+// A bound the other reached is kept as an error of r.
 func (r *Repo) Merge(o *Repo) {
 	r.Docs = append(r.Docs, o.Docs...)
 	r.Errors = append(r.Errors, o.Errors...)
+	if over := o.Over(); over != nil {
+		r.Errors = append(r.Errors, over)
+	}
+	r.dropped += o.dropped
+	if o.budget != nil {
+		r.dropped += o.budget.Dropped()
+	}
 	r.Files += o.Files
 }
 
@@ -82,18 +129,35 @@ func (r *Repo) Merge(o *Repo) {
 // error. One broken file refuses the whole revision, because the broken part
 // may be exactly what would have changed this host (a Defaults that no longer
 // parses must not silently stop applying).
-func (r *Repo) Valid() bool { return len(r.Errors) == 0 }
+func (r *Repo) Valid() bool { return len(r.Errors) == 0 && r.Over() == nil }
 
 func (r *Repo) add(name string, data []byte) {
-	docs, errs := v1.ParseFile(name, data)
+	b := r.b()
+	docs, errs := v1.ParseFileBudget(name, data, b)
 	r.Errors = append(r.Errors, errs...)
 	for _, d := range docs {
+		s := d.Spec()
+		if !b.Objects(d.Pos, len(s.Services)+len(s.Units)) {
+			break
+		}
 		if errs := v1.ValidateDocument(d); len(errs) > 0 {
-			r.Errors = append(r.Errors, errs...)
+			r.Errors = append(r.Errors, b.Keep(errs)...)
 			d.Invalid = true
 		}
 		r.Docs = append(r.Docs, d)
 	}
+}
+
+// finish sorts errs and caps them at the budget's MaxErrors ("and N more"
+// for the rest); the bound that stopped the work, if one did, comes first
+// whatever its position, since it is why the rest is incomplete.
+func (r *Repo) finish(errs v1.ErrorList) v1.ErrorList {
+	b := r.b()
+	out := errs.Sorted().Capped(b.Limits().MaxErrors, b.Dropped()+r.dropped)
+	if over := b.Over(); over != nil {
+		out = append(v1.ErrorList{over}, out...)
+	}
+	return out
 }
 
 func joinDisplay(display, p string) string {
@@ -131,6 +195,14 @@ type Effective struct {
 // typo in --host must not converge a host to "nothing declared"), when two
 // Host documents claim the host, or when the merged state is invalid.
 func (r *Repo) Effective(host string) (*Effective, v1.ErrorList) {
+	eff, errs := r.effective(host)
+	if len(errs) > 0 || r.Over() != nil {
+		return nil, r.finish(errs)
+	}
+	return eff, nil
+}
+
+func (r *Repo) effective(host string) (*Effective, v1.ErrorList) {
 	var hostDoc *v1.Document
 	var errs v1.ErrorList
 	for _, d := range r.Docs {
@@ -172,7 +244,7 @@ func (r *Repo) Effective(host string) (*Effective, v1.ErrorList) {
 	v1.SetDefaults(&eff.Spec)
 	errs = append(errs, v1.ValidateEffective(&eff.Spec, eff.Origins.Locate, partial)...)
 	if len(errs) > 0 {
-		return nil, errs.Sorted()
+		return nil, errs
 	}
 	return eff, nil
 }
@@ -218,13 +290,21 @@ func Selects(d *v1.Defaults, host string, labels map[string]string) bool {
 
 // Validate checks the whole repo: every document (already done by Load),
 // no host declared twice, and the merged state of every declared host.
+// A repo that hit a bound while loading is not merged: what was read of it
+// is incomplete, and the bound is the error that matters.
 func (r *Repo) Validate() v1.ErrorList {
 	errs := append(v1.ErrorList(nil), r.Errors...)
-	for _, h := range r.Hosts() {
-		_, e := r.Effective(h)
-		errs = append(errs, e...)
+	b := r.b()
+	if b.Over() == nil {
+		for _, h := range r.Hosts() {
+			if b.TimeUp(v1.Pos{File: r.Docs[0].Pos.File}) {
+				break
+			}
+			_, e := r.effective(h)
+			errs = append(errs, b.Keep(e)...)
+		}
 	}
-	return errs.Sorted()
+	return r.finish(errs)
 }
 
 // Summary counts what the repo declares: hosts, and the services and units

@@ -2,8 +2,10 @@ package desired
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 )
@@ -30,6 +32,9 @@ type Resolver struct {
 	Trust *trust.Policy
 	// Timeout bounds the fetch and, apart, the trust check (0: ctx only).
 	Timeout time.Duration
+	// Limits bound parsing and validating (zero fields: the defaults); the
+	// source's own Options.Limits bound reading.
+	Limits v1.Limits
 }
 
 // Resolution is what Resolve got as far as it went.
@@ -77,6 +82,17 @@ func (r *Resolver) Resolve(ctx context.Context, o ResolveOptions) (*Resolution, 
 	fctx, cancel := r.bounded(ctx)
 	art, changed, err := r.Source.Fetch(fctx)
 	cancel()
+	if id := RefusedAtFetch(err); id != "" {
+		// Refused from what the source could see before reading its
+		// files (the commit object's signature, a file's size): a verdict
+		// on that revision, not a failing source.
+		res.Artifact.Revision.ID = id
+		if o.Fetched != nil && !o.Fetched(res.Artifact) {
+			return res, nil
+		}
+		res.Judged = trust.IsRefusal(err)
+		return res, err
+	}
 	if err != nil {
 		return res, &FetchError{Err: err}
 	}
@@ -99,13 +115,28 @@ func (r *Resolver) Resolve(ctx context.Context, o ResolveOptions) (*Resolution, 
 	if r.Host == "" {
 		return res, nil
 	}
-	snap, err := FromArtifact(art, r.Host)
+	snap, err := FromArtifactLimited(art, r.Host, r.Limits)
 	if err != nil {
 		return res, err
 	}
 	snap.Changed = changed
 	res.Snapshot = snap
 	return res, nil
+}
+
+// RefusedAtFetch is the commit a Fetch error refuses (a *trust.Refusal
+// from the source's CommitCheck, a *source.LimitError on a commit's
+// content), or "" when the error is not a verdict on a commit.
+func RefusedAtFetch(err error) string {
+	var le *source.LimitError
+	if errors.As(err, &le) && le.Commit != "" {
+		return le.Commit
+	}
+	var tr *trust.Refusal
+	if errors.As(err, &tr) && tr.Commit != "" {
+		return tr.Commit
+	}
+	return ""
 }
 
 func (r *Resolver) bounded(ctx context.Context) (context.Context, context.CancelFunc) {

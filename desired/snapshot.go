@@ -26,7 +26,7 @@ type InvalidError struct {
 }
 
 func (e *InvalidError) Error() string {
-	return fmt.Sprintf("revision %s is invalid (%d error(s)):\n%s", short(e.Revision.ID), len(e.Errors), e.Errors.Error())
+	return fmt.Sprintf("revision %s is invalid (%d error(s)):\n%s", short(e.Revision.ID), e.Errors.Total(), e.Errors.Error())
 }
 
 func short(id string) string {
@@ -36,9 +36,16 @@ func short(id string) string {
 	return id
 }
 
-// FromArtifact loads, validates and merges one fetched revision for host.
+// FromArtifact loads, validates and merges one fetched revision for host,
+// within the default limits.
 func FromArtifact(art source.Artifact, host string) (*Snapshot, error) {
-	repo, err := Load(art.FS, "")
+	return FromArtifactLimited(art, host, v1.Limits{})
+}
+
+// FromArtifactLimited is FromArtifact within lim: a revision over a bound
+// is an InvalidError whose first error names the bound.
+func FromArtifactLimited(art source.Artifact, host string, lim v1.Limits) (*Snapshot, error) {
+	repo, err := LoadLimited(art.FS, "", lim)
 	if err != nil {
 		return nil, fmt.Errorf("revision %s: %w", short(art.Revision.ID), err)
 	}

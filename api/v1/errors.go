@@ -25,6 +25,9 @@ type Error struct {
 	Pos  Pos    `json:"pos"`
 	Path string `json:"path,omitempty"` // the field, e.g. spec.services[factory-proxy].replicas
 	Msg  string `json:"message"`
+
+	more  bool // the "and N more" entry of a capped list: it sorts last
+	count int  // how many it stands for
 }
 
 func (e *Error) Error() string {
@@ -62,6 +65,9 @@ func (l ErrorList) Sorted() ErrorList {
 	out := append(ErrorList(nil), l...)
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
+		if a.more != b.more {
+			return b.more
+		}
 		if a.Pos.File != b.Pos.File {
 			return a.Pos.File < b.Pos.File
 		}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 	k8syaml "sigs.k8s.io/yaml"
@@ -73,35 +74,71 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // file:line:col. It returns every document it could make sense of (those
 // with errors marked Invalid, the offending fields left out) and every error
 // it found. A YAML syntax error ends the file, since nothing after it can be
-// read reliably.
+// read reliably. The file is bounded by DefaultLimits on its own; a
+// revision's files share one Budget through ParseFileBudget.
 func ParseFile(name string, data []byte) ([]*Document, ErrorList) {
+	b := NewBudget(Limits{})
+	docs, errs := ParseFileBudget(name, data, b)
+	if o := b.Over(); o != nil {
+		errs = append(errs, o)
+	}
+	return docs, errs.Capped(b.Limits().MaxErrors, b.Dropped())
+}
+
+// ParseFileBudget is ParseFile charging b. It stops where a bound of b is
+// reached (b.Over says which; it is not in the list returned), and keeps
+// only the errors b allows (b.Dropped counts the others).
+func ParseFileBudget(name string, data []byte, b *Budget) ([]*Document, ErrorList) {
 	var docs []*Document
 	var all ErrorList
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for index := 0; ; index++ {
+		if b.TimeUp(Pos{File: name}) {
+			break
+		}
 		var root yaml.Node
 		err := dec.Decode(&root)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			all = append(all, syntaxError(name, data, err))
+			if b.keep() {
+				all = append(all, syntaxError(name, data, err, b))
+			}
 			break
 		}
 		if len(root.Content) == 0 {
 			continue // an empty document, e.g. a trailing "---"
 		}
-		doc, errs := parseDocument(name, index, root.Content[0])
+		if !b.document(Pos{name, root.Content[0].Line, root.Content[0].Column}) {
+			break
+		}
+		doc, errs := parseDocument(name, index, root.Content[0], b)
 		all = append(all, errs...)
 		if doc != nil {
 			doc.Invalid = len(errs) > 0
 			docs = append(docs, doc)
 		}
+		if b.Over() != nil {
+			break
+		}
 	}
 	return docs, all
 }
 
-func syntaxError(file string, data []byte, err error) *Error {
+// Keep returns the errors of l that b still has room for, counting the
+// others as dropped.
+func (b *Budget) Keep(l ErrorList) ErrorList {
+	var out ErrorList
+	for _, e := range l {
+		if b.keep() {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func syntaxError(file string, data []byte, err error, b *Budget) *Error {
 	msg := err.Error()
 	line := 1
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
@@ -110,52 +147,82 @@ func syntaxError(file string, data []byte, err error) *Error {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
-	line = syntaxErrorLine(data, line)
+	line = syntaxErrorLine(data, line, b)
 	col := 1
-	if lines := bytes.Split(data, []byte("\n")); line-1 < len(lines) {
-		col = len(lines[line-1]) - len(bytes.TrimLeft(lines[line-1], " \t")) + 1
+	if start, ok := lineStart(data, line); ok {
+		l := data[start:]
+		if i := bytes.IndexByte(l, '\n'); i >= 0 {
+			l = l[:i]
+		}
+		col = len(l) - len(bytes.TrimLeft(l, " \t")) + 1
 	}
 	return &Error{Pos: Pos{file, line, col}, Msg: "YAML syntax error: " + msg}
 }
 
+// lineStart is the offset where line (from 1) starts.
+func lineStart(data []byte, line int) (int, bool) {
+	off := 0
+	for i := 1; i < line; i++ {
+		j := bytes.IndexByte(data[off:], '\n')
+		if j < 0 {
+			return 0, false
+		}
+		off += j + 1
+	}
+	return off, true
+}
+
+// maxLocateBytes bounds what the syntax-error locator may re-parse in all:
+// a few times the size of an honest file. Past it, the parser's own line
+// stands.
+const maxLocateBytes = 16 << 20
+
 // syntaxErrorLine finds the line a YAML syntax error is on. The parser names
 // the line where the enclosing block started, which is often several lines
 // above the mistake; the first prefix of the file that no longer parses ends
-// at the mistake itself. Large files keep the parser's line.
-func syntaxErrorLine(data []byte, hint int) int {
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > 2000 || hint < 1 {
-		return max(hint, 1)
+// at the mistake itself. That prefix is found by bisection over the line
+// ends from the parser's line on (a prefix that fails stays failing as it
+// grows, near enough), so the cost is a few dozen parses at most, each
+// charged against maxLocateBytes and the revision's time bound, instead of
+// one parse per line.
+func syntaxErrorLine(data []byte, hint int, b *Budget) int {
+	if hint < 1 {
+		return 1
 	}
-	prefix := 0
-	for i, l := range lines {
-		prefix += len(l)
-		if i+1 < hint {
-			continue
+	var ends []int // ends[i]: offset just past line i+1
+	for off := 0; off < len(data); {
+		j := bytes.IndexByte(data[off:], '\n')
+		if j < 0 {
+			ends = append(ends, len(data))
+			break
 		}
-		if !parses(data[:prefix]) {
-			return i + 1
+		off += j + 1
+		ends = append(ends, off)
+	}
+	if hint > len(ends) {
+		return hint
+	}
+	// Invariant: the prefix up to line lo-1 parses (or lo is the hint),
+	// the prefix up to line hi does not (the whole file does not).
+	lo, hi := hint, len(ends)
+	spent := 0
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		prefix := data[:ends[mid-1]]
+		if spent += len(prefix); spent > maxLocateBytes || (b != nil && b.TimeUp(Pos{})) {
+			return hint
+		}
+		if parses(prefix) {
+			lo = mid + 1
+		} else {
+			hi = mid
 		}
 	}
-	return max(hint, 1)
+	return lo
 }
 
-func parses(data []byte) bool {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var n yaml.Node
-		err := dec.Decode(&n)
-		if errors.Is(err, io.EOF) {
-			return true
-		}
-		if err != nil {
-			return false
-		}
-	}
-}
-
-func parseDocument(file string, index int, n *yaml.Node) (*Document, ErrorList) {
-	w := &walker{file: file, positions: map[string]Pos{}}
+func parseDocument(file string, index int, n *yaml.Node, b *Budget) (*Document, ErrorList) {
+	w := &walker{file: file, positions: map[string]Pos{}, b: b}
 	start := w.pos(n)
 	w.positions[""] = start
 	if n.Kind != yaml.MappingNode {
@@ -215,17 +282,18 @@ type walker struct {
 	file      string
 	positions map[string]Pos
 	errs      ErrorList
-	visited   int // nodes walked, aliases counted each time they are followed
+	// b is charged for every node walked (aliases each time they are
+	// followed: they make a small text expand exponentially, "billion
+	// laughs") and every unknown key with what it holds.
+	b *Budget
 }
-
-// maxNodes bounds the work one document may cost. Aliases make a small text
-// expand exponentially ("billion laughs"); no honest host state comes close.
-const maxNodes = 200000
 
 func (w *walker) pos(n *yaml.Node) Pos { return Pos{w.file, n.Line, n.Column} }
 
 func (w *walker) errAt(pos Pos, p path, format string, args ...any) {
-	w.errs = append(w.errs, &Error{Pos: pos, Path: p.disp, Msg: fmt.Sprintf(format, args...)})
+	if w.b.keep() {
+		w.errs = append(w.errs, &Error{Pos: pos, Path: p.disp, Msg: fmt.Sprintf(format, args...)})
+	}
 }
 
 var (
@@ -242,10 +310,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, p path) bool {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
-	if w.visited++; w.visited > maxNodes {
-		if w.visited == maxNodes+1 {
-			w.errAt(w.pos(n), p, "document too large: more than %d values (after expanding aliases)", maxNodes)
-		}
+	if !w.b.node(w.pos(n), 1) {
 		return false
 	}
 	w.positions[p.idx] = w.pos(n)
@@ -355,6 +420,19 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, p path) bool {
 	}
 }
 
+// countNodes counts the nodes of n, aliases not followed, stopping once
+// past limit.
+func countNodes(n *yaml.Node, limit int) int {
+	c := 1
+	for _, ch := range n.Content {
+		if c > limit {
+			break
+		}
+		c += countNodes(ch, limit-c)
+	}
+	return c
+}
+
 // keepPairs keeps the key/value pairs of a mapping for which keep is true.
 func (w *walker) keepPairs(n *yaml.Node, keep func(k, v *yaml.Node) bool) {
 	kept := make([]*yaml.Node, 0, len(n.Content))
@@ -401,6 +479,10 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, p path) bool {
 		}
 		f, ok := fields[k.Value]
 		if !ok {
+			// What an unknown key holds costs what any value does.
+			if !w.b.node(w.pos(k), 1+countNodes(v, w.b.lim.MaxNodes)) {
+				return false
+			}
 			msg := fmt.Sprintf("unknown field %q", k.Value)
 			if s := suggest(k.Value, fields); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
@@ -436,9 +518,23 @@ func (w *walker) dropDuplicateKeys(n *yaml.Node, p path) {
 	})
 }
 
+// fieldCache holds jsonFields per type: a revision of 10,000 services
+// asks for the same few types 10,000 times each.
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.StructField
+
 // jsonFields maps the JSON names of a struct's fields, flattening inline
-// embedded structs the way encoding/json does.
+// embedded structs the way encoding/json does. The map is shared: read it
+// only.
 func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]reflect.StructField)
+	}
+	m := buildJSONFields(t)
+	fieldCache.Store(t, m)
+	return m
+}
+
+func buildJSONFields(t reflect.Type) map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -524,4 +620,18 @@ func describe(n *yaml.Node) string {
 		}
 	}
 	return "something else"
+}
+
+func parses(data []byte) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
 }

@@ -313,28 +313,43 @@ func ValidateEffective(s *HostSpec, loc func(idx string) Pos, partial bool) Erro
 		}
 	}
 	for _, cyc := range dependencyCycles(s.Services) {
-		i := cyc[0]
+		i := cyc.path[0]
 		e.add(sp.field("services").item(i, s.Services[i].Name).field("dependsOn"),
 			"dependency cycle: %s", cycleNames(s.Services, cyc))
 	}
 	// A standby that starts the service it stands in for, when it fails in
 	// turn, would keep both up for ever on one failure.
 	for _, cyc := range cycles(s.Services, failureStarts) {
-		i := cyc[0]
+		i := cyc.path[0]
 		e.add(sp.field("services").item(i, s.Services[i].Name).field("onFailure").field("start"),
 			"onFailure start cycle: %s", cycleNames(s.Services, cyc))
 	}
 	return e.list
 }
 
-// cycleNames writes a cycle of service indexes as "a -> b -> a".
-func cycleNames(svcs []Service, cyc []int) string {
-	names := make([]string, 0, len(cyc)+1)
-	for _, j := range cyc {
+// maxCycleNames bounds the names one cycle message lists: a ring of
+// 10,000 services is reported in a line, not in 100 kB.
+const maxCycleNames = 10
+
+// cycleNames writes a cycle of service indexes as "a -> b -> a", the middle
+// left out of a long one, and says how many services the strongly
+// connected component holds when that is more than the cycle shown.
+func cycleNames(svcs []Service, c cycle) string {
+	names := make([]string, 0, maxCycleNames+2)
+	for k, j := range c.path {
+		if len(c.path) > maxCycleNames && k == maxCycleNames-1 {
+			names = append(names, fmt.Sprintf("... (%d more)", len(c.path)-maxCycleNames))
+			names = append(names, svcs[c.path[len(c.path)-1]].Name)
+			break
+		}
 		names = append(names, svcs[j].Name)
 	}
-	names = append(names, svcs[cyc[0]].Name)
-	return strings.Join(names, " -> ")
+	names = append(names, svcs[c.path[0]].Name)
+	out := strings.Join(names, " -> ")
+	if c.component > len(c.path) {
+		out += fmt.Sprintf(" (one cycle of %d services that all depend on each other)", c.component)
+	}
+	return out
 }
 
 func failureStarts(s *Service) []string {
@@ -428,71 +443,141 @@ func validateServiceEffective(e *errs, svc *Service, p path) {
 	}
 }
 
-// dependencyCycles returns each dependsOn cycle once, as service indexes in
-// dependency order, starting from the earliest declared service in it.
-func dependencyCycles(svcs []Service) [][]int {
+// cycle is one cycle of service indexes, and the size of the strongly
+// connected component it was found in.
+type cycle struct {
+	path      []int
+	component int
+}
+
+// dependencyCycles returns one dependsOn cycle per strongly connected
+// component, starting from the earliest declared service in it.
+func dependencyCycles(svcs []Service) []cycle {
 	return cycles(svcs, func(s *Service) []string { return s.DependsOn })
 }
 
-// cycles returns each cycle of the edges between services once, as service
-// indexes in edge order, starting from the earliest declared service in it.
-func cycles(svcs []Service, edges func(*Service) []string) [][]int {
+// cycles returns one cycle per strongly connected component of the edges
+// between services (Tarjan's algorithm, iterative: linear in services and
+// edges, however they are wired): the shortest cycle through the
+// component's earliest declared service, in edge order. Reporting every
+// elementary cycle instead can mean exponentially many.
+func cycles(svcs []Service, edges func(*Service) []string) []cycle {
 	idx := map[string]int{}
 	for i, s := range svcs {
 		if _, dup := idx[s.Name]; !dup {
 			idx[s.Name] = i
 		}
 	}
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := make([]int, len(svcs))
-	var stack []int
-	var cycles [][]int
-	seen := map[string]bool{}
-	var visit func(i int)
-	visit = func(i int) {
-		color[i] = grey
-		stack = append(stack, i)
+	succ := func(i int) []int {
+		var out []int
 		for _, d := range edges(&svcs[i]) {
-			j, ok := idx[d]
-			if !ok || j == i {
+			if j, ok := idx[d]; ok && j != i {
+				out = append(out, j)
+			}
+		}
+		return out
+	}
+	n := len(svcs)
+	index := make([]int, n)
+	low := make([]int, n)
+	onStack := make([]bool, n)
+	comp := make([]int, n)
+	for i := range index {
+		index[i], comp[i] = -1, -1
+	}
+	var stack []int
+	next, ncomp := 0, 0
+	type frame struct {
+		v    int
+		succ []int
+		k    int
+	}
+	var comps [][]int
+	for root := 0; root < n; root++ {
+		if index[root] >= 0 {
+			continue
+		}
+		call := []frame{{v: root, succ: succ(root)}}
+		index[root], low[root] = next, next
+		next++
+		stack = append(stack, root)
+		onStack[root] = true
+		for len(call) > 0 {
+			f := &call[len(call)-1]
+			if f.k < len(f.succ) {
+				w := f.succ[f.k]
+				f.k++
+				if index[w] < 0 {
+					index[w], low[w] = next, next
+					next++
+					stack = append(stack, w)
+					onStack[w] = true
+					call = append(call, frame{v: w, succ: succ(w)})
+				} else if onStack[w] {
+					low[f.v] = min(low[f.v], index[w])
+				}
 				continue
 			}
-			switch color[j] {
-			case white:
-				visit(j)
-			case grey:
-				k := slices.Index(stack, j)
-				cyc := rotateToMin(append([]int(nil), stack[k:]...))
-				key := fmt.Sprint(cyc)
-				if !seen[key] {
-					seen[key] = true
-					cycles = append(cycles, cyc)
+			v := f.v
+			call = call[:len(call)-1]
+			if len(call) > 0 {
+				p := call[len(call)-1].v
+				low[p] = min(low[p], low[v])
+			}
+			if low[v] == index[v] {
+				var members []int
+				for {
+					w := stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+					onStack[w] = false
+					comp[w] = ncomp
+					members = append(members, w)
+					if w == v {
+						break
+					}
 				}
+				ncomp++
+				comps = append(comps, members)
 			}
 		}
-		stack = stack[:len(stack)-1]
-		color[i] = black
 	}
-	for i := range svcs {
-		if color[i] == white {
-			visit(i)
+	var out []cycle
+	for c, members := range comps {
+		if len(members) < 2 {
+			continue
 		}
+		start := slices.Min(members)
+		out = append(out, cycle{path: shortestCycle(start, c, comp, succ), component: len(members)})
 	}
-	return cycles
+	slices.SortFunc(out, func(a, b cycle) int { return a.path[0] - b.path[0] })
+	return out
 }
 
-// rotateToMin rotates a cycle so it starts at its smallest index, so the same
-// cycle found from different starts reads the same.
-func rotateToMin(c []int) []int {
-	m := 0
-	for i := range c {
-		if c[i] < c[m] {
-			m = i
+// shortestCycle finds, breadth first in edge order, the shortest path from
+// start back to itself inside component c.
+func shortestCycle(start, c int, comp []int, succ func(int) []int) []int {
+	prev := map[int]int{start: -1}
+	queue := []int{start}
+	for len(queue) > 0 {
+		v := queue[0]
+		queue = queue[1:]
+		for _, w := range succ(v) {
+			if comp[w] != c {
+				continue
+			}
+			if w == start {
+				path := []int{v}
+				for p := prev[v]; p >= 0; p = prev[p] {
+					path = append(path, p)
+				}
+				slices.Reverse(path)
+				return path
+			}
+			if _, seen := prev[w]; !seen {
+				prev[w] = v
+				queue = append(queue, w)
+			}
 		}
 	}
-	return append(c[m:], c[:m]...)
+	return []int{start} // not reached: a component of two or more has a cycle through each member
 }

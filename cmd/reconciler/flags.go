@@ -30,6 +30,7 @@ type sourceFlags struct {
 	sshKey, knownHosts      string
 	timeout                 time.Duration
 	trust                   trustFlags // trust.go
+	limits                  limitFlags // limits.go
 }
 
 func (f *sourceFlags) register(fs *pflag.FlagSet) {
@@ -44,6 +45,7 @@ func (f *sourceFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.knownHosts, "known-hosts-file", "", "ssh: known_hosts file the server's host key must be in (required for ssh)")
 	fs.DurationVar(&f.timeout, "git-timeout", source.DefaultTimeout, "timeout of each git network operation")
 	f.trust.register(fs)
+	f.limits.register(fs)
 }
 
 // registerFetch adds the flags that say how to fetch from a git --source
@@ -67,6 +69,10 @@ func (f *sourceFlags) open() (source.Source, error) {
 		TokenFile: f.tokenFile, BasicAuthFile: f.basicAuth,
 		SSHKeyFile: f.sshKey, KnownHostsFile: f.knownHosts,
 		Timeout: f.timeout,
+		Limits:  f.limits.src,
+		// The signature is checked from the commit object before any of
+		// its tree is read: an unsigned commit costs one object.
+		CommitCheck: f.trust.commitCheck(),
 	})
 }
 
@@ -92,7 +98,7 @@ func (f *sourceFlags) resolve(ctx context.Context) (*desired.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := f.trust.resolve(ctx, src, host)
+	res, err := f.trust.resolve(ctx, src, host, f.limits.parse)
 	if err != nil {
 		return nil, err
 	}

@@ -141,7 +141,7 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 				Listen: listen, WebhookSecretFile: webhookSecret, WebhookGitLabTokenFile: gitlabToken, Log: logger,
 				Autoscaler: autoscale.New(reader),
 				Monitor:    mon, MonitorInterval: monitorInterval,
-				Trust: pol,
+				Trust: pol, Limits: sf.limits.parse,
 				Forge: rep, StatusURL: ff.statusURL,
 			})
 			if err != nil {

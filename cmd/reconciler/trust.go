@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/desired"
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
@@ -66,17 +67,17 @@ func (t *trustFlags) policy(src source.Source) (*trust.Policy, error) {
 // resolver is the resolver of a one-shot command: signatures only, there
 // being no last applied revision to descend from (strict means head); host
 // "" stops before loading (validate --source loads the whole repository).
-func (t *trustFlags) resolver(src source.Source, host string) (*desired.Resolver, error) {
+func (t *trustFlags) resolver(src source.Source, host string, lim v1.Limits) (*desired.Resolver, error) {
 	p, err := t.policy(src)
 	if err != nil {
 		return nil, err
 	}
-	return &desired.Resolver{Source: src, Host: host, Trust: p}, nil
+	return &desired.Resolver{Source: src, Host: host, Trust: p, Limits: lim}, nil
 }
 
 // resolve fetches, judges and (with a host) loads src.
-func (t *trustFlags) resolve(ctx context.Context, src source.Source, host string) (*desired.Resolution, error) {
-	r, err := t.resolver(src, host)
+func (t *trustFlags) resolve(ctx context.Context, src source.Source, host string, lim v1.Limits) (*desired.Resolution, error) {
+	r, err := t.resolver(src, host, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -85,4 +86,19 @@ func (t *trustFlags) resolve(ctx context.Context, src source.Source, host string
 		return nil, fmt.Errorf("revision %s refused: %w", shortID(res.Artifact.Revision.ID), err)
 	}
 	return res, err
+}
+
+// commitCheck is the signature check of the flags as a source's
+// CommitCheck, or nil when signatures are off (or the flags are wrong:
+// policy reports that).
+func (t *trustFlags) commitCheck() func(source.Commit) error {
+	mode, err := trust.ParseMode(t.verify)
+	if err != nil || mode == trust.ModeOff {
+		return nil
+	}
+	p := &trust.Policy{Mode: mode, AllowedSignersFile: t.allowedSigners, GPGKeyringFile: t.gpgKeyring}
+	return func(c source.Commit) error {
+		_, err := p.VerifyCommit(c)
+		return err
+	}
 }

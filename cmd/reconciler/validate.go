@@ -13,6 +13,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/desired"
+	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 )
 
@@ -53,7 +54,7 @@ under its Host, defaults filled in) as YAML.`,
 				if len(args) == 0 {
 					args = []string{"."}
 				}
-				repo, err = loadPaths(args)
+				repo, err = loadPaths(cmd.Context(), args, sf.limits)
 			}
 			if err != nil {
 				return err
@@ -73,7 +74,7 @@ under its Host, defaults filled in) as YAML.`,
 				for _, e := range errs {
 					fmt.Fprintln(out, e)
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "%d error(s)\n", len(errs))
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d error(s)\n", errs.Total())
 				return exitCode(1)
 			}
 			h, s, u := repo.Summary()
@@ -95,6 +96,7 @@ under its Host, defaults filled in) as YAML.`,
 	sf.registerFetch(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	sf.trust.register(cmd.Flags()) // with --source: refuse a commit not signed by an allowed key
+	sf.limits.register(cmd.Flags())
 	return cmd
 }
 
@@ -105,15 +107,18 @@ func loadSource(ctx context.Context, sf *sourceFlags) (*desired.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := sf.trust.resolve(ctx, src, "")
+	res, err := sf.trust.resolve(ctx, src, "", sf.limits.parse)
 	if err != nil {
 		return nil, err
 	}
-	return desired.Load(res.Artifact.FS, strings.Trim(sf.path, "/"))
+	return desired.LoadLimited(res.Artifact.FS, strings.Trim(sf.path, "/"), sf.limits.parse)
 }
 
-// loadPaths loads folders and files into one repo, in the order given.
-func loadPaths(paths []string) (*desired.Repo, error) {
+// loadPaths loads folders and files into one repo, in the order given. A
+// folder is read as a folder source reads it, and a file as a file of its
+// folder: confined (no link leads out), regular files only, never
+// blocking, sizes checked before reading.
+func loadPaths(ctx context.Context, paths []string, lim limitFlags) (*desired.Repo, error) {
 	all := &desired.Repo{}
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -122,12 +127,27 @@ func loadPaths(paths []string) (*desired.Repo, error) {
 		}
 		var r *desired.Repo
 		if st.IsDir() {
-			r, err = desired.Load(os.DirFS(p), p)
+			src, err := source.Open(source.Options{URL: p, Limits: lim.src})
+			if err != nil {
+				return nil, err
+			}
+			art, _, err := src.Fetch(ctx)
+			if err != nil {
+				return nil, err
+			}
+			r, err = desired.LoadLimited(art.FS, p, lim.parse)
+			if err != nil {
+				return nil, err
+			}
 		} else {
-			r, err = desired.LoadFiles([]string{p}, os.ReadFile)
-		}
-		if err != nil {
-			return nil, err
+			b, err := source.ReadFile(p, lim.src)
+			if err != nil {
+				return nil, err
+			}
+			r, err = desired.LoadFilesLimited([]string{p}, func(string) ([]byte, error) { return b, nil }, lim.parse)
+			if err != nil {
+				return nil, err
+			}
 		}
 		all.Merge(r)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +24,12 @@ type gitSource struct {
 	remote remote
 
 	mu sync.Mutex // one Fetch or Last at a time in this process: they share the cache
+
+	verified verifiedTrees // trees whose blobs were all verified (gitfs.go)
+	// overBound remembers commits refused for a bound on their content,
+	// so a poll that finds the ref still there does no work on them again.
+	// Bounds do not change while the process runs.
+	overBound map[string]error
 }
 
 // lock serialises use of the cache folder between goroutines and processes.
@@ -65,8 +72,7 @@ func (s *gitSource) Last(ctx context.Context) (Artifact, error) {
 	}
 	a, err := s.artifact(st)
 	if err != nil {
-		var pe *pathError
-		if errors.As(err, &pe) {
+		if isVerdict(err) {
 			return Artifact{}, s.errorf("%w", err)
 		}
 		return Artifact{}, s.errorf("%w: the cached commit %s is damaged (a Fetch rebuilds it): %w", ErrNoRevision, st.Commit, err)
@@ -74,7 +80,12 @@ func (s *gitSource) Last(ctx context.Context) (Artifact, error) {
 	return a, nil
 }
 
-func (s *gitSource) Fetch(ctx context.Context) (Artifact, bool, error) {
+func (s *gitSource) Fetch(ctx context.Context) (a Artifact, changed bool, err error) {
+	start, reads := time.Now(), blobReads.Load()
+	defer func() {
+		slog.Debug("source fetched", "source", s.loc.redacted, "revision", a.Revision.ID, "changed", changed,
+			"blobs_read", blobReads.Load()-reads, "took", time.Since(start), "err", err)
+	}()
 	if err := ctx.Err(); err != nil {
 		return Artifact{}, false, s.errorf("%w", err)
 	}
@@ -113,13 +124,16 @@ func (s *gitSource) Fetch(ctx context.Context) (Artifact, bool, error) {
 	if err != nil {
 		return Artifact{}, false, s.errorf("%w", err)
 	}
+	if err := s.overBound[t.object.String()]; err != nil {
+		return Artifact{}, false, err // refused before, for good
+	}
 
 	if trusted && (t.object.String() == prev.Object || t.commit.String() == prev.Commit) {
 		a, err := s.artifact(prev)
 		if err == nil {
 			return a, false, nil
 		}
-		if errors.As(err, new(*pathError)) {
+		if isVerdict(err) {
 			return Artifact{}, false, s.errorf("%w", err)
 		}
 		// Damaged: rebuild it from the remote below, from nothing.
@@ -134,7 +148,7 @@ func (s *gitSource) Fetch(ctx context.Context) (Artifact, bool, error) {
 		haves = append(haves, plumbing.NewHash(prev.Commit))
 	}
 	st, a, err := s.fetchTarget(ctx, &sess, t, haves)
-	if err != nil && trusted && ctx.Err() == nil && !errors.As(err, new(*pathError)) {
+	if err != nil && trusted && ctx.Err() == nil && !isVerdict(err) {
 		// What we already had may be what is broken (the server leaves
 		// out what our haves claim we hold): start over from nothing, once,
 		// in a new session because ssh allows one fetch per session.
@@ -152,7 +166,15 @@ func (s *gitSource) Fetch(ctx context.Context) (Artifact, bool, error) {
 		st, a, err = s.fetchTarget(ctx, &sess, t, nil)
 	}
 	if err != nil {
-		return Artifact{}, false, s.errorf("%w", err)
+		err = s.errorf("%w", err)
+		var le *LimitError
+		if errors.As(err, &le) && le.Commit != "" {
+			if s.overBound == nil || len(s.overBound) > maxVerifiedTrees {
+				s.overBound = map[string]error{}
+			}
+			s.overBound[t.object.String()] = err
+		}
+		return Artifact{}, false, err
 	}
 	if err := s.cache.writeState(st); err != nil {
 		return Artifact{}, false, s.errorf("save cache state: %w", err)
@@ -176,7 +198,7 @@ func (s *gitSource) fetchTarget(ctx context.Context, sess *session, t target, ha
 	if c, err := peelStored(sto, t.object); err == nil {
 		st.Commit = c.String()
 		a, err := s.artifact(st)
-		if err == nil || errors.As(err, new(*pathError)) {
+		if err == nil || isVerdict(err) {
 			return st, a, err
 		}
 		// Damaged: fetch it; verification decides again afterwards.
@@ -184,12 +206,18 @@ func (s *gitSource) fetchTarget(ctx context.Context, sess *session, t target, ha
 
 	fctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	req := fetchReq{wants: []plumbing.Hash{t.object}, shallow: true, haves: haves, unadvertised: t.pinned && !t.tip}
+	req := fetchReq{wants: []plumbing.Hash{t.object}, shallow: true, haves: haves, unadvertised: t.pinned && !t.tip, check: s.opts.CommitCheck}
 	err = safely(func() error { return (*sess).fetch(fctx, sto, req) })
 	if errors.Is(err, errBareHashRefused) {
 		// Documented fallback for a pinned commit no ref points to: fetch
 		// every branch and tag in full and look for it there.
 		err = s.fetchAll(fctx, sess, sto)
+	}
+	var le *LimitError
+	if errors.As(err, &le) && le.Bound == BoundFileBytes && le.Commit == "" && !t.commit.IsZero() {
+		// An object of the pack over the bound: a verdict on the commit
+		// it came with, not a fault of the server.
+		le.Commit = t.commit.String()
 	}
 	if err != nil {
 		if t.pinned && errors.Is(err, plumbing.ErrObjectNotFound) {
@@ -254,7 +282,8 @@ func (s *gitSource) artifact(st state) (Artifact, error) {
 	var a Artifact
 	err = safely(func() error {
 		var err error
-		a, err = buildGitArtifact(sto, plumbing.NewHash(st.Commit), st.Ref, s.opts.Path)
+		a, err = buildGitArtifact(sto, plumbing.NewHash(st.Commit), st.Ref, s.opts.Path,
+			buildOpts{lim: s.opts.Limits, check: s.opts.CommitCheck, verified: &s.verified})
 		return err
 	})
 	return a, err
@@ -270,6 +299,19 @@ func safely(f func() error) (err error) {
 	}()
 	return f()
 }
+
+// isVerdict: err is about what the commit holds (a path that is not a
+// folder, a file over a bound, a refused signature), not damage to the
+// cache: fetching it again would give the same answer.
+func isVerdict(err error) bool {
+	return errors.As(err, new(*pathError)) || errors.Is(err, ErrLimit) || errors.As(err, new(*commitRefused))
+}
+
+// commitRefused: Options.CommitCheck said no.
+type commitRefused struct{ err error }
+
+func (e *commitRefused) Error() string { return e.err.Error() }
+func (e *commitRefused) Unwrap() error { return e.err }
 
 // pathError: Options.Path is not a folder at a commit. Not damage, so the
 // cache is kept.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -254,6 +255,18 @@ func readAllObject(o *plumbing.MemoryObject) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
+// relTo is p relative to sub ("." when they are the same), as treeBudget
+// names files: it puts sub back in front.
+func relTo(sub, p string) string {
+	if sub == "." {
+		return p
+	}
+	if p == sub {
+		return "."
+	}
+	return strings.TrimPrefix(p, sub+"/")
+}
+
 // walk is one look at the cached history between head and base.
 type walk struct {
 	sto      storer.EncodedObjectStorer
@@ -377,11 +390,23 @@ func (w *walk) ancestorsOfBase() (map[plumbing.Hash]bool, error) {
 	return out, nil
 }
 
+// copyOpts narrow and bound what copyHistory copies.
+type copyOpts struct {
+	sub   string // Options.Path: blobs outside it are not copied
+	lim   Limits
+	check func(Commit) error // judges each wanted commit before its tree is walked
+}
+
 // copyHistory is the file:// form of a fetch: every commit within depth
 // of each want (through annotated tags; depth 1 is the commit alone), with
-// its tree, in one pack of what dst lacks; commits whose parents stay
-// outside are marked shallow.
-func copyHistory(ctx context.Context, src storer.EncodedObjectStorer, dst *filesystem.Storage, wants []plumbing.Hash, depth int) error {
+// its tree under o.sub (and the trees on the way there), in one pack of
+// what dst lacks; commits whose parents stay outside are marked shallow.
+// Sizes are read from object headers and checked before anything is
+// copied; a wanted commit goes to o.check before its tree is walked.
+func copyHistory(ctx context.Context, src storer.EncodedObjectStorer, dst *filesystem.Storage, wants []plumbing.Hash, depth int, o copyOpts) error {
+	if o.sub == "" {
+		o.sub = "."
+	}
 	seen := map[plumbing.Hash]bool{}
 	var todo []plumbing.Hash
 	need := func(h plumbing.Hash) {
@@ -392,13 +417,24 @@ func copyHistory(ctx context.Context, src storer.EncodedObjectStorer, dst *files
 			}
 		}
 	}
-	var walkTree func(plumbing.Hash) error
-	walkTree = func(th plumbing.Hash) error {
+	var b *treeBudget
+	var walkTree func(th plumbing.Hash, dir string) error
+	walkTree = func(th plumbing.Hash, dir string) error {
 		if seen[th] {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		under := o.sub == "." || dir == o.sub || strings.HasPrefix(dir, o.sub+"/")
+		if under {
+			if err := b.charge(src, th, relTo(o.sub, dir)); err != nil {
+				return err
+			}
+		} else if size, err := objectSize(src, th); err != nil {
+			return fmt.Errorf("tree %s: %w", th, err)
+		} else if size > o.lim.MaxFileBytes {
+			return &LimitError{Bound: BoundFileBytes, What: "tree " + dir, Size: size, Limit: o.lim.MaxFileBytes}
 		}
 		need(th)
 		t, err := object.GetTree(src, th)
@@ -406,13 +442,23 @@ func copyHistory(ctx context.Context, src storer.EncodedObjectStorer, dst *files
 			return fmt.Errorf("tree %s: %w", th, err)
 		}
 		for _, e := range t.Entries {
+			p := path.Join(dir, e.Name)
+			if !under && p != o.sub && !strings.HasPrefix(o.sub, p+"/") {
+				continue // beside the path: not ours to read
+			}
 			switch e.Mode {
 			case filemode.Dir:
-				if err := walkTree(e.Hash); err != nil {
+				if err := walkTree(e.Hash, p); err != nil {
 					return err
 				}
 			case filemode.Submodule:
 			default:
+				if !under || seen[e.Hash] {
+					continue
+				}
+				if err := b.charge(src, e.Hash, relTo(o.sub, p)); err != nil {
+					return err
+				}
 				need(e.Hash)
 			}
 		}
@@ -445,13 +491,32 @@ func copyHistory(ctx context.Context, src storer.EncodedObjectStorer, dst *files
 			if seen[it.h] {
 				continue
 			}
+			if size, err := objectSize(src, it.h); err != nil {
+				return fmt.Errorf("commit %s: %w", it.h, err)
+			} else if size > o.lim.MaxFileBytes {
+				return &LimitError{Bound: BoundFileBytes, What: "commit " + it.h.String(), Size: size, Limit: o.lim.MaxFileBytes, Commit: it.h.String()}
+			}
 			c, err := object.GetCommit(src, it.h)
 			if err != nil {
 				return fmt.Errorf("commit %s: %w", it.h, err)
 			}
+			if it.dist == 0 && o.check != nil {
+				sc, err := readCommit(src, it.h)
+				if err != nil {
+					return err
+				}
+				if err := o.check(sc); err != nil {
+					return &commitRefused{err}
+				}
+			}
 			need(it.h)
 			copied = append(copied, c)
-			if err := walkTree(c.TreeHash); err != nil {
+			b = &treeBudget{lim: o.lim, sub: o.sub}
+			if err := walkTree(c.TreeHash, "."); err != nil {
+				var le *LimitError
+				if errors.As(err, &le) && le.Commit == "" {
+					le.Commit = it.h.String()
+				}
 				return err
 			}
 			if it.dist+1 < depth {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -116,10 +115,15 @@ func lsRefsRequest(names []string) []byte {
 }
 
 // parseLsRefs reads an ls-refs answer up to its flush packet:
-// "<oid> <name>[ symref-target:<ref>][ peeled:<oid>]" per ref.
-func parseLsRefs(pr *pktReader) ([]lsRef, error) {
+// "<oid> <name>[ symref-target:<ref>][ peeled:<oid>]" per ref, and no more
+// than maxLines of them (we ask for at most three names; a server that
+// keeps sending is refused at the bound, not buffered until a flush).
+func parseLsRefs(pr *pktReader, maxLines int) ([]lsRef, error) {
 	var out []lsRef
 	for {
+		if len(out) >= maxLines {
+			return nil, &LimitError{Bound: BoundRefLines, What: "the ls-refs answer", Size: int64(len(out)) + 1, Limit: int64(maxLines), Unit: "lines", AtLeast: true}
+		}
 		k, line, err := pr.line()
 		if err != nil {
 			if err == io.EOF {
@@ -245,10 +249,16 @@ func (r *netRemote) lookupV2(ctx context.Context, names []string) (session, erro
 		return nil, err
 	}
 	defer resp.Body.Close()
-	refs, err := parseLsRefs(newPktReader(bufio.NewReader(resp.Body)))
+	body := &capReader{r: resp.Body, limit: r.opts.Limits.MaxRefBytes, bound: BoundRefBytes, what: "the ls-refs answer"}
+	refs, err := parseLsRefs(newPktReader(bufio.NewReader(body)), r.opts.Limits.MaxRefLines)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(err, ErrLimit) {
+			// A v2 server that does not stop: no fallback to v0, whose
+			// full listing it would not stop either.
+			return nil, err
 		}
 		var se *serverError
 		if !errors.As(err, &se) {
@@ -326,12 +336,15 @@ func (r *netRemote) fetchV2(ctx context.Context, dst *filesystem.Storage, req fe
 		return err
 	}
 	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
+	br := bufio.NewReader(&capReader{r: resp.Body, limit: r.opts.Limits.MaxPackBytes, bound: BoundPackBytes, what: "the fetch answer (pack included)"})
 	pr := newPktReader(br)
-	shallow, unshallow, err := readFetchSections(pr)
+	shallow, unshallow, err := readFetchSections(pr, r.opts.Limits.MaxShallowLines)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, ErrLimit) {
+			return err
 		}
 		return fmt.Errorf("%w: fetch: %w", errUseV0, err)
 	}
@@ -340,7 +353,10 @@ func (r *netRemote) fetchV2(ctx context.Context, dst *filesystem.Storage, req fe
 	if err := updateShallow(dst, shallow, unshallow); err != nil {
 		return fmt.Errorf("record shallow commits: %w", err)
 	}
-	if err := packfile.UpdateObjectStorage(dst, sideband.NewDemuxer(sideband.Sideband64k, br)); err != nil {
+	if err := storePack(dst, sideband.NewDemuxer(sideband.Sideband64k, br), r.opts.Limits); err != nil {
+		if errors.Is(err, ErrLimit) {
+			return err
+		}
 		return fmt.Errorf("store pack: %w", err)
 	}
 	return nil
@@ -349,7 +365,7 @@ func (r *netRemote) fetchV2(ctx context.Context, dst *filesystem.Storage, req fe
 // readFetchSections reads a v2 fetch answer up to the start of its
 // packfile section: the shallow-info section's lines, and other sections
 // skipped. The pack's sideband stream follows in the reader.
-func readFetchSections(pr *pktReader) (shallow, unshallow []plumbing.Hash, err error) {
+func readFetchSections(pr *pktReader, maxShallow int) (shallow, unshallow []plumbing.Hash, err error) {
 	for {
 		k, name, err := pr.line()
 		if err != nil {
@@ -387,6 +403,9 @@ func readFetchSections(pr *pktReader) (shallow, unshallow []plumbing.Hash, err e
 			}
 			if name != "shallow-info" {
 				continue
+			}
+			if len(shallow)+len(unshallow) >= maxShallow {
+				return nil, nil, &LimitError{Bound: BoundShallowLines, What: "the shallow-info section", Size: int64(maxShallow) + 1, Limit: int64(maxShallow), Unit: "lines", AtLeast: true}
 			}
 			verb, id, _ := strings.Cut(line, " ")
 			h, ok := parseOID(id)

@@ -94,7 +94,7 @@ func TestParseLsRefs(t *testing.T) {
 	w.line(oidB + " refs/tags/v1 peeled:" + oidC)
 	w.line(oidC + " refs/tags/v2 future-attribute:x")
 	w.flush()
-	got, err := parseLsRefs(pkts(string(w.b)))
+	got, err := parseLsRefs(pkts(string(w.b)), 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestParseLsRefs(t *testing.T) {
 		"0001" + pl(), // a delim inside the list
 		pl("ERR no such repository"),
 	} {
-		if refs, err := parseLsRefs(pkts(bad)); err == nil {
+		if refs, err := parseLsRefs(pkts(bad), 1024); err == nil {
 			t.Errorf("%q parsed as %+v", bad, refs)
 		}
 	}
@@ -186,7 +186,7 @@ func FuzzV2Answers(f *testing.F) {
 	f.Add([]byte("0010ERR go away\n"))
 	f.Add([]byte("0000"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		refs, err := parseLsRefs(newPktReader(bufio.NewReader(bytes.NewReader(data))))
+		refs, err := parseLsRefs(newPktReader(bufio.NewReader(bytes.NewReader(data))), 1024)
 		if err == nil {
 			var w pktWriter
 			for _, r := range refs {
@@ -203,7 +203,7 @@ func FuzzV2Answers(f *testing.F) {
 				w.line(line)
 			}
 			w.flush()
-			again, err := parseLsRefs(newPktReader(bufio.NewReader(bytes.NewReader(w.b))))
+			again, err := parseLsRefs(newPktReader(bufio.NewReader(bytes.NewReader(w.b))), 1024)
 			if err != nil || !reflect.DeepEqual(again, refs) {
 				t.Fatalf("written back and read again: %+v, %v; want %+v", again, err, refs)
 			}
@@ -211,7 +211,7 @@ func FuzzV2Answers(f *testing.F) {
 				v2RefList(refs, v2Names(ref), ref)
 			}
 		}
-		readFetchSections(newPktReader(bufio.NewReader(bytes.NewReader(data))))
+		readFetchSections(newPktReader(bufio.NewReader(bytes.NewReader(data))), 4096)
 	})
 }
 

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
@@ -51,6 +51,10 @@ type fetchReq struct {
 	haves []plumbing.Hash
 	// unadvertised: the want is a bare commit hash no ref points to.
 	unadvertised bool
+	// check, when set, judges the wanted commit before its tree is read,
+	// where the transport lets us (file://); network fetches leave it to
+	// the artifact, built after the pack is stored.
+	check func(Commit) error
 }
 
 // errBareHashRefused: the server will not (or may not) hand out a commit
@@ -60,11 +64,11 @@ var errBareHashRefused = errors.New("the server does not serve a commit by hash 
 func newRemote(loc location, o Options) (remote, error) {
 	switch loc.kind {
 	case kindHTTP:
-		return &netRemote{loc: loc, opts: o, client: githttp.DefaultClient}, nil
+		return &netRemote{loc: loc, opts: o, client: githttp.NewClient(&http.Client{Transport: &capTransport{lim: o.Limits}})}, nil
 	case kindSSH:
 		return &netRemote{loc: loc, opts: o, client: gitssh.DefaultClient}, nil
 	case kindFile:
-		return &localRemote{path: loc.path}, nil
+		return &localRemote{path: loc.path, sub: o.Path, lim: o.Limits}, nil
 	}
 	return nil, fmt.Errorf("no git transport for a %s source", loc.kind)
 }
@@ -132,7 +136,7 @@ func (r *netRemote) lookupV0(ctx context.Context) (session, error) {
 		s.Close()
 		return nil, err
 	}
-	return &netSession{s: s, ar: ar, rl: advertised(ar), stateless: r.loc.kind == kindHTTP}, nil
+	return &netSession{s: s, ar: ar, rl: advertised(ar), stateless: r.loc.kind == kindHTTP, lim: r.opts.Limits}, nil
 }
 
 // openSession bounds what go-git does without a context: for ssh, creating
@@ -197,6 +201,7 @@ type netSession struct {
 	ar        *packp.AdvRefs
 	rl        refList
 	stateless bool
+	lim       Limits
 }
 
 func (s *netSession) refs() refList { return s.rl }
@@ -243,21 +248,50 @@ func (s *netSession) fetch(ctx context.Context, dst *filesystem.Storage, req fet
 			return fmt.Errorf("record shallow commits: %w", err)
 		}
 	}
-	var r io.Reader = resp
+	var r io.Reader = &capReader{r: resp, limit: s.lim.MaxPackBytes, bound: BoundPackBytes, what: "the pack"}
 	switch {
 	case up.Capabilities.Supports(capability.Sideband64k):
 		r = sideband.NewDemuxer(sideband.Sideband64k, resp)
 	case up.Capabilities.Supports(capability.Sideband):
 		r = sideband.NewDemuxer(sideband.Sideband, resp)
 	}
-	if err := packfile.UpdateObjectStorage(dst, r); err != nil {
+	if err := storePack(dst, r, s.lim); err != nil {
 		if req.unadvertised && ctx.Err() == nil {
 			return fmt.Errorf("%w: %w", errBareHashRefused, err)
+		}
+		if errors.Is(err, ErrLimit) {
+			return err
 		}
 		return fmt.Errorf("store pack: %w", err)
 	}
 	return nil
 }
+
+// capTransport bounds every HTTP answer go-git reads: the v0/v1 ref
+// advertisement (GET info/refs) by MaxRefBytes, an upload-pack answer by
+// MaxPackBytes, so a server that never stops sending is cut off at the
+// bound rather than at the timeout.
+type capTransport struct{ lim Limits }
+
+func (t *capTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	limit, bound, what := t.lim.MaxPackBytes, BoundPackBytes, "the upload-pack answer"
+	if strings.HasSuffix(req.URL.Path, "/info/refs") {
+		limit, bound, what = t.lim.MaxRefBytes, BoundRefBytes, "the ref advertisement"
+	}
+	resp.Body = &capReadCloser{capReader{r: resp.Body, limit: limit, bound: bound, what: what}, resp.Body}
+	return resp, nil
+}
+
+type capReadCloser struct {
+	capReader
+	c io.Closer
+}
+
+func (c *capReadCloser) Close() error { return c.c.Close() }
 
 func shallowList(dst *filesystem.Storage) []plumbing.Hash {
 	l, err := dst.Shallow()
@@ -305,6 +339,8 @@ func updateShallow(dst *filesystem.Storage, add, remove []plumbing.Hash) error {
 // commit, its tree and blobs into the cache as one pack.
 type localRemote struct {
 	path string
+	sub  string
+	lim  Limits
 }
 
 func (r *localRemote) lookup(ctx context.Context) (session, error) {
@@ -352,7 +388,7 @@ func (r *localRemote) lookup(ctx context.Context) (session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &localSession{src: sto, rl: rl}, nil
+	return &localSession{src: sto, rl: rl, sub: r.sub, lim: r.lim}, nil
 }
 
 // peelLocal follows annotated tags to the commit they name.
@@ -371,6 +407,8 @@ func peelLocal(sto storer.EncodedObjectStorer, h plumbing.Hash) (plumbing.Hash, 
 type localSession struct {
 	src storer.Storer
 	rl  refList
+	sub string
+	lim Limits
 }
 
 func (s *localSession) refs() refList { return s.rl }
@@ -381,5 +419,5 @@ func (s *localSession) fetch(ctx context.Context, dst *filesystem.Storage, req f
 	if !req.shallow || depth < 1 {
 		depth = 1 // the commit itself: a file:// source never needs more
 	}
-	return copyHistory(ctx, s.src, dst, req.wants, depth)
+	return copyHistory(ctx, s.src, dst, req.wants, depth, copyOpts{sub: s.sub, lim: s.lim, check: req.check})
 }

@@ -49,6 +49,16 @@ type Options struct {
 	SSHKeyFile, KnownHostsFile string
 
 	Timeout time.Duration // per network operation, default 30s
+
+	// Limits bound what a revision and a server's answers may cost; zero
+	// fields take DefaultLimits.
+	Limits Limits
+
+	// CommitCheck, when set, judges a commit from its object alone (the
+	// signature check) before any of its tree is walked or any blob read.
+	// An error refuses the commit: Fetch returns it wrapped, having read
+	// nothing of the tree (a *trust.Refusal stays one through errors.As).
+	CommitCheck func(Commit) error
 }
 
 // DefaultTimeout bounds each network operation when Options.Timeout is 0.
@@ -92,6 +102,9 @@ func Open(opts Options) (Source, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
 	}
+	if opts.Limits, err = opts.Limits.withDefaults(); err != nil {
+		return nil, fmt.Errorf("source %s: %w", loc.redacted, err)
+	}
 	sub, err := cleanPath(opts.Path)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", loc.redacted, err)
@@ -115,7 +128,7 @@ func Open(opts Options) (Source, error) {
 		if !st.IsDir() {
 			return nil, fmt.Errorf("source folder %s is not a folder", loc.redacted)
 		}
-		return &dirSource{root: loc.path, sub: sub}, nil
+		return &dirSource{root: loc.path, sub: sub, lim: opts.Limits}, nil
 	}
 
 	if opts.CacheDir == "" {

@@ -3,8 +3,12 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestValidateFromGit: `reconciler validate --source` judges a revision on
@@ -33,5 +37,74 @@ func TestValidateFromGit(t *testing.T) {
 	r = cli(t, nil, "validate", "--source", repo.FileURL, "--path", "hosts", "--cache-dir", t.TempDir()).mustCode(t, 1, "validate --path")
 	if !strings.HasPrefix(strings.TrimSpace(r.Stdout), "hosts/fp-01.yaml:17:19: ") {
 		t.Errorf("validate --path output:\n%s", r.Stdout)
+	}
+}
+
+// TestValidateRefusesOverBoundBeforeReading: a small push holding a large
+// file under --path (16 MiB of zeros, a few tens of kB packed) is refused
+// by the per-file bound, over file:// and http, in about the time a valid
+// revision takes: the size comes from the object header, not from reading
+// it. The refusal names the bound, the size and, over file://, the file
+// (over http the pack's object headers are checked before go-git indexes
+// the pack, and a pack does not say which path an object sits at).
+func TestValidateRefusesOverBoundBeforeReading(t *testing.T) {
+	repo := newGitRepo(t, "bounds")
+	files := readExample(t, "factory-proxy")
+	files["hosts/zeros.yaml"] = strings.Repeat("\x00", 16<<20)
+	repo.Commit("a large file", files)
+	for url, what := range map[string]string{repo.FileURL: "file hosts/zeros.yaml", repo.HTTPURL: "an object of the pack received (blob)"} {
+		r := cli(t, nil, "validate", "--source", url, "--cache-dir", t.TempDir()).mustCode(t, 1, "validate "+url)
+		for _, want := range []string{what, "16.0 MiB", "--max-file-bytes"} {
+			if !strings.Contains(r.Stderr, want) {
+				t.Errorf("validate %s: stderr %q does not say %q", url, r.Stderr, want)
+			}
+		}
+		t.Logf("%s refused in %s", url, r.Took)
+		if r.Took > 10*time.Second {
+			t.Errorf("validate %s took %s", url, r.Took)
+		}
+		// Raised, the bound lets it through to the parser (which then
+		// judges the zeros).
+		r = cli(t, nil, "validate", "--source", url, "--cache-dir", t.TempDir(), "--max-file-bytes", "32MiB")
+		if strings.Contains(r.Stderr, "--max-file-bytes") {
+			t.Errorf("validate %s --max-file-bytes 32MiB: %s", url, r.Stderr)
+		}
+	}
+}
+
+// TestValidateFolderConfined: a folder is read like a git tree: a link to a
+// secret outside it is refused and nothing of the secret is printed; a FIFO
+// named p.yaml is refused at once, never opened blocking.
+func TestValidateFolderConfined(t *testing.T) {
+	outside := t.TempDir()
+	secret := "tok_E2E_SECRET_0123456789abcdef"
+	if err := os.WriteFile(filepath.Join(outside, "token"), []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for p, c := range readExample(t, "factory-proxy") {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644)
+	}
+	link := filepath.Join(dir, "t.yaml")
+	if err := os.Symlink(filepath.Join(outside, "token"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"validate", dir}, {"validate", link}, {"plan", "--source", dir, "--host", "fp-01"}} {
+		r := cli(t, nil, args...)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "symbolic link leads out of the folder") {
+			t.Errorf("%v: exit %d, stderr %q", args, r.Code, r.Stderr)
+		}
+		if strings.Contains(r.Stdout+r.Stderr, "tok_") {
+			t.Errorf("%v printed the secret: %s%s", args, r.Stdout, r.Stderr)
+		}
+	}
+	os.Remove(link)
+	if err := syscall.Mkfifo(filepath.Join(dir, "p.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, nil, "validate", dir).mustCode(t, 1, "validate with a FIFO")
+	if !strings.Contains(r.Stderr, "p.yaml: a named pipe (FIFO)") || r.Took > 5*time.Second {
+		t.Errorf("FIFO: took %s, stderr %q", r.Took, r.Stderr)
 	}
 }

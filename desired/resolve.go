@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 )
@@ -30,6 +31,10 @@ type Resolver struct {
 	Trust *trust.Policy
 	// Timeout bounds the fetch and, apart, the trust check (0: ctx only).
 	Timeout time.Duration
+	// Limits, when set, are what the host's snapshot may reach (see
+	// Snapshot.Confine): more is an *InvalidError, the revision refused
+	// whole.
+	Limits *v1.Limits
 }
 
 // Resolution is what Resolve got as far as it went.
@@ -100,6 +105,9 @@ func (r *Resolver) Resolve(ctx context.Context, o ResolveOptions) (*Resolution, 
 		return res, nil
 	}
 	snap, err := FromArtifact(art, r.Host)
+	if err == nil && r.Limits != nil {
+		err = snap.Confine(*r.Limits)
+	}
 	if err != nil {
 		return res, err
 	}

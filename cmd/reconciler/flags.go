@@ -30,6 +30,7 @@ type sourceFlags struct {
 	sshKey, knownHosts      string
 	timeout                 time.Duration
 	trust                   trustFlags // trust.go
+	limits                  limitFlags // limits.go
 }
 
 func (f *sourceFlags) register(fs *pflag.FlagSet) {
@@ -69,8 +70,9 @@ func (f *sourceFlags) hostName() (string, error) {
 	return h, nil
 }
 
-// resolve fetches and loads the host's snapshot. Invalid revisions come back
-// with every error, positioned.
+// resolve fetches and loads the host's snapshot. Invalid revisions, and
+// those needing more than the limit flags allow, come back with every
+// error, positioned.
 func (f *sourceFlags) resolve(ctx context.Context) (*desired.Snapshot, error) {
 	src, err := f.open()
 	if err != nil {
@@ -82,6 +84,9 @@ func (f *sourceFlags) resolve(ctx context.Context) (*desired.Snapshot, error) {
 	}
 	res, err := f.trust.resolve(ctx, src, host)
 	if err != nil {
+		return nil, err
+	}
+	if err := res.Snapshot.Confine(f.limits.limits()); err != nil {
 		return nil, err
 	}
 	return res.Snapshot, nil

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/api/names"
-	"reconciler.dev/reconciler/controllers"
 	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/controllers/failure"
@@ -57,7 +57,8 @@ type Config struct {
 	// Limits are what a revision may reach on this host (exec probes,
 	// service dirs, sockets, secret files): a revision needing more is
 	// refused whole, and a revision in force from the state dir that needs
-	// more (the limits were narrowed since) is not enforced.
+	// more (the limits were narrowed since) is not enforced. The zero
+	// value means v1.DefaultLimits.
 	Limits v1.Limits
 	// Trust is what a new revision must satisfy before it is even parsed:
 	// signatures, and that it descends from the revision in force
@@ -115,6 +116,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Limits.IsZero() {
+		cfg.Limits = v1.DefaultLimits() // a stock host's, not "nothing allowed"
 	}
 	a := &Agent{
 		cfg:      cfg,

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 )

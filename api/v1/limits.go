@@ -56,6 +56,11 @@ func DefaultLimits() Limits {
 	}
 }
 
+// IsZero reports whether nothing at all is set (not even an empty list).
+func (l Limits) IsZero() bool {
+	return !l.AllowExecProbes && l.DaemontoolsRoots == nil && l.SupervisorSockets == nil && l.SecretsDirs == nil
+}
+
 // CheckLimits checks a host's merged and defaulted state against lim. loc
 // says where each value came from (see Merge), as for ValidateEffective.
 func CheckLimits(s *HostSpec, loc func(idx string) Pos, lim Limits) ErrorList {

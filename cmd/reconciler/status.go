@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 )

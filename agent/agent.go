@@ -54,12 +54,12 @@ type Config struct {
 	// Autoscaler, when set, sizes autoscaled services; its memory is kept
 	// in the state dir so a restart does not reset cooldowns.
 	Autoscaler *autoscale.Autoscaler
-	// Limits are what a revision may reach on this host (exec probes,
+	// Reach is what a revision may reach on this host (exec probes,
 	// service dirs, sockets, secret files): a revision needing more is
 	// refused whole, and a revision in force from the state dir that needs
 	// more (the limits were narrowed since) is not enforced. The zero
-	// value means v1.DefaultLimits.
-	Limits v1.Limits
+	// value means v1.DefaultReach.
+	Reach v1.Reach
 	// Trust is what a new revision must satisfy before it is even parsed:
 	// signatures, and that it descends from the revision in force
 	// (anti-rollback). Nil checks nothing.
@@ -117,8 +117,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	if cfg.Limits.IsZero() {
-		cfg.Limits = v1.DefaultLimits() // a stock host's, not "nothing allowed"
+	if cfg.Reach.IsZero() {
+		cfg.Reach = v1.DefaultReach() // a stock host's, not "nothing allowed"
 	}
 	a := &Agent{
 		cfg:      cfg,
@@ -127,7 +127,7 @@ func New(cfg Config) (*Agent, error) {
 		metrics:  newMetrics(),
 		trigger:  make(chan string, 1),
 		failures: failure.New(),
-		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout, Limits: &cfg.Limits},
+		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout, Reach: &cfg.Reach},
 	}
 	a.metrics.reg.MustRegister(resourceMetrics{a})
 	if as := cfg.Autoscaler; as != nil {
@@ -297,7 +297,7 @@ func (a *Agent) loadState() {
 		st.DriftSince = map[string]time.Time{}
 	}
 	if g := st.Good; g != nil {
-		if errs := v1.CheckLimits(&g.Spec, func(string) v1.Pos { return v1.Pos{File: "revision " + shortRev(g.Revision.ID) + " (state dir)"} }, a.cfg.Limits); len(errs) > 0 {
+		if errs := v1.CheckReach(&g.Spec, func(string) v1.Pos { return v1.Pos{File: "revision " + shortRev(g.Revision.ID) + " (state dir)"} }, a.cfg.Reach); len(errs) > 0 {
 			msg := fmt.Sprintf("the revision in force needs more than this agent's limits allow; it is not enforced until a revision within them arrives:\n%s", errs.Error())
 			a.log.Error(msg, "pass", "-", "revision", shortRev(g.Revision.ID))
 			a.event(Event{Type: "revision-refused", Revision: shortRev(g.Revision.ID), Message: msg})

@@ -12,7 +12,7 @@
 // re-plans from live state on restart and carries on in the same order.
 //
 // It also holds the line of the trust model (README "Trust model"): a
-// revision that needs more than Config.Limits allow is refused like an
+// revision that needs more than Config.Reach allow is refused like an
 // invalid one, and the HTTP endpoints follow the rules in server.go (a
 // token off loopback, a Host allow-list on it, timeouts, bounded streams,
 // folded webhook refusals).

@@ -31,10 +31,10 @@ type Resolver struct {
 	Trust *trust.Policy
 	// Timeout bounds the fetch and, apart, the trust check (0: ctx only).
 	Timeout time.Duration
-	// Limits, when set, are what the host's snapshot may reach (see
+	// Reach, when set, are what the host's snapshot may reach (see
 	// Snapshot.Confine): more is an *InvalidError, the revision refused
 	// whole.
-	Limits *v1.Limits
+	Reach *v1.Reach
 }
 
 // Resolution is what Resolve got as far as it went.
@@ -105,8 +105,8 @@ func (r *Resolver) Resolve(ctx context.Context, o ResolveOptions) (*Resolution, 
 		return res, nil
 	}
 	snap, err := FromArtifact(art, r.Host)
-	if err == nil && r.Limits != nil {
-		err = snap.Confine(*r.Limits)
+	if err == nil && r.Reach != nil {
+		err = snap.Confine(*r.Reach)
 	}
 	if err != nil {
 		return res, err

@@ -132,7 +132,7 @@ func checkSingleName(e *errs, p path, what, v string) {
 }
 
 // checkHostPath refuses a path on the host that is relative or walks with
-// "." or "..": the agent's limits (CheckLimits) compare paths by prefix, so
+// "." or "..": the agent's limits (CheckReach) compare paths by prefix, so
 // /service/../etc must never reach them.
 func checkHostPath(e *errs, p path, v string) {
 	switch {

@@ -34,7 +34,7 @@ Exit status: 0 when everything converged and is ready, 1 otherwise.
 valid signature by an allowed key is applied; strict means head here, a
 one-shot apply having no last applied revision (see plan --help).
 
-` + limitsHelp,
+` + reachHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -76,7 +76,7 @@ one-shot apply having no last applied revision (see plan --help).
 		},
 	}
 	sf.register(cmd.Flags())
-	sf.limits.register(cmd.Flags())
+	sf.reach.register(cmd.Flags())
 	cmd.Flags().IntVar(&concurrency, "concurrency", 4, "most actions at once within a stage")
 	return cmd
 }

@@ -30,7 +30,7 @@ type sourceFlags struct {
 	sshKey, knownHosts      string
 	timeout                 time.Duration
 	trust                   trustFlags // trust.go
-	limits                  limitFlags // limits.go
+	reach                   reachFlags // reach.go
 }
 
 func (f *sourceFlags) register(fs *pflag.FlagSet) {
@@ -86,7 +86,7 @@ func (f *sourceFlags) resolve(ctx context.Context) (*desired.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := res.Snapshot.Confine(f.limits.limits()); err != nil {
+	if err := res.Snapshot.Confine(f.reach.reach()); err != nil {
 		return nil, err
 	}
 	return res.Snapshot, nil

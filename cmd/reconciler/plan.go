@@ -50,7 +50,7 @@ commit and the key) before its files are read. A one-shot plan or apply has
 no last applied revision: strict checks the head commit as head does, and
 there is no anti-rollback check (that is the agent's, see run --help).
 
-` + limitsHelp,
+` + reachHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -89,7 +89,7 @@ there is no anti-rollback check (that is the agent's, see run --help).
 		},
 	}
 	sf.register(cmd.Flags())
-	sf.limits.register(cmd.Flags())
+	sf.reach.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }

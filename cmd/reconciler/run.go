@@ -57,7 +57,7 @@ the revision in force is refused as not known to descend from it. Changing
 
 ` + trustHelp + `
 
-` + limitsHelp + `
+` + reachHelp + `
 
 Refusals show in /status failedRevision (cause, commit, key), in
 reconciler_revision_refusals_total{reason} and as revision-refused events.
@@ -128,7 +128,7 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 				TokenFile: tokenFile, WebhookListen: hookAddr, AllowedHosts: allowedHosts,
 				Autoscaler: autoscale.New(reader),
 				Monitor:    mon, MonitorInterval: monitorInterval,
-				Trust: pol, Limits: sf.limits.limits(),
+				Trust: pol, Reach: sf.reach.reach(),
 			})
 			if err != nil {
 				return err
@@ -146,7 +146,7 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 		},
 	}
 	sf.register(cmd.Flags())
-	sf.limits.register(cmd.Flags())
+	sf.reach.register(cmd.Flags())
 	sf.trust.registerRewrite(cmd.Flags())
 	cmd.Flags().DurationVar(&interval, "interval", 30*time.Second, "time between passes when nothing triggers one")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9440", "address of the HTTP endpoints (empty: none)")

@@ -5,15 +5,15 @@ import (
 	"strings"
 )
 
-// Limits are what the host's operator lets a revision reach. Whoever can
+// Reach are what the host's operator lets a revision reach. Whoever can
 // push to the followed ref writes the documents; these come from the agent's
-// own flags, so a commit cannot widen them. CheckLimits refuses a host's
+// own flags, so a commit cannot widen them. CheckReach refuses a host's
 // effective state that needs more, naming the flag that would allow it.
 //
 // Validation (ValidateDocument, ValidateEffective) already refuses paths
 // with ".." and relative paths, so the checks here can compare cleaned
 // absolute paths lexically; no I/O happens in this package.
-type Limits struct {
+type Reach struct {
 	// AllowExecProbes lets ready.exec run its argv on the host, as the
 	// agent's user (usually root).
 	AllowExecProbes bool
@@ -47,9 +47,9 @@ var (
 	DefaultSecretsDirs       = []string{"/etc/reconciler"}
 )
 
-// DefaultLimits are the limits of an agent started without limit flags.
-func DefaultLimits() Limits {
-	return Limits{
+// DefaultReach are the limits of an agent started without limit flags.
+func DefaultReach() Reach {
+	return Reach{
 		DaemontoolsRoots:  append([]string(nil), DefaultDaemontoolsRoots...),
 		SupervisorSockets: append([]string(nil), DefaultSupervisorSockets...),
 		SecretsDirs:       append([]string(nil), DefaultSecretsDirs...),
@@ -57,13 +57,13 @@ func DefaultLimits() Limits {
 }
 
 // IsZero reports whether nothing at all is set (not even an empty list).
-func (l Limits) IsZero() bool {
+func (l Reach) IsZero() bool {
 	return !l.AllowExecProbes && l.DaemontoolsRoots == nil && l.SupervisorSockets == nil && l.SecretsDirs == nil
 }
 
-// CheckLimits checks a host's merged and defaulted state against lim. loc
+// CheckReach checks a host's merged and defaulted state against lim. loc
 // says where each value came from (see Merge), as for ValidateEffective.
-func CheckLimits(s *HostSpec, loc func(idx string) Pos, lim Limits) ErrorList {
+func CheckReach(s *HostSpec, loc func(idx string) Pos, lim Reach) ErrorList {
 	e := &errs{loc: loc}
 	sp := rootPath(specIdx)
 	for i := range s.Services {

@@ -6,17 +6,17 @@ import (
 	v1 "reconciler.dev/reconciler/api/v1"
 )
 
-// limitFlags are the agent's own limits on what a revision may reach (see
-// v1.Limits): run, plan and apply take the same ones, so a plan shows the
+// reachFlags are the agent's own limits on what a revision may reach (see
+// v1.Reach): run, plan and apply take the same ones, so a plan shows the
 // refusal the agent would make.
-type limitFlags struct {
+type reachFlags struct {
 	allowExec   bool
 	dtRoots     []string
 	svSockets   []string
 	secretsDirs []string
 }
 
-const limitsHelp = `Limits (the agent's, not git's): whoever can push to the followed ref
+const reachHelp = `Limits (the agent's, not git's): whoever can push to the followed ref
 writes the documents, so the host decides what they may reach. A revision
 that needs more than these flags allow is refused whole (the last good
 revision stays in force), each refused field naming the flag that allows it:
@@ -31,13 +31,13 @@ revision stays in force), each refused field naming the flag that allows it:
                           (default /etc/reconciler)
 The list flags take several values, comma-separated or repeated.`
 
-func (l *limitFlags) register(fs *pflag.FlagSet) {
+func (l *reachFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&l.allowExec, v1.FlagAllowExecProbes[2:], false, "let ready.exec probes run commands from the documents on this host, as the agent's user (off: a revision with one is refused)")
 	fs.StringSliceVar(&l.dtRoots, v1.FlagDaemontoolsRoot[2:], v1.DefaultDaemontoolsRoots, "folders a daemontools or runit service dir may lie below (a list)")
 	fs.StringSliceVar(&l.svSockets, v1.FlagSupervisorSockets[2:], v1.DefaultSupervisorSockets, "supervisord sockets a service may use: exact paths, or folders ending in / (a list)")
 	fs.StringSliceVar(&l.secretsDirs, v1.FlagSecretsDir[2:], v1.DefaultSecretsDirs, "folders an autoscale amqp urlFile may lie below (a list)")
 }
 
-func (l *limitFlags) limits() v1.Limits {
-	return v1.Limits{AllowExecProbes: l.allowExec, DaemontoolsRoots: l.dtRoots, SupervisorSockets: l.svSockets, SecretsDirs: l.secretsDirs}
+func (l *reachFlags) reach() v1.Reach {
+	return v1.Reach{AllowExecProbes: l.allowExec, DaemontoolsRoots: l.dtRoots, SupervisorSockets: l.svSockets, SecretsDirs: l.secretsDirs}
 }

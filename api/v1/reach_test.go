@@ -72,8 +72,8 @@ func TestValidateRefusesPathsAndGlobs(t *testing.T) {
 	}
 }
 
-// limitsOf parses a valid Host and checks its effective state against lim.
-func limitsOf(t *testing.T, spec string, lim Limits) []string {
+// reachOf parses a valid Host and checks its effective state against lim.
+func reachOf(t *testing.T, spec string, lim Reach) []string {
 	t.Helper()
 	docs, errs := ParseFile("x.yaml", []byte(hostHeader+"spec:"+spec+"\n"))
 	if len(errs) > 0 || len(docs) != 1 {
@@ -87,13 +87,13 @@ func limitsOf(t *testing.T, spec string, lim Limits) []string {
 		t.Fatalf("the case must be valid: %v", errs)
 	}
 	var out []string
-	for _, e := range CheckLimits(&s, origins.Locate, lim).Sorted() {
+	for _, e := range CheckReach(&s, origins.Locate, lim).Sorted() {
 		out = append(out, e.Error())
 	}
 	return out
 }
 
-func TestCheckLimits(t *testing.T) {
+func TestCheckReach(t *testing.T) {
 	const all = `
   services:
     - {name: web, replicas: 1, ready: {exec: [sh, -c, "id"]}}
@@ -106,7 +106,7 @@ func TestCheckLimits(t *testing.T) {
       unit: p@.service
       autoscale: {amqp: {urlFile: /root/.ssh/id_rsa, queue: q}, min: 1, max: 2}`
 	t.Run("defaults", func(t *testing.T) {
-		got := limitsOf(t, all, DefaultLimits())
+		got := reachOf(t, all, DefaultReach())
 		want := []string{
 			`x.yaml:7:46: spec.services[web].ready.exec: exec probes are off on this host (they run any command as the agent's user); the agent allows them with --allow-exec-probes`,
 			`x.yaml:9:45: spec.services[etc].dir: "/etc/cron.d" is not under an allowed service root (/service, /etc/service, /var/service); the agent allows more roots with --daemontools-root`,
@@ -118,17 +118,17 @@ func TestCheckLimits(t *testing.T) {
 		}
 	})
 	t.Run("allowed by the flags", func(t *testing.T) {
-		lim := Limits{AllowExecProbes: true, DaemontoolsRoots: []string{"/service", "/etc/cron.d/"},
+		lim := Reach{AllowExecProbes: true, DaemontoolsRoots: []string{"/service", "/etc/cron.d/"},
 			SupervisorSockets: []string{"/var/run/supervisor.sock", "/tmp/"}, SecretsDirs: []string{"/root"}}
 		// A root allows what lies below it, not itself.
-		if got := limitsOf(t, all, lim); len(got) != 1 || !strings.Contains(got[0], `"/etc/cron.d" is not under an allowed service root`) {
+		if got := reachOf(t, all, lim); len(got) != 1 || !strings.Contains(got[0], `"/etc/cron.d" is not under an allowed service root`) {
 			t.Errorf("got %q, want only the dir that is the root itself refused", got)
 		}
 	})
 	t.Run("prefix is not a folder", func(t *testing.T) {
-		lim := DefaultLimits()
+		lim := DefaultReach()
 		lim.AllowExecProbes = true
-		got := limitsOf(t, `
+		got := reachOf(t, `
   services:
     - {name: a, driver: daemontools, dir: /servicex/a, replicas: 1}
     - {name: b, driver: supervisor, socket: /var/run/supervisor.sock.evil, replicas: 1}
@@ -141,9 +141,9 @@ func TestCheckLimits(t *testing.T) {
 		}
 	})
 	t.Run("empty lists allow nothing", func(t *testing.T) {
-		got := limitsOf(t, `
+		got := reachOf(t, `
   services:
-    - {name: slapd, driver: daemontools, replicas: 1}`, Limits{})
+    - {name: slapd, driver: daemontools, replicas: 1}`, Reach{})
 		if len(got) != 1 || !strings.Contains(got[0], "(none)") {
 			t.Errorf("got %q", got)
 		}

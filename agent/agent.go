@@ -39,13 +39,31 @@ type Config struct {
 	// WebhookGitLabTokenFile holds the X-Gitlab-Token GitLab sends, when it
 	// is not the webhook secret itself.
 	WebhookGitLabTokenFile string
-	Log                    *slog.Logger
+	// TokenFile holds the bearer token the read endpoints want (see
+	// server.go); required when Listen is not loopback.
+	TokenFile string
+	// WebhookListen, when set, serves /webhook on an address of its own,
+	// and Listen no longer does.
+	WebhookListen string
+	// AllowedHosts are Host header names a loopback listener accepts
+	// besides localhost, loopback addresses and its own address.
+	AllowedHosts []string
+	// MaxSubscribers bounds the /events streams open at once (default
+	// DefaultMaxSubscribers).
+	MaxSubscribers int
+	Log            *slog.Logger
 	// FetchTimeout bounds one look at the source (default: Interval, at
 	// most 60s).
 	FetchTimeout time.Duration
 	// Autoscaler, when set, sizes autoscaled services; its memory is kept
 	// in the state dir so a restart does not reset cooldowns.
 	Autoscaler *autoscale.Autoscaler
+	// Reach is what a revision may reach on this host (exec probes,
+	// service dirs, sockets, secret files): a revision needing more is
+	// refused whole, and a revision in force from the state dir that needs
+	// more (the limits were narrowed since) is not enforced. The zero
+	// value means v1.DefaultReach.
+	Reach v1.Reach
 	// Trust is what a new revision must satisfy before it is even parsed:
 	// signatures, and that it descends from the revision in force
 	// (anti-rollback). Nil checks nothing.
@@ -91,6 +109,8 @@ type Agent struct {
 
 	// resolver fetches, judges and loads new revisions (pass.go).
 	resolver *desired.Resolver
+	hookOnce sync.Once
+	hook     *webhook // one for every listener, so replays and refusals count once
 }
 
 // New prepares an agent; Run starts it.
@@ -110,6 +130,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Reach.IsZero() {
+		cfg.Reach = v1.DefaultReach() // a stock host's, not "nothing allowed"
+	}
 	a := &Agent{
 		cfg:      cfg,
 		log:      cfg.Log,
@@ -117,7 +140,7 @@ func New(cfg Config) (*Agent, error) {
 		metrics:  newMetrics(),
 		trigger:  make(chan string, 1),
 		failures: failure.New(),
-		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout, Limits: cfg.Limits},
+		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout, Limits: cfg.Limits, Reach: &cfg.Reach},
 	}
 	a.metrics.reg.MustRegister(resourceMetrics{a})
 	if as := cfg.Autoscaler; as != nil {
@@ -171,16 +194,16 @@ func (a *Agent) Trigger(reason string) {
 func (a *Agent) Run(ctx context.Context) error {
 	a.loadState()
 	var srvErr chan error
-	if a.cfg.Listen != "" {
-		srv, errc, err := a.serve()
+	if a.cfg.Listen != "" || a.cfg.WebhookListen != "" {
+		srv, err := a.serve()
 		if err != nil {
 			return err
 		}
-		srvErr = errc
+		srvErr = srv.errc
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			_ = srv.Shutdown(sctx)
+			srv.shutdown(sctx)
 		}()
 	}
 	if a.cfg.Monitor != nil {
@@ -299,6 +322,14 @@ func (a *Agent) loadState() {
 	}
 	if st.DriftSince == nil {
 		st.DriftSince = map[string]time.Time{}
+	}
+	if g := st.Good; g != nil {
+		if errs := v1.CheckReach(&g.Spec, func(string) v1.Pos { return v1.Pos{File: "revision " + shortRev(g.Revision.ID) + " (state dir)"} }, a.cfg.Reach); len(errs) > 0 {
+			msg := fmt.Sprintf("the revision in force needs more than this agent's limits allow; it is not enforced until a revision within them arrives:\n%s", errs.Error())
+			a.log.Error(msg, "pass", "-", "revision", shortRev(g.Revision.ID))
+			a.event(Event{Type: "revision-refused", Revision: shortRev(g.Revision.ID), Message: msg})
+			st.Good = nil
+		}
 	}
 	a.mu.Lock()
 	a.state = st

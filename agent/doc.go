@@ -10,4 +10,10 @@
 // being enforced. That revision is written to --state-dir before it is
 // applied, so an agent killed mid-pass (even while git is unreachable)
 // re-plans from live state on restart and carries on in the same order.
+//
+// It also holds the line of the trust model (README "Trust model"): a
+// revision that needs more than Config.Reach allow is refused like an
+// invalid one, and the HTTP endpoints follow the rules in server.go (a
+// token off loopback, a Host allow-list on it, timeouts, bounded streams,
+// folded webhook refusals).
 package agent

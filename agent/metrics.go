@@ -27,11 +27,16 @@ type metrics struct {
 	autoscaleReady     *prometheus.GaugeVec
 	autoscaleConsumers *prometheus.GaugeVec
 	autoscaleErrors    *prometheus.CounterVec
+
+	webhookRefusals *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
+		webhookRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reconciler_webhook_refusals_total", Help: "Webhook deliveries refused: unauthorized (a bad or missing signature, a body too large) or limited (answered 429 unread, past the refusals a minute admits). Events fold them; this counts every one.",
+		}, []string{"reason"}),
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reconciler_passes_total", Help: "Passes by result (in-sync, converged, failed, error, abandoned).",
 		}, []string{"result"}),
@@ -90,7 +95,7 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.passes, m.passDuration, m.lastPass, m.drift, m.revision, m.failedRevision, m.refusals, m.historyFetches,
 		m.sourceUp, m.sourceLastFetch, m.sourceErrors, m.maintenance, m.apiCalls, m.actions,
-		m.autoscaleDesired, m.autoscaleReady, m.autoscaleConsumers, m.autoscaleErrors,
+		m.autoscaleDesired, m.autoscaleReady, m.autoscaleConsumers, m.autoscaleErrors, m.webhookRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -89,15 +89,26 @@ func (s *statusStore) event(ev Event) {
 }
 
 func (s *statusStore) subscribe() (chan Event, func()) {
+	ch, cancel, _ := s.trySubscribe(0)
+	return ch, cancel
+}
+
+// trySubscribe subscribes unless limit (> 0) subscribers are there already:
+// each holds a connection and a 256-event buffer.
+func (s *statusStore) trySubscribe(limit int) (chan Event, func(), bool) {
 	ch := make(chan Event, 256)
 	s.mu.Lock()
+	if limit > 0 && len(s.subs) >= limit {
+		s.mu.Unlock()
+		return nil, nil, false
+	}
 	s.subs[ch] = struct{}{}
 	s.mu.Unlock()
 	return ch, func() {
 		s.mu.Lock()
 		delete(s.subs, ch)
 		s.mu.Unlock()
-	}
+	}, true
 }
 
 // setCondition sets a condition, keeping its Since when the status holds.

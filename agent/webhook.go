@@ -2,11 +2,11 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
+	"time"
 )
 
 // maxWebhookBody bounds what a webhook may send; pushes are far smaller.
@@ -23,13 +23,34 @@ type webhook struct {
 	followedRef func() string
 	trigger     func(reason string)
 	onEvent     func(msg string)
+	// onRefused counts every refusal, "unauthorized" or "limited" (the
+	// events fold them).
+	onRefused func(reason string)
 
 	mu   sync.Mutex
 	seen map[string]struct{} // delivery ids already acted on
 	ring []string
+
+	// Refusals are folded (see refused): the first of a window is an
+	// event, the rest of the window one more event with their count, so a
+	// flood of bad deliveries cannot flush the 200-event ring.
+	foldWindow  time.Duration // default refusalWindow
+	windowStart time.Time     // zero: no refusal in the current window
+	folded      int           // refusals since the last event
+	lastReason  string
+	inWindow    int // refusals in the current window, against refusalBurst
 }
 
-const deliveryMemory = 1024
+const (
+	deliveryMemory = 1024
+	// refusalWindow is the window refusals are folded and counted in.
+	refusalWindow = time.Minute
+	// refusalBurst is how many refused deliveries a window admits; beyond
+	// it the webhook answers 429 without reading the body, until the
+	// window ends. A forge's real deliveries are rarely refused, and the
+	// poll picks a missed push up anyway.
+	refusalBurst = 30
+)
 
 // ServeHTTP answers POST /webhook: 401 unless the delivery authenticates
 // (see authenticate: GitHub's and Gitea's signatures, GitLab's token, the
@@ -44,13 +65,20 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
+	if h.limited(time.Now()) {
+		h.count("limited")
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, "too many refused deliveries; try again later", http.StatusTooManyRequests)
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
+		h.refused(time.Now(), "body too large or unreadable")
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
 	if err := h.verify(r.Header, body); err != nil {
-		h.note("webhook refused: " + err.Error())
+		h.refused(time.Now(), err.Error())
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
@@ -78,6 +106,62 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "pass triggered\n")
 }
 
+// limited reports whether this window's refusals are used up.
+func (h *webhook) limited(now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.windowStart.IsZero() && now.Sub(h.windowStart) < h.window() && h.inWindow >= refusalBurst
+}
+
+func (h *webhook) window() time.Duration {
+	if h.foldWindow > 0 {
+		return h.foldWindow
+	}
+	return refusalWindow
+}
+
+// refused counts a refused delivery. The first one of a quiet spell is an
+// event at once; later ones in its window are folded into one event when
+// the window ends ("refused 41 more times ..."), and a new window starts
+// while they keep coming.
+func (h *webhook) refused(now time.Time, reason string) {
+	h.count("unauthorized")
+	h.mu.Lock()
+	if h.windowStart.IsZero() {
+		h.windowStart, h.inWindow = now, 1
+		h.mu.Unlock()
+		h.note("webhook refused: " + reason)
+		time.AfterFunc(h.window(), h.flushRefusals)
+		return
+	}
+	h.folded++
+	h.inWindow++
+	h.lastReason = reason
+	h.mu.Unlock()
+}
+
+// flushRefusals ends a window: one event for the refusals folded in it.
+func (h *webhook) flushRefusals() {
+	h.mu.Lock()
+	n, reason, win := h.folded, h.lastReason, h.window()
+	h.folded, h.inWindow = 0, 0
+	if n == 0 {
+		h.windowStart = time.Time{}
+		h.mu.Unlock()
+		return
+	}
+	h.windowStart = time.Now()
+	h.mu.Unlock()
+	h.note(fmt.Sprintf("webhook refused %d more time(s) in %s (the last: %s)", n, win, reason))
+	time.AfterFunc(win, h.flushRefusals)
+}
+
+func (h *webhook) count(reason string) {
+	if h.onRefused != nil {
+		h.onRefused(reason)
+	}
+}
+
 func (h *webhook) note(msg string) {
 	if h.onEvent != nil {
 		h.onEvent(msg)
@@ -97,22 +181,17 @@ func (h *webhook) verify(hdr http.Header, body []byte) error {
 	if h.secretFile == "" {
 		return errors.New("no --webhook-secret-file configured")
 	}
-	secret, err := os.ReadFile(h.secretFile)
+	key, err := readSecret(h.secretFile)
+	if errors.Is(err, errShortSecret) {
+		return fmt.Errorf("webhook secret shorter than %d bytes", MinSecretBytes)
+	}
 	if err != nil {
 		return errors.New("webhook secret unreadable")
 	}
-	key := []byte(strings.TrimSpace(string(secret)))
-	if len(key) == 0 {
-		return errors.New("webhook secret is empty")
-	}
 	gitlabKey := key
 	if h.gitlabTokenFile != "" {
-		tok, err := os.ReadFile(h.gitlabTokenFile)
-		if err != nil {
-			return errors.New("GitLab webhook token unreadable")
-		}
-		if gitlabKey = []byte(strings.TrimSpace(string(tok))); len(gitlabKey) == 0 {
-			return errors.New("GitLab webhook token is empty")
+		if gitlabKey, err = readSecret(h.gitlabTokenFile); err != nil {
+			return errors.New("GitLab webhook token unreadable or shorter than 16 bytes")
 		}
 	}
 	return authenticate(hdr, body, key, gitlabKey)

@@ -34,7 +34,7 @@ type forgeCase struct {
 }
 
 func TestWebhookForges(t *testing.T) {
-	const secret = "s3cret-s3cret"
+	const secret = "s3cret-s3cret-s3cret"
 	push := func(ref string) string { return `{"ref":"` + ref + `","after":"abc"}` }
 	main := push("refs/heads/main")
 	hex := func(body string) string { return strings.TrimPrefix(sign(secret, body), "sha256=") }
@@ -91,15 +91,15 @@ func TestWebhookForges(t *testing.T) {
 }
 
 func TestWebhookOwnGitLabToken(t *testing.T) {
-	h, n := newTestWebhook(t, "hmac-secret-1")
+	h, n := newTestWebhook(t, "hmac-secret-1-long-enough")
 	h.gitlabTokenFile = filepath.Join(t.TempDir(), "gitlab")
-	if err := os.WriteFile(h.gitlabTokenFile, []byte("gitlab-token-2\n"), 0o600); err != nil {
+	if err := os.WriteFile(h.gitlabTokenFile, []byte("gitlab-token-2-long-enough\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		token string
 		code  int
-	}{{"hmac-secret-1", http.StatusUnauthorized}, {"gitlab-token-2", http.StatusAccepted}} {
+	}{{"hmac-secret-1-long-enough", http.StatusUnauthorized}, {"gitlab-token-2-long-enough", http.StatusAccepted}} {
 		req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(`{"ref":"refs/heads/main"}`))
 		req.Header.Set("X-Gitlab-Event", "Push Hook")
 		req.Header.Set("X-Gitlab-Token", tc.token)

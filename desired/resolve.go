@@ -35,6 +35,10 @@ type Resolver struct {
 	// Limits bound parsing and validating (zero fields: the defaults); the
 	// source's own Options.Limits bound reading.
 	Limits v1.Limits
+	// Reach, when set, are what the host's snapshot may reach (see
+	// Snapshot.Confine): more is an *InvalidError, the revision refused
+	// whole.
+	Reach *v1.Reach
 }
 
 // Resolution is what Resolve got as far as it went.
@@ -116,6 +120,9 @@ func (r *Resolver) Resolve(ctx context.Context, o ResolveOptions) (*Resolution, 
 		return res, nil
 	}
 	snap, err := FromArtifactLimited(art, r.Host, r.Limits)
+	if err == nil && r.Reach != nil {
+		err = snap.Confine(*r.Reach)
+	}
 	if err != nil {
 		return res, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"sort"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 )
@@ -75,8 +75,10 @@ type Answer struct {
 	Err    error
 }
 
-// Collect asks every agent for its status at once, each within timeout.
-func Collect(ctx context.Context, agents []string, timeout time.Duration) map[string]Answer {
+// Collect asks every agent for its status at once, each within timeout,
+// sending token as a bearer token when it is not empty (agents off loopback
+// want one).
+func Collect(ctx context.Context, agents []string, timeout time.Duration, token string) map[string]Answer {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	out := make(map[string]Answer, len(agents))
@@ -84,7 +86,7 @@ func Collect(ctx context.Context, agents []string, timeout time.Duration) map[st
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := fetch(ctx, a, timeout)
+			st, err := fetch(ctx, a, timeout, token)
 			mu.Lock()
 			out[a] = Answer{Status: st, Err: err}
 			mu.Unlock()
@@ -94,30 +96,48 @@ func Collect(ctx context.Context, agents []string, timeout time.Duration) map[st
 	return out
 }
 
-func fetch(ctx context.Context, addr string, timeout time.Duration) (*status.Status, error) {
+func fetch(ctx context.Context, addr string, timeout time.Duration, token string) (*status.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	url := addr
-	if !strings.Contains(url, "://") {
-		url = "http://" + url
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/status", nil)
+	raw, code, err := agent.Get(ctx, addr, "/status", token)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/status: %s", resp.Status)
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("/status: %d %s", code, http.StatusText(code))
 	}
 	var st status.Status
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 32<<20)).Decode(&st); err != nil {
+	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, fmt.Errorf("/status: %w", err)
 	}
 	return &st, nil
+}
+
+// Cache keeps the last report for a while, so page views and polls of
+// `fleet serve` do not each fan out to every agent.
+type Cache struct {
+	TTL     time.Duration
+	Collect func(context.Context) (Report, error)
+
+	mu   sync.Mutex
+	at   time.Time
+	last Report
+}
+
+// Report returns the cached report when it is younger than TTL, or a new
+// one. Callers at the same moment wait for one collection.
+func (c *Cache) Report(ctx context.Context, now time.Time) (Report, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && now.Sub(c.at) < c.TTL {
+		return c.last, nil
+	}
+	rep, err := c.Collect(ctx)
+	if err != nil {
+		return rep, err
+	}
+	c.last, c.at = rep, now
+	return rep, nil
 }
 
 // Summarize judges the fleet against revision (a full commit id or a

@@ -1,7 +1,9 @@
 package fleet
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -103,5 +105,24 @@ func TestPageEscapes(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "<script>alert") || !strings.Contains(b.String(), "&lt;script&gt;") {
 		t.Errorf("a host name is not escaped:\n%s", b.String())
+	}
+}
+
+// TestCacheAsksOncePerTTL: page views within the TTL share one report.
+func TestCacheAsksOncePerTTL(t *testing.T) {
+	n := 0
+	c := &Cache{TTL: 5 * time.Second, Collect: func(context.Context) (Report, error) {
+		n++
+		return Report{Revision: fmt.Sprint(n)}, nil
+	}}
+	t0 := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 10; i++ {
+		rep, err := c.Report(context.Background(), t0.Add(time.Duration(i)*400*time.Millisecond))
+		if err != nil || rep.Revision != "1" {
+			t.Fatalf("view %d: %+v %v", i, rep, err)
+		}
+	}
+	if rep, _ := c.Report(context.Background(), t0.Add(5*time.Second)); rep.Revision != "2" || n != 2 {
+		t.Errorf("after the TTL: report %q, %d collections, want a second one", rep.Revision, n)
 	}
 }

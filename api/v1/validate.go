@@ -107,10 +107,61 @@ func validateLocal(e *errs, s *HostSpec, sp path) {
 			e.add(p.field("name"), "%q is a template unit; declare instances as a service with driver: systemd and replicas", u.Name)
 		case !hasUnitSuffix(u.Name):
 			e.add(p.field("name"), "%q is not a unit name (want a suffix such as .service or .timer)", u.Name)
+		default:
+			checkSingleName(e, p.field("name"), "unit", u.Name)
 		}
 		checkMaintenancePolicy(e, u.Maintenance, p.field("maintenance"))
 		checkDrift(e, u.Drift, p.field("drift"))
 	}
+}
+
+// checkSingleName refuses what would make a name mean more than one
+// object, or another place: a unit, program or project name is handed to
+// systemd, supervisord or Docker, where "*" and "?" match many and "/" or
+// ".." walk elsewhere.
+func checkSingleName(e *errs, p path, what, v string) {
+	switch {
+	case v == "":
+	case v == "." || v == ".." || strings.Contains(v, ".."):
+		e.add(p, "%q is not a single %s name: it must not contain \"..\"", v, what)
+	case strings.ContainsAny(v, "*?[]"):
+		e.add(p, "%q is not a single %s name: glob characters (* ? [ ]) match more than one", v, what)
+	case strings.ContainsAny(v, "/ \t\n") || hasControl(v):
+		e.add(p, "%q is not a single %s name: it must not contain '/', spaces or control characters", v, what)
+	}
+}
+
+// checkHostPath refuses a path on the host that is relative or walks with
+// "." or "..": the agent's limits (CheckReach) compare paths by prefix, so
+// /service/../etc must never reach them.
+func checkHostPath(e *errs, p path, v string) {
+	switch {
+	case v == "":
+	case !strings.HasPrefix(v, "/"):
+		e.add(p, "must be an absolute path, not %q", v)
+	case hasDotElement(v):
+		e.add(p, "%q must not contain \".\" or \"..\" elements", v)
+	case strings.ContainsAny(v, "*?[]") || hasControl(v):
+		e.add(p, "%q is not one path: glob characters (* ? [ ]) and control characters are not allowed", v)
+	}
+}
+
+func hasDotElement(v string) bool {
+	for _, el := range strings.Split(v, "/") {
+		if el == "." || el == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+func hasControl(v string) bool {
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func hasUnitSuffix(name string) bool {
@@ -155,11 +206,19 @@ func validateServiceLocal(e *errs, svc *Service, p path) {
 	if svc.OnNotReady != "" && svc.OnNotReady != OnNotReadyDown && svc.OnNotReady != OnNotReadyKeep {
 		e.add(p.field("onNotReady"), "unknown value %q (want down or keep)", svc.OnNotReady)
 	}
-	if svc.Unit != "" && !hasUnitSuffix(svc.Unit) {
-		e.add(p.field("unit"), "%q is not a unit name (want a suffix such as .service)", svc.Unit)
+	if svc.Unit != "" {
+		if !hasUnitSuffix(svc.Unit) {
+			e.add(p.field("unit"), "%q is not a unit name (want a suffix such as .service)", svc.Unit)
+		} else {
+			checkSingleName(e, p.field("unit"), "unit", svc.Unit)
+		}
 	}
-	if svc.Dir != "" && !strings.HasPrefix(svc.Dir, "/") {
-		e.add(p.field("dir"), "must be an absolute path, not %q", svc.Dir)
+	checkSingleName(e, p.field("program"), "program", svc.Program)
+	checkSingleName(e, p.field("project"), "project", svc.Project)
+	checkHostPath(e, p.field("dir"), svc.Dir)
+	checkHostPath(e, p.field("socket"), svc.Socket)
+	if a := svc.Autoscale; a != nil && a.AMQP != nil {
+		checkHostPath(e, p.field("autoscale").field("amqp").field("urlFile"), a.AMQP.URLFile)
 	}
 	if f := svc.OnFailure; f != nil {
 		validateFailureLocal(e, svc.Name, f, p.field("onFailure"))
@@ -410,8 +469,6 @@ func validateServiceEffective(e *errs, svc *Service, p path) {
 			if !e.partial {
 				e.add(ap.field("amqp"), "needs urlFile and queue")
 			}
-		} else if !strings.HasPrefix(a.AMQP.URLFile, "/") {
-			e.add(ap.field("amqp").field("urlFile"), "must be an absolute path, not %q", a.AMQP.URLFile)
 		}
 		if a.Min == nil || a.Max == nil {
 			if !e.partial {

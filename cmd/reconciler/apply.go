@@ -32,7 +32,9 @@ Exit status: 0 when everything converged and is ready, 1 otherwise.
 
 --verify-signatures head or strict: only a revision whose commit carries a
 valid signature by an allowed key is applied; strict means head here, a
-one-shot apply having no last applied revision (see plan --help).`,
+one-shot apply having no last applied revision (see plan --help).
+
+` + reachHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -50,7 +52,7 @@ one-shot apply having no last applied revision (see plan --help).`,
 			as := newAutoscaler()
 			defer as.Reader.(*autoscale.AMQPReader).Close()
 			eng.Sizer = as
-			stderr := cmd.ErrOrStderr()
+			stderr := termSafe(cmd.ErrOrStderr())
 			plan, err := eng.Plan(ctx, &snap.Effective.Spec)
 			if err != nil {
 				return err
@@ -74,6 +76,7 @@ one-shot apply having no last applied revision (see plan --help).`,
 		},
 	}
 	sf.register(cmd.Flags())
+	sf.reach.register(cmd.Flags())
 	cmd.Flags().IntVar(&concurrency, "concurrency", 4, "most actions at once within a stage")
 	return cmd
 }

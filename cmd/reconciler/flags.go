@@ -31,6 +31,7 @@ type sourceFlags struct {
 	timeout                 time.Duration
 	trust                   trustFlags // trust.go
 	limits                  limitFlags // limits.go
+	reach                   reachFlags // reach.go
 }
 
 func (f *sourceFlags) register(fs *pflag.FlagSet) {
@@ -87,8 +88,9 @@ func (f *sourceFlags) hostName() (string, error) {
 	return h, nil
 }
 
-// resolve fetches and loads the host's snapshot. Invalid revisions come back
-// with every error, positioned.
+// resolve fetches and loads the host's snapshot. Invalid revisions, and
+// those needing more than the limit flags allow, come back with every
+// error, positioned.
 func (f *sourceFlags) resolve(ctx context.Context) (*desired.Snapshot, error) {
 	src, err := f.open()
 	if err != nil {
@@ -100,6 +102,9 @@ func (f *sourceFlags) resolve(ctx context.Context) (*desired.Snapshot, error) {
 	}
 	res, err := f.trust.resolve(ctx, src, host, f.limits.parse)
 	if err != nil {
+		return nil, err
+	}
+	if err := res.Snapshot.Confine(f.reach.reach()); err != nil {
 		return nil, err
 	}
 	return res.Snapshot, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/fleet"
 )
 
@@ -29,6 +31,7 @@ within --timeout.`,
 
 type fleetFlags struct {
 	agents, revision string
+	tokenFile        string
 	timeout          time.Duration
 }
 
@@ -36,9 +39,10 @@ func (f *fleetFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.agents, "agents", "", "agent addresses: a file (one per line) or a comma-separated list, e.g. a:9440,b:9440 (required)")
 	cmd.Flags().StringVar(&f.revision, "revision", "", "the revision every host should run (default: the newest any agent runs)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for each agent")
+	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the agents' bearer token (their --token-file), sent to every agent")
 }
 
-func (f *fleetFlags) report(cmd *cobra.Command) (fleet.Report, error) {
+func (f *fleetFlags) report(ctx context.Context) (fleet.Report, error) {
 	if f.agents == "" {
 		return fleet.Report{}, errors.New("--agents is required")
 	}
@@ -46,7 +50,11 @@ func (f *fleetFlags) report(cmd *cobra.Command) (fleet.Report, error) {
 	if err != nil {
 		return fleet.Report{}, err
 	}
-	answers := fleet.Collect(cmd.Context(), agents, f.timeout)
+	token, err := agent.ReadToken(f.tokenFile)
+	if err != nil {
+		return fleet.Report{}, err
+	}
+	answers := fleet.Collect(ctx, agents, f.timeout, token)
 	return fleet.Summarize(agents, answers, f.revision, time.Now()), nil
 }
 
@@ -64,7 +72,7 @@ Exit status: 0 when every agent is reachable and converged on the same
 revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := ff.report(cmd)
+			rep, err := ff.report(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -75,7 +83,7 @@ revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,
 				enc.SetIndent("", "  ")
 				err = enc.Encode(rep)
 			case "table", "":
-				printFleet(out, rep)
+				printFleet(termSafe(out), rep)
 			default:
 				return fmt.Errorf("-o %q: want table or json", output)
 			}
@@ -129,17 +137,35 @@ func printFleet(w io.Writer, rep fleet.Report) {
 func newFleetServeCommand() *cobra.Command {
 	var ff fleetFlags
 	var listen string
+	var cacheFor time.Duration
+	var allowRemote bool
 	cmd := &cobra.Command{
 		Use:   "serve --agents LIST [--listen 127.0.0.1:9450]",
 		Short: "Serve the fleet status as a page (and /fleet.json)",
-		Args:  cobra.NoArgs,
+		Long: `fleet serve serves the fleet table as a page at / and as /fleet.json. A
+report is kept for --cache (default 5s): page views within it do not ask
+the agents again.
+
+The page shows every agent's host, revision and drift, and the agents'
+token is used to ask them: --listen must be a loopback address unless
+--allow-non-loopback says otherwise (put an authenticating proxy in front).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := fleet.ParseAgents(ff.agents); err != nil {
 				return err
 			}
+			if host, _, err := net.SplitHostPort(listen); err != nil {
+				return fmt.Errorf("--listen %q: %w", listen, err)
+			} else if ip := net.ParseIP(host); !allowRemote && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				return fmt.Errorf("--listen %q is not a loopback address: the page shows the whole fleet to anyone who reaches it; give --allow-non-loopback to serve it there anyway", listen)
+			}
+			if _, err := agent.ReadToken(ff.tokenFile); err != nil {
+				return err
+			}
+			cache := &fleet.Cache{TTL: cacheFor, Collect: ff.report}
 			mux := http.NewServeMux()
 			mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-				rep, err := ff.report(cmd)
+				rep, err := cache.Report(r.Context(), time.Now())
 				if err != nil {
 					http.Error(w, err.Error(), http.StatusInternalServerError)
 					return
@@ -148,7 +174,7 @@ func newFleetServeCommand() *cobra.Command {
 				_ = fleet.WritePage(w, rep)
 			})
 			mux.HandleFunc("GET /fleet.json", func(w http.ResponseWriter, r *http.Request) {
-				rep, err := ff.report(cmd)
+				rep, err := cache.Report(r.Context(), time.Now())
 				if err != nil {
 					http.Error(w, err.Error(), http.StatusInternalServerError)
 					return
@@ -160,7 +186,8 @@ func newFleetServeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+				WriteTimeout: ff.timeout + 30*time.Second, IdleTimeout: 2 * time.Minute}
 			go func() {
 				<-cmd.Context().Done()
 				_ = srv.Close()
@@ -173,6 +200,8 @@ func newFleetServeCommand() *cobra.Command {
 		},
 	}
 	ff.register(cmd)
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9450", "address to serve the page on")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9450", "address to serve the page on (loopback unless --allow-non-loopback)")
+	cmd.Flags().DurationVar(&cacheFor, "cache", 5*time.Second, "how long one report of the agents is served before they are asked again")
+	cmd.Flags().BoolVar(&allowRemote, "allow-non-loopback", false, "serve on a --listen address that is not loopback")
 	return cmd
 }

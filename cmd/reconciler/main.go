@@ -50,11 +50,11 @@ func run(args []string) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "reconciler:", ee.err)
+			fmt.Fprintln(termSafe(os.Stderr), "reconciler:", ee.err)
 		}
 		return ee.code
 	}
-	fmt.Fprintln(os.Stderr, "reconciler:", err)
+	fmt.Fprintln(termSafe(os.Stderr), "reconciler:", err)
 	return 1
 }
 

@@ -48,7 +48,9 @@ With --verify-signatures head or strict, a revision whose commit does not
 carry a valid signature by an allowed key is refused (exit 1, naming the
 commit and the key) before its files are read. A one-shot plan or apply has
 no last applied revision: strict checks the head commit as head does, and
-there is no anti-rollback check (that is the agent's, see run --help).`,
+there is no anti-rollback check (that is the agent's, see run --help).
+
+` + reachHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -73,7 +75,7 @@ there is no anti-rollback check (that is the agent's, see run --help).`,
 			case "json":
 				err = writePlanJSON(out, snap, plan, as.Statuses())
 			case "table", "":
-				writePlanTable(out, snap, plan, as.Statuses())
+				writePlanTable(termSafe(out), snap, plan, as.Statuses())
 			default:
 				return fmt.Errorf("-o %q: want table or json", output)
 			}
@@ -87,6 +89,7 @@ there is no anti-rollback check (that is the agent's, see run --help).`,
 		},
 	}
 	sf.register(cmd.Flags())
+	sf.reach.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }

@@ -26,6 +26,8 @@ func newRunCommand() *cobra.Command {
 		webhookSecret       string
 		gitlabToken         string
 		ff                  forgeFlags
+		tokenFile, hookAddr string
+		allowedHosts        []string
 		logFormat, logLevel string
 		monitorInterval     time.Duration
 	)
@@ -57,13 +59,26 @@ the revision in force is refused as not known to descend from it. Changing
 
 ` + trustHelp + `
 
+` + reachHelp + `
+
 Refusals show in /status failedRevision (cause, commit, key), in
 reconciler_revision_refusals_total{reason} and as revision-refused events.
 Turning verification on does not re-judge the revision already in force.
 
-Endpoints on --listen (loopback by default; a non-loopback address needs
---webhook-secret-file): /healthz, /readyz, /metrics, /status, /events (SSE),
-POST /webhook, and / (a status page).
+Endpoints on --listen (loopback by default): /healthz and /readyz, open
+everywhere (they say ok or ready, nothing more); the read endpoints
+/status, /events (SSE, at most 32 streams), /passes/{id}, /metrics and /
+(a status page); POST /webhook (HMAC-SHA256 X-Hub-Signature-256 with the
+secret of --webhook-secret-file, at least 16 bytes, checked at start; 401
+otherwise; refusals are folded into one event a minute, and after 30 in a
+minute answered 429). --webhook-listen gives the webhook a listener of its
+own (then --listen no longer serves it). The read endpoints need
+"Authorization: Bearer <token>" with the token of --token-file (at least 16
+bytes, read at every request) whenever it is given; a --listen address that
+is not loopback refuses to start without it. On a loopback --listen, a
+request whose Host header is not localhost, a loopback address, the listen
+address or an --allowed-host is refused (403: DNS rebinding). Servers have
+read, write and idle timeouts (30 s, 30 s per write, 2 min).
 
 POST /webhook authenticates a delivery with the secret of
 --webhook-secret-file (401 otherwise): GitHub's X-Hub-Signature-256
@@ -139,9 +154,10 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 			a, err := agent.New(agent.Config{
 				Source: src, Host: host, Engine: eng, StateDir: stateDir, Interval: interval,
 				Listen: listen, WebhookSecretFile: webhookSecret, WebhookGitLabTokenFile: gitlabToken, Log: logger,
+				TokenFile: tokenFile, WebhookListen: hookAddr, AllowedHosts: allowedHosts,
 				Autoscaler: autoscale.New(reader),
 				Monitor:    mon, MonitorInterval: monitorInterval,
-				Trust: pol, Limits: sf.limits.parse,
+				Trust: pol, Limits: sf.limits.parse, Reach: sf.reach.reach(),
 				Forge: rep, StatusURL: ff.statusURL,
 			})
 			if err != nil {
@@ -160,11 +176,15 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 		},
 	}
 	sf.register(cmd.Flags())
+	sf.reach.register(cmd.Flags())
 	sf.trust.registerRewrite(cmd.Flags())
 	cmd.Flags().DurationVar(&interval, "interval", 30*time.Second, "time between passes when nothing triggers one")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9440", "address of the HTTP endpoints (empty: none)")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "/var/lib/reconciler", "where the revision in force and the source cache are kept")
-	cmd.Flags().StringVar(&webhookSecret, "webhook-secret-file", "", "file holding the webhook's HMAC secret (without it, /webhook answers 401)")
+	cmd.Flags().StringVar(&webhookSecret, "webhook-secret-file", "", "file holding the webhook's HMAC secret, at least 16 bytes (without it, /webhook answers 401)")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the bearer token the read endpoints (/status, /events, /passes, /metrics, /) want, at least 16 bytes; required when --listen is not loopback")
+	cmd.Flags().StringVar(&hookAddr, "webhook-listen", "", "serve POST /webhook (and /healthz) on this address of its own instead of --listen; needs --webhook-secret-file")
+	cmd.Flags().StringSliceVar(&allowedHosts, "allowed-host", nil, "Host header names a loopback --listen accepts besides localhost, loopback addresses and its own (a list; for a local reverse proxy)")
 	cmd.Flags().StringVar(&gitlabToken, "webhook-gitlab-token-file", "", "file holding the X-Gitlab-Token GitLab sends (default: the webhook secret)")
 	ff.register(cmd.Flags())
 	cmd.Flags().DurationVar(&monitorInterval, "monitor-interval", agent.DefaultMonitorInterval, "collect the services' resource figures at most this often (0: never)")

@@ -12,12 +12,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 )
 
 func newStatusCommand() *cobra.Command {
-	var listen, output, pass string
+	var listen, output, pass, tokenFile string
 	cmd := &cobra.Command{
 		Use:   "status [--listen ADDR] [--pass ID]",
 		Short: "Ask a running agent how it is doing",
@@ -35,13 +36,20 @@ the agent cannot be reached or no longer lists that pass.
 
 Exit status: 0 when the agent answers and its last pass succeeded, 2 when it
 answers but is not ready (drift it could not fix, a failed pass), 1 when it
-cannot be reached.`,
+cannot be reached.
+
+An agent listening beyond loopback wants its token: --token-file names a
+file holding it (the agent's own --token-file).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if pass != "" {
-				return showPass(cmd, listen, pass, output)
+			token, err := agent.ReadToken(tokenFile)
+			if err != nil {
+				return err
 			}
-			st, raw, err := fetchStatus(cmd.Context(), listen)
+			if pass != "" {
+				return showPass(cmd, listen, pass, output, token)
+			}
+			st, raw, err := fetchStatus(cmd.Context(), listen, token)
 			if err != nil {
 				return err
 			}
@@ -55,39 +63,34 @@ cannot be reached.`,
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9440", "address of the agent")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the agent's bearer token (its --token-file), sent as Authorization: Bearer")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&pass, "pass", "", "show one of the last 20 passes: its id (or a unique prefix, or \"last\"), actions, outcomes, stage timings, errors and events")
 	return cmd
 }
 
-func fetchStatus(ctx context.Context, addr string) (status.Status, []byte, error) {
+func fetchStatus(ctx context.Context, addr, token string) (status.Status, []byte, error) {
 	var st status.Status
-	url := addr
-	if !strings.Contains(url, "://") {
-		url = "http://" + url
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/status", nil)
+	raw, code, err := agentGet(ctx, addr, "/status", token)
 	if err != nil {
 		return st, nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return st, nil, fmt.Errorf("agent at %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return st, nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return st, nil, fmt.Errorf("agent at %s: %s", addr, resp.Status)
+	if code != http.StatusOK {
+		return st, nil, answerError(addr, "/status", code, raw)
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return st, nil, fmt.Errorf("agent at %s: %w", addr, err)
 	}
 	return st, raw, nil
+}
+
+// answerError says why an endpoint did not answer 200; a 401 says which
+// flag is missing.
+func answerError(addr, path string, code int, body []byte) error {
+	if code == http.StatusUnauthorized {
+		return fmt.Errorf("agent at %s: %s: 401 Unauthorized: the agent wants its token (give --token-file)", addr, path)
+	}
+	return fmt.Errorf("agent at %s: %s: %d %s: %s", addr, path, code, http.StatusText(code), strings.TrimSpace(string(body)))
 }
 
 func conditionTrue(st status.Status, typ string) bool {
@@ -162,7 +165,7 @@ func writeOutput(out io.Writer, output string, raw []byte, text func(io.Writer))
 		_, err := out.Write(raw)
 		return err
 	case "text", "":
-		text(out)
+		text(termSafe(out))
 		return nil
 	default:
 		return fmt.Errorf("-o %q: want text or json", output)

@@ -14,13 +14,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 )
 
 // showPass prints one pass of the agent at addr: `reconciler status --pass`.
-func showPass(cmd *cobra.Command, addr, id, output string) error {
-	raw, code, err := agentGet(cmd.Context(), addr, "/passes/"+url.PathEscape(id))
+func showPass(cmd *cobra.Command, addr, id, output, token string) error {
+	raw, code, err := agentGet(cmd.Context(), addr, "/passes/"+url.PathEscape(id), token)
 	if err != nil {
 		return err
 	}
@@ -28,7 +29,7 @@ func showPass(cmd *cobra.Command, addr, id, output string) error {
 		return fmt.Errorf("agent at %s: %s", addr, strings.TrimSpace(string(raw)))
 	}
 	if code != http.StatusOK {
-		return fmt.Errorf("agent at %s: /passes/%s: %d %s", addr, id, code, strings.TrimSpace(string(raw)))
+		return answerError(addr, "/passes/"+id, code, raw)
 	}
 	var d status.PassDetail
 	if err := json.Unmarshal(raw, &d); err != nil {
@@ -43,25 +44,11 @@ func showPass(cmd *cobra.Command, addr, id, output string) error {
 	return nil
 }
 
-// agentGet GETs one of the agent's endpoints.
-func agentGet(ctx context.Context, addr, path string) ([]byte, int, error) {
-	base := addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
+// agentGet GETs one of the agent's endpoints, within 10 s.
+func agentGet(ctx context.Context, addr, path, token string) ([]byte, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+path, nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, 0, fmt.Errorf("agent at %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	return b, resp.StatusCode, err
+	return agent.Get(ctx, addr, path, token)
 }
 
 // since writes t relative to the start of a pass: "+1.234s".

@@ -72,7 +72,7 @@ under its Host, defaults filled in) as YAML.`,
 			}
 			if len(errs) > 0 {
 				for _, e := range errs {
-					fmt.Fprintln(out, e)
+					fmt.Fprintln(termSafe(out), e)
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "%d error(s)\n", errs.Total())
 				return exitCode(1)

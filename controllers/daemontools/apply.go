@@ -201,15 +201,6 @@ func Control(dir string, cmd byte) error {
 	}
 }
 
-// writeDownFile creates DIR/down, as the runbook's touch did.
-func writeDownFile(dir string) error {
-	f, err := os.OpenFile(filepath.Join(dir, downFile), os.O_WRONLY|os.O_CREATE, 0o644)
-	if err != nil {
-		return fmt.Errorf("creating the down file: %w", err)
-	}
-	return f.Close()
-}
-
 // writeRestartOn records the restartOn value the service now runs with.
 func writeRestartOn(dir, value string) error {
 	return writeFile(dir, restartOnFile, value+"\n")

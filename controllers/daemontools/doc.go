@@ -6,6 +6,10 @@
 // writes one-byte commands to the DIR/supervise/control FIFO. The FIFO is
 // opened non-blocking, so a folder whose supervise is not running fails at
 // once ("no supervise running for /service/x: ...") instead of hanging.
+// The status record and the driver's marks are read the same way, regular
+// files only and never through a final symlink, and the down file is
+// created with O_NOFOLLOW (files.go): a folder writable by the service's
+// user cannot make the agent hang or write elsewhere.
 //
 // What a declaration means:
 //

@@ -147,7 +147,7 @@ func readService(dir string) (sl *serviceLive, exists bool) {
 	if _, err := os.Lstat(filepath.Join(dir, downFile)); err == nil {
 		sl.DownFile = true
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, restartOnFile)); err == nil {
+	if b, err := readSmall(filepath.Join(dir, restartOnFile)); err == nil {
 		sl.RestartOn, sl.HasRestartOn = strings.TrimSuffix(string(b), "\n"), true
 	}
 	if _, err := os.Lstat(filepath.Join(dir, onceFile)); err == nil {
@@ -157,12 +157,7 @@ func readService(dir string) (sl *serviceLive, exists bool) {
 }
 
 func readStatus(sl *serviceLive) {
-	b, err := os.ReadFile(filepath.Join(sl.Dir, "supervise", "status"))
-	if err != nil {
-		sl.HasStatus, sl.StatusErr = false, err.Error()
-		return
-	}
-	st, err := ParseStatus(b)
+	st, err := ReadStatusFile(sl.Dir)
 	if err != nil {
 		sl.HasStatus, sl.StatusErr = false, err.Error()
 		return

@@ -213,10 +213,8 @@ func readSvscan(root string) ([]DaemontoolsService, error) {
 			continue
 		}
 		d := DaemontoolsService{Dir: dir, Supervised: supervised(dir)}
-		if b, err := os.ReadFile(filepath.Join(dir, "supervise", "status")); err == nil {
-			if st, err := daemontools.ParseStatus(b); err == nil {
-				d.Status = &st
-			}
+		if st, err := daemontools.ReadStatusFile(dir); err == nil {
+			d.Status = &st
 		}
 		if _, err := os.Lstat(filepath.Join(dir, "down")); err == nil {
 			d.DownFile = true

@@ -133,15 +133,10 @@ func (cl *collection) daemontools(targets []controllers.Target) map[string]*Reso
 		cl.mu.Lock()
 		cl.reads++
 		cl.mu.Unlock()
-		b, err := os.ReadFile(filepath.Join(dir, "supervise", "status"))
+		st, err := daemontools.ReadStatusFile(dir)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // no folder or no supervise: the plan says so
 		}
-		if err != nil {
-			cl.fail("%s: %v", dir, err)
-			continue
-		}
-		st, err := daemontools.ParseStatus(b)
 		if err != nil {
 			cl.fail("%s: %v", dir, err)
 			continue

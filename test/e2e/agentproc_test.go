@@ -111,6 +111,7 @@ func startAgent(t *testing.T, cfg agentConfig) *agentProc {
 		stderr: &agentOutput{}, done: make(chan struct{})}
 	args := append([]string{"run", "--source", cfg.Source, "--host", cfg.Host, "--state-dir", cfg.StateDir,
 		"--listen", a.Addr, "--interval", cfg.Interval}, cfg.Args...)
+	args = append(args, testbedLimits(t, args)...)
 	a.cmd = exec.Command(reconcilerBin(t), args...)
 	a.cmd.Env = append(os.Environ(), cfg.Env...)
 	a.cmd.Stdout = io.Discard

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -63,7 +64,7 @@ func cli(t testing.TB, env []string, args ...string) Run {
 	testbed(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, reconcilerBin(t), args...)
+	cmd := exec.CommandContext(ctx, reconcilerBin(t), slices.Concat(args, testbedLimits(t, args))...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -79,6 +80,37 @@ func cli(t testing.TB, env []string, args ...string) Run {
 		t.Fatalf("reconciler %s: %v", strings.Join(args, " "), err)
 	}
 	return r
+}
+
+// limitFlags are the agent's limits on what a revision may reach
+// (reconciler run --help).
+var limitFlags = []string{"--allow-exec-probes", "--daemontools-root", "--allowed-supervisor-sockets", "--secrets-dir"}
+
+// testbedLimits returns the limit flags that let a run, plan or apply with
+// args reach the testbed: exec probes, its svscan and runit folders, its
+// supervisord socket, the tests' own service folders, proxy sockets and
+// AMQP url files (all under os.TempDir), and /etc/reconciler. A test that
+// passes any limit flag itself (to see a refusal) gets none of these.
+func testbedLimits(t testing.TB, args []string) []string {
+	t.Helper()
+	if len(args) == 0 || !slices.Contains([]string{"run", "plan", "apply"}, args[0]) {
+		return nil
+	}
+	for _, a := range args {
+		for _, f := range limitFlags {
+			if a == f || strings.HasPrefix(a, f+"=") {
+				return nil
+			}
+		}
+	}
+	tb := testbed(t)
+	tmp := filepath.Clean(os.TempDir())
+	return []string{
+		"--allow-exec-probes",
+		"--daemontools-root", strings.Join([]string{tb.SvscanDir, tb.RunitDir, tmp}, ","),
+		"--allowed-supervisor-sockets", strings.Join([]string{tb.SupervisorSocket, tmp + "/"}, ","),
+		"--secrets-dir", strings.Join([]string{"/etc/reconciler", tmp}, ","),
+	}
 }
 
 // mustCode fails the test unless the run exited with code.

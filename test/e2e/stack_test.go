@@ -34,7 +34,7 @@ func TestStackAgentImageConvergesFactoryProxy(t *testing.T) {
 	hostFile := "hosts/" + node + ".yaml"
 	rev := f.repo.Commit("the factory proxy, on node "+node, map[string]string{fpFile: "", hostFile: doc})
 
-	for _, s := range []string{"reconciler-webhook", "reconciler-git-token"} {
+	for _, s := range []string{"reconciler-webhook", "reconciler-git-token", "reconciler-allowed-signers"} {
 		_ = exec.Command("docker", "secret", "rm", s).Run() // a leftover of a killed run
 		cmd := exec.Command("docker", "secret", "create", s, "-")
 		cmd.Stdin = strings.NewReader(uniqueName("e2e-secret"))
@@ -58,6 +58,7 @@ func TestStackAgentImageConvergesFactoryProxy(t *testing.T) {
 		"RECONCILER_SYSTEM_BUS="+bus,
 		// Test-only choice: the test's commits are unsigned.
 		"RECONCILER_VERIFY_SIGNATURES=off",
+		"RECONCILER_ALLOWED_SIGNERS_FILE=", // the stack's default names the secret, for strict
 	)
 	t.Cleanup(func() { removeStack(t, stack) })
 	if out, err := deploy.CombinedOutput(); err != nil {
@@ -113,7 +114,7 @@ func removeStack(t *testing.T, stack string) {
 		return nil
 	})
 	_, _ = execOut("docker", "volume", "rm", stack+"_reconciler-state")
-	for _, s := range []string{"reconciler-webhook", "reconciler-git-token"} {
+	for _, s := range []string{"reconciler-webhook", "reconciler-git-token", "reconciler-allowed-signers"} {
 		_, _ = execOut("docker", "secret", "rm", s)
 	}
 	_, _ = execOut("docker", "rmi", "reconciler:"+distVersion)

@@ -65,6 +65,11 @@ type Config struct {
 	Forge *forge.Reporter
 	// StatusURL is the target URL of those statuses (the agent's page).
 	StatusURL string
+	// CallTimeout is what bounds each call to a daemon (the drivers'
+	// --call-timeout, default 30s) and GitTimeout each git network
+	// operation (--git-timeout, default 30s): a call in flight for half
+	// of its timeout is reported in /status stuck (calls.go).
+	CallTimeout, GitTimeout time.Duration
 }
 
 // Agent is a running reconciler.
@@ -91,6 +96,9 @@ type Agent struct {
 
 	// resolver fetches, judges and loads new revisions (pass.go).
 	resolver *desired.Resolver
+	// calls keeps the calls to daemons and the git server in flight, for
+	// /status stuck (calls.go).
+	calls *callWatch
 }
 
 // New prepares an agent; Run starts it.
@@ -107,6 +115,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = min(max(cfg.Interval, 10*time.Second), 60*time.Second)
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.GitTimeout <= 0 {
+		cfg.GitTimeout = source.DefaultTimeout
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -118,6 +132,7 @@ func New(cfg Config) (*Agent, error) {
 		trigger:  make(chan string, 1),
 		failures: failure.New(),
 		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout, Limits: cfg.Limits},
+		calls:    newCallWatch(),
 	}
 	a.metrics.reg.MustRegister(resourceMetrics{a})
 	if as := cfg.Autoscaler; as != nil {
@@ -146,6 +161,11 @@ func New(cfg Config) (*Agent, error) {
 			})
 		}
 	}
+	// Every driver call is watched, so /status can say which daemon does
+	// not answer while the call still waits (the drivers bound it).
+	eng := *a.cfg.Engine
+	eng.Drivers = watchDrivers(eng.Drivers, a.calls, stuckAfter(cfg.CallTimeout))
+	a.cfg.Engine = &eng
 	return a, nil
 }
 

@@ -134,7 +134,7 @@ func New(cfg Config) (*Agent, error) {
 		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout, Limits: cfg.Limits},
 		calls:    newCallWatch(),
 	}
-	a.metrics.reg.MustRegister(resourceMetrics{a})
+	a.metrics.reg.MustRegister(resourceMetrics{a}, stuckMetrics{a.calls})
 	if as := cfg.Autoscaler; as != nil {
 		eng := *cfg.Engine
 		eng.Sizer = as

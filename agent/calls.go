@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"reconciler.dev/reconciler/api/status"
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
@@ -226,4 +228,22 @@ func (d *watchedDriver) allowance(t controllers.Target) time.Duration {
 		return d.after + t.Service.StopTimeout.Duration
 	}
 	return d.after
+}
+
+// descStuck is the metric of /status stuck, for alerts: a daemon that does
+// not answer, with how long its oldest call has waited.
+var descStuck = prometheus.NewDesc("reconciler_daemon_stuck_seconds",
+	"How long the oldest call to a daemon that does not answer (docker, systemd, supervisord, git) has waited; absent while it answers.",
+	[]string{"daemon"}, nil)
+
+// stuckMetrics exports /status stuck at scrape time.
+type stuckMetrics struct{ w *callWatch }
+
+func (m stuckMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- descStuck }
+
+func (m stuckMetrics) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	for _, s := range m.w.stuck(now) {
+		ch <- prometheus.MustNewConstMetric(descStuck, prometheus.GaugeValue, now.Sub(s.Since).Seconds(), s.Daemon)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
@@ -142,5 +144,31 @@ func TestWatchedDriverReportsAStuckObserve(t *testing.T) {
 	}
 	if _, ok := drivers[v1.DriverSwarm].(controllers.NotReadyHandler); ok {
 		t.Errorf("a driver without NotReady gained one")
+	}
+}
+
+func TestStuckMetric(t *testing.T) {
+	w := newCallWatch()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(stuckMetrics{w})
+	series := func() int {
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range fams {
+			if f.GetName() == "reconciler_daemon_stuck_seconds" {
+				n += len(f.GetMetric())
+			}
+		}
+		return n
+	}
+	if n := series(); n != 0 {
+		t.Fatalf("every daemon answers: %d series", n)
+	}
+	w.begin("docker", "observe swarm", time.Hour)(context.Background(), context.DeadlineExceeded)
+	if n := series(); n != 1 {
+		t.Fatalf("docker stuck: %d series", n)
 	}
 }

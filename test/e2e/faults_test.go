@@ -478,7 +478,12 @@ func awaitStuck(t *testing.T, a *agentProc, daemon string, within time.Duration)
 		}
 		return fmt.Errorf("stuck %+v, phase %s", st.Stuck, st.Phase)
 	})
-	return got, time.Now()
+	seen := time.Now()
+	series := `reconciler_daemon_stuck_seconds{daemon="` + daemon + `"}`
+	if v, ok := agentMetrics(t, a.Addr)[series]; !ok || v <= 0 {
+		t.Errorf("/status says %s is stuck, /metrics has %s = %v (present %v)", daemon, series, v, ok)
+	}
+	return got, seen
 }
 
 // hangOutcome checks and prints what one freeze showed.

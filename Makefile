@@ -45,7 +45,8 @@ test-e2e: build
 
 # The fault-injection suite alone (it is part of test-e2e, so of make test):
 # dockerd killed mid-flip, systemd restarted mid-pass, a full state dir, a
-# corrupt state file, and a soak (SOAK=30m E2E_TIMEOUT=60m make test-faults
+# corrupt state file, hangs (dockerd and the system bus frozen, a silent git
+# server, a cut link to git), and a soak (SOAK=30m E2E_TIMEOUT=60m make test-faults
 # for a long one).
 test-faults: build testbed-up
 	RECONCILER_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -count=1 -p 1 -timeout $(E2E_TIMEOUT) -run 'TestFault' -v ./test/e2e/...

@@ -83,6 +83,11 @@ type Config struct {
 	Forge *forge.Reporter
 	// StatusURL is the target URL of those statuses (the agent's page).
 	StatusURL string
+	// CallTimeout is what bounds each call to a daemon (the drivers'
+	// --call-timeout, default 30s) and GitTimeout each git network
+	// operation (--git-timeout, default 30s): a call in flight for half
+	// of its timeout is reported in /status stuck (calls.go).
+	CallTimeout, GitTimeout time.Duration
 }
 
 // Agent is a running reconciler.
@@ -111,6 +116,9 @@ type Agent struct {
 	resolver *desired.Resolver
 	hookOnce sync.Once
 	hook     *webhook // one for every listener, so replays and refusals count once
+	// calls keeps the calls to daemons and the git server in flight, for
+	// /status stuck (calls.go).
+	calls *callWatch
 }
 
 // New prepares an agent; Run starts it.
@@ -127,6 +135,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = min(max(cfg.Interval, 10*time.Second), 60*time.Second)
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.GitTimeout <= 0 {
+		cfg.GitTimeout = source.DefaultTimeout
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -141,8 +155,9 @@ func New(cfg Config) (*Agent, error) {
 		trigger:  make(chan string, 1),
 		failures: failure.New(),
 		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout, Limits: cfg.Limits, Reach: &cfg.Reach},
+		calls:    newCallWatch(),
 	}
-	a.metrics.reg.MustRegister(resourceMetrics{a})
+	a.metrics.reg.MustRegister(resourceMetrics{a}, stuckMetrics{a.calls})
 	if as := cfg.Autoscaler; as != nil {
 		eng := *cfg.Engine
 		eng.Sizer = as
@@ -169,6 +184,11 @@ func New(cfg Config) (*Agent, error) {
 			})
 		}
 	}
+	// Every driver call is watched, so /status can say which daemon does
+	// not answer while the call still waits (the drivers bound it).
+	eng := *a.cfg.Engine
+	eng.Drivers = watchDrivers(eng.Drivers, a.calls, stuckAfter(cfg.CallTimeout))
+	a.cfg.Engine = &eng
 	return a, nil
 }
 

@@ -32,10 +32,12 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 		base = good.Revision.ID
 	}
 	now := time.Now()
+	end := a.calls.begin(daemonGit, "fetch", stuckAfter(min(a.cfg.GitTimeout, a.cfg.FetchTimeout)))
 	r, err := a.resolver.Resolve(ctx, desired.ResolveOptions{Base: base, Fetched: func(art source.Artifact) bool {
 		now = time.Now()
 		return a.fetched(p, good, art, now)
 	}})
+	end(ctx, gitErr(err))
 	if r.Verdict.Fetches > 0 {
 		a.metrics.historyFetches.Add(float64(r.Verdict.Fetches))
 	}
@@ -400,4 +402,8 @@ func (a *Agent) Ready() bool {
 }
 
 // Status returns a copy of the agent's status.
-func (a *Agent) Status() Status { return a.status.snapshot() }
+func (a *Agent) Status() Status {
+	s := a.status.snapshot()
+	s.Stuck = a.calls.stuck(time.Now())
+	return s
+}

@@ -30,6 +30,28 @@ type Status struct {
 	Events         []Event                  `json:"events"` // the most recent last
 	// Monitor says how resource collection goes (absent when it is off).
 	Monitor *MonitorStatus `json:"monitor,omitempty"`
+	// Stuck lists the daemons that do not answer (a call in flight for
+	// half its timeout, or calls that ran out of time with none answered
+	// since), with the oldest call waiting and since when; absent when
+	// every daemon answers.
+	Stuck []StuckCall `json:"stuck,omitempty"`
+}
+
+// StuckCall is a daemon that does not answer: a call to it in flight for
+// longer than half its timeout, or calls that ran out of time with none
+// answered since (/status stuck, one entry per daemon).
+type StuckCall struct {
+	// Daemon is what the call talks to: docker, systemd (over D-Bus),
+	// supervisord, daemontools, git.
+	Daemon string `json:"daemon"`
+	// Call is the oldest call without an answer: "observe swarm", "apply
+	// swarm/factory-proxy replicas", "fetch".
+	Call string `json:"call"`
+	// Since is when that call was made.
+	Since time.Time `json:"since"`
+	// TimedOut counts the calls to the daemon that ran out of time since
+	// it last answered one.
+	TimedOut int `json:"timedOut"`
 }
 
 // RevisionStatus is the revision in force.

@@ -110,6 +110,26 @@ func (f *sourceFlags) resolve(ctx context.Context) (*desired.Snapshot, error) {
 	return res.Snapshot, nil
 }
 
+// setCallTimeout bounds each call of the drivers that talk to a daemon
+// (0 keeps their default).
+func setCallTimeout(e *engine.Engine, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	for _, drv := range e.Drivers {
+		switch drv := drv.(type) {
+		case *swarm.Driver:
+			drv.CallTimeout = d
+		case *compose.Driver:
+			drv.CallTimeout = d
+		case *systemd.Driver:
+			drv.CallTimeout = d
+		case *supervisor.Driver:
+			drv.CallTimeout = d
+		}
+	}
+}
+
 // newEngine wires the drivers. Clients connect lazily: a host with no Swarm
 // services never talks to Docker.
 func newEngine() (*engine.Engine, func(), error) {

@@ -30,6 +30,7 @@ func newRunCommand() *cobra.Command {
 		allowedHosts        []string
 		logFormat, logLevel string
 		monitorInterval     time.Duration
+		callTimeout         time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run --source S [--interval 30s] [--listen 127.0.0.1:9440] [--state-dir DIR]",
@@ -111,7 +112,14 @@ one-shot stats and /proc. They are in /status (objects[].resources), in
 /metrics (reconciler_service_memory_bytes{service} and friends) and on
 /events (type resources); /status monitor says what the last collection
 cost. GET /passes/{id} shows one pass with its events (reconciler status
---pass).`,
+--pass).
+
+Every call to Docker, systemd (over D-Bus) and supervisord is bounded by
+--call-timeout, every git network operation by --git-timeout. A daemon that
+freezes rather than dies (SIGSTOP, a bus daemon that stops reading, a git
+server that accepts and never answers, a cut link) shows in /status stuck
+(daemon, the oldest call waiting, since when, calls timed out) once a call
+has waited half its timeout, until one of its calls is answered again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := newLogger(logFormat, logLevel)
@@ -141,11 +149,15 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 				return err
 			}
 			defer closeFn()
+			setCallTimeout(eng, callTimeout)
 			reader := &autoscale.AMQPReader{}
 			defer reader.Close()
 			var mon *monitor.Collector
 			if monitorInterval > 0 {
 				mon = newMonitor(eng)
+				if cmd.Flags().Changed("call-timeout") {
+					mon.CallTimeout = callTimeout
+				}
 			}
 			rep, err := ff.reporter(logger)
 			if err != nil {
@@ -159,6 +171,7 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 				Monitor:    mon, MonitorInterval: monitorInterval,
 				Trust: pol, Limits: sf.limits.parse, Reach: sf.reach.reach(),
 				Forge: rep, StatusURL: ff.statusURL,
+				CallTimeout: callTimeout, GitTimeout: sf.timeout,
 			})
 			if err != nil {
 				return err
@@ -188,6 +201,7 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 	cmd.Flags().StringVar(&gitlabToken, "webhook-gitlab-token-file", "", "file holding the X-Gitlab-Token GitLab sends (default: the webhook secret)")
 	ff.register(cmd.Flags())
 	cmd.Flags().DurationVar(&monitorInterval, "monitor-interval", agent.DefaultMonitorInterval, "collect the services' resource figures at most this often (0: never)")
+	cmd.Flags().DurationVar(&callTimeout, "call-timeout", agent.DefaultCallTimeout, "bound of each call to Docker, systemd (D-Bus) and supervisord; a call waiting half of it shows in /status stuck")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

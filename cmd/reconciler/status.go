@@ -127,6 +127,9 @@ func printStatus(w io.Writer, st status.Status) {
 		src = fmt.Sprintf("FAILING since %s: %s", ago(st.Source.FailingSince), st.Source.LastError)
 	}
 	fmt.Fprintf(w, "source:      %s (%s)\n", st.Source.URL, src)
+	for _, c := range st.Stuck {
+		fmt.Fprintf(w, "stuck:       %s does not answer: %s waiting since %s (%d calls timed out)\n", c.Daemon, c.Call, ago(c.Since), c.TimedOut)
+	}
 	if m := st.Maintenance; m != nil {
 		fmt.Fprintf(w, "maintenance: %s\n", describeMaintenance(*m))
 	}

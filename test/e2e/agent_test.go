@@ -401,24 +401,29 @@ func TestAgentBadCommitsChangeNothing(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 3. Git server down
 
-// readyzWatch polls /readyz until stopped and remembers every answer that
-// was not 200.
+// readyzWatch polls an endpoint (/readyz, /healthz) until stopped and
+// remembers every answer that was not 200, and the slowest answer.
 type readyzWatch struct {
-	stopc chan struct{}
-	done  chan struct{}
-	polls int
-	bad   []string
+	stopc   chan struct{}
+	done    chan struct{}
+	polls   int
+	bad     []string
+	slowest time.Duration
 }
 
-func watchReadyz(addr string) *readyzWatch {
+func watchReadyz(addr string) *readyzWatch { return watchEndpoint(addr, "/readyz") }
+
+func watchEndpoint(addr, path string) *readyzWatch {
 	w := &readyzWatch{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for {
-			code, body, err := agentGet(addr, "/readyz")
+			start := time.Now()
+			code, body, err := agentGet(addr, path)
+			w.slowest = max(w.slowest, time.Since(start))
 			w.polls++
 			if err != nil || code != http.StatusOK {
-				w.bad = append(w.bad, fmt.Sprintf("%s: %d %s %v", time.Now().Format("15:04:05.000"), code, strings.TrimSpace(string(body)), err))
+				w.bad = append(w.bad, fmt.Sprintf("%s: %s %d %s %v", time.Now().Format("15:04:05.000"), path, code, strings.TrimSpace(string(body)), err))
 			}
 			select {
 			case <-w.stopc:

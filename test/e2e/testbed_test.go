@@ -254,8 +254,14 @@ var (
 // processes that run at the same time (two people, or two sessions, on one
 // testbed) then take turns instead of stepping on each other. It is a flock:
 // the kernel releases it when the test ends or the process dies.
+//
+// The "daemons" lock is always taken first (shared, unless the test holds
+// it already): every process then takes locks in one order, so a fault
+// test holding "daemons" and waiting for a part never waits on a test that
+// holds that part and waits for "daemons".
 func lockTestbed(t testing.TB, part string) {
 	t.Helper()
+	holdDaemons(t, false)
 	flockPart(t, part, syscall.LOCK_EX)
 }
 

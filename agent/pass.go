@@ -204,7 +204,9 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 	}
 	objects := a.objects(plan.Targets, plan.Live, plan.Health, differs)
 	now := time.Now()
+	wasMaintenance := false
 	a.status.update(func(s *Status) {
+		wasMaintenance = s.Maintenance != nil && s.Maintenance.Active
 		s.Maintenance = &m
 		s.Objects = objects
 		msg := ""
@@ -222,6 +224,7 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 		}
 		setCondition(s, Condition{Type: names.ConditionMaintenance, Status: m.Active, Reason: reason, Message: msg}, now)
 	})
+	a.maintenanceNotify(p, wasMaintenance, m.Active, m.Reason)
 	a.driftEvents(p, plan)
 }
 
@@ -331,6 +334,11 @@ func (a *Agent) recordResult(p *passRun, res *engine.Result) {
 	}
 	objects := a.objects(res.Plan.Targets, res.Live, res.Health, unresolved)
 	a.status.update(func(s *Status) { s.Drift, s.Objects = drift, objects })
+	for _, d := range drift {
+		if d.Action != names.DriftReverted {
+			p.driftLeft++
+		}
+	}
 }
 
 // finish closes a pass: summary, metrics, readiness, conditions, log.
@@ -380,6 +388,7 @@ func (a *Agent) finish(p *passRun, err error) {
 	})
 	a.event(Event{Time: end, Pass: p.id, Revision: p.rev, Type: names.EventPassFinished, Message: res})
 	a.passStatus(p)
+	a.passNotify(p)
 	attrs := []any{"trigger", p.trigger, "result", res, "took", end.Sub(p.start).Round(time.Millisecond).String(), "actions", len(p.summary.Actions)}
 	if ok {
 		if len(p.summary.Actions) > 0 {

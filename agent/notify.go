@@ -67,7 +67,7 @@ func (a *Agent) passNotify(p *passRun) {
 func (a *Agent) maintenanceNotify(p *passRun, was, is bool, reason string) {
 	n := a.cfg.Notify
 	if n == nil || was == is {
-		return
+		return // the Notifier keeps a held condition alive itself
 	}
 	if is {
 		n.Fire(notify.EventMaintenance, "", p.rev, p.id, "maintenance entered: "+reason)

@@ -23,8 +23,8 @@ const (
 type Notifier struct {
 	Host string
 	Log  *slog.Logger
-	// Refresh re-sends a condition still firing after this long, so
-	// Alertmanager does not close it (default DefaultRefresh).
+	// Refresh re-sends to Alertmanager a condition still firing after this
+	// long, so it does not close the alert (default DefaultRefresh).
 	Refresh time.Duration
 	// Queue bounds each target's queue (default DefaultQueue).
 	Queue int
@@ -81,17 +81,13 @@ func (n *Notifier) notify(e Event) {
 		return
 	}
 	e.Host, e.Time = n.Host, time.Now()
-	refresh := n.Refresh
-	if refresh <= 0 {
-		refresh = DefaultRefresh
-	}
 	n.mu.Lock()
 	if n.firing == nil {
 		n.firing = map[string]Event{}
 	}
 	prev, was := n.firing[e.key()]
 	switch {
-	case e.Firing && was && prev.Revision == e.Revision && e.Time.Sub(prev.Time) < refresh:
+	case e.Firing && was && prev.Revision == e.Revision:
 		n.mu.Unlock()
 		return
 	case !e.Firing && !was:
@@ -155,8 +151,52 @@ func (n *Notifier) Stats() []Stats {
 	return out
 }
 
+// refresh re-sends to Alertmanager targets every condition still firing
+// that was last sent more than Refresh ago: Alertmanager closes an alert at
+// its endsAt, and a condition may hold for hours with nothing new to say.
+// Chat and webhook targets hear a condition once.
+func (n *Notifier) refresh(now time.Time) {
+	every := n.Refresh
+	if every <= 0 {
+		every = DefaultRefresh
+	}
+	n.mu.Lock()
+	var due []Event
+	for k, e := range n.firing {
+		if now.Sub(e.Time) >= every {
+			e.Time = now
+			n.firing[k] = e
+			due = append(due, e)
+		}
+	}
+	n.mu.Unlock()
+	for _, e := range due {
+		for _, t := range n.targets {
+			if t.s.cfg.Kind == KindAlertmanager && (t.events == nil || t.events[e.Type]) {
+				n.enqueue(t, e)
+			}
+		}
+	}
+}
+
 // Run sends until ctx ends, one goroutine per target.
 func (n *Notifier) Run(ctx context.Context) {
+	every := n.Refresh
+	if every <= 0 {
+		every = DefaultRefresh
+	}
+	go func() {
+		tick := time.NewTicker(max(every/10, 10*time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				n.refresh(now)
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for _, t := range n.targets {
 		wg.Add(1)

@@ -307,3 +307,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A condition that keeps firing is re-sent to Alertmanager (whose alert
+// would otherwise end), never to chat.
+func TestRefreshOnlyAlertmanager(t *testing.T) {
+	am, amSrv := newRecorder(t)
+	chat, chatSrv := newRecorder(t)
+	n := New("web1", &Config{Targets: []TargetConfig{{Kind: KindAlertmanager, URL: amSrv.URL}, {Kind: KindSlack, URL: chatSrv.URL}}}, nil)
+	n.Refresh = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	n.Fire(EventMaintenance, "", "abc", "p1", "maintenance entered")
+	am.wait(t, 3)
+	chat.wait(t, 1)
+	time.Sleep(150 * time.Millisecond)
+	chat.mu.Lock()
+	defer chat.mu.Unlock()
+	if len(chat.bodies) != 1 {
+		t.Errorf("chat heard the condition %d times, want once", len(chat.bodies))
+	}
+}

@@ -120,8 +120,8 @@ with labels alertname and host, resolved by endsAt). For example:
     - {kind: webhook, url: "https://ops.example/hook",
        secretFile: /etc/reconciler/notify-secret, events: [pass-failed]}
 
-A condition already notified is not sent again (a firing one is refreshed
-every 20 minutes); each target has its own bounded queue, retried with
+A condition already notified is not sent again (one still firing is re-sent
+to Alertmanager every 20 minutes); each target has its own bounded queue, retried with
 backoff when it is down, dropping (and logging) the oldest when full: a
 target never delays or fails a pass.
 

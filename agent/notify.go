@@ -13,17 +13,14 @@ import (
 // which deduplicates and queues them: a target never holds up a pass.
 
 // notifyEvent turns the events that open or close a condition into
-// notifications.
+// notifications. (A refused revision and a revision in force are notified
+// where they are decided, in refuse and fetch, with the full commit id.)
 func (a *Agent) notifyEvent(ev Event) {
 	n := a.cfg.Notify
 	if n == nil {
 		return
 	}
 	switch ev.Type {
-	case names.EventRevisionRefused:
-		n.Fire(notify.EventRevisionRefused, "", ev.Revision, ev.Pass, ev.Message)
-	case names.EventRevision:
-		n.Resolve(notify.EventRevisionRefused, "", ev.Revision, ev.Pass, "a revision is in force")
 	case names.EventFailurePolicy:
 		switch ev.Field {
 		case failure.ActGaveUp:

@@ -15,6 +15,7 @@ import (
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 	"reconciler.dev/reconciler/forge"
+	"reconciler.dev/reconciler/notify"
 )
 
 // fetch looks the source up and, when it moved to a revision not judged yet,
@@ -93,6 +94,7 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	a.metrics.revision.Reset()
 	a.metrics.revision.WithLabelValues(art.Revision.ID, art.Revision.Ref).Set(1)
 	a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: names.EventRevision, Message: "in force: " + art.Revision.Message})
+	a.cfg.Notify.Resolve(notify.EventRevisionRefused, "", art.Revision.ID, p.id, "a revision is in force")
 	p.base.Info("new revision in force", "revision", shortRev(art.Revision.ID), "message", art.Revision.Message)
 }
 
@@ -170,6 +172,7 @@ func (a *Agent) refuse(p *passRun, id, message string, err error, now time.Time)
 	a.metrics.failedRevision.Reset()
 	a.metrics.failedRevision.WithLabelValues(id, reason).Set(1)
 	a.event(Event{Pass: p.id, Revision: shortRev(id), Type: names.EventRevisionRefused, Message: err.Error()})
+	a.cfg.Notify.Fire(notify.EventRevisionRefused, "", id, p.id, refusedDescription(err))
 	a.postStatus(id, forge.StateFailure, refusedDescription(err))
 	p.base.Error("revision refused; the revision in force stays", "revision", a.goodID(), "refused", shortRev(id), "err", err)
 }

@@ -84,8 +84,8 @@ spec:
 		return fmt.Errorf("alerts: %+v", alerts)
 	})
 	t.Logf("firing: labels %v annotations %v starts %s ends %s", fired.Labels, fired.Annotations, fired.StartsAt, fired.EndsAt)
-	if fired.Annotations["revision"] != shortRev(bad) && fired.Annotations["revision"] != bad {
-		t.Errorf("alert revision %q, want %s", fired.Annotations["revision"], shortRev(bad))
+	if fired.Annotations["revision"] != bad {
+		t.Errorf("alert revision %q, want %s", fired.Annotations["revision"], bad)
 	}
 	if fired.Annotations["pass"] == "" {
 		t.Errorf("alert names no pass: %v", fired.Annotations)

@@ -23,6 +23,7 @@ import (
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 	"reconciler.dev/reconciler/forge"
+	"reconciler.dev/reconciler/notify"
 )
 
 // Config is what `reconciler run` hands the agent.
@@ -88,6 +89,10 @@ type Config struct {
 	// operation (--git-timeout, default 30s): a call in flight for half
 	// of its timeout is reported in /status stuck (calls.go).
 	CallTimeout, GitTimeout time.Duration
+	// Notify, when set, hears the host's conditions (refused revision,
+	// failed pass, drift left, maintenance, failure policy gave up). Run
+	// runs it.
+	Notify *notify.Notifier
 }
 
 // Agent is a running reconciler.
@@ -231,6 +236,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if a.cfg.Forge != nil {
 		go a.cfg.Forge.Run(ctx)
+	}
+	if a.cfg.Notify != nil {
+		go a.cfg.Notify.Run(ctx)
 	}
 	a.log.Info("agent started", "pass", "-", "revision", a.goodID(), "host", a.cfg.Host,
 		"source", a.cfg.Source.String(), "interval", a.cfg.Interval.String(), "listen", a.cfg.Listen)
@@ -387,6 +395,7 @@ func (a *Agent) event(ev Event) {
 		ev.Time = time.Now()
 	}
 	a.status.event(ev)
+	a.notifyEvent(ev)
 }
 
 // passRun is one pass in progress.
@@ -404,6 +413,8 @@ type passRun struct {
 	summary PassSummary
 	// statusNote is the commit status description of a failed pass.
 	statusNote string
+	// driftLeft counts the differences the pass did not put right.
+	driftLeft int
 }
 
 type passKey struct{}

@@ -15,6 +15,7 @@ import (
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 	"reconciler.dev/reconciler/forge"
+	"reconciler.dev/reconciler/notify"
 )
 
 // fetch looks the source up and, when it moved to a revision not judged yet,
@@ -95,6 +96,7 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	a.metrics.revision.Reset()
 	a.metrics.revision.WithLabelValues(art.Revision.ID, art.Revision.Ref).Set(1)
 	a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: names.EventRevision, Message: "in force: " + art.Revision.Message})
+	a.cfg.Notify.Resolve(notify.EventRevisionRefused, "", art.Revision.ID, p.id, "a revision is in force")
 	p.base.Info("new revision in force", "revision", shortRev(art.Revision.ID), "message", art.Revision.Message)
 }
 
@@ -172,6 +174,7 @@ func (a *Agent) refuse(p *passRun, id, message string, err error, now time.Time)
 	a.metrics.failedRevision.Reset()
 	a.metrics.failedRevision.WithLabelValues(id, reason).Set(1)
 	a.event(Event{Pass: p.id, Revision: shortRev(id), Type: names.EventRevisionRefused, Message: err.Error()})
+	a.cfg.Notify.Fire(notify.EventRevisionRefused, "", id, p.id, refusedDescription(err))
 	a.postStatus(id, forge.StateFailure, refusedDescription(err))
 	p.base.Error("revision refused; the revision in force stays", "revision", a.goodID(), "refused", shortRev(id), "err", err)
 }
@@ -206,7 +209,9 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 	}
 	objects := a.objects(plan.Targets, plan.Live, plan.Health, differs)
 	now := time.Now()
+	wasMaintenance := false
 	a.status.update(func(s *Status) {
+		wasMaintenance = s.Maintenance != nil && s.Maintenance.Active
 		s.Maintenance = &m
 		s.Objects = objects
 		msg := ""
@@ -224,6 +229,7 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 		}
 		setCondition(s, Condition{Type: names.ConditionMaintenance, Status: m.Active, Reason: reason, Message: msg}, now)
 	})
+	a.maintenanceNotify(p, wasMaintenance, m.Active, m.Reason)
 	a.driftEvents(p, plan)
 }
 
@@ -333,6 +339,11 @@ func (a *Agent) recordResult(p *passRun, res *engine.Result) {
 	}
 	objects := a.objects(res.Plan.Targets, res.Live, res.Health, unresolved)
 	a.status.update(func(s *Status) { s.Drift, s.Objects = drift, objects })
+	for _, d := range drift {
+		if d.Action != names.DriftReverted {
+			p.driftLeft++
+		}
+	}
 }
 
 // finish closes a pass: summary, metrics, readiness, conditions, log.
@@ -382,6 +393,7 @@ func (a *Agent) finish(p *passRun, err error) {
 	})
 	a.event(Event{Time: end, Pass: p.id, Revision: p.rev, Type: names.EventPassFinished, Message: res})
 	a.passStatus(p)
+	a.passNotify(p)
 	attrs := []any{"trigger", p.trigger, "result", res, "took", end.Sub(p.start).Round(time.Millisecond).String(), "actions", len(p.summary.Actions)}
 	if ok {
 		if len(p.summary.Actions) > 0 {

@@ -16,6 +16,7 @@ import (
 	"reconciler.dev/reconciler/controllers/monitor"
 	"reconciler.dev/reconciler/controllers/swarm"
 	"reconciler.dev/reconciler/controllers/systemd"
+	"reconciler.dev/reconciler/notify"
 )
 
 func newRunCommand() *cobra.Command {
@@ -28,6 +29,7 @@ func newRunCommand() *cobra.Command {
 		ff                  forgeFlags
 		tokenFile, hookAddr string
 		allowedHosts        []string
+		notifyFile          string
 		logFormat, logLevel string
 		monitorInterval     time.Duration
 		callTimeout         time.Duration
@@ -104,6 +106,26 @@ own goroutine, an unchanged one is not posted again, posts are spaced by
 --forge-min-interval, and a forge that is down is retried with backoff and
 logged: it never delays or fails a pass.
 
+With --notify-file FILE (YAML or JSON) the agent notifies the targets listed
+there of its host's conditions: revision-refused, pass-failed, drift-left,
+maintenance and failure-gave-up, each with host, revision and pass id, sent
+when it fires and again when it resolves. Target kinds: webhook (a JSON POST
+signed X-Reconciler-Signature-256: sha256=<hex HMAC-SHA256 of the body> with
+the key in secretFile), slack (an incoming webhook, {"text": ...}) and
+alertmanager (url is Alertmanager's root; alerts POSTed to /api/v2/alerts
+with labels alertname and host, resolved by endsAt). For example:
+
+  targets:
+    - {kind: alertmanager, url: "http://127.0.0.1:9093"}
+    - {kind: slack, url: "https://hooks.slack.com/services/T/B/X"}
+    - {kind: webhook, url: "https://ops.example/hook",
+       secretFile: /etc/reconciler/notify-secret, events: [pass-failed]}
+
+A condition already notified is not sent again (one still firing is re-sent
+to Alertmanager every 20 minutes); each target has its own bounded queue, retried with
+backoff when it is down, dropping (and logging) the oldest when full: a
+target never delays or fails a pass.
+
 Every --monitor-interval (apart from passes; 0 turns it off) the agent reads
 the resource figures of every declared service: RSS, VMS, CPU seconds,
 processes, threads, open descriptors and established TCP connections of
@@ -163,6 +185,14 @@ has waited half its timeout, until one of its calls is answered again.`,
 			if err != nil {
 				return err
 			}
+			var notifier *notify.Notifier
+			if notifyFile != "" {
+				nc, err := notify.LoadFile(notifyFile)
+				if err != nil {
+					return err
+				}
+				notifier = notify.New(host, nc, logger)
+			}
 			a, err := agent.New(agent.Config{
 				Source: src, Host: host, Engine: eng, StateDir: stateDir, Interval: interval,
 				Listen: listen, WebhookSecretFile: webhookSecret, WebhookGitLabTokenFile: gitlabToken, Log: logger,
@@ -172,6 +202,7 @@ has waited half its timeout, until one of its calls is answered again.`,
 				Trust: pol, Limits: sf.limits.parse, Reach: sf.reach.reach(),
 				Forge: rep, StatusURL: ff.statusURL,
 				CallTimeout: callTimeout, GitTimeout: sf.timeout,
+				Notify: notifier,
 			})
 			if err != nil {
 				return err
@@ -200,6 +231,7 @@ has waited half its timeout, until one of its calls is answered again.`,
 	cmd.Flags().StringSliceVar(&allowedHosts, "allowed-host", nil, "Host header names a loopback --listen accepts besides localhost, loopback addresses and its own (a list; for a local reverse proxy)")
 	cmd.Flags().StringVar(&gitlabToken, "webhook-gitlab-token-file", "", "file holding the X-Gitlab-Token GitLab sends (default: the webhook secret)")
 	ff.register(cmd.Flags())
+	cmd.Flags().StringVar(&notifyFile, "notify-file", "", "notifications: YAML or JSON file of targets (webhook, slack, alertmanager)")
 	cmd.Flags().DurationVar(&monitorInterval, "monitor-interval", agent.DefaultMonitorInterval, "collect the services' resource figures at most this often (0: never)")
 	cmd.Flags().DurationVar(&callTimeout, "call-timeout", agent.DefaultCallTimeout, "bound of each call to Docker, systemd (D-Bus) and supervisord; a call waiting half of it shows in /status stuck")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")

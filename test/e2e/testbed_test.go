@@ -41,6 +41,7 @@ type Testbed struct {
 	GiteaURL         string // http://127.0.0.1:3300
 	GiteaUser        string // its admin
 	GiteaTokenFile   string // an API token of the admin
+	AlertmanagerURL  string // http://127.0.0.1:9393, Debian's prometheus-alertmanager
 }
 
 var (
@@ -139,6 +140,7 @@ func loadTestbed() (Testbed, error) {
 		GiteaURL:         get("TESTBED_GITEA_URL"),
 		GiteaUser:        get("TESTBED_GITEA_USER"),
 		GiteaTokenFile:   get("TESTBED_GITEA_TOKEN_FILE"),
+		AlertmanagerURL:  get("TESTBED_ALERTMANAGER_URL"),
 	}
 	// Libraries under test read these from the environment, as in production.
 	os.Setenv("DOCKER_HOST", tb.DockerHost)

@@ -10,6 +10,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/drivertest"
 	"reconciler.dev/reconciler/controllers/engine"
 )
 
@@ -77,32 +78,7 @@ const (
 )
 
 func action(name, from, to string, op controllers.Op) controllers.Action {
-	return controllers.Action{
-		Subject: "supervisor/" + name, Kind: controllers.KindService, Name: name, Driver: v1.DriverSupervisor,
-		Field: "replicas", From: from, To: to, Op: op, Mode: controllers.Enforce,
-	}
-}
-
-func reportOnly(a controllers.Action) controllers.Action {
-	a.Mode = controllers.ReportOnly
-	return a
-}
-
-// checkActions compares plans; nil and empty are equal.
-func checkActions(t *testing.T, got, want []controllers.Action) {
-	t.Helper()
-	if len(got) == 0 && len(want) == 0 || reflect.DeepEqual(got, want) {
-		return
-	}
-	t.Errorf("plan differs\ngot:%s\nwant:%s", list(got), list(want))
-}
-
-func list(as []controllers.Action) string {
-	var b strings.Builder
-	for _, a := range as {
-		fmt.Fprintf(&b, "\n  %+v", a)
-	}
-	return b.String()
+	return drivertest.Replicas(v1.DriverSupervisor, name, from, to, op)
 }
 
 func TestPlan(t *testing.T) {
@@ -200,8 +176,8 @@ func TestPlan(t *testing.T) {
 			spec:  v1.HostSpec{Drift: v1.DriftReport, Services: []v1.Service{poller(2)}},
 			procs: pollers(mix(R, S, R)...),
 			want: []controllers.Action{
-				reportOnly(action("usm-poller", "2", "1", controllers.OpScaleDown)),
-				reportOnly(action("usm-poller", "1", "2", controllers.OpScaleUp)),
+				drivertest.ReportOnly(action("usm-poller", "2", "1", controllers.OpScaleDown)),
+				drivertest.ReportOnly(action("usm-poller", "1", "2", controllers.OpScaleUp)),
 			},
 		},
 		{
@@ -223,7 +199,7 @@ func TestPlan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := targets(tc.spec)
-			checkActions(t, Plan(ts, liveFrom(ts, tc.procs)), tc.want)
+			drivertest.CheckActions(t, Plan(ts, liveFrom(ts, tc.procs)), tc.want)
 		})
 	}
 }
@@ -419,7 +395,7 @@ func TestLiveFromCaptured(t *testing.T) {
 		l.Raw.(groupLive).Procs[0].Name != "capture-fail_0" {
 		t.Errorf("capture-fail live = %+v", l)
 	}
-	checkActions(t, Plan(ts[1:], live), []controllers.Action{
+	drivertest.CheckActions(t, Plan(ts[1:], live), []controllers.Action{
 		action("capture-fail", "1", "0", controllers.OpScaleDown),
 		action("capture-fail", "0", "1", controllers.OpScaleUp),
 	})

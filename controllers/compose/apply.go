@@ -19,7 +19,9 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Apply carries out one action on the containers observed in this pass.
+// Apply carries out one action on the containers observed in this pass:
+// the Steps its Plan worked out (which containers to stop, which numbers to
+// bring up), nothing computed again.
 //
 // A scale-down stops the started containers numbered beyond the target one
 // at a time from the highest number, each stop graceful (SIGTERM, or the
@@ -42,12 +44,19 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	if !ok || len(sl.Replicas) == 0 {
 		return fmt.Errorf("%s: no containers of compose service %s/%s observed", a.Subject, t.Service.Project, t.Name)
 	}
-	toStop, toStart := changes(t, l)
+	switch steps := a.Steps.(type) {
+	case stopSteps:
+		if a.Op == controllers.OpScaleDown {
+			return d.scaleDown(ctx, a.Subject, sl, steps, stopTimeout(t.Service))
+		}
+	case startSteps:
+		if a.Op == controllers.OpScaleUp {
+			return d.scaleUp(ctx, a.Subject, sl, steps)
+		}
+	}
 	switch a.Op {
-	case controllers.OpScaleDown:
-		return d.scaleDown(ctx, a.Subject, sl, toStop, stopTimeout(t.Service))
-	case controllers.OpScaleUp:
-		return d.scaleUp(ctx, a.Subject, sl, toStart)
+	case controllers.OpScaleDown, controllers.OpScaleUp:
+		return fmt.Errorf("%s: %s was not planned by the compose driver (no steps)", a.Subject, a.Op)
 	case controllers.OpRestart:
 		if a.Field == controllers.FieldFailing {
 			return d.restartFailing(ctx, a.Subject, failingReplicas(t, sl), stopTimeout(t.Service))

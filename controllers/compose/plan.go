@@ -42,6 +42,7 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 			a := base
 			a.Op = controllers.OpScaleDown
 			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now-len(toStop))
+			a.Steps = toStop
 			now -= len(toStop)
 			out = append(out, a)
 		}
@@ -49,16 +50,25 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 			a := base
 			a.Op = controllers.OpScaleUp
 			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now+len(toStart))
+			a.Steps = toStart
 			out = append(out, a)
 		}
 	}
 	return out
 }
 
+// stopSteps are the Steps of a scale-down: the containers to stop, in the
+// order they are stopped. startSteps are those of a scale-up: the numbers
+// to bring up, in order.
+type (
+	stopSteps  []replica
+	startSteps []int
+)
+
 // changes returns the started containers numbered beyond the target, highest
 // number first (the order they are stopped in), and the numbers 1..N that
 // have no started container, lowest first (the order they are brought up).
-func changes(t controllers.Target, l controllers.Live) (toStop []replica, toStart []int) {
+func changes(t controllers.Target, l controllers.Live) (toStop stopSteps, toStart startSteps) {
 	sl, _ := l.Raw.(serviceLive)
 	want := int(t.Replicas)
 	up := map[int]bool{}
@@ -66,7 +76,7 @@ func changes(t controllers.Target, l controllers.Live) (toStop []replica, toStar
 		switch {
 		case !r.started():
 		case r.Number > want:
-			toStop = append([]replica{r}, toStop...) // Replicas ascend: prepend
+			toStop = append(stopSteps{r}, toStop...) // Replicas ascend: prepend
 		default:
 			up[r.Number] = true
 		}

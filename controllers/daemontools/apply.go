@@ -44,7 +44,11 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		d.setStarted(dir, false)
 		return wrap(removeFile(dir, downFile))
 	case a.Field == fieldReplicas && a.Op == controllers.OpScaleUp:
-		return wrap(d.start(dir, t, sl))
+		m, ok := a.Steps.(mode)
+		if !ok {
+			return wrap(errors.New("the start was not planned by the daemontools driver (no steps)"))
+		}
+		return wrap(d.start(dir, m, t, sl))
 	case a.Field == fieldReplicas && a.Op == controllers.OpScaleDown:
 		return wrap(d.stop(ctx, dir, t))
 	case a.Field == fieldPaused && a.Op == controllers.OpStart:
@@ -69,9 +73,10 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	return wrap(fmt.Errorf("the daemontools driver cannot %s %s", a.Op, a.Field))
 }
 
-// start sends up (or once) and records what the service now starts with.
-func (d *Driver) start(dir string, t controllers.Target, sl serviceLive) error {
-	once := desiredMode(t) == modeOnce
+// start sends up (or once, as the plan's mode says) and records what the
+// service now starts with.
+func (d *Driver) start(dir string, m mode, t controllers.Target, sl serviceLive) error {
+	once := m == modeOnce
 	cmd := byte('u')
 	if once {
 		cmd = 'o'

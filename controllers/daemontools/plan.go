@@ -131,6 +131,7 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 			add(fieldReplicas, from, replicasValue(want), controllers.OpScaleDown)
 		case want != modeDown && have != want:
 			add(fieldReplicas, from, replicasValue(want), controllers.OpScaleUp)
+			out[len(out)-1].Steps = want // svc -u or svc -o
 			starting = true
 		}
 		if starting || want == modeDown {

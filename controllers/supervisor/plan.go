@@ -49,6 +49,7 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 			a := base
 			a.Op = controllers.OpScaleDown
 			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now-len(toStop))
+			a.Steps = toStop
 			now -= len(toStop)
 			out = append(out, a)
 		}
@@ -56,11 +57,19 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 			a := base
 			a.Op = controllers.OpScaleUp
 			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now+len(toStart))
+			a.Steps = toStart
 			out = append(out, a)
 		}
 	}
 	return out
 }
+
+// stopSteps are the Steps of a scale-down: the processes to stop, in the
+// order they are stopped; startSteps those of a scale-up, in start order.
+type (
+	stopSteps  []process
+	startSteps []process
+)
 
 // tooMany is the reason a target cannot be met: more replicas than the
 // group has processes.
@@ -73,7 +82,7 @@ func tooMany(t controllers.Target, gl groupLive) string {
 // the first N) and to start (lowest first: the first N that are not
 // started) so that exactly the first N run. A process beyond N that is
 // already STOPPING is left to finish.
-func changes(t controllers.Target, gl groupLive) (toStop, toStart []process) {
+func changes(t controllers.Target, gl groupLive) (toStop stopSteps, toStart startSteps) {
 	n := min(int(t.Replicas), len(gl.Procs))
 	for i := len(gl.Procs) - 1; i >= n; i-- {
 		if started(gl.Procs[i].State) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/docker/docker/api/types/swarm"
@@ -17,8 +16,9 @@ import (
 const maxSequenceRetries = 3
 
 // Apply sends one ServiceUpdate for the action, built on the spec and
-// version read in this pass. A concurrent update makes Swarm answer "update
-// out of sequence": the driver then re-reads the service and, if the field
+// version read in this pass, with the value its Plan put in the action's
+// Steps (never parsed back from the text shown). A concurrent update makes
+// Swarm answer "update out of sequence": the driver then re-reads the service and, if the field
 // still differs, tries again.
 func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.Target, l controllers.Live) error {
 	svc, ok := l.Raw.(swarm.Service)
@@ -66,10 +66,11 @@ func setField(spec *swarm.ServiceSpec, a controllers.Action) (bool, error) {
 		if spec.Mode.Replicated == nil {
 			return false, errors.New("service is not replicated")
 		}
-		n, err := strconv.ParseUint(a.To, 10, 64)
-		if err != nil {
-			return false, fmt.Errorf("replicas %q: %w", a.To, err)
+		step, ok := a.Steps.(replicasStep)
+		if !ok {
+			return false, errors.New("replicas: the action was not planned by the swarm driver (no steps)")
 		}
+		n := uint64(step)
 		if r := spec.Mode.Replicated.Replicas; r != nil && *r == n {
 			return false, nil
 		}
@@ -88,11 +89,15 @@ func setField(spec *swarm.ServiceSpec, a controllers.Action) (bool, error) {
 		if cs == nil {
 			return false, errors.New("service has no container spec")
 		}
-		if sameImage(cs.Image, a.To) {
+		img, ok := a.Steps.(imageStep)
+		if !ok {
+			return false, errors.New("image: the action was not planned by the swarm driver (no steps)")
+		}
+		if sameImage(cs.Image, string(img)) {
 			return false, nil
 		}
 		c := *cs
-		c.Image = a.To
+		c.Image = string(img)
 		spec.TaskTemplate.ContainerSpec = &c
 		return true, nil
 	}

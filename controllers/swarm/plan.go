@@ -40,7 +40,7 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 		if l.Replicas != t.Replicas {
 			a := base
 			a.Field, a.From, a.To = "replicas", strconv.Itoa(int(l.Replicas)), want
-			a.Op = controllers.OpScaleUp
+			a.Op, a.Steps = controllers.OpScaleUp, replicasStep(t.Replicas)
 			if t.Replicas < l.Replicas {
 				a.Op = controllers.OpScaleDown
 			}
@@ -49,11 +49,19 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 		if img := t.Service.Image; img != "" && !sameImage(l.Image, img) {
 			a := base
 			a.Field, a.From, a.To, a.Op = "image", l.Image, img, controllers.OpSetImage
+			a.Steps = imageStep(img)
 			out = append(out, a)
 		}
 	}
 	return out
 }
+
+// replicasStep is the Steps of a replicas action: the count to write;
+// imageStep that of an image action: the image to write.
+type (
+	replicasStep uint64
+	imageStep    string
+)
 
 func replicated(l controllers.Live) bool {
 	s, ok := l.Raw.(swarm.Service)

@@ -9,7 +9,8 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Apply carries out one action: enable/disable (then reload systemd), or
+// Apply carries out one action, with the Steps its Plan worked out for a
+// scale (the instances to stop or start): enable/disable (then reload systemd), or
 // start/stop with the job's result checked. A template scale-down stops one
 // instance at a time from the highest number, each stop waiting until the
 // instance has exited (its TimeoutStopSec is the graceful stop timeout); a
@@ -68,7 +69,10 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	case controllers.OpStop:
 		return d.job(ctx, api, a.Subject, "stop", t.Name)
 	case controllers.OpScaleDown:
-		toStop, _ := instanceChanges(t, l)
+		toStop, ok := a.Steps.(stopSteps)
+		if !ok {
+			return fmt.Errorf("%s: %s was not planned by the systemd driver (no steps)", a.Subject, a.Op)
+		}
 		for _, u := range toStop {
 			if err := d.job(ctx, api, a.Subject, "stop", u); err != nil {
 				return err
@@ -76,7 +80,10 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		}
 		return nil
 	case controllers.OpScaleUp:
-		_, toStart := instanceChanges(t, l)
+		toStart, ok := a.Steps.(startSteps)
+		if !ok {
+			return fmt.Errorf("%s: %s was not planned by the systemd driver (no steps)", a.Subject, a.Op)
+		}
 		var wg sync.WaitGroup
 		errs := make([]error, len(toStart))
 		for i, u := range toStart {

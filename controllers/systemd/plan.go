@@ -93,6 +93,7 @@ func planService(base controllers.Action, t controllers.Target, l controllers.Li
 		a := base
 		a.Field, a.Op = "replicas", controllers.OpScaleDown
 		a.From, a.To = strconv.Itoa(int(now)), strconv.Itoa(int(now)-len(toStop))
+		a.Steps = toStop
 		now -= int32(len(toStop))
 		out = append(out, a)
 	}
@@ -100,15 +101,23 @@ func planService(base controllers.Action, t controllers.Target, l controllers.Li
 		a := base
 		a.Field, a.Op = "replicas", controllers.OpScaleUp
 		a.From, a.To = strconv.Itoa(int(now)), strconv.Itoa(int(now)+len(toStart))
+		a.Steps = toStart
 		out = append(out, a)
 	}
 	return out
 }
 
+// stopSteps are the Steps of a scale-down: the units to stop, in the order
+// they are stopped; startSteps those of a scale-up, started together.
+type (
+	stopSteps  []string
+	startSteps []string
+)
+
 // instanceChanges returns the units to stop (highest first) and to start
 // (lowest first) so that exactly the target's instances run: x@1..x@N for a
 // template, the unit itself for replicas 1 of a plain unit.
-func instanceChanges(t controllers.Target, l controllers.Live) (toStop, toStart []string) {
+func instanceChanges(t controllers.Target, l controllers.Live) (toStop stopSteps, toStart startSteps) {
 	// Failing units are the failure policy's when it restarts them or gave
 	// up: the plan does not start them behind its back.
 	held := map[string]bool{}
@@ -121,7 +130,7 @@ func instanceChanges(t controllers.Target, l controllers.Live) (toStop, toStart 
 	if tl, ok := l.Raw.(templateLive); ok {
 		for _, n := range sortedInstances(tl.Instances) {
 			if n > int(t.Replicas) && started(tl.Instances[n]) {
-				toStop = append([]string{instanceName(tl.Template, n)}, toStop...)
+				toStop = append(stopSteps{instanceName(tl.Template, n)}, toStop...)
 			}
 		}
 		for n := 1; n <= int(t.Replicas); n++ {
@@ -134,9 +143,9 @@ func instanceChanges(t controllers.Target, l controllers.Live) (toStop, toStart 
 	unit := t.Service.Unit
 	switch {
 	case t.Replicas == 0 && l.Replicas > 0:
-		toStop = []string{unit}
+		toStop = stopSteps{unit}
 	case t.Replicas > 0 && l.Replicas == 0 && !held[unit]:
-		toStart = []string{unit}
+		toStart = startSteps{unit}
 	}
 	return toStop, toStart
 }

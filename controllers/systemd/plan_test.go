@@ -591,7 +591,7 @@ func TestInstanceChanges(t *testing.T) {
 			ts := targets(services(tc.service))
 			files := []sd.UnitFile{pollerFile, file("/etc/systemd/system/factory-broker.service", "enabled")}
 			toStop, toStart := instanceChanges(ts[0], liveFrom(ts, files, tc.units)[ts[0].Subject()])
-			if !reflect.DeepEqual(toStop, tc.toStop) || !reflect.DeepEqual(toStart, tc.toStart) {
+			if !reflect.DeepEqual([]string(toStop), tc.toStop) || !reflect.DeepEqual([]string(toStart), tc.toStart) {
 				t.Errorf("instanceChanges = stop %q, start %q; want stop %q, start %q", toStop, toStart, tc.toStop, tc.toStart)
 			}
 		})

@@ -11,11 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"reconciler.dev/reconciler/agent"
-	v1 "reconciler.dev/reconciler/api/v1"
-	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/monitor"
-	"reconciler.dev/reconciler/controllers/swarm"
-	"reconciler.dev/reconciler/controllers/systemd"
 )
 
 func newRunCommand() *cobra.Command {
@@ -136,16 +132,15 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 			if err != nil {
 				return err
 			}
-			eng, closeFn, err := newEngine()
+			w, err := newWiring()
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			reader := &autoscale.AMQPReader{}
-			defer reader.Close()
+			defer w.close()
+			eng := w.engine
 			var mon *monitor.Collector
 			if monitorInterval > 0 {
-				mon = newMonitor(eng)
+				mon = w.monitor()
 			}
 			rep, err := ff.reporter(logger)
 			if err != nil {
@@ -155,7 +150,7 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 				Source: src, Host: host, Engine: eng, StateDir: stateDir, Interval: interval,
 				Listen: listen, WebhookSecretFile: webhookSecret, WebhookGitLabTokenFile: gitlabToken, Log: logger,
 				TokenFile: tokenFile, WebhookListen: hookAddr, AllowedHosts: allowedHosts,
-				Autoscaler: autoscale.New(reader),
+				Autoscaler: w.autoscaler,
 				Monitor:    mon, MonitorInterval: monitorInterval,
 				Trust: pol, Limits: sf.limits.parse, Reach: sf.reach.reach(),
 				Forge: rep, StatusURL: ff.statusURL,
@@ -166,12 +161,8 @@ cost. GET /passes/{id} shows one pass with its events (reconciler status
 			if mon != nil {
 				mon.Count = a.CallCounter("monitor")
 			}
-			if d, ok := eng.Drivers[v1.DriverSwarm].(*swarm.Driver); ok {
-				d.Count = a.CallCounter("swarm")
-			}
-			if d, ok := eng.Drivers[v1.DriverSystemd].(*systemd.Driver); ok {
-				d.Count = a.CallCounter("systemd")
-			}
+			w.swarm.Count = a.CallCounter("swarm")
+			w.systemd.Count = a.CallCounter("systemd")
 			return a.Run(cmd.Context())
 		},
 	}

@@ -29,8 +29,8 @@ import (
 //
 // It does not wait for readiness; the engine does, by observing.
 func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.Target, l controllers.Live) error {
-	dir := serviceDir(t)
-	sl, _ := l.Raw.(serviceLive)
+	dir := Dir(t)
+	sl, _ := l.Raw.(Folder)
 	wrap := func(err error) error {
 		if err == nil {
 			return nil
@@ -75,7 +75,7 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 
 // start sends up (or once, as the plan's mode says) and records what the
 // service now starts with.
-func (d *Driver) start(dir string, m mode, t controllers.Target, sl serviceLive) error {
+func (d *Driver) start(dir string, m mode, t controllers.Target, sl Folder) error {
 	once := m == modeOnce
 	cmd := byte('u')
 	if once {
@@ -117,7 +117,7 @@ func (d *Driver) stop(ctx context.Context, dir string, t controllers.Target) err
 	}
 	deadline := time.Now().Add(grace)
 	for {
-		sl := &serviceLive{Dir: dir}
+		sl := &Folder{Dir: dir}
 		readStatus(sl)
 		if sl.HasStatus && sl.Status.PID == 0 {
 			return nil
@@ -141,7 +141,7 @@ func (d *Driver) stop(ctx context.Context, dir string, t controllers.Target) err
 // onNotReady: keep it is left as it is. A service whose only change was
 // its down file or a continue was not started by us and is left alone.
 func (d *Driver) NotReady(ctx context.Context, t controllers.Target, cause error) (string, error) {
-	dir := serviceDir(t)
+	dir := Dir(t)
 	d.mu.Lock()
 	started := d.started[dir]
 	delete(d.started, dir)

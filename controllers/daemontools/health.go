@@ -20,7 +20,7 @@ func Health(t controllers.Target, l controllers.Live) controllers.Health {
 	if !l.Exists {
 		return controllers.Health{Reason: "service folder missing"}
 	}
-	sl, _ := l.Raw.(serviceLive)
+	sl, _ := l.Raw.(Folder)
 	h := controllers.Health{Reason: l.State, Drained: true}
 	want := desiredMode(t)
 	if !sl.Supervised {

@@ -46,7 +46,7 @@ func desiredMode(t controllers.Target) mode {
 // once start itself (want 0); runit writes want 'd' for sv once, so a once
 // service runit still runs (without a TERM pending) or that the driver
 // marked as started once counts as once.
-func liveMode(sl *serviceLive) mode {
+func liveMode(sl *Folder) mode {
 	if !sl.Supervised || !sl.HasStatus {
 		return modeUnknown
 	}
@@ -108,7 +108,7 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 			add(fieldReplicas, "absent", replicasValue(want), controllers.OpMissing)
 			continue
 		}
-		sl, _ := l.Raw.(serviceLive)
+		sl, _ := l.Raw.(Folder)
 		have := liveMode(&sl)
 
 		if wantDown := want != modeUp; sl.DownFile != wantDown {

@@ -56,14 +56,14 @@ func rnStopping(pid int) Status    { s := rnOnceRunning(pid); s.Term = true; ret
 func rnFinishing(pid int) Status   { s := rnDown(); s.PID, s.RunState = pid, RunStateFinish; return s }
 
 // folder is what Observe reads of one folder whose supervise runs.
-type folder struct{ sl serviceLive }
+type folder struct{ sl Folder }
 
 func supervised(st Status) folder {
-	return folder{serviceLive{Dir: "/service/x", Supervised: true, HasStatus: true, Status: st}}
+	return folder{Folder{Dir: "/service/x", Supervised: true, HasStatus: true, Status: st}}
 }
 
 func unsupervised() folder {
-	return folder{serviceLive{Dir: "/service/x", SuperviseErr: "open /service/x/supervise/ok: no such device or address",
+	return folder{Folder{Dir: "/service/x", SuperviseErr: "open /service/x/supervise/ok: no such device or address",
 		HasStatus: true, Status: dtDown()}}
 }
 
@@ -80,10 +80,10 @@ func (f folder) recorded(v string) folder {
 
 func liveFor(t controllers.Target, f *folder) map[string]controllers.Live {
 	if f == nil {
-		return map[string]controllers.Live{t.Subject(): liveOf(&serviceLive{Dir: serviceDir(t)}, false, now)}
+		return map[string]controllers.Live{t.Subject(): liveOf(&Folder{Dir: Dir(t)}, false, now)}
 	}
 	sl := f.sl
-	sl.Dir = serviceDir(t)
+	sl.Dir = Dir(t)
 	return map[string]controllers.Live{t.Subject(): liveOf(&sl, true, now)}
 }
 
@@ -360,7 +360,7 @@ func TestHealth(t *testing.T) {
 			tg := target(tc.svc)
 			l := liveFor(tg, tc.live)[tg.Subject()]
 			if tc.live != nil && !tc.live.sl.Supervised {
-				sl := l.Raw.(serviceLive)
+				sl := l.Raw.(Folder)
 				sl.SuperviseErr = strings.ReplaceAll(sl.SuperviseErr, "/service/x", "/service/s")
 				l.Raw = sl
 			}

@@ -31,7 +31,7 @@
 //
 // Parsing is pure and table-tested on fixtures (ParseStat, ParseNetTCP,
 // ParseChildren, SocketInode, ParseDockerStats, ParseUnitProperties,
-// ParseSupervisorPIDs); the Collector does the I/O and counts what a
+// SupervisorPIDs); the Collector does the I/O and counts what a
 // collection cost: API calls by verb, /proc reads, wall time and the CPU
 // time the agent spent.
 package monitor

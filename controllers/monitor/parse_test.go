@@ -165,7 +165,7 @@ func TestParseUnitProperties(t *testing.T) {
 	}
 }
 
-func TestParseSupervisorPIDs(t *testing.T) {
+func TestSupervisorPIDs(t *testing.T) {
 	b, err := os.ReadFile("../supervisor/testdata/getAllProcessInfo-mixed.xml")
 	if err != nil {
 		t.Fatal(err)
@@ -174,23 +174,19 @@ func TestParseSupervisorPIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseSupervisorPIDs(v)
+	ps, err := supervisor.ParseProcesses(v)
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := SupervisorPIDs(ps)
 	// RUNNING and STARTING have a pid; the 13 STOPPED ones do not.
 	if want := map[string][]int{"usm-poller": {10244, 10273}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 	// A group whose processes are all stopped is there, with no pid.
-	got, err = ParseSupervisorPIDs([]any{map[string]any{"name": "a", "group": "g", "pid": int64(0), "statename": "STOPPED"}})
-	if err != nil || !reflect.DeepEqual(got, map[string][]int{"g": {}}) {
-		t.Errorf("all stopped: %v %v", got, err)
-	}
-	for _, bad := range []any{"x", []any{"x"}, []any{map[string]any{"pid": int64(3)}}} {
-		if _, err := ParseSupervisorPIDs(bad); err == nil {
-			t.Errorf("%v parsed", bad)
-		}
+	got = SupervisorPIDs([]supervisor.Process{{Name: "a", Group: "g", State: "STOPPED"}})
+	if !reflect.DeepEqual(got, map[string][]int{"g": {}}) {
+		t.Errorf("all stopped: %v", got)
 	}
 }
 

@@ -31,11 +31,11 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	switch steps := a.Steps.(type) {
 	case stopSteps:
 		if a.Op == controllers.OpScaleDown {
-			return each(ctx, a.Subject, "stopping", steps, func(p process) error { return d.stop(ctx, a.Subject, t, gl.Socket, p) })
+			return each(ctx, a.Subject, "stopping", steps, func(p Process) error { return d.stop(ctx, a.Subject, t, gl.Socket, p) })
 		}
 	case startSteps:
 		if a.Op == controllers.OpScaleUp {
-			return each(ctx, a.Subject, "starting", steps, func(p process) error { return d.start(ctx, a.Subject, t, gl.Socket, p) })
+			return each(ctx, a.Subject, "starting", steps, func(p Process) error { return d.start(ctx, a.Subject, t, gl.Socket, p) })
 		}
 	}
 	if a.Op == controllers.OpScaleDown || a.Op == controllers.OpScaleUp {
@@ -46,7 +46,7 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 
 // each does do to every process in order, and stops between two of them
 // when the pass is abandoned.
-func each(ctx context.Context, subject, doing string, ps []process, do func(process) error) error {
+func each(ctx context.Context, subject, doing string, ps []Process, do func(Process) error) error {
 	for _, p := range ps {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%s: abandoned before %s %s: %w", subject, doing, p.namespec(), err)
@@ -87,7 +87,7 @@ func (d *Driver) stopBound(t controllers.Target) time.Duration {
 
 // stop stops one process and returns once it has exited. Cancelling ctx
 // cuts the wait short; supervisord carries the stop on regardless.
-func (d *Driver) stop(ctx context.Context, subject string, t controllers.Target, socket string, p process) error {
+func (d *Driver) stop(ctx context.Context, subject string, t controllers.Target, socket string, p Process) error {
 	bound := d.stopBound(t)
 	_, err := d.call(ctx, socket, bound, "stopProcess", p.namespec(), true)
 	switch {
@@ -106,7 +106,7 @@ func (d *Driver) stop(ctx context.Context, subject string, t controllers.Target,
 
 // start starts one process without waiting for it to be RUNNING. One that
 // is still stopping is first waited for: supervisord would not start it.
-func (d *Driver) start(ctx context.Context, subject string, t controllers.Target, socket string, p process) error {
+func (d *Driver) start(ctx context.Context, subject string, t controllers.Target, socket string, p Process) error {
 	if p.State == stateStopping {
 		if err := d.awaitExit(ctx, subject, socket, p, d.stopBound(t)); err != nil {
 			return err
@@ -122,7 +122,7 @@ func (d *Driver) start(ctx context.Context, subject string, t controllers.Target
 }
 
 // awaitExit polls one process until it is no longer STOPPING.
-func (d *Driver) awaitExit(ctx context.Context, subject, socket string, p process, bound time.Duration) error {
+func (d *Driver) awaitExit(ctx context.Context, subject, socket string, p Process, bound time.Duration) error {
 	deadline := time.Now().Add(bound)
 	for {
 		v, err := d.call(ctx, socket, d.callTimeout(), "getProcessInfo", p.namespec())

@@ -44,7 +44,7 @@ func Health(t controllers.Target, l controllers.Live) controllers.Health {
 				first = p.Name + " " + p.State
 			}
 		}
-		if started(p.State) || p.State == stateStopping {
+		if Started(p.State) || p.State == stateStopping {
 			h.Drained = false
 		}
 	}

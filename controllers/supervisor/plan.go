@@ -67,8 +67,8 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 // stopSteps are the Steps of a scale-down: the processes to stop, in the
 // order they are stopped; startSteps those of a scale-up, in start order.
 type (
-	stopSteps  []process
-	startSteps []process
+	stopSteps  []Process
+	startSteps []Process
 )
 
 // tooMany is the reason a target cannot be met: more replicas than the
@@ -85,14 +85,14 @@ func tooMany(t controllers.Target, gl groupLive) string {
 func changes(t controllers.Target, gl groupLive) (toStop stopSteps, toStart startSteps) {
 	n := min(int(t.Replicas), len(gl.Procs))
 	for i := len(gl.Procs) - 1; i >= n; i-- {
-		if started(gl.Procs[i].State) {
+		if Started(gl.Procs[i].State) {
 			toStop = append(toStop, gl.Procs[i])
 		}
 	}
 	for _, p := range gl.Procs[:n] {
 		// A FATAL process is the failure policy's when it restarts it or
 		// gave up: the plan does not start it behind its back.
-		if !started(p.State) && !(t.Failure.Holds() && p.State == stateFatal) {
+		if !Started(p.State) && !(t.Failure.Holds() && p.State == stateFatal) {
 			toStart = append(toStart, p)
 		}
 	}

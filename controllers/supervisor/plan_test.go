@@ -34,13 +34,13 @@ func poller(n int32) v1.Service {
 
 // group lists program's processes program_01, _02, ... in the given states,
 // as getAllProcessInfo would; started ones get a pid.
-func group(program string, states ...string) []process {
-	var out []process
+func group(program string, states ...string) []Process {
+	var out []Process
 	for i, st := range states {
-		p := process{
+		p := Process{
 			Name: fmt.Sprintf("%s_%02d", program, i+1), Group: program, Num: i + 1, State: st,
 		}
-		if started(st) || st == stateStopping {
+		if Started(st) || st == stateStopping {
 			p.PID = 1000 + i + 1
 		}
 		out = append(out, p)
@@ -49,8 +49,8 @@ func group(program string, states ...string) []process {
 }
 
 // pollers is the usm-poller group (numprocs = len(states)) on sock.
-func pollers(states ...string) map[string][]process {
-	return map[string][]process{sock: group("usm-poller", states...)}
+func pollers(states ...string) map[string][]Process {
+	return map[string][]Process{sock: group("usm-poller", states...)}
 }
 
 // states repeats one state n times.
@@ -85,7 +85,7 @@ func TestPlan(t *testing.T) {
 	cases := []struct {
 		name  string
 		spec  v1.HostSpec
-		procs map[string][]process
+		procs map[string][]Process
 		want  []controllers.Action
 	}{
 		{
@@ -163,7 +163,7 @@ func TestPlan(t *testing.T) {
 		{
 			name:  "missing program",
 			spec:  services(poller(2)),
-			procs: map[string][]process{sock: group("other", R, R)},
+			procs: map[string][]Process{sock: group("other", R, R)},
 			want:  []controllers.Action{action("usm-poller", "absent", "2", controllers.OpMissing)},
 		},
 		{
@@ -186,7 +186,7 @@ func TestPlan(t *testing.T) {
 				v1.Service{Name: "a", Driver: v1.DriverSupervisor, Socket: sock, Replicas: v1.Ptr[int32](1)},
 				v1.Service{Name: "b", Driver: v1.DriverSupervisor, Socket: "/other.sock", Program: "a", Replicas: v1.Ptr[int32](2)},
 			),
-			procs: map[string][]process{
+			procs: map[string][]Process{
 				sock:          group("a", R, R),
 				"/other.sock": group("a", S, S),
 			},
@@ -205,7 +205,7 @@ func TestPlan(t *testing.T) {
 }
 
 func TestChanges(t *testing.T) {
-	names := func(ps []process) []string {
+	names := func(ps []Process) []string {
 		var out []string
 		for _, p := range ps {
 			out = append(out, p.namespec())
@@ -215,7 +215,7 @@ func TestChanges(t *testing.T) {
 	cases := []struct {
 		name            string
 		replicas        int32
-		procs           map[string][]process
+		procs           map[string][]Process
 		toStop, toStart []string
 	}{
 		{
@@ -234,7 +234,7 @@ func TestChanges(t *testing.T) {
 		{
 			name:     "numeric order, not the order of the names",
 			replicas: 2,
-			procs: map[string][]process{sock: {
+			procs: map[string][]Process{sock: {
 				{Name: "w-10", Group: "w", Num: 10, State: R},
 				{Name: "w-9", Group: "w", Num: 9, State: R},
 				{Name: "w-1", Group: "w", Num: 1, State: S},
@@ -274,7 +274,7 @@ func TestHealth(t *testing.T) {
 	cases := []struct {
 		name           string
 		replicas       int32
-		procs          map[string][]process
+		procs          map[string][]Process
 		ready, drained bool
 		reason         string // a part of the reason
 	}{
@@ -324,7 +324,7 @@ func TestHealth(t *testing.T) {
 		},
 		{
 			name: "missing", replicas: 1,
-			procs: map[string][]process{sock: group("other", R)}, ready: false, drained: false,
+			procs: map[string][]Process{sock: group("other", R)}, ready: false, drained: false,
 			reason: "program usm-poller missing from supervisord at " + sock,
 		},
 	}
@@ -343,7 +343,7 @@ func TestHealth(t *testing.T) {
 // (numprocs=15; usm-poller_01 RUNNING, _02 STARTING in one, a failing
 // program's processes FATAL and BACKOFF in another) the way Observe does.
 func TestLiveFromCaptured(t *testing.T) {
-	read := func(name string) []process {
+	read := func(name string) []Process {
 		t.Helper()
 		data, err := os.ReadFile("testdata/" + name)
 		if err != nil {
@@ -353,7 +353,7 @@ func TestLiveFromCaptured(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ps, err := parseProcessList(v)
+		ps, err := ParseProcesses(v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -361,7 +361,7 @@ func TestLiveFromCaptured(t *testing.T) {
 	}
 	ts := targets(services(poller(2), v1.Service{Name: "capture-fail", Driver: v1.DriverSupervisor, Socket: sock, Replicas: v1.Ptr[int32](1)}))
 
-	live := liveFrom(ts, map[string][]process{sock: read("getAllProcessInfo-mixed.xml")})
+	live := liveFrom(ts, map[string][]Process{sock: read("getAllProcessInfo-mixed.xml")})
 	l := live["supervisor/usm-poller"]
 	if !l.Exists || l.Replicas != 2 || l.Running != 1 || l.State != "1/2 running, numprocs 15" {
 		t.Errorf("usm-poller live = %+v", l)
@@ -389,7 +389,7 @@ func TestLiveFromCaptured(t *testing.T) {
 
 	// capture-fail has numprocs_start 0 (supervisord's default): its first
 	// replica is capture-fail_0, STOPPED; _1 is FATAL and _2 in BACKOFF.
-	live = liveFrom(ts, map[string][]process{sock: read("getAllProcessInfo-fatal-backoff.xml")})
+	live = liveFrom(ts, map[string][]Process{sock: read("getAllProcessInfo-fatal-backoff.xml")})
 	l = live["supervisor/capture-fail"]
 	if !l.Exists || l.Replicas != 1 || l.Running != 0 || l.Details["states"] != "1 STOPPED, 1 FATAL, 1 BACKOFF" ||
 		l.Raw.(groupLive).Procs[0].Name != "capture-fail_0" {

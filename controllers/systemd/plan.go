@@ -129,12 +129,12 @@ func instanceChanges(t controllers.Target, l controllers.Live) (toStop stopSteps
 	}
 	if tl, ok := l.Raw.(templateLive); ok {
 		for _, n := range sortedInstances(tl.Instances) {
-			if n > int(t.Replicas) && started(tl.Instances[n]) {
+			if n > int(t.Replicas) && Started(tl.Instances[n]) {
 				toStop = append(stopSteps{instanceName(tl.Template, n)}, toStop...)
 			}
 		}
 		for n := 1; n <= int(t.Replicas); n++ {
-			if u := instanceName(tl.Template, n); !started(tl.Instances[n]) && !held[u] {
+			if u := instanceName(tl.Template, n); !Started(tl.Instances[n]) && !held[u] {
 				toStart = append(toStart, u)
 			}
 		}

@@ -3,17 +3,8 @@ package compose
 import (
 	"strconv"
 
-	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
-
-// Name is the driver's name.
-func (d *Driver) Name() v1.Driver { return v1.DriverCompose }
-
-// Plan is the driver's planner; see Plan.
-func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(targets, live)
-}
 
 // Plan returns what differs for each declared service, so that exactly the
 // containers numbered 1..N run: started containers numbered beyond N get a
@@ -26,10 +17,8 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 	var out []controllers.Action
 	for _, t := range targets {
 		l := live[t.Subject()]
-		base := controllers.Action{
-			Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverCompose,
-			Field: "replicas", Mode: t.Mode,
-		}
+		base := t.Base()
+		base.Field = "replicas"
 		if !l.Exists {
 			a := base
 			a.From, a.To, a.Op = "absent", strconv.Itoa(int(t.Replicas)), controllers.OpMissing
@@ -37,22 +26,7 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 			continue
 		}
 		toStop, toStart := changes(t, l)
-		now := int(l.Replicas)
-		if len(toStop) > 0 {
-			a := base
-			a.Op = controllers.OpScaleDown
-			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now-len(toStop))
-			a.Steps = toStop
-			now -= len(toStop)
-			out = append(out, a)
-		}
-		if len(toStart) > 0 {
-			a := base
-			a.Op = controllers.OpScaleUp
-			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now+len(toStart))
-			a.Steps = toStart
-			out = append(out, a)
-		}
+		out = append(out, controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)...)
 	}
 	return out
 }

@@ -172,7 +172,7 @@ func (d *Driver) setStarted(dir string, started bool) {
 // FIFO is opened without blocking: with no supervise reading it the open
 // fails at once.
 func (d *Driver) send(dir string, cmd byte) error {
-	d.count(string(cmd))
+	d.Count.Add(string(cmd))
 	return Control(dir, cmd)
 }
 

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
 
@@ -39,14 +40,14 @@ const (
 // Its zero value is ready to use.
 type Driver struct {
 	// Now is the clock uptimes are measured against (default time.Now).
-	Now func() time.Time
+	Now controllers.Clock
 	// WatchFor bounds how long one Observe watches services that may be
 	// crash-looping, and SampleEvery is how often it re-reads their status
 	// (defaults 2.5 s and 100 ms).
 	WatchFor, SampleEvery time.Duration
 	// Count, when set, is told of every command sent to a control FIFO
 	// ("u", "d", "o", "t", "c", "k"), for metrics.
-	Count func(verb string)
+	Count controllers.Counter
 
 	mu sync.Mutex
 	// started says, per service folder, whether the last up-phase action
@@ -56,17 +57,14 @@ type Driver struct {
 	started map[string]bool
 }
 
-func (d *Driver) now() time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverDaemontools }
+func (d *Driver) Plan(ts []controllers.Target, live map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, live)
 }
-
-func (d *Driver) count(verb string) {
-	if d.Count != nil {
-		d.Count(verb)
-	}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }
 
 // Folder is what was read of one service folder: Live.Raw of the driver's
@@ -111,7 +109,7 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 		obs[i], exists[i] = readService(Dir(t))
 	}
 	d.watchCrashLoops(ctx, obs, exists)
-	now := d.now()
+	now := d.Now.Time()
 	out := make(map[string]controllers.Live, len(targets))
 	for i, t := range targets {
 		out[t.Subject()] = liveOf(obs[i], exists[i], now)
@@ -252,7 +250,7 @@ func (d *Driver) watchCrashLoops(ctx context.Context, obs []*Folder, exists []bo
 		deaths      int       // deaths seen before settledAfter
 		done        bool
 	}
-	now := d.now()
+	now := d.Now.Time()
 	var ws []*watch
 	for i, sl := range obs {
 		if exists[i] && watchCandidate(sl, now) {
@@ -277,7 +275,7 @@ func (d *Driver) watchCrashLoops(ctx context.Context, obs []*Folder, exists []bo
 			return
 		case <-time.After(every):
 		}
-		now := d.now()
+		now := d.Now.Time()
 		for _, w := range ws {
 			if w.done {
 				continue

@@ -1,17 +1,8 @@
 package daemontools
 
 import (
-	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
-
-// Name is the driver's name.
-func (d *Driver) Name() v1.Driver { return v1.DriverDaemontools }
-
-// Plan is the driver's planner; see Plan.
-func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(targets, live)
-}
 
 // mode is what supervise is told to keep a service: up, once or down.
 type mode string
@@ -97,7 +88,7 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 	var out []controllers.Action
 	for _, t := range targets {
 		l := live[t.Subject()]
-		base := controllers.Action{Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverDaemontools, Mode: t.Mode}
+		base := t.Base()
 		add := func(field, from, to string, op controllers.Op) {
 			a := base
 			a.Field, a.From, a.To, a.Op = field, from, to, op

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
 
@@ -37,9 +39,19 @@ type Driver struct {
 	// Count, when set, is told of every XML-RPC call by method name
 	// ("getAllProcessInfo", "startProcess", "stopProcess",
 	// "getProcessInfo"), for metrics.
-	Count func(verb string)
+	Count controllers.Counter
 
 	once sync.Once
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverSupervisor }
+func (d *Driver) Plan(ts []controllers.Target, live map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, live)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }
 
 // New returns a driver that talks to supervisord over the unix sockets the
@@ -99,26 +111,11 @@ func ReadProcesses(ctx context.Context, c Caller) ([]Process, error) {
 	return ParseProcesses(v)
 }
 
-func (d *Driver) callTimeout() time.Duration {
-	if d.CallTimeout > 0 {
-		return d.CallTimeout
-	}
-	return 30 * time.Second
-}
+func (d *Driver) callTimeout() time.Duration { return cmp.Or(d.CallTimeout, 30*time.Second) }
 
-func (d *Driver) stopSlack() time.Duration {
-	if d.StopSlack > 0 {
-		return d.StopSlack
-	}
-	return 15 * time.Second
-}
+func (d *Driver) stopSlack() time.Duration { return cmp.Or(d.StopSlack, 15*time.Second) }
 
-func (d *Driver) pollInterval() time.Duration {
-	if d.PollInterval > 0 {
-		return d.PollInterval
-	}
-	return 200 * time.Millisecond
-}
+func (d *Driver) pollInterval() time.Duration { return cmp.Or(d.PollInterval, 200*time.Millisecond) }
 
 // client returns the client for socket, made once.
 func (d *Driver) client(socket string) Caller {
@@ -137,17 +134,11 @@ func (d *Driver) Close() {
 	}
 }
 
-func (d *Driver) count(method string) {
-	if d.Count != nil {
-		d.Count(method)
-	}
-}
-
 // call makes one call, counted, bounded by timeout.
 func (d *Driver) call(ctx context.Context, socket string, timeout time.Duration, method string, params ...any) (any, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	d.count(method)
+	d.Count.Add(method)
 	return d.client(socket).Call(cctx, "supervisor."+method, params...)
 }
 
@@ -223,7 +214,7 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	var errs []error
 	for _, s := range sockets {
 		cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
-		d.count("getAllProcessInfo")
+		d.Count.Add("getAllProcessInfo")
 		ps, err := ReadProcesses(cctx, d.client(s))
 		cancel()
 		procs[s] = ps

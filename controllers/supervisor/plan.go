@@ -4,17 +4,8 @@ import (
 	"fmt"
 	"strconv"
 
-	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
-
-// Name is the driver's name.
-func (d *Driver) Name() v1.Driver { return v1.DriverSupervisor }
-
-// Plan is the driver's planner; see Plan.
-func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(targets, live)
-}
 
 // Plan returns what differs for each target. A program missing from
 // supervisord is reported (missing), as is a count above the group's
@@ -25,10 +16,8 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 	var out []controllers.Action
 	for _, t := range targets {
 		l := live[t.Subject()]
-		base := controllers.Action{
-			Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverSupervisor,
-			Mode: t.Mode, Field: "replicas",
-		}
+		base := t.Base()
+		base.Field = "replicas"
 		want := strconv.Itoa(int(t.Replicas))
 		gl, _ := l.Raw.(groupLive)
 		switch {
@@ -44,22 +33,7 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 			continue
 		}
 		toStop, toStart := changes(t, gl)
-		now := int(l.Replicas)
-		if len(toStop) > 0 {
-			a := base
-			a.Op = controllers.OpScaleDown
-			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now-len(toStop))
-			a.Steps = toStop
-			now -= len(toStop)
-			out = append(out, a)
-		}
-		if len(toStart) > 0 {
-			a := base
-			a.Op = controllers.OpScaleUp
-			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now+len(toStart))
-			a.Steps = toStart
-			out = append(out, a)
-		}
+		out = append(out, controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)...)
 	}
 	return out
 }

@@ -37,7 +37,7 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		// The update is sent whole or not at all: shutting down does not cut
 		// a request in flight (its own timeout still bounds it).
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout())
-		d.count("update")
+		d.Count.Add("update")
 		resp, err := d.API.ServiceUpdate(cctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{})
 		cancel()
 		if err == nil {
@@ -50,7 +50,7 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 			return fmt.Errorf("%s: update %s to %s: %w", a.Subject, a.Field, a.To, err)
 		}
 		cctx, cancel = context.WithTimeout(ctx, d.timeout())
-		d.count("inspect")
+		d.Count.Add("inspect")
 		svc, _, err = d.API.ServiceInspectWithRaw(cctx, svc.ID, swarm.ServiceInspectOptions{})
 		cancel()
 		if err != nil {

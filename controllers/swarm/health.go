@@ -8,13 +8,6 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Health is ready when the service asks for exactly the target and that
-// many tasks run (with the declared image, no update in flight), and drained
-// when no more than the target run.
-func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
-	return Health(t, l)
-}
-
 // Health is the pure readiness check; see Driver.Health.
 func Health(t controllers.Target, l controllers.Live) controllers.Health {
 	if !l.Exists {

@@ -5,17 +5,8 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
-	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
-
-// Name is the driver's name.
-func (d *Driver) Name() v1.Driver { return v1.DriverSwarm }
-
-// Plan is the driver's planner; see Plan.
-func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(targets, live)
-}
 
 // Plan compares each declared service with its live state and returns the
 // actions that differ: replicas, and image where one is declared. It is pure.
@@ -23,7 +14,7 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 	var out []controllers.Action
 	for _, t := range targets {
 		l := live[t.Subject()]
-		base := controllers.Action{Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverSwarm, Mode: t.Mode}
+		base := t.Base()
 		want := strconv.Itoa(int(t.Replicas))
 		switch {
 		case !l.Exists:

@@ -27,11 +27,11 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	case controllers.OpEnable:
 		cctx, cancel := context.WithTimeout(send, d.callTimeout())
 		defer cancel()
-		d.count("enable")
+		d.Count.Add("enable")
 		if _, _, err := api.EnableUnitFilesContext(cctx, []string{t.Name}, false, false); err != nil {
 			return fmt.Errorf("%s: enable: %w", a.Subject, err)
 		}
-		d.count("reload")
+		d.Count.Add("reload")
 		if err := api.ReloadContext(cctx); err != nil {
 			return fmt.Errorf("%s: reload after enable: %w", a.Subject, err)
 		}
@@ -39,11 +39,11 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	case controllers.OpDisable:
 		cctx, cancel := context.WithTimeout(send, d.callTimeout())
 		defer cancel()
-		d.count("disable")
+		d.Count.Add("disable")
 		if _, err := api.DisableUnitFilesContext(cctx, []string{t.Name}, false); err != nil {
 			return fmt.Errorf("%s: disable: %w", a.Subject, err)
 		}
-		d.count("reload")
+		d.Count.Add("reload")
 		if err := api.ReloadContext(cctx); err != nil {
 			return fmt.Errorf("%s: reload after disable: %w", a.Subject, err)
 		}
@@ -110,7 +110,7 @@ func (d *Driver) job(ctx context.Context, api API, subject, verb, unit string) e
 	ch := make(chan string, 1) // buffered: go-systemd must never block on us
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.callTimeout())
 	var err error
-	d.count(verb)
+	d.Count.Add(verb)
 	switch verb {
 	case "start":
 		_, err = api.StartUnitContext(cctx, unit, "replace", ch)

@@ -1,6 +1,7 @@
 package systemd
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
 
@@ -44,9 +46,19 @@ type Driver struct {
 	// Count, when set, is told of every D-Bus call ("list-unit-files",
 	// "list-units", "start", "stop", "restart", "enable", "disable",
 	// "reload"), for metrics.
-	Count func(verb string)
+	Count controllers.Counter
 
 	once sync.Once
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverSystemd }
+func (d *Driver) Plan(ts []controllers.Target, live map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, live)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }
 
 // New returns a driver on bus (nil: a connection of its own).
@@ -66,25 +78,9 @@ type Bus struct {
 	conn API
 }
 
-func (d *Driver) callTimeout() time.Duration {
-	if d.CallTimeout > 0 {
-		return d.CallTimeout
-	}
-	return 30 * time.Second
-}
+func (d *Driver) callTimeout() time.Duration { return cmp.Or(d.CallTimeout, 30*time.Second) }
 
-func (d *Driver) jobTimeout() time.Duration {
-	if d.JobTimeout > 0 {
-		return d.JobTimeout
-	}
-	return 2 * time.Minute
-}
-
-func (d *Driver) count(verb string) {
-	if d.Count != nil {
-		d.Count(verb)
-	}
-}
+func (d *Driver) jobTimeout() time.Duration { return cmp.Or(d.JobTimeout, 2*time.Minute) }
 
 // api returns the bus's live connection.
 func (d *Driver) api(ctx context.Context) (API, error) {
@@ -211,14 +207,14 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
-	d.count("list-unit-files")
+	d.Count.Add("list-unit-files")
 	files, err := api.ListUnitFilesByPatternsContext(cctx, nil, filePatterns)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("listing unit files: %w", err)
 	}
 	cctx, cancel = context.WithTimeout(ctx, d.callTimeout())
-	d.count("list-units")
+	d.Count.Add("list-units")
 	units, err := api.ListUnitsByPatternsContext(cctx, nil, unitPatterns)
 	cancel()
 	if err != nil {

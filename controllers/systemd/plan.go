@@ -3,17 +3,8 @@ package systemd
 import (
 	"strconv"
 
-	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
-
-// Name is the driver's name.
-func (d *Driver) Name() v1.Driver { return v1.DriverSystemd }
-
-// Plan is the driver's planner; see Plan.
-func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(targets, live)
-}
 
 // Plan returns what differs for each target. For units: stop before
 // disable, enable before start (the runbook's order). For services: a
@@ -23,7 +14,7 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 	var out []controllers.Action
 	for _, t := range targets {
 		l := live[t.Subject()]
-		base := controllers.Action{Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverSystemd, Mode: t.Mode}
+		base := t.Base()
 		if !l.Exists {
 			a := base
 			a.Op, a.From = controllers.OpMissing, "absent"
@@ -87,24 +78,7 @@ func canEnable(fileState string) bool {
 
 func planService(base controllers.Action, t controllers.Target, l controllers.Live) []controllers.Action {
 	toStop, toStart := instanceChanges(t, l)
-	var out []controllers.Action
-	now := l.Replicas
-	if len(toStop) > 0 {
-		a := base
-		a.Field, a.Op = "replicas", controllers.OpScaleDown
-		a.From, a.To = strconv.Itoa(int(now)), strconv.Itoa(int(now)-len(toStop))
-		a.Steps = toStop
-		now -= int32(len(toStop))
-		out = append(out, a)
-	}
-	if len(toStart) > 0 {
-		a := base
-		a.Field, a.Op = "replicas", controllers.OpScaleUp
-		a.From, a.To = strconv.Itoa(int(now)), strconv.Itoa(int(now)+len(toStart))
-		a.Steps = toStart
-		out = append(out, a)
-	}
-	return out
+	return controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)
 }
 
 // stopSteps are the Steps of a scale-down: the units to stop, in the order

@@ -60,3 +60,20 @@ func ScaleActions[S ~[]E, T ~[]F, E, F any](base Action, now int, stop S, start 
 func (t Target) Base() Action {
 	return Action{Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: t.Driver, Mode: t.Mode}
 }
+
+// PlanEach is a plan made target by target, in the targets' order: one
+// returns the actions of a target from its live state (the zero Live when
+// none was observed) and its Base action. Every driver's Plan is one.
+func PlanEach(targets []Target, live map[string]Live, one func(t Target, l Live, base Action) []Action) []Action {
+	var out []Action
+	for _, t := range targets {
+		out = append(out, one(t, live[t.Subject()], t.Base())...)
+	}
+	return out
+}
+
+// Set is a with its field, live and desired values and op set.
+func (a Action) Set(field, from, to string, op Op) Action {
+	a.Field, a.From, a.To, a.Op = field, from, to, op
+	return a
+}

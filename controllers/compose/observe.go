@@ -60,16 +60,6 @@ type Driver struct {
 	Count controllers.Counter
 }
 
-// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
-// are this package's pure functions.
-func (d *Driver) Name() v1.Driver { return v1.DriverCompose }
-func (d *Driver) Plan(ts []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(ts, live)
-}
-func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
-	return Health(t, l)
-}
-
 func (d *Driver) concurrency() int { return cmp.Or(d.Concurrency, 4) }
 
 func (d *Driver) timeout() time.Duration { return cmp.Or(d.CallTimeout, 30*time.Second) }
@@ -271,4 +261,14 @@ func numbers(ns []int) string {
 		i = j + 1
 	}
 	return b.String()
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverCompose }
+func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, l)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }

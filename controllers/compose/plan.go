@@ -14,21 +14,15 @@ import (
 // numbering may need both. A service with no container at all is missing:
 // there is nothing to make new replicas from. It is pure.
 func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	var out []controllers.Action
-	for _, t := range targets {
-		l := live[t.Subject()]
-		base := t.Base()
-		base.Field = "replicas"
-		if !l.Exists {
-			a := base
-			a.From, a.To, a.Op = "absent", strconv.Itoa(int(t.Replicas)), controllers.OpMissing
-			out = append(out, a)
-			continue
-		}
-		toStop, toStart := changes(t, l)
-		out = append(out, controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)...)
+	return controllers.PlanEach(targets, live, planService)
+}
+
+func planService(t controllers.Target, l controllers.Live, base controllers.Action) []controllers.Action {
+	if !l.Exists {
+		return []controllers.Action{base.Set("replicas", "absent", strconv.Itoa(int(t.Replicas)), controllers.OpMissing)}
 	}
-	return out
+	toStop, toStart := changes(t, l)
+	return controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)
 }
 
 // stopSteps are the Steps of a scale-down: the containers to stop, in the

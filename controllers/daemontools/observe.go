@@ -57,16 +57,6 @@ type Driver struct {
 	started map[string]bool
 }
 
-// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
-// are this package's pure functions.
-func (d *Driver) Name() v1.Driver { return v1.DriverDaemontools }
-func (d *Driver) Plan(ts []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(ts, live)
-}
-func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
-	return Health(t, l)
-}
-
 // Folder is what was read of one service folder: Live.Raw of the driver's
 // observation, and what export reads (ReadFolder, ReadSvscan), so both
 // judge a folder alike.
@@ -430,4 +420,14 @@ func (sl *Folder) Want() string {
 		return string(mode)
 	}
 	return "down"
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverDaemontools }
+func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, l)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }

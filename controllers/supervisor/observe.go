@@ -44,16 +44,6 @@ type Driver struct {
 	once sync.Once
 }
 
-// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
-// are this package's pure functions.
-func (d *Driver) Name() v1.Driver { return v1.DriverSupervisor }
-func (d *Driver) Plan(ts []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(ts, live)
-}
-func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
-	return Health(t, l)
-}
-
 // New returns a driver that talks to supervisord over the unix sockets the
 // services name, with the clients of cs (nil: its own).
 func New(cs *Clients) *Driver { return &Driver{Clients: cs} }
@@ -389,4 +379,14 @@ func processStates(ps []Process) string {
 		return "all STOPPED"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverSupervisor }
+func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, l)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }

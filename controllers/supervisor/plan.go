@@ -13,29 +13,20 @@ import (
 // group running the wrong processes gets a scale-down (stop the extras) and
 // a scale-up (start the missing ones among the first N). It is pure.
 func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	var out []controllers.Action
-	for _, t := range targets {
-		l := live[t.Subject()]
-		base := t.Base()
-		base.Field = "replicas"
-		want := strconv.Itoa(int(t.Replicas))
-		gl, _ := l.Raw.(groupLive)
-		switch {
-		case !l.Exists:
-			a := base
-			a.From, a.To, a.Op = "absent", want, controllers.OpMissing
-			out = append(out, a)
-			continue
-		case int(t.Replicas) > len(gl.Procs):
-			a := base
-			a.From, a.To, a.Op = fmt.Sprintf("numprocs=%d", len(gl.Procs)), want, controllers.OpUnsupported
-			out = append(out, a)
-			continue
-		}
-		toStop, toStart := changes(t, gl)
-		out = append(out, controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)...)
+	return controllers.PlanEach(targets, live, planGroup)
+}
+
+func planGroup(t controllers.Target, l controllers.Live, base controllers.Action) []controllers.Action {
+	want := strconv.Itoa(int(t.Replicas))
+	gl, _ := l.Raw.(groupLive)
+	switch {
+	case !l.Exists:
+		return []controllers.Action{base.Set("replicas", "absent", want, controllers.OpMissing)}
+	case int(t.Replicas) > len(gl.Procs):
+		return []controllers.Action{base.Set("replicas", fmt.Sprintf("numprocs=%d", len(gl.Procs)), want, controllers.OpUnsupported)}
 	}
-	return out
+	toStop, toStart := changes(t, gl)
+	return controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)
 }
 
 // stopSteps are the Steps of a scale-down: the processes to stop, in the

@@ -37,16 +37,6 @@ type Driver struct {
 	Now controllers.Clock
 }
 
-// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
-// are this package's pure functions.
-func (d *Driver) Name() v1.Driver { return v1.DriverSwarm }
-func (d *Driver) Plan(ts []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(ts, live)
-}
-func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
-	return Health(t, l)
-}
-
 // nameFilterLimit is the most names sent as list filters; beyond it the
 // whole list is cheaper than a huge query string.
 const nameFilterLimit = 50
@@ -290,4 +280,14 @@ func clientImage(image string) string {
 		return image
 	}
 	return reference.FamiliarString(reference.TagNameOnly(ref))
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverSwarm }
+func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, l)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }

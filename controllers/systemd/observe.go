@@ -51,16 +51,6 @@ type Driver struct {
 	once sync.Once
 }
 
-// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
-// are this package's pure functions.
-func (d *Driver) Name() v1.Driver { return v1.DriverSystemd }
-func (d *Driver) Plan(ts []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(ts, live)
-}
-func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
-	return Health(t, l)
-}
-
 // New returns a driver on bus (nil: a connection of its own).
 func New(bus *Bus) *Driver { return &Driver{Bus: bus} }
 
@@ -410,4 +400,14 @@ func sortedInstances(m map[int]string) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverSystemd }
+func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, l)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }

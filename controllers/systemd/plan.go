@@ -11,28 +11,19 @@ import (
 // template service that runs the wrong instances gets a scale-down (stop the
 // extras) and a scale-up (start the missing ones). It is pure.
 func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	var out []controllers.Action
-	for _, t := range targets {
-		l := live[t.Subject()]
-		base := t.Base()
-		if !l.Exists {
-			a := base
-			a.Op, a.From = controllers.OpMissing, "absent"
-			if t.Kind == controllers.KindUnit {
-				a.Field, a.To = "unit", "present"
-			} else {
-				a.Field, a.To = "replicas", strconv.Itoa(int(t.Replicas))
-			}
-			out = append(out, a)
-			continue
-		}
-		if t.Kind == controllers.KindUnit {
-			out = append(out, planUnit(base, t, l)...)
-			continue
-		}
-		out = append(out, planService(base, t, l)...)
+	return controllers.PlanEach(targets, live, planTarget)
+}
+
+func planTarget(t controllers.Target, l controllers.Live, base controllers.Action) []controllers.Action {
+	switch {
+	case !l.Exists && t.Kind == controllers.KindUnit:
+		return []controllers.Action{base.Set("unit", "absent", "present", controllers.OpMissing)}
+	case !l.Exists:
+		return []controllers.Action{base.Set("replicas", "absent", strconv.Itoa(int(t.Replicas)), controllers.OpMissing)}
+	case t.Kind == controllers.KindUnit:
+		return planUnit(base, t, l)
 	}
-	return out
+	return planService(base, t, l)
 }
 
 func planUnit(base controllers.Action, t controllers.Target, l controllers.Live) []controllers.Action {

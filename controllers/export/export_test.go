@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/docker/docker/api/types/swarm"
 
@@ -362,7 +364,12 @@ func TestRead(t *testing.T) {
 	if len(probs) != 2 || probs[0].Absent || !strings.Contains(probs[0].String(), "/broken") || !probs[1].Absent {
 		t.Errorf("problems %+v", probs)
 	}
-	if !absent(errors.New("Error response from daemon: This node is not a swarm manager.")) {
+	// Docker's answer on a node outside a swarm: 503, which the client
+	// turns into an Unavailable error.
+	if !absent(fmt.Errorf("listing services: %w", cerrdefs.ErrUnavailable.WithMessage("This node is not a swarm manager."))) {
 		t.Error("a node outside a swarm is not absent")
+	}
+	if absent(errors.New("This node is not a swarm manager.")) {
+		t.Error("absent was decided by an error's text")
 	}
 }

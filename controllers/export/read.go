@@ -7,12 +7,13 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
 
 	"reconciler.dev/reconciler/controllers/daemontools"
 	"reconciler.dev/reconciler/controllers/supervisor"
@@ -65,14 +66,13 @@ func (r *Reader) timeout() time.Duration {
 	return 30 * time.Second
 }
 
-// absent says whether an error means "nothing there" rather than "broken".
+// absent says whether an error means "nothing there" rather than
+// "broken", by its type: a socket or folder that does not exist, a daemon
+// that refuses the connection or that the Docker client cannot reach, and
+// a node that is no swarm manager (Docker answers 503, Unavailable).
 func absent(err error) bool {
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, "not a swarm manager") || strings.Contains(s, "no such file or directory") ||
-		strings.Contains(s, "connection refused") || strings.Contains(s, "Cannot connect to the Docker daemon")
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) ||
+		client.IsErrConnectionFailed(err) || cerrdefs.IsUnavailable(err)
 }
 
 // Read asks every source once. It returns what it could read and, apart,

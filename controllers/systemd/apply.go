@@ -25,29 +25,15 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	send := context.WithoutCancel(ctx)
 	switch a.Op {
 	case controllers.OpEnable:
-		cctx, cancel := context.WithTimeout(send, d.callTimeout())
-		defer cancel()
-		d.Count.Add("enable")
-		if _, _, err := api.EnableUnitFilesContext(cctx, []string{t.Name}, false, false); err != nil {
-			return fmt.Errorf("%s: enable: %w", a.Subject, err)
-		}
-		d.Count.Add("reload")
-		if err := api.ReloadContext(cctx); err != nil {
-			return fmt.Errorf("%s: reload after enable: %w", a.Subject, err)
-		}
-		return nil
+		return d.unitFile(send, api, a.Subject, "enable", func(ctx context.Context) error {
+			_, _, err := api.EnableUnitFilesContext(ctx, []string{t.Name}, false, false)
+			return err
+		})
 	case controllers.OpDisable:
-		cctx, cancel := context.WithTimeout(send, d.callTimeout())
-		defer cancel()
-		d.Count.Add("disable")
-		if _, err := api.DisableUnitFilesContext(cctx, []string{t.Name}, false); err != nil {
-			return fmt.Errorf("%s: disable: %w", a.Subject, err)
-		}
-		d.Count.Add("reload")
-		if err := api.ReloadContext(cctx); err != nil {
-			return fmt.Errorf("%s: reload after disable: %w", a.Subject, err)
-		}
-		return nil
+		return d.unitFile(send, api, a.Subject, "disable", func(ctx context.Context) error {
+			_, err := api.DisableUnitFilesContext(ctx, []string{t.Name}, false)
+			return err
+		})
 	case controllers.OpRestart:
 		if a.Field != controllers.FieldFailing {
 			break
@@ -102,6 +88,22 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		return nil
 	}
 	return fmt.Errorf("%s: the systemd driver cannot %s", a.Subject, a.Op)
+}
+
+// unitFile enables or disables a unit file (change), then reloads systemd
+// so it sees the change, within one call timeout.
+func (d *Driver) unitFile(ctx context.Context, api API, subject, verb string, change func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
+	defer cancel()
+	d.Count.Add(verb)
+	if err := change(cctx); err != nil {
+		return fmt.Errorf("%s: %s: %w", subject, verb, err)
+	}
+	d.Count.Add("reload")
+	if err := api.ReloadContext(cctx); err != nil {
+		return fmt.Errorf("%s: reload after %s: %w", subject, verb, err)
+	}
+	return nil
 }
 
 // job starts or stops a unit and waits for the job's result: systemd says

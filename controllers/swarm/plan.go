@@ -8,6 +8,13 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
+// replicasStep is the Steps of a replicas action: the count to write;
+// imageStep that of an image action: the image to write.
+type (
+	replicasStep uint64
+	imageStep    string
+)
+
 // Plan compares each declared service with its live state and returns the
 // actions that differ: replicas, and image where one is declared. It is pure.
 func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
@@ -39,13 +46,6 @@ func planService(t controllers.Target, l controllers.Live, base controllers.Acti
 	}
 	return out
 }
-
-// replicasStep is the Steps of a replicas action: the count to write;
-// imageStep that of an image action: the image to write.
-type (
-	replicasStep uint64
-	imageStep    string
-)
 
 func replicated(l controllers.Live) bool {
 	s, ok := l.Raw.(swarm.Service)

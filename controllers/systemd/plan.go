@@ -67,11 +67,6 @@ func canEnable(fileState string) bool {
 	return true
 }
 
-func planService(base controllers.Action, t controllers.Target, l controllers.Live) []controllers.Action {
-	toStop, toStart := instanceChanges(t, l)
-	return controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)
-}
-
 // stopSteps are the Steps of a scale-down: the units to stop, in the order
 // they are stopped; startSteps those of a scale-up, started together.
 type (
@@ -113,4 +108,11 @@ func instanceChanges(t controllers.Target, l controllers.Live) (toStop stopSteps
 		toStart = startSteps{unit}
 	}
 	return toStop, toStart
+}
+
+// planService scales a template (or a plain unit as 0 or 1) to the
+// target's instances.
+func planService(base controllers.Action, t controllers.Target, l controllers.Live) []controllers.Action {
+	toStop, toStart := instanceChanges(t, l)
+	return controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)
 }

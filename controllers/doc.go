@@ -1,6 +1,10 @@
 // Package controllers holds the contract between the engine and the drivers
-// (types.go: Target, Live, Action, Health, the Driver interface) and, below
-// it, one package per part of the work of a pass.
+// (types.go: Target, Live, Action, Health, the Driver interface; errors.go:
+// ErrTerminal; log.go: the pass logger a driver finds in its context;
+// maintenance.go: the maintenance state of a pass), what every driver would
+// otherwise write again (kit.go: Counter, Clock, PlanEach, ScaleActions,
+// Target.Base, Action.Set) and, below it, one package per part of the work
+// of a pass.
 //
 // The drivers, one package each (swarm, systemd, compose, supervisor,
 // daemontools), are split the same way: observe (read live state in a

@@ -104,6 +104,11 @@ func setField(spec *swarm.ServiceSpec, a controllers.Action) (bool, error) {
 	return false, fmt.Errorf("field %q is not owned by the swarm driver", a.Field)
 }
 
+// outOfSequence is true for Swarm's answer to an update made on a stale
+// version. Its text is the only signal there is: a stale update tried on
+// the testbed's engine (20.10) comes back as "rpc error: code = Unknown
+// desc = update out of sequence", an HTTP 500 that the client types only
+// as errdefs Internal, which every other daemon failure shares.
 func outOfSequence(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "update out of sequence")
 }

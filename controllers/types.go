@@ -178,6 +178,14 @@ type Action struct {
 	Phase   Phase      `json:"phase"`
 	Stage   int        `json:"stage"`
 	Note    string     `json:"note,omitempty"` // why the desired value is what it is (autoscale)
+	// Steps are what the driver's Apply carries out for this action, worked
+	// out by its Plan from the observation the plan was made of: the
+	// containers, processes or units to stop or start, the count to write.
+	// So what `plan` shows is what `apply` runs, computed once, and Apply
+	// never parses From or To back. They belong to the driver that planned
+	// the action; the engine carries them and never looks inside. Actions
+	// made outside a driver's Plan (the failure policy's restart) have none.
+	Steps any `json:"-"`
 }
 
 // Reportable is true for actions that are never carried out.

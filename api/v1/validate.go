@@ -62,6 +62,14 @@ func ValidateDocument(d *Document) ErrorList {
 	return e.list
 }
 
+// ValidHostName says whether name is a valid host name (RFC 1123), as a
+// Host's metadata.name must be.
+func ValidHostName(name string) bool { return checkHostName(name) == "" }
+
+// ValidServiceName says whether name is what validation accepts as the
+// name of a service.
+func ValidServiceName(name string) bool { return serviceNameRE.MatchString(name) }
+
 // checkHostName returns why name is not a valid host name, or "".
 func checkHostName(name string) string {
 	if len(name) > 253 {
@@ -105,7 +113,7 @@ func validateLocal(e *errs, s *HostSpec, sp path) {
 			e.add(p.field("name"), "is required")
 		case IsTemplateUnit(u.Name):
 			e.add(p.field("name"), "%q is a template unit; declare instances as a service with driver: systemd and replicas", u.Name)
-		case !hasUnitSuffix(u.Name):
+		case !HasUnitSuffix(u.Name):
 			e.add(p.field("name"), "%q is not a unit name (want a suffix such as .service or .timer)", u.Name)
 		default:
 			checkSingleName(e, p.field("name"), "unit", u.Name)
@@ -164,7 +172,10 @@ func hasControl(v string) bool {
 	return false
 }
 
-func hasUnitSuffix(name string) bool {
+// HasUnitSuffix says whether name ends in a systemd unit type (".service",
+// ".timer", ...) after at least one character: a unit's name, or a glob
+// that names units (export's --select).
+func HasUnitSuffix(name string) bool {
 	for _, s := range unitSuffixes {
 		if strings.HasSuffix(name, s) && len(name) > len(s) {
 			return true
@@ -207,7 +218,7 @@ func validateServiceLocal(e *errs, svc *Service, p path) {
 		e.add(p.field("onNotReady"), "unknown value %q (want down or keep)", svc.OnNotReady)
 	}
 	if svc.Unit != "" {
-		if !hasUnitSuffix(svc.Unit) {
+		if !HasUnitSuffix(svc.Unit) {
 			e.add(p.field("unit"), "%q is not a unit name (want a suffix such as .service)", svc.Unit)
 		} else {
 			checkSingleName(e, p.field("unit"), "unit", svc.Unit)

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"reconciler.dev/reconciler/api/names"
-	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/engine"
 )
 
@@ -43,15 +42,14 @@ one-shot apply having no last applied revision (see plan --help).
 			if err != nil {
 				return err
 			}
-			eng, closeFn, err := newEngine()
+			w, err := newWiring()
 			if err != nil {
 				return err
 			}
-			defer closeFn()
+			defer w.close()
+			eng := w.engine
 			eng.Concurrency = concurrency
-			as := newAutoscaler()
-			defer as.Reader.(*autoscale.AMQPReader).Close()
-			eng.Sizer = as
+			eng.Sizer = w.autoscaler
 			stderr := termSafe(cmd.ErrOrStderr())
 			plan, err := eng.Plan(ctx, &snap.Effective.Spec)
 			if err != nil {

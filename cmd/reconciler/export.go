@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -10,9 +9,6 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers/export"
-	"reconciler.dev/reconciler/controllers/supervisor"
-	"reconciler.dev/reconciler/controllers/swarm"
-	"reconciler.dev/reconciler/controllers/systemd"
 	"reconciler.dev/reconciler/desired"
 )
 
@@ -69,33 +65,14 @@ socket, no svscan folder, no swarm) are skipped.`,
 				}
 				host = h
 			}
-			eng, closeFn, err := newEngine()
+			w, err := newWiring()
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			var clients []*supervisor.Client
-			defer func() {
-				for _, c := range clients {
-					c.Close()
-				}
-			}()
-			r := &export.Reader{
-				Supervisor: func(socket string) export.SupervisorCaller {
-					c := supervisor.NewClient(socket)
-					clients = append(clients, c)
-					return c
-				},
-				SupervisorSockets: supervisorSockets, SvscanDirs: svscanDirs, Select: selects,
-			}
-			if d, ok := eng.Drivers[v1.DriverSwarm].(*swarm.Driver); ok {
-				if api, ok := d.API.(export.DockerAPI); ok {
-					r.Docker = api
-				}
-			}
-			if d, ok := eng.Drivers[v1.DriverSystemd].(*systemd.Driver); ok {
-				r.Systemd = func(ctx context.Context) (export.SystemdAPI, error) { return d.Bus(ctx) }
-			}
+			defer w.close()
+			eng := w.engine
+			r := w.exporter()
+			r.SupervisorSockets, r.SvscanDirs, r.Select = supervisorSockets, svscanDirs, selects
 			live, probs := r.Read(ctx)
 			stderr := cmd.ErrOrStderr()
 			failed := false
@@ -173,7 +150,7 @@ func marshalValid(h *v1.Host, comments []string) ([]byte, *desired.Effective, er
 		errs = append(errs, herrs...)
 	}
 	if len(errs) > 0 {
-		if !export.ValidHostName(h.Metadata.Name) {
+		if !v1.ValidHostName(h.Metadata.Name) {
 			return nil, nil, fmt.Errorf("%q is not a valid host name (RFC 1123): give one with --host", h.Metadata.Name)
 		}
 		return nil, nil, fmt.Errorf("the exported document does not validate (a bug; please report it):\n%v\n%s", errs, b)

@@ -7,17 +7,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/docker/docker/client"
 	"github.com/spf13/pflag"
 
-	v1 "reconciler.dev/reconciler/api/v1"
-	"reconciler.dev/reconciler/controllers"
-	"reconciler.dev/reconciler/controllers/compose"
-	"reconciler.dev/reconciler/controllers/daemontools"
-	"reconciler.dev/reconciler/controllers/engine"
-	"reconciler.dev/reconciler/controllers/supervisor"
-	"reconciler.dev/reconciler/controllers/swarm"
-	"reconciler.dev/reconciler/controllers/systemd"
 	"reconciler.dev/reconciler/desired"
 	"reconciler.dev/reconciler/desired/source"
 )
@@ -108,45 +99,4 @@ func (f *sourceFlags) resolve(ctx context.Context) (*desired.Snapshot, error) {
 		return nil, err
 	}
 	return res.Snapshot, nil
-}
-
-// setCallTimeout bounds each call of the drivers that talk to a daemon
-// (0 keeps their default).
-func setCallTimeout(e *engine.Engine, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	for _, drv := range e.Drivers {
-		switch drv := drv.(type) {
-		case *swarm.Driver:
-			drv.CallTimeout = d
-		case *compose.Driver:
-			drv.CallTimeout = d
-		case *systemd.Driver:
-			drv.CallTimeout = d
-		case *supervisor.Driver:
-			drv.CallTimeout = d
-		}
-	}
-}
-
-// newEngine wires the drivers. Clients connect lazily: a host with no Swarm
-// services never talks to Docker.
-func newEngine() (*engine.Engine, func(), error) {
-	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		return nil, nil, fmt.Errorf("docker client: %w", err)
-	}
-	sysd := systemd.New()
-	e := &engine.Engine{
-		Drivers: map[v1.Driver]controllers.Driver{
-			v1.DriverSwarm:      &swarm.Driver{API: docker},
-			v1.DriverSystemd:    sysd,
-			v1.DriverSupervisor: supervisor.New(),
-			v1.DriverCompose:    &compose.Driver{API: docker},
-
-			v1.DriverDaemontools: &daemontools.Driver{},
-		},
-	}
-	return e, func() { docker.Close(); sysd.Close() }, nil
 }

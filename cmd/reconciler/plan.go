@@ -58,13 +58,13 @@ there is no anti-rollback check (that is the agent's, see run --help).
 			if err != nil {
 				return err
 			}
-			eng, closeFn, err := newEngine()
+			w, err := newWiring()
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			as := newAutoscaler()
-			defer as.Reader.(*autoscale.AMQPReader).Close()
+			defer w.close()
+			eng := w.engine
+			as := w.autoscaler
 			eng.Sizer = as
 			plan, err := eng.Plan(ctx, &snap.Effective.Spec)
 			if err != nil {
@@ -206,6 +206,3 @@ func describeMaintenance(m engine.Maintenance) string {
 }
 
 // newAutoscaler sizes autoscaled services from their RabbitMQ queues.
-func newAutoscaler() *autoscale.Autoscaler {
-	return autoscale.New(&autoscale.AMQPReader{})
-}

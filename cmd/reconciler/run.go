@@ -11,11 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"reconciler.dev/reconciler/agent"
-	v1 "reconciler.dev/reconciler/api/v1"
-	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/monitor"
-	"reconciler.dev/reconciler/controllers/swarm"
-	"reconciler.dev/reconciler/controllers/systemd"
 	"reconciler.dev/reconciler/notify"
 )
 
@@ -166,17 +162,16 @@ has waited half its timeout, until one of its calls is answered again.`,
 			if err != nil {
 				return err
 			}
-			eng, closeFn, err := newEngine()
+			w, err := newWiring()
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			setCallTimeout(eng, callTimeout)
-			reader := &autoscale.AMQPReader{}
-			defer reader.Close()
+			defer w.close()
+			w.setCallTimeout(callTimeout)
+			eng := w.engine
 			var mon *monitor.Collector
 			if monitorInterval > 0 {
-				mon = newMonitor(eng)
+				mon = w.monitor()
 				if cmd.Flags().Changed("call-timeout") {
 					mon.CallTimeout = callTimeout
 				}
@@ -197,7 +192,7 @@ has waited half its timeout, until one of its calls is answered again.`,
 				Source: src, Host: host, Engine: eng, StateDir: stateDir, Interval: interval,
 				Listen: listen, WebhookSecretFile: webhookSecret, WebhookGitLabTokenFile: gitlabToken, Log: logger,
 				TokenFile: tokenFile, WebhookListen: hookAddr, AllowedHosts: allowedHosts,
-				Autoscaler: autoscale.New(reader),
+				Autoscaler: w.autoscaler,
 				Monitor:    mon, MonitorInterval: monitorInterval,
 				Trust: pol, Limits: sf.limits.parse, Reach: sf.reach.reach(),
 				Forge: rep, StatusURL: ff.statusURL,
@@ -210,12 +205,8 @@ has waited half its timeout, until one of its calls is answered again.`,
 			if mon != nil {
 				mon.Count = a.CallCounter("monitor")
 			}
-			if d, ok := eng.Drivers[v1.DriverSwarm].(*swarm.Driver); ok {
-				d.Count = a.CallCounter("swarm")
-			}
-			if d, ok := eng.Drivers[v1.DriverSystemd].(*systemd.Driver); ok {
-				d.Count = a.CallCounter("systemd")
-			}
+			w.swarm.Count = a.CallCounter("swarm")
+			w.systemd.Count = a.CallCounter("systemd")
 			return a.Run(cmd.Context())
 		},
 	}

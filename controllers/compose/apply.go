@@ -19,7 +19,9 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Apply carries out one action on the containers observed in this pass.
+// Apply carries out one action on the containers observed in this pass:
+// the Steps its Plan worked out (which containers to stop, which numbers to
+// bring up), nothing computed again.
 //
 // A scale-down stops the started containers numbered beyond the target one
 // at a time from the highest number, each stop graceful (SIGTERM, or the
@@ -42,12 +44,19 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	if !ok || len(sl.Replicas) == 0 {
 		return fmt.Errorf("%s: no containers of compose service %s/%s observed", a.Subject, t.Service.Project, t.Name)
 	}
-	toStop, toStart := changes(t, l)
+	switch steps := a.Steps.(type) {
+	case stopSteps:
+		if a.Op == controllers.OpScaleDown {
+			return d.scaleDown(ctx, a.Subject, sl, steps, stopTimeout(t.Service))
+		}
+	case startSteps:
+		if a.Op == controllers.OpScaleUp {
+			return d.scaleUp(ctx, a.Subject, sl, steps)
+		}
+	}
 	switch a.Op {
-	case controllers.OpScaleDown:
-		return d.scaleDown(ctx, a.Subject, sl, toStop, stopTimeout(t.Service))
-	case controllers.OpScaleUp:
-		return d.scaleUp(ctx, a.Subject, sl, toStart)
+	case controllers.OpScaleDown, controllers.OpScaleUp:
+		return fmt.Errorf("%s: %s was not planned by the compose driver (no steps)", a.Subject, a.Op)
 	case controllers.OpRestart:
 		if a.Field == controllers.FieldFailing {
 			return d.restartFailing(ctx, a.Subject, failingReplicas(t, sl), stopTimeout(t.Service))
@@ -91,7 +100,7 @@ func (d *Driver) restartFailing(ctx context.Context, subject string, failing []r
 	secs := int(math.Ceil(grace.Seconds()))
 	for _, r := range failing {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+d.timeout())
-		d.count("restart")
+		d.Count.Add("restart")
 		err := d.API.ContainerRestart(cctx, r.ID, container.StopOptions{Timeout: &secs})
 		cancel()
 		if err != nil {
@@ -107,7 +116,7 @@ func (d *Driver) stop(ctx context.Context, subject string, r replica, grace time
 	secs := int(math.Ceil(grace.Seconds()))
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+d.timeout())
 	defer cancel()
-	d.count("stop")
+	d.Count.Add("stop")
 	err = d.API.ContainerStop(cctx, r.ID, container.StopOptions{Timeout: &secs})
 	switch {
 	case err == nil:
@@ -123,7 +132,7 @@ func (d *Driver) stop(ctx context.Context, subject string, r replica, grace time
 func (d *Driver) remove(ctx context.Context, subject, id, name string, force bool) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout())
 	defer cancel()
-	d.count("remove")
+	d.Count.Add("remove")
 	err := d.API.ContainerRemove(cctx, id, container.RemoveOptions{Force: force})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("%s: remove %s: %w", subject, name, err)
@@ -207,7 +216,7 @@ func (s serviceLive) stopped(n int) (replica, bool) {
 func (d *Driver) inspect(ctx context.Context, subject string, r replica) (container.InspectResponse, error) {
 	cctx, cancel := context.WithTimeout(ctx, d.timeout())
 	defer cancel()
-	d.count("inspect")
+	d.Count.Add("inspect")
 	c, err := d.API.ContainerInspect(cctx, r.ID)
 	if err != nil {
 		return c, fmt.Errorf("%s: inspect the template %s: %w", subject, r.Name, err)
@@ -220,7 +229,7 @@ func (d *Driver) inspect(ctx context.Context, subject string, r replica) (contai
 func (d *Driver) create(ctx context.Context, subject string, s spec) (string, error) {
 	send := context.WithoutCancel(ctx)
 	cctx, cancel := context.WithTimeout(send, d.timeout())
-	d.count("create")
+	d.Count.Add("create")
 	resp, err := d.API.ContainerCreate(cctx, s.Config, s.HostConfig, s.Networking, nil, s.Name)
 	cancel()
 	if err != nil {
@@ -228,7 +237,7 @@ func (d *Driver) create(ctx context.Context, subject string, s spec) (string, er
 	}
 	for _, ep := range s.Connect {
 		cctx, cancel := context.WithTimeout(send, d.timeout())
-		d.count("connect")
+		d.Count.Add("connect")
 		err := d.API.NetworkConnect(cctx, ep.Network, resp.ID, ep.Settings)
 		cancel()
 		if err != nil {
@@ -245,7 +254,7 @@ func (d *Driver) create(ctx context.Context, subject string, s spec) (string, er
 func (d *Driver) start(ctx context.Context, subject, id, name string) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout())
 	defer cancel()
-	d.count("start")
+	d.Count.Add("start")
 	if err := d.API.ContainerStart(cctx, id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("%s: start %s: %w", subject, name, err)
 	}

@@ -17,7 +17,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	v1 "reconciler.dev/reconciler/api/v1"
-	"reconciler.dev/reconciler/controllers"
 )
 
 // recorder is a fake Docker API that records the calls the driver makes, so
@@ -262,9 +261,20 @@ func TestApplyErrors(t *testing.T) {
 		l := liveFromList(ts, pollers(running, 1, 2))
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		err := d.Apply(ctx, controllers.Action{Subject: "compose/poller", Op: controllers.OpScaleDown}, ts[0], l["compose/poller"])
+		err := d.Apply(ctx, Plan(ts, l)[0], ts[0], l["compose/poller"])
 		if !errors.Is(err, context.Canceled) || len(rec.calls) != 0 {
 			t.Fatalf("err = %v, calls %q", err, rec.calls)
+		}
+	})
+	t.Run("an action its Plan did not make is refused", func(t *testing.T) {
+		rec := &recorder{}
+		d := &Driver{API: rec}
+		ts := targets(declare("usm", "poller", 0))
+		l := liveFromList(ts, pollers(running, 1, 2))
+		a := Plan(ts, l)[0]
+		a.Steps = nil
+		if err := d.Apply(context.Background(), a, ts[0], l["compose/poller"]); err == nil || len(rec.calls) != 0 {
+			t.Fatalf("err = %v, calls %q; want an error and no call", err, rec.calls)
 		}
 	})
 }

@@ -45,9 +45,9 @@ func TestFailingContainers(t *testing.T) {
 		tg := ts[0]
 		tg.Failure = mode
 		_, toStart := changes(tg, l)
-		want := []int{1, 3, 4} // 2 is restarting: started already
+		want := startSteps{1, 3, 4} // 2 is restarting: started already
 		if mode.Holds() {
-			want = []int{3, 4}
+			want = startSteps{3, 4}
 		}
 		if !reflect.DeepEqual(toStart, want) {
 			t.Errorf("mode %q: to start %v, want %v", mode, toStart, want)

@@ -7,11 +7,6 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Health judges a service against fresh live state; see Health.
-func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
-	return Health(t, l)
-}
-
 // Health is pure. A service is drained when no container numbered beyond
 // its target is started (running, restarting or paused), and ready when it
 // is drained and every container numbered 1..N is running: "3 running" is

@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
 
@@ -55,28 +57,12 @@ type Driver struct {
 	// Count, when set, is told of every API call ("list", "inspect",
 	// "create", "connect", "start", "stop", "restart", "remove"), for
 	// metrics.
-	Count func(verb string)
+	Count controllers.Counter
 }
 
-func (d *Driver) count(verb string) {
-	if d.Count != nil {
-		d.Count(verb)
-	}
-}
+func (d *Driver) concurrency() int { return cmp.Or(d.Concurrency, 4) }
 
-func (d *Driver) concurrency() int {
-	if d.Concurrency > 0 {
-		return d.Concurrency
-	}
-	return 4
-}
-
-func (d *Driver) timeout() time.Duration {
-	if d.CallTimeout > 0 {
-		return d.CallTimeout
-	}
-	return 30 * time.Second
-}
+func (d *Driver) timeout() time.Duration { return cmp.Or(d.CallTimeout, 30*time.Second) }
 
 // replica is one container of a service, as the list call returned it.
 type replica struct {
@@ -164,7 +150,7 @@ func (s serviceLive) lowest() (replica, bool) {
 func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map[string]controllers.Live, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout())
 	defer cancel()
-	d.count("list")
+	d.Count.Add("list")
 	list, err := d.API.ContainerList(ctx, container.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", LabelProject)),
@@ -275,4 +261,14 @@ func numbers(ns []int) string {
 		i = j + 1
 	}
 	return b.String()
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverCompose }
+func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, l)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }

@@ -3,17 +3,8 @@ package compose
 import (
 	"strconv"
 
-	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
-
-// Name is the driver's name.
-func (d *Driver) Name() v1.Driver { return v1.DriverCompose }
-
-// Plan is the driver's planner; see Plan.
-func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(targets, live)
-}
 
 // Plan returns what differs for each declared service, so that exactly the
 // containers numbered 1..N run: started containers numbered beyond N get a
@@ -23,42 +14,29 @@ func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.
 // numbering may need both. A service with no container at all is missing:
 // there is nothing to make new replicas from. It is pure.
 func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	var out []controllers.Action
-	for _, t := range targets {
-		l := live[t.Subject()]
-		base := controllers.Action{
-			Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverCompose,
-			Field: "replicas", Mode: t.Mode,
-		}
-		if !l.Exists {
-			a := base
-			a.From, a.To, a.Op = "absent", strconv.Itoa(int(t.Replicas)), controllers.OpMissing
-			out = append(out, a)
-			continue
-		}
-		toStop, toStart := changes(t, l)
-		now := int(l.Replicas)
-		if len(toStop) > 0 {
-			a := base
-			a.Op = controllers.OpScaleDown
-			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now-len(toStop))
-			now -= len(toStop)
-			out = append(out, a)
-		}
-		if len(toStart) > 0 {
-			a := base
-			a.Op = controllers.OpScaleUp
-			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now+len(toStart))
-			out = append(out, a)
-		}
-	}
-	return out
+	return controllers.PlanEach(targets, live, planService)
 }
+
+func planService(t controllers.Target, l controllers.Live, base controllers.Action) []controllers.Action {
+	if !l.Exists {
+		return []controllers.Action{base.Set("replicas", "absent", strconv.Itoa(int(t.Replicas)), controllers.OpMissing)}
+	}
+	toStop, toStart := changes(t, l)
+	return controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)
+}
+
+// stopSteps are the Steps of a scale-down: the containers to stop, in the
+// order they are stopped. startSteps are those of a scale-up: the numbers
+// to bring up, in order.
+type (
+	stopSteps  []replica
+	startSteps []int
+)
 
 // changes returns the started containers numbered beyond the target, highest
 // number first (the order they are stopped in), and the numbers 1..N that
 // have no started container, lowest first (the order they are brought up).
-func changes(t controllers.Target, l controllers.Live) (toStop []replica, toStart []int) {
+func changes(t controllers.Target, l controllers.Live) (toStop stopSteps, toStart startSteps) {
 	sl, _ := l.Raw.(serviceLive)
 	want := int(t.Replicas)
 	up := map[int]bool{}
@@ -66,7 +44,7 @@ func changes(t controllers.Target, l controllers.Live) (toStop []replica, toStar
 		switch {
 		case !r.started():
 		case r.Number > want:
-			toStop = append([]replica{r}, toStop...) // Replicas ascend: prepend
+			toStop = append(stopSteps{r}, toStop...) // Replicas ascend: prepend
 		default:
 			up[r.Number] = true
 		}

@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/drivertest"
 	"reconciler.dev/reconciler/controllers/engine"
 )
 
@@ -74,32 +74,7 @@ func join(lists ...[]container.Summary) []container.Summary {
 
 // action is the expected replicas action on compose service name.
 func action(name, from, to string, op controllers.Op) controllers.Action {
-	return controllers.Action{
-		Subject: "compose/" + name, Kind: controllers.KindService, Name: name, Driver: v1.DriverCompose,
-		Field: "replicas", From: from, To: to, Op: op, Mode: controllers.Enforce,
-	}
-}
-
-func reportOnly(a controllers.Action) controllers.Action {
-	a.Mode = controllers.ReportOnly
-	return a
-}
-
-// checkActions compares plans; nil and empty are equal.
-func checkActions(t *testing.T, got, want []controllers.Action) {
-	t.Helper()
-	if len(got) == 0 && len(want) == 0 || reflect.DeepEqual(got, want) {
-		return
-	}
-	t.Errorf("plan differs\ngot:%s\nwant:%s", list(got), list(want))
-}
-
-func list(as []controllers.Action) string {
-	var b strings.Builder
-	for _, a := range as {
-		fmt.Fprintf(&b, "\n  %+v", a)
-	}
-	return b.String()
+	return drivertest.Replicas(v1.DriverCompose, name, from, to, op)
 }
 
 func TestPlan(t *testing.T) {
@@ -235,7 +210,7 @@ func TestPlan(t *testing.T) {
 				{Name: "poller", Driver: v1.DriverCompose, Project: "usm", Replicas: v1.Ptr[int32](5), Drift: v1.DriftReport},
 			},
 			live: pollers(running, 1, 2, 4, 5),
-			want: []controllers.Action{reportOnly(action("poller", "4", "5", controllers.OpScaleUp))},
+			want: []controllers.Action{drivertest.ReportOnly(action("poller", "4", "5", controllers.OpScaleUp))},
 		},
 		{
 			name: "several services keep target order, whatever the list order",
@@ -257,7 +232,7 @@ func TestPlan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := targets(tc.services...)
-			checkActions(t, Plan(ts, liveFromList(ts, tc.live)), tc.want)
+			drivertest.CheckActions(t, Plan(ts, liveFromList(ts, tc.live)), tc.want)
 		})
 	}
 }

@@ -29,8 +29,8 @@ import (
 //
 // It does not wait for readiness; the engine does, by observing.
 func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.Target, l controllers.Live) error {
-	dir := serviceDir(t)
-	sl, _ := l.Raw.(serviceLive)
+	dir := Dir(t)
+	sl, _ := l.Raw.(Folder)
 	wrap := func(err error) error {
 		if err == nil {
 			return nil
@@ -44,7 +44,11 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		d.setStarted(dir, false)
 		return wrap(removeFile(dir, downFile))
 	case a.Field == fieldReplicas && a.Op == controllers.OpScaleUp:
-		return wrap(d.start(dir, t, sl))
+		m, ok := a.Steps.(mode)
+		if !ok {
+			return wrap(errors.New("the start was not planned by the daemontools driver (no steps)"))
+		}
+		return wrap(d.start(dir, m, t, sl))
 	case a.Field == fieldReplicas && a.Op == controllers.OpScaleDown:
 		return wrap(d.stop(ctx, dir, t))
 	case a.Field == fieldPaused && a.Op == controllers.OpStart:
@@ -69,9 +73,10 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	return wrap(fmt.Errorf("the daemontools driver cannot %s %s", a.Op, a.Field))
 }
 
-// start sends up (or once) and records what the service now starts with.
-func (d *Driver) start(dir string, t controllers.Target, sl serviceLive) error {
-	once := desiredMode(t) == modeOnce
+// start sends up (or once, as the plan's mode says) and records what the
+// service now starts with.
+func (d *Driver) start(dir string, m mode, t controllers.Target, sl Folder) error {
+	once := m == modeOnce
 	cmd := byte('u')
 	if once {
 		cmd = 'o'
@@ -112,7 +117,7 @@ func (d *Driver) stop(ctx context.Context, dir string, t controllers.Target) err
 	}
 	deadline := time.Now().Add(grace)
 	for {
-		sl := &serviceLive{Dir: dir}
+		sl := &Folder{Dir: dir}
 		readStatus(sl)
 		if sl.HasStatus && sl.Status.PID == 0 {
 			return nil
@@ -136,7 +141,7 @@ func (d *Driver) stop(ctx context.Context, dir string, t controllers.Target) err
 // onNotReady: keep it is left as it is. A service whose only change was
 // its down file or a continue was not started by us and is left alone.
 func (d *Driver) NotReady(ctx context.Context, t controllers.Target, cause error) (string, error) {
-	dir := serviceDir(t)
+	dir := Dir(t)
 	d.mu.Lock()
 	started := d.started[dir]
 	delete(d.started, dir)
@@ -167,7 +172,7 @@ func (d *Driver) setStarted(dir string, started bool) {
 // FIFO is opened without blocking: with no supervise reading it the open
 // fails at once.
 func (d *Driver) send(dir string, cmd byte) error {
-	d.count(string(cmd))
+	d.Count.Add(string(cmd))
 	return Control(dir, cmd)
 }
 

@@ -149,7 +149,7 @@ func TestObserveReadsTheFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := live[up.Subject()]
-	sl := l.Raw.(serviceLive)
+	sl := l.Raw.(Folder)
 	if !l.Exists || !sl.Supervised || l.Running != 1 || l.Replicas != 1 || !sl.DownFile || sl.RestartOn != "sha256:abc" || !sl.Status.Runit {
 		t.Errorf("live = %+v, raw %+v", l, sl)
 	}
@@ -160,7 +160,7 @@ func TestObserveReadsTheFolder(t *testing.T) {
 		t.Errorf("a folder that does not exist observed as existing")
 	}
 	d := live[dead.Subject()]
-	if !d.Exists || d.Raw.(serviceLive).Supervised || d.Running != 0 || d.State != "no supervise running" {
+	if !d.Exists || d.Raw.(Folder).Supervised || d.Running != 0 || d.State != "no supervise running" {
 		t.Errorf("stale folder: %+v", d)
 	}
 	if h := Health(dead, d); h.Ready || !strings.Contains(h.Reason, "no supervise running for "+stale.dir) {

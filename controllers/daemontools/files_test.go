@@ -78,7 +78,7 @@ func TestStatusReadNeverBlocks(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("reading a FIFO status blocked")
 	}
-	sl := &serviceLive{Dir: dir}
+	sl := &Folder{Dir: dir}
 	readStatus(sl)
 	if sl.HasStatus || sl.StatusErr == "" {
 		t.Errorf("observe of a FIFO status: %+v", sl)

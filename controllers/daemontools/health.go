@@ -4,11 +4,6 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Health judges a target against fresh live state; see Health.
-func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
-	return Health(t, l)
-}
-
 // Health is pure. A service declared up is ready when supervise wants it
 // up, it runs, is not paused and is not crash-looping; one declared once
 // when supervise runs it once (running or already finished); one declared
@@ -20,7 +15,7 @@ func Health(t controllers.Target, l controllers.Live) controllers.Health {
 	if !l.Exists {
 		return controllers.Health{Reason: "service folder missing"}
 	}
-	sl, _ := l.Raw.(serviceLive)
+	sl, _ := l.Raw.(Folder)
 	h := controllers.Health{Reason: l.State, Drained: true}
 	want := desiredMode(t)
 	if !sl.Supervised {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
 
@@ -39,14 +40,14 @@ const (
 // Its zero value is ready to use.
 type Driver struct {
 	// Now is the clock uptimes are measured against (default time.Now).
-	Now func() time.Time
+	Now controllers.Clock
 	// WatchFor bounds how long one Observe watches services that may be
 	// crash-looping, and SampleEvery is how often it re-reads their status
 	// (defaults 2.5 s and 100 ms).
 	WatchFor, SampleEvery time.Duration
 	// Count, when set, is told of every command sent to a control FIFO
 	// ("u", "d", "o", "t", "c", "k"), for metrics.
-	Count func(verb string)
+	Count controllers.Counter
 
 	mu sync.Mutex
 	// started says, per service folder, whether the last up-phase action
@@ -56,21 +57,10 @@ type Driver struct {
 	started map[string]bool
 }
 
-func (d *Driver) now() time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
-}
-
-func (d *Driver) count(verb string) {
-	if d.Count != nil {
-		d.Count(verb)
-	}
-}
-
-// serviceLive is what Observe read of one service folder; it is Live.Raw.
-type serviceLive struct {
+// Folder is what was read of one service folder: Live.Raw of the driver's
+// observation, and what export reads (ReadFolder, ReadSvscan), so both
+// judge a folder alike.
+type Folder struct {
 	Dir string
 	// Supervised is true when a supervise (or runsv) process holds the
 	// folder's supervise/ok FIFO open for reading, as svok checks.
@@ -103,13 +93,13 @@ type serviceLive struct {
 // commands. Services that may be crash-looping are then watched together
 // for a moment; see the package doc.
 func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map[string]controllers.Live, error) {
-	obs := make([]*serviceLive, len(targets))
+	obs := make([]*Folder, len(targets))
 	exists := make([]bool, len(targets))
 	for i, t := range targets {
-		obs[i], exists[i] = readService(serviceDir(t))
+		obs[i], exists[i] = readService(Dir(t))
 	}
 	d.watchCrashLoops(ctx, obs, exists)
-	now := d.now()
+	now := d.Now.Time()
 	out := make(map[string]controllers.Live, len(targets))
 	for i, t := range targets {
 		out[t.Subject()] = liveOf(obs[i], exists[i], now)
@@ -118,16 +108,43 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 }
 
 // serviceDir is the folder supervise watches for a target.
-func serviceDir(t controllers.Target) string {
+func Dir(t controllers.Target) string {
 	if t.Service != nil && t.Service.Dir != "" {
 		return filepath.Clean(t.Service.Dir)
 	}
 	return filepath.Join("/service", t.Name)
 }
 
+// ReadFolder reads the service folder dir as Observe does, without
+// watching for a crash loop. exists is false when the folder is absent.
+func ReadFolder(dir string) (f Folder, exists bool) {
+	sl, exists := readService(dir)
+	return *sl, exists
+}
+
+// ReadSvscan reads every service folder of an svscan (or runsvdir) folder
+// with ReadFolder, in name order; folders whose names start with a dot are
+// hidden from svscan and skipped.
+func ReadSvscan(root string) ([]Folder, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []Folder
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if f, exists := ReadFolder(filepath.Join(root, e.Name())); exists {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
 // readService reads one folder. exists is false when the folder is absent.
-func readService(dir string) (sl *serviceLive, exists bool) {
-	sl = &serviceLive{Dir: dir}
+func readService(dir string) (sl *Folder, exists bool) {
+	sl = &Folder{Dir: dir}
 	fi, err := os.Stat(dir)
 	if err != nil || !fi.IsDir() {
 		if err == nil {
@@ -156,7 +173,7 @@ func readService(dir string) (sl *serviceLive, exists bool) {
 	return sl, true
 }
 
-func readStatus(sl *serviceLive) {
+func readStatus(sl *Folder) {
 	st, err := ReadStatusFile(sl.Dir)
 	if err != nil {
 		sl.HasStatus, sl.StatusErr = false, err.Error()
@@ -204,7 +221,7 @@ func openFIFO(path string) (int, error) {
 
 // watchCandidate is true for a service that wants up but is down or has
 // only just started: it may be crash-looping.
-func watchCandidate(sl *serviceLive, now time.Time) bool {
+func watchCandidate(sl *Folder, now time.Time) bool {
 	if !sl.Supervised || !sl.HasStatus || !sl.Status.WantsUp() {
 		return false
 	}
@@ -215,15 +232,15 @@ func watchCandidate(sl *serviceLive, now time.Time) bool {
 // has settled (up for settledAfter), died young loopDeaths times, or the
 // watch ends. Only the status file is read; the last record read becomes
 // the observed one.
-func (d *Driver) watchCrashLoops(ctx context.Context, obs []*serviceLive, exists []bool) {
+func (d *Driver) watchCrashLoops(ctx context.Context, obs []*Folder, exists []bool) {
 	type watch struct {
-		sl          *serviceLive
+		sl          *Folder
 		lastPID     int       // the running pid last seen, or 0
 		lastChanged time.Time // the record's time last seen
 		deaths      int       // deaths seen before settledAfter
 		done        bool
 	}
-	now := d.now()
+	now := d.Now.Time()
 	var ws []*watch
 	for i, sl := range obs {
 		if exists[i] && watchCandidate(sl, now) {
@@ -248,7 +265,7 @@ func (d *Driver) watchCrashLoops(ctx context.Context, obs []*serviceLive, exists
 			return
 		case <-time.After(every):
 		}
-		now := d.now()
+		now := d.Now.Time()
 		for _, w := range ws {
 			if w.done {
 				continue
@@ -306,7 +323,7 @@ func runningPID(st Status) int {
 }
 
 // liveOf turns a read folder into Live.
-func liveOf(sl *serviceLive, exists bool, now time.Time) controllers.Live {
+func liveOf(sl *Folder, exists bool, now time.Time) controllers.Live {
 	l := controllers.Live{Exists: exists, Raw: *sl}
 	if !exists {
 		l.State = "missing: no folder " + sl.Dir
@@ -353,7 +370,7 @@ func liveOf(sl *serviceLive, exists bool, now time.Time) controllers.Live {
 	det["state"] = state
 	det["uptime"] = uptime.String()
 	det["since"] = st.Changed.UTC().Format(time.RFC3339)
-	det["want"] = wantWord(sl)
+	det["want"] = sl.Want()
 	det["paused"] = strconv.FormatBool(st.Paused)
 	if st.PID != 0 {
 		det["pid"] = strconv.Itoa(st.PID)
@@ -377,7 +394,7 @@ func liveOf(sl *serviceLive, exists bool, now time.Time) controllers.Live {
 	if up && st.Paused {
 		b.WriteString(", paused")
 	}
-	switch w := wantWord(sl); {
+	switch w := sl.Want(); {
 	case !up && w == "up":
 		b.WriteString(", want up")
 	case up && w == "down":
@@ -395,11 +412,22 @@ func liveOf(sl *serviceLive, exists bool, now time.Time) controllers.Live {
 	return l
 }
 
-// wantWord names what supervise is told to keep: up, down or once.
-func wantWord(sl *serviceLive) string {
+// Want names what supervise is told to keep the service at: up, once or
+// down (also when there is no supervise or no status to tell).
+func (sl *Folder) Want() string {
 	switch mode := liveMode(sl); mode {
 	case modeUp, modeOnce:
 		return string(mode)
 	}
 	return "down"
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverDaemontools }
+func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, l)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }

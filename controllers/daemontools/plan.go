@@ -1,17 +1,8 @@
 package daemontools
 
 import (
-	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
-
-// Name is the driver's name.
-func (d *Driver) Name() v1.Driver { return v1.DriverDaemontools }
-
-// Plan is the driver's planner; see Plan.
-func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(targets, live)
-}
 
 // mode is what supervise is told to keep a service: up, once or down.
 type mode string
@@ -46,7 +37,7 @@ func desiredMode(t controllers.Target) mode {
 // once start itself (want 0); runit writes want 'd' for sv once, so a once
 // service runit still runs (without a TERM pending) or that the driver
 // marked as started once counts as once.
-func liveMode(sl *serviceLive) mode {
+func liveMode(sl *Folder) mode {
 	if !sl.Supervised || !sl.HasStatus {
 		return modeUnknown
 	}
@@ -94,59 +85,57 @@ func presence(b bool) string {
 //     fails at once with a clear error; one declared down needs nothing
 //     sent (only its down file is kept in line).
 func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	var out []controllers.Action
-	for _, t := range targets {
-		l := live[t.Subject()]
-		base := controllers.Action{Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverDaemontools, Mode: t.Mode}
-		add := func(field, from, to string, op controllers.Op) {
-			a := base
-			a.Field, a.From, a.To, a.Op = field, from, to, op
-			out = append(out, a)
-		}
-		want := desiredMode(t)
-		if !l.Exists {
-			add(fieldReplicas, "absent", replicasValue(want), controllers.OpMissing)
-			continue
-		}
-		sl, _ := l.Raw.(serviceLive)
-		have := liveMode(&sl)
+	return controllers.PlanEach(targets, live, planService)
+}
 
-		if wantDown := want != modeUp; sl.DownFile != wantDown {
-			op := controllers.OpEnable
-			if wantDown {
-				op = controllers.OpDisable
-			}
-			add(fieldDownFile, presence(sl.DownFile), presence(wantDown), op)
-		}
+func planService(t controllers.Target, l controllers.Live, base controllers.Action) (out []controllers.Action) {
+	add := func(field, from, to string, op controllers.Op) {
+		out = append(out, base.Set(field, from, to, op))
+	}
+	want := desiredMode(t)
+	if !l.Exists {
+		add(fieldReplicas, "absent", replicasValue(want), controllers.OpMissing)
+		return out
+	}
+	sl, _ := l.Raw.(Folder)
+	have := liveMode(&sl)
 
-		from := replicasValue(have)
-		if !sl.Supervised {
-			from = "unknown (no supervise)"
+	if wantDown := want != modeUp; sl.DownFile != wantDown {
+		op := controllers.OpEnable
+		if wantDown {
+			op = controllers.OpDisable
 		}
-		starting := false
-		switch {
-		case want == modeDown && (have == modeUp || have == modeOnce):
-			// A once service is sent down too, running or not: then the
-			// record (and runit's once mark) says down, not once.
-			add(fieldReplicas, from, replicasValue(want), controllers.OpScaleDown)
-		case want != modeDown && have != want:
-			add(fieldReplicas, from, replicasValue(want), controllers.OpScaleUp)
-			starting = true
+		add(fieldDownFile, presence(sl.DownFile), presence(wantDown), op)
+	}
+
+	from := replicasValue(have)
+	if !sl.Supervised {
+		from = "unknown (no supervise)"
+	}
+	starting := false
+	switch {
+	case want == modeDown && (have == modeUp || have == modeOnce):
+		// A once service is sent down too, running or not: then the
+		// record (and runit's once mark) says down, not once.
+		add(fieldReplicas, from, replicasValue(want), controllers.OpScaleDown)
+	case want != modeDown && have != want:
+		add(fieldReplicas, from, replicasValue(want), controllers.OpScaleUp)
+		out[len(out)-1].Steps = want // svc -u or svc -o
+		starting = true
+	}
+	if starting || want == modeDown {
+		return out
+	}
+	if sl.Status.Running() && sl.Status.Paused {
+		add(fieldPaused, "true", "false", controllers.OpStart)
+	}
+	if ro := t.Service.RestartOn; ro != "" && want == modeUp && sl.Status.Running() &&
+		(!sl.HasRestartOn || sl.RestartOn != ro) {
+		from := sl.RestartOn
+		if !sl.HasRestartOn {
+			from = "(none)"
 		}
-		if starting || want == modeDown {
-			continue
-		}
-		if sl.Status.Running() && sl.Status.Paused {
-			add(fieldPaused, "true", "false", controllers.OpStart)
-		}
-		if ro := t.Service.RestartOn; ro != "" && want == modeUp && sl.Status.Running() &&
-			(!sl.HasRestartOn || sl.RestartOn != ro) {
-			from := sl.RestartOn
-			if !sl.HasRestartOn {
-				from = "(none)"
-			}
-			add(fieldRestartOn, from, ro, controllers.OpRestart)
-		}
+		add(fieldRestartOn, from, ro, controllers.OpRestart)
 	}
 	return out
 }

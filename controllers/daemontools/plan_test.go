@@ -1,7 +1,6 @@
 package daemontools
 
 import (
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,6 +8,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/drivertest"
 )
 
 var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -56,14 +56,14 @@ func rnStopping(pid int) Status    { s := rnOnceRunning(pid); s.Term = true; ret
 func rnFinishing(pid int) Status   { s := rnDown(); s.PID, s.RunState = pid, RunStateFinish; return s }
 
 // folder is what Observe reads of one folder whose supervise runs.
-type folder struct{ sl serviceLive }
+type folder struct{ sl Folder }
 
 func supervised(st Status) folder {
-	return folder{serviceLive{Dir: "/service/x", Supervised: true, HasStatus: true, Status: st}}
+	return folder{Folder{Dir: "/service/x", Supervised: true, HasStatus: true, Status: st}}
 }
 
 func unsupervised() folder {
-	return folder{serviceLive{Dir: "/service/x", SuperviseErr: "open /service/x/supervise/ok: no such device or address",
+	return folder{Folder{Dir: "/service/x", SuperviseErr: "open /service/x/supervise/ok: no such device or address",
 		HasStatus: true, Status: dtDown()}}
 }
 
@@ -80,23 +80,17 @@ func (f folder) recorded(v string) folder {
 
 func liveFor(t controllers.Target, f *folder) map[string]controllers.Live {
 	if f == nil {
-		return map[string]controllers.Live{t.Subject(): liveOf(&serviceLive{Dir: serviceDir(t)}, false, now)}
+		return map[string]controllers.Live{t.Subject(): liveOf(&Folder{Dir: Dir(t)}, false, now)}
 	}
 	sl := f.sl
-	sl.Dir = serviceDir(t)
+	sl.Dir = Dir(t)
 	return map[string]controllers.Live{t.Subject(): liveOf(&sl, true, now)}
 }
 
 func ptr(f folder) *folder { return &f }
 
 func act(name, field, from, to string, op controllers.Op) controllers.Action {
-	return controllers.Action{Subject: "daemontools/" + name, Kind: controllers.KindService, Name: name,
-		Driver: v1.DriverDaemontools, Field: field, From: from, To: to, Op: op, Mode: controllers.Enforce}
-}
-
-func reportOnly(a controllers.Action) controllers.Action {
-	a.Mode = controllers.ReportOnly
-	return a
+	return drivertest.Service(v1.DriverDaemontools, name, field, from, to, op)
 }
 
 func TestPlan(t *testing.T) {
@@ -293,21 +287,21 @@ func TestPlan(t *testing.T) {
 			svc:  declare("mldonkey", 0, report),
 			live: ptr(supervised(dtUp(10))),
 			want: []controllers.Action{
-				reportOnly(act("mldonkey", "downfile", "absent", "present", controllers.OpDisable)),
-				reportOnly(act("mldonkey", "replicas", "1", "0", controllers.OpScaleDown)),
+				drivertest.ReportOnly(act("mldonkey", "downfile", "absent", "present", controllers.OpDisable)),
+				drivertest.ReportOnly(act("mldonkey", "replicas", "1", "0", controllers.OpScaleDown)),
 			},
 		},
 		{
 			name: "report-only restart",
 			svc:  declare("squid", 1, report, restartOn(hash2)),
 			live: ptr(supervised(dtUp(10)).recorded(hash1)),
-			want: []controllers.Action{reportOnly(act("squid", "restartOn", hash1, hash2, controllers.OpRestart))},
+			want: []controllers.Action{drivertest.ReportOnly(act("squid", "restartOn", hash1, hash2, controllers.OpRestart))},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := target(tc.svc)
-			checkActions(t, Plan([]controllers.Target{tg}, liveFor(tg, tc.live)), tc.want)
+			drivertest.CheckActions(t, Plan([]controllers.Target{tg}, liveFor(tg, tc.live)), tc.want)
 		})
 	}
 }
@@ -327,23 +321,6 @@ func TestPlanPhases(t *testing.T) {
 			t.Errorf("%s is in phase %s, want %s", op, op.Phase(), phase)
 		}
 	}
-}
-
-// checkActions compares plans; nil and empty are equal.
-func checkActions(t *testing.T, got, want []controllers.Action) {
-	t.Helper()
-	if len(got) == 0 && len(want) == 0 || reflect.DeepEqual(got, want) {
-		return
-	}
-	t.Errorf("plan differs\ngot:%s\nwant:%s", list(got), list(want))
-}
-
-func list(as []controllers.Action) string {
-	var b strings.Builder
-	for _, a := range as {
-		fmt.Fprintf(&b, "\n  %+v", a)
-	}
-	return b.String()
 }
 
 func TestHealth(t *testing.T) {
@@ -383,7 +360,7 @@ func TestHealth(t *testing.T) {
 			tg := target(tc.svc)
 			l := liveFor(tg, tc.live)[tg.Subject()]
 			if tc.live != nil && !tc.live.sl.Supervised {
-				sl := l.Raw.(serviceLive)
+				sl := l.Raw.(Folder)
 				sl.SuperviseErr = strings.ReplaceAll(sl.SuperviseErr, "/service/x", "/service/s")
 				l.Raw = sl
 			}

@@ -2,10 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/hashicorp/go-multierror"
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
@@ -26,7 +25,7 @@ func (e *Engine) observe(ctx context.Context, targets []controllers.Target) (map
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
-		errs *multierror.Error
+		errs []error
 		live = map[string]controllers.Live{}
 	)
 	for _, drv := range e.driversFor(groups) {
@@ -37,7 +36,7 @@ func (e *Engine) observe(ctx context.Context, targets []controllers.Target) (map
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				errs = multierror.Append(errs, fmt.Errorf("observe %s: %w", drv.Name(), err))
+				errs = append(errs, fmt.Errorf("observe %s: %w", drv.Name(), err))
 				return
 			}
 			for k, v := range l {
@@ -46,5 +45,7 @@ func (e *Engine) observe(ctx context.Context, targets []controllers.Target) (map
 		}()
 	}
 	wg.Wait()
-	return live, errs.ErrorOrNil()
+	// errors.Join: go-multierror would add only its "N errors occurred"
+	// header to what is one line per driver anyway.
+	return live, errors.Join(errs...)
 }

@@ -108,6 +108,9 @@ func (r *Result) Err() error {
 		subjects = append(subjects, s)
 	}
 	sort.Strings(subjects)
+	// go-multierror is kept here: its "N errors occurred" list, one bullet
+	// a subject, is what apply prints and a failed pass reports, and reads
+	// better than bare joined lines when many subjects fail.
 	var errs *multierror.Error
 	for _, s := range subjects {
 		errs = multierror.Append(errs, r.Failures[s])

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers/daemontools"
 	"reconciler.dev/reconciler/controllers/supervisor"
+	"reconciler.dev/reconciler/controllers/systemd"
 )
 
 // Live is what Read saw on the host.
@@ -33,7 +33,7 @@ type Live struct {
 	Swarm       []SwarmService
 	Units       []UnitState
 	Supervisor  []SupervisorSocket
-	Daemontools []DaemontoolsService
+	Daemontools []daemontools.Folder // every service folder under an svscan (or runsvdir) folder
 }
 
 // SwarmService is one Swarm service.
@@ -54,22 +54,7 @@ type UnitState struct {
 // SupervisorSocket is the processes one supervisord reports.
 type SupervisorSocket struct {
 	Socket    string
-	Processes []SupervisorProcess
-}
-
-// SupervisorProcess is one process of a group.
-type SupervisorProcess struct {
-	Group, Name, State string
-}
-
-// DaemontoolsService is one service folder under an svscan (or runsvdir)
-// folder.
-type DaemontoolsService struct {
-	Dir        string
-	Supervised bool                // a supervise (runsv) holds the folder
-	Status     *daemontools.Status // nil when the record is missing or unreadable
-	DownFile   bool
-	OnceMark   bool // runit: DIR/.reconciler-once, the driver's mark of a once start
+	Processes []supervisor.Process
 }
 
 // Options say what to export.
@@ -83,9 +68,6 @@ type Options struct {
 	Select []string
 }
 
-// unitSuffixes are the unit types; a glob ending in one names units.
-var unitSuffixes = []string{".service", ".timer", ".socket", ".path", ".target", ".mount", ".automount", ".slice", ".scope", ".swap", ".device"}
-
 // UnitGlobs returns the globs that name systemd units (they end in a unit
 // type: "*.service", "backup.timer"): only these bring units other than
 // timers and template instances into the export, so "factory-*" meant for
@@ -93,11 +75,8 @@ var unitSuffixes = []string{".service", ".timer", ".socket", ".path", ".target",
 func UnitGlobs(globs []string) []string {
 	var out []string
 	for _, g := range globs {
-		for _, s := range unitSuffixes {
-			if strings.HasSuffix(g, s) {
-				out = append(out, g)
-				break
-			}
+		if v1.HasUnitSuffix(g) {
+			out = append(out, g)
 		}
 	}
 	return out
@@ -118,30 +97,9 @@ func (o Options) selected(names ...string) bool {
 	return false
 }
 
-// What validation accepts as a service name, and as each label of a host
-// name.
-var (
-	serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
-	hostLabelRE   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-)
-
-// ValidHostName says whether name is a valid host name (RFC 1123), as a
-// Host's metadata.name must be.
-func ValidHostName(name string) bool {
-	if len(name) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(name, ".") {
-		if !hostLabelRE.MatchString(label) {
-			return false
-		}
-	}
-	return true
-}
-
 // cleanName makes a valid service name of an object's name.
 func cleanName(name string) string {
-	if serviceNameRE.MatchString(name) {
+	if v1.ValidServiceName(name) {
 		return name
 	}
 	var b strings.Builder
@@ -154,7 +112,7 @@ func cleanName(name string) string {
 		}
 	}
 	s := b.String()
-	if s == "" || !serviceNameRE.MatchString(s) {
+	if s == "" || !v1.ValidServiceName(s) {
 		s = "x" + s
 	}
 	return s
@@ -269,31 +227,6 @@ func uniqueNames(cands []candidate, note func(string, ...any)) []v1.Service {
 	return out
 }
 
-// unitStarted is the systemd driver's "active": up or on its way up.
-func unitStarted(active string) bool {
-	switch active {
-	case "active", "activating", "reloading":
-		return true
-	}
-	return false
-}
-
-// instanceOf splits "x@3.service" into its template "x@.service" and 3.
-// Instances that are not numbers are not replicas.
-func instanceOf(name string) (string, int, bool) {
-	at := strings.LastIndex(name, "@")
-	dot := strings.LastIndex(name, ".")
-	if at <= 0 || dot < at+2 {
-		return "", 0, false
-	}
-	num := name[at+1 : dot]
-	n, err := strconv.Atoi(num)
-	if err != nil || n < 1 || strconv.Itoa(n) != num {
-		return "", 0, false
-	}
-	return name[:at+1] + name[dot:], n, true
-}
-
 // buildSystemd writes timers that are enabled or active, running numbered
 // instances of templates as services with a replica count, and, when a
 // --select glob that names units (UnitGlobs) matches them, other units
@@ -320,8 +253,8 @@ func buildSystemd(states []UnitState, o Options, note func(string, ...any)) ([]v
 	instances := map[string][]int{} // template -> started instance numbers
 	for _, n := range names {
 		u := byName[n]
-		if tmpl, num, ok := instanceOf(n); ok {
-			if unitStarted(u.ActiveState) {
+		if tmpl, num, ok := systemd.InstanceOf(n); ok {
+			if systemd.Started(u.ActiveState) {
 				instances[tmpl] = append(instances[tmpl], num)
 			}
 			continue
@@ -330,8 +263,8 @@ func buildSystemd(states []UnitState, o Options, note func(string, ...any)) ([]v
 			continue // templates themselves, and instances that are not replicas
 		}
 		timer := strings.HasSuffix(n, ".timer")
-		enabled := u.FileState == "enabled" || u.FileState == "enabled-runtime"
-		active := unitStarted(u.ActiveState)
+		enabled := systemd.Enabled(u.FileState)
+		active := systemd.Started(u.ActiveState)
 		if timer && (!(enabled || active) || !o.selected(n)) {
 			continue
 		}
@@ -374,21 +307,12 @@ func joinInts(ns []int) string {
 	return strings.Join(s, ",")
 }
 
-// supervisorStarted is what supervisord counts as running.
-func supervisorStarted(state string) bool {
-	switch state {
-	case "RUNNING", "STARTING", "BACKOFF":
-		return true
-	}
-	return false
-}
-
 // buildSupervisor writes every program group with the count of its
 // processes that run.
 func buildSupervisor(socks []SupervisorSocket, o Options, note func(string, ...any)) []v1.Service {
 	var out []v1.Service
 	for _, sock := range socks {
-		groups := map[string][]SupervisorProcess{}
+		groups := map[string][]supervisor.Process{}
 		for _, p := range sock.Processes {
 			groups[p.Group] = append(groups[p.Group], p)
 		}
@@ -407,7 +331,7 @@ func buildSupervisor(socks []SupervisorSocket, o Options, note func(string, ...a
 			n := 0
 			prefix := true
 			for i, p := range ps {
-				if supervisorStarted(p.State) {
+				if supervisor.Started(p.State) {
 					n++
 					if i >= n {
 						prefix = false
@@ -433,7 +357,7 @@ func buildSupervisor(socks []SupervisorSocket, o Options, note func(string, ...a
 
 // buildDaemontools writes every supervised service folder: up (1), run
 // once (1, once: true) or down (0), as supervise is told to keep it.
-func buildDaemontools(svcs []DaemontoolsService, o Options, note func(string, ...any)) []v1.Service {
+func buildDaemontools(svcs []daemontools.Folder, o Options, note func(string, ...any)) []v1.Service {
 	var out []v1.Service
 	for _, d := range svcs {
 		base := filepath.Base(d.Dir)
@@ -441,22 +365,12 @@ func buildDaemontools(svcs []DaemontoolsService, o Options, note func(string, ..
 		if !o.selected(name, base, d.Dir) {
 			continue
 		}
-		if !d.Supervised || d.Status == nil {
+		if !d.Supervised || !d.HasStatus {
 			note("daemontools service %s has no supervise running (or no status): left out", d.Dir)
 			continue
 		}
 		st := d.Status
-		var mode string
-		switch {
-		case st.Want == 'u':
-			mode = "up"
-		case st.Want == 0 && !st.Runit:
-			mode = "once"
-		case st.Runit && (st.Running() && !st.Term || d.OnceMark):
-			mode = "once"
-		default:
-			mode = "down"
-		}
+		mode := d.Want()
 		s := v1.Service{Name: name, Driver: v1.DriverDaemontools}
 		if filepath.Clean(d.Dir) != filepath.Join(v1.DefaultDaemontoolsRoot, name) {
 			s.Dir = filepath.Clean(d.Dir)

@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/docker/docker/api/types/swarm"
 
@@ -24,6 +26,16 @@ func u64(n uint64) *uint64 { return &n }
 
 func status(want byte, pid int) *daemontools.Status {
 	return &daemontools.Status{Want: want, PID: pid, Changed: time.Unix(1795357062, 0)}
+}
+
+// folder is a service folder as daemontools.ReadFolder reads it; st nil:
+// no status record.
+func folder(dir string, supervised bool, st *daemontools.Status, down bool) daemontools.Folder {
+	f := daemontools.Folder{Dir: dir, Supervised: supervised, DownFile: down}
+	if st != nil {
+		f.Status, f.HasStatus = *st, true
+	}
+	return f
 }
 
 // aHost is a host running a bit of everything.
@@ -49,19 +61,19 @@ func aHost() Live {
 			{Name: "dbus.service", FileState: "static", ActiveState: "active"},
 			{Name: "backup.service", FileState: "disabled", ActiveState: "inactive"},
 		},
-		Supervisor: []SupervisorSocket{{Socket: "/run/s.sock", Processes: []SupervisorProcess{
+		Supervisor: []SupervisorSocket{{Socket: "/run/s.sock", Processes: []supervisor.Process{
 			{Group: "worker", Name: "worker_02", State: "STOPPED"},
 			{Group: "worker", Name: "worker_01", State: "RUNNING"},
 			{Group: "mailer", Name: "mailer", State: "BACKOFF"},
-		}}, {Socket: v1.DefaultSupervisorSocket, Processes: []SupervisorProcess{
+		}}, {Socket: v1.DefaultSupervisorSocket, Processes: []supervisor.Process{
 			{Group: "usm-poller", Name: "usm-poller_01", State: "RUNNING"},
 		}}},
-		Daemontools: []DaemontoolsService{
-			{Dir: "/service/slapd", Supervised: true, Status: status('u', 10)},
-			{Dir: "/service/cache-warmup", Supervised: true, Status: status(0, 0), DownFile: true},
-			{Dir: "/service/mldonkey", Supervised: true, Status: status('d', 0), DownFile: true},
-			{Dir: "/service/orphan", Supervised: false, Status: status('d', 0)},
-			{Dir: "/srv/runit/squid", Supervised: true, Status: &daemontools.Status{Runit: true, Want: 'u', PID: 3, RunState: daemontools.RunStateRun}},
+		Daemontools: []daemontools.Folder{
+			folder("/service/slapd", true, status('u', 10), false),
+			folder("/service/cache-warmup", true, status(0, 0), true),
+			folder("/service/mldonkey", true, status('d', 0), true),
+			folder("/service/orphan", false, status('d', 0), false),
+			folder("/srv/runit/squid", true, &daemontools.Status{Runit: true, Want: 'u', PID: 3, RunState: daemontools.RunStateRun}, false),
 		},
 	}
 }
@@ -214,12 +226,12 @@ func TestBuildSelect(t *testing.T) {
 func TestBuildNotesWhatAPlanWouldChange(t *testing.T) {
 	l := Live{
 		Units: []UnitState{{Name: "p@2.service", ActiveState: "active"}, {Name: "p@5.service", ActiveState: "active"}},
-		Supervisor: []SupervisorSocket{{Socket: v1.DefaultSupervisorSocket, Processes: []SupervisorProcess{
+		Supervisor: []SupervisorSocket{{Socket: v1.DefaultSupervisorSocket, Processes: []supervisor.Process{
 			{Group: "w", Name: "w_01", State: "STOPPED"}, {Group: "w", Name: "w_02", State: "RUNNING"}}}},
-		Daemontools: []DaemontoolsService{
-			{Dir: "/service/a", Supervised: true, Status: status('u', 1), DownFile: true},
-			{Dir: "/service/b", Supervised: true, Status: status('d', 0)},
-			{Dir: "/service/c", Supervised: true, Status: &daemontools.Status{Want: 'u', PID: 2, Paused: true}},
+		Daemontools: []daemontools.Folder{
+			folder("/service/a", true, status('u', 1), true),
+			folder("/service/b", true, status('d', 0), false),
+			folder("/service/c", true, &daemontools.Status{Want: 'u', PID: 2, Paused: true}, false),
 		},
 	}
 	h, notes := Build(l, Options{Host: "h"})
@@ -250,7 +262,7 @@ func TestCleanNameAndNumbers(t *testing.T) {
 		}
 	}
 	for in, ok := range map[string]bool{"fp-01": true, "a.b.c": true, "-x": false, "a_b": false, "": false} {
-		if ValidHostName(in) != ok {
+		if v1.ValidHostName(in) != ok {
 			t.Errorf("ValidHostName(%q) != %v", in, ok)
 		}
 	}
@@ -316,12 +328,12 @@ func TestRead(t *testing.T) {
 	r := &Reader{
 		Docker:  fakeDocker{list: []swarm.Service{{Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "b"}}}}},
 		Systemd: func(context.Context) (SystemdAPI, error) { return sys, nil },
-		Supervisor: func(s string) SupervisorCaller {
+		Supervisor: &supervisor.Clients{Dial: func(s string) supervisor.Caller {
 			if s == "/broken" {
 				return fakeSupervisor{v: "not a list"}
 			}
 			return fakeSupervisor{v: []any{map[string]any{"group": "g", "name": "g_01", "statename": "RUNNING"}}}
-		},
+		}},
 		SupervisorSockets: []string{"/ok", "/broken"},
 		SvscanDirs:        []string{root, filepath.Join(root, "none")},
 		Select:            []string{"abb-*", "abb-*.service"},
@@ -343,16 +355,21 @@ func TestRead(t *testing.T) {
 	if len(l.Daemontools) != 2 {
 		t.Fatalf("daemontools %+v", l.Daemontools)
 	}
-	if d := l.Daemontools[1]; d.Dir != up || !d.Supervised || d.Status == nil || d.Status.PID != 42 || d.DownFile {
+	if d := l.Daemontools[1]; d.Dir != up || !d.Supervised || !d.HasStatus || d.Status.PID != 42 || d.DownFile {
 		t.Errorf("slapd %+v", d)
 	}
-	if d := l.Daemontools[0]; d.Supervised || d.Status != nil || !d.DownFile {
+	if d := l.Daemontools[0]; d.Supervised || d.HasStatus || !d.DownFile {
 		t.Errorf("plain %+v", d)
 	}
 	if len(probs) != 2 || probs[0].Absent || !strings.Contains(probs[0].String(), "/broken") || !probs[1].Absent {
 		t.Errorf("problems %+v", probs)
 	}
-	if !absent(errors.New("Error response from daemon: This node is not a swarm manager.")) {
+	// Docker's answer on a node outside a swarm: 503, which the client
+	// turns into an Unavailable error.
+	if !absent(fmt.Errorf("listing services: %w", cerrdefs.ErrUnavailable.WithMessage("This node is not a swarm manager."))) {
 		t.Error("a node outside a swarm is not absent")
+	}
+	if absent(errors.New("This node is not a swarm manager.")) {
+		t.Error("absent was decided by an error's text")
 	}
 }

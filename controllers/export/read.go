@@ -5,17 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
 
 	"reconciler.dev/reconciler/controllers/daemontools"
+	"reconciler.dev/reconciler/controllers/supervisor"
 )
 
 // DockerAPI is the part of the Docker client export uses.
@@ -29,16 +30,12 @@ type SystemdAPI interface {
 	ListUnitsByPatternsContext(ctx context.Context, states, patterns []string) ([]sd.UnitStatus, error)
 }
 
-// SupervisorCaller is the part of supervisord's XML-RPC client export uses.
-type SupervisorCaller interface {
-	Call(ctx context.Context, method string, params ...any) (any, error)
-}
-
 // Reader reads the live state. A client that is nil is not asked.
 type Reader struct {
-	Docker     DockerAPI
-	Systemd    func(ctx context.Context) (SystemdAPI, error)
-	Supervisor func(socket string) SupervisorCaller
+	Docker  DockerAPI
+	Systemd func(ctx context.Context) (SystemdAPI, error)
+	// Supervisor holds the client of each supervisord socket (the driver's).
+	Supervisor *supervisor.Clients
 	// SupervisorSockets are the supervisord sockets to ask.
 	SupervisorSockets []string
 	// SvscanDirs are the folders whose service folders are read.
@@ -69,14 +66,13 @@ func (r *Reader) timeout() time.Duration {
 	return 30 * time.Second
 }
 
-// absent says whether an error means "nothing there" rather than "broken".
+// absent says whether an error means "nothing there" rather than
+// "broken", by its type: a socket or folder that does not exist, a daemon
+// that refuses the connection or that the Docker client cannot reach, and
+// a node that is no swarm manager (Docker answers 503, Unavailable).
 func absent(err error) bool {
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, "not a swarm manager") || strings.Contains(s, "no such file or directory") ||
-		strings.Contains(s, "connection refused") || strings.Contains(s, "Cannot connect to the Docker daemon")
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) ||
+		client.IsErrConnectionFailed(err) || cerrdefs.IsUnavailable(err)
 }
 
 // Read asks every source once. It returns what it could read and, apart,
@@ -123,7 +119,7 @@ func (r *Reader) Read(ctx context.Context) (Live, []Problem) {
 		l.Supervisor = append(l.Supervisor, SupervisorSocket{Socket: s, Processes: procs})
 	}
 	for _, dir := range r.SvscanDirs {
-		svcs, err := readSvscan(dir)
+		svcs, err := daemontools.ReadSvscan(dir)
 		if err != nil {
 			fail("svscan folder "+dir, err)
 		}
@@ -165,77 +161,13 @@ func (r *Reader) readSystemd(ctx context.Context) ([]UnitState, error) {
 	return out, nil
 }
 
-// readSupervisor asks one supervisord for its processes.
-func (r *Reader) readSupervisor(ctx context.Context, socket string) ([]SupervisorProcess, error) {
+// readSupervisor asks one supervisord for its processes, as the driver
+// reads them.
+func (r *Reader) readSupervisor(ctx context.Context, socket string) ([]supervisor.Process, error) {
 	if r.Supervisor == nil {
 		return nil, errors.New("no supervisord client")
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
-	v, err := r.Supervisor(socket).Call(cctx, "supervisor.getAllProcessInfo")
-	if err != nil {
-		return nil, err
-	}
-	list, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("getAllProcessInfo answered a %T", v)
-	}
-	var out []SupervisorProcess
-	for i, item := range list {
-		m, _ := item.(map[string]any)
-		p := SupervisorProcess{}
-		p.Group, _ = m["group"].(string)
-		p.Name, _ = m["name"].(string)
-		p.State, _ = m["statename"].(string)
-		if p.Group == "" || p.Name == "" {
-			return nil, fmt.Errorf("process %d: no name or group", i+1)
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// readSvscan reads every service folder of an svscan (or runsvdir)
-// folder; folders whose names start with a dot are hidden from svscan and
-// skipped.
-func readSvscan(root string) ([]DaemontoolsService, error) {
-	ents, err := os.ReadDir(root)
-	if err != nil {
-		return nil, err
-	}
-	var out []DaemontoolsService
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		dir := filepath.Join(root, e.Name())
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() { // a link to a folder counts
-			continue
-		}
-		d := DaemontoolsService{Dir: dir, Supervised: supervised(dir)}
-		if st, err := daemontools.ReadStatusFile(dir); err == nil {
-			d.Status = &st
-		}
-		if _, err := os.Lstat(filepath.Join(dir, "down")); err == nil {
-			d.DownFile = true
-		}
-		if _, err := os.Lstat(filepath.Join(dir, ".reconciler-once")); err == nil {
-			d.OnceMark = true
-		}
-		out = append(out, d)
-	}
-	return out, nil
-}
-
-// supervised checks, as svok does, that a supervise holds DIR/supervise/ok
-// open: opening the FIFO for writing without blocking fails when none does.
-func supervised(dir string) bool {
-	fd, err := syscall.Open(filepath.Join(dir, "supervise", "ok"), syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	var st syscall.Stat_t
-	ok := syscall.Fstat(fd, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFIFO
-	syscall.Close(fd)
-	return ok
+	return supervisor.ReadProcesses(cctx, r.Supervisor.For(socket))
 }

@@ -79,9 +79,10 @@ func (f *fakeProc) add(p fakeProcess) {
 	if p.threads == 0 {
 		p.threads = 1
 	}
-	// Fields 3..24 of /proc/PID/stat, then a few more.
-	f.write(filepath.Join(dir, "stat"), fmt.Sprintf("%d (w %d) %c %d 1 1 0 -1 0 0 0 0 0 %d %d 0 0 20 0 %d 0 %d %d %d 18446744073709551615 0 0\n",
-		p.pid, p.pid, state, p.ppid, p.utime, p.stime, p.threads, p.start, p.vsize, p.rssPages))
+	// Fields 3..24 of /proc/PID/stat, then the rest (52 in all, as Linux
+	// writes them since 3.5; procfs reads every one).
+	f.write(filepath.Join(dir, "stat"), fmt.Sprintf("%d (w %d) %c %d 1 1 0 -1 0 0 0 0 0 %d %d 0 0 20 0 %d 0 %d %d %d 18446744073709551615%s\n",
+		p.pid, p.pid, state, p.ppid, p.utime, p.stime, p.threads, p.start, p.vsize, p.rssPages, strings.Repeat(" 0", 27)))
 	if !p.missingTaskDir {
 		tasks := map[int][]int{p.pid: nil}
 		for tid := 1; tid < p.threads; tid++ {

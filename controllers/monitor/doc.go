@@ -29,9 +29,10 @@
 // folder and its links (descriptors, socket inodes), and once per network
 // namespace net/tcp and net/tcp6 (which sockets are ESTABLISHED).
 //
-// Parsing is pure and table-tested on fixtures (ParseStat, ParseNetTCP,
-// ParseChildren, SocketInode, ParseDockerStats, ParseUnitProperties,
-// ParseSupervisorPIDs); the Collector does the I/O and counts what a
+// stat, statm, fd and net/tcp are parsed by github.com/prometheus/procfs;
+// the rest of the parsing is pure and table-tested on fixtures
+// (ParseChildren, SocketInode, ParseDockerStats, ParseUnitProperties,
+// SupervisorPIDs); the Collector does the I/O and counts what a
 // collection cost: API calls by verb, /proc reads, wall time and the CPU
 // time the agent spent.
 package monitor

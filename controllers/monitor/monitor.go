@@ -11,6 +11,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/supervisor"
 )
 
 // Resources are the figures of one service at one moment: every process of
@@ -110,9 +111,9 @@ type Collector struct {
 	// SystemdProc returns the proc mount systemd's PIDs are read under.
 	// Default: BusProcRoot of Proc and DBUS_SYSTEM_BUS_ADDRESS, found once.
 	SystemdProc func() (string, error)
-	// Supervisor returns the client of a supervisord socket (default:
-	// supervisor.NewClient, one per socket).
-	Supervisor func(socket string) SupervisorCaller
+	// Supervisor holds the client of each supervisord socket (nil: the
+	// collector's own set); cmd hands it the driver's.
+	Supervisor *supervisor.Clients
 	// Proc is the host's proc mount (default /proc).
 	Proc string
 	// CallTimeout bounds every API call (default 10s).
@@ -124,7 +125,20 @@ type Collector struct {
 	containerPIDs map[string]containerPID
 	statsSkip     int // collections left that leave Docker stats out
 	sdProc        string
-	supervisors   map[string]SupervisorCaller
+	ownClients    *supervisor.Clients
+}
+
+// supervisors is the set of supervisord clients the collector uses.
+func (c *Collector) supervisors() *supervisor.Clients {
+	if c.Supervisor != nil {
+		return c.Supervisor
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ownClients == nil {
+		c.ownClients = &supervisor.Clients{}
+	}
+	return c.ownClients
 }
 
 func (c *Collector) proc() string {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
@@ -23,74 +24,60 @@ func fixture(t *testing.T, name string) []byte {
 	return b
 }
 
-func TestParseStat(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      []byte
-		want    ProcStat
-		wantErr bool
-	}{
-		{name: "a real line", in: fixture(t, "stat-sleep.txt"), want: ProcStat{
-			PID: 11622, Comm: "bash", State: 'S', PPID: 11620, Threads: 1, StartTime: 700912, VSize: 4714496, RSSPages: 434}},
-		{name: "a command with spaces and parentheses", in: fixture(t, "stat-odd-comm.txt"), want: ProcStat{
-			PID: 4242, Comm: "my (odd) name", State: 'S', PPID: 1, UTime: 250, STime: 75, Threads: 12,
-			StartTime: 98765, VSize: 1234567890, RSSPages: 2048}},
-		{name: "no command", in: []byte("12 S 1 2 3"), wantErr: true},
-		{name: "truncated", in: []byte("12 (x) S 1 2 3 4 5"), wantErr: true},
-		{name: "a pid that is not a number", in: []byte("x (y) S 1 1 1 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 5 6 7"), wantErr: true},
-		{name: "a bad rss", in: []byte("9 (y) S 1 1 1 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 5 6 x"), wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseStat(tt.in)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
-			}
-			if !tt.wantErr && got != tt.want {
-				t.Errorf("got  %+v\nwant %+v", got, tt.want)
-			}
-		})
+// procFiles writes files of one process into the fake proc mount f:
+// path under ROOT/PID -> content.
+func (f *fakeProc) procFiles(pid int, files map[string][]byte) {
+	for rel, b := range files {
+		f.write(filepath.Join(f.root, strconv.Itoa(pid), rel), string(b))
 	}
 }
 
-func TestParseStatm(t *testing.T) {
-	size, res, err := ParseStatm([]byte("316156 1371 634 377 0 79553 0\n"))
-	if err != nil || size != 316156 || res != 1371 {
-		t.Errorf("got %d %d %v", size, res, err)
-	}
-	for _, bad := range []string{"", "12", "x 1", "1 y"} {
-		if _, _, err := ParseStatm([]byte(bad)); err == nil {
-			t.Errorf("%q parsed", bad)
+// procfs parses stat; what the collector takes of it is checked on
+// captured lines, one with a command holding spaces and parentheses.
+func TestStatThroughProcfs(t *testing.T) {
+	f := newFakeProc(t)
+	f.procFiles(11622, map[string][]byte{"stat": fixture(t, "stat-sleep.txt")})
+	f.procFiles(4242, map[string][]byte{"stat": fixture(t, "stat-odd-comm.txt")})
+	f.procFiles(12, map[string][]byte{"stat": []byte("12 (x) S 1 2 3 4 5")})
+	fs := &procFS{root: f.root}
+	for pid, want := range map[int]ProcStat{
+		11622: {PID: 11622, Comm: "bash", State: 'S', PPID: 11620, Threads: 1, StartTime: 700912, VSize: 4714496, RSSPages: 434},
+		4242: {PID: 4242, Comm: "my (odd) name", State: 'S', PPID: 1, UTime: 250, STime: 75, Threads: 12,
+			StartTime: 98765, VSize: 1234567890, RSSPages: 2048},
+	} {
+		if got, err := fs.stat(pid); err != nil || got != want {
+			t.Errorf("stat of %d = %+v, %v\nwant %+v", pid, got, err, want)
 		}
 	}
+	for _, pid := range []int{12, 13} { // truncated; not there
+		if got, err := fs.stat(pid); err == nil {
+			t.Errorf("stat of %d = %+v, want an error", pid, got)
+		}
+	}
+	if fs.reads != 4 {
+		t.Errorf("%d reads, want one per stat", fs.reads)
+	}
 }
 
-func TestParseNetTCP(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      []byte
-		want    map[uint64]bool
-		wantErr bool
-	}{
-		// Two ESTABLISHED ends of one loopback connection; LISTEN and
-		// TIME_WAIT (inode 0) sockets are not connections.
-		{name: "tcp", in: fixture(t, "net-tcp.txt"), want: map[uint64]bool{547973: true, 547974: true}},
-		{name: "tcp6 with a v4-mapped connection", in: fixture(t, "net-tcp6.txt"), want: map[uint64]bool{612345: true}},
-		{name: "header only", in: []byte("  sl  local_address rem_address   st\n"), want: map[uint64]bool{}},
-		{name: "a short line", in: []byte("header\n 0: 0100007F:1 0100007F:2 01\n"), wantErr: true},
-		{name: "a bad inode", in: []byte("header\n 0: a b 01 c d e f g x\n"), wantErr: true},
+// Established connections are counted from both tcp tables of a
+// process's namespace: two ESTABLISHED ends of one loopback connection in
+// tcp and a v4-mapped one in tcp6; LISTEN and TIME_WAIT (inode 0) sockets
+// are not connections.
+func TestEstablishedThroughProcfs(t *testing.T) {
+	f := newFakeProc(t)
+	f.procFiles(7, map[string][]byte{"net/tcp": fixture(t, "net-tcp.txt"), "net/tcp6": fixture(t, "net-tcp6.txt")})
+	f.procFiles(8, map[string][]byte{"net/tcp": fixture(t, "net-tcp.txt")}) // no IPv6
+	f.procFiles(9, map[string][]byte{"net/tcp": []byte("header\n 0: a b 01 c d e f g x\n")})
+	fs := &procFS{root: f.root}
+	got, err := fs.established([]process{{ProcStat: ProcStat{PID: 7}, Sockets: []uint64{1}, NetNS: "net:[1]"}})
+	if want := map[uint64]bool{547973: true, 547974: true, 612345: true}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, %v; want %v", got, err, want)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := map[uint64]bool{}
-			err := ParseNetTCP(tt.in, got)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
-			}
-			if !tt.wantErr && !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
-		})
+	if got, err := fs.established([]process{{ProcStat: ProcStat{PID: 8}, Sockets: []uint64{1}, NetNS: "net:[2]"}}); err != nil || len(got) != 2 {
+		t.Errorf("without tcp6: %v, %v", got, err)
+	}
+	if _, err := fs.established([]process{{ProcStat: ProcStat{PID: 9}, Sockets: []uint64{1}, NetNS: "net:[3]"}}); err == nil {
+		t.Error("a bad table was read without an error")
 	}
 }
 
@@ -165,7 +152,7 @@ func TestParseUnitProperties(t *testing.T) {
 	}
 }
 
-func TestParseSupervisorPIDs(t *testing.T) {
+func TestSupervisorPIDs(t *testing.T) {
 	b, err := os.ReadFile("../supervisor/testdata/getAllProcessInfo-mixed.xml")
 	if err != nil {
 		t.Fatal(err)
@@ -174,23 +161,19 @@ func TestParseSupervisorPIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseSupervisorPIDs(v)
+	ps, err := supervisor.ParseProcesses(v)
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := SupervisorPIDs(ps)
 	// RUNNING and STARTING have a pid; the 13 STOPPED ones do not.
 	if want := map[string][]int{"usm-poller": {10244, 10273}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 	// A group whose processes are all stopped is there, with no pid.
-	got, err = ParseSupervisorPIDs([]any{map[string]any{"name": "a", "group": "g", "pid": int64(0), "statename": "STOPPED"}})
-	if err != nil || !reflect.DeepEqual(got, map[string][]int{"g": {}}) {
-		t.Errorf("all stopped: %v %v", got, err)
-	}
-	for _, bad := range []any{"x", []any{"x"}, []any{map[string]any{"pid": int64(3)}}} {
-		if _, err := ParseSupervisorPIDs(bad); err == nil {
-			t.Errorf("%v parsed", bad)
-		}
+	got = SupervisorPIDs([]supervisor.Process{{Name: "a", Group: "g", State: "STOPPED"}})
+	if !reflect.DeepEqual(got, map[string][]int{"g": {}}) {
+		t.Errorf("all stopped: %v", got)
 	}
 }
 

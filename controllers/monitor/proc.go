@@ -1,7 +1,6 @@
 package monitor
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/prometheus/procfs"
 )
 
 // ClockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat. It
@@ -16,7 +17,7 @@ import (
 // user space whatever CONFIG_HZ is).
 const ClockTicks = 100
 
-// ProcStat is what /proc/PID/stat says of one process.
+// ProcStat is what /proc/PID/stat says of one process, as procfs parses it.
 type ProcStat struct {
 	PID       int
 	Comm      string
@@ -28,67 +29,6 @@ type ProcStat struct {
 	StartTime uint64 // clock ticks after boot; with the pid, names one process for good
 	VSize     uint64 // virtual memory, bytes
 	RSSPages  uint64 // resident set, pages (VmRSS: anon + file + shmem)
-}
-
-// ParseStat reads /proc/PID/stat. The command name may hold spaces and
-// parentheses, so fields are counted from the last ')'.
-func ParseStat(b []byte) (ProcStat, error) {
-	var st ProcStat
-	open := bytes.IndexByte(b, '(')
-	end := bytes.LastIndexByte(b, ')')
-	if open < 0 || end < open {
-		return st, errors.New("stat: no (comm)")
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:open])))
-	if err != nil {
-		return st, fmt.Errorf("stat: pid: %w", err)
-	}
-	st.PID, st.Comm = pid, string(b[open+1:end])
-	f := strings.Fields(string(b[end+1:]))
-	// f[0] is field 3 (state); field n is f[n-3]. rss is field 24.
-	if len(f) < 22 {
-		return st, fmt.Errorf("stat: %d fields after the command, want at least 22", len(f))
-	}
-	if len(f[0]) != 1 {
-		return st, fmt.Errorf("stat: state %q", f[0])
-	}
-	st.State = f[0][0]
-	nums := []struct {
-		i   int
-		dst *uint64
-	}{{11, &st.UTime}, {12, &st.STime}, {19, &st.StartTime}, {20, &st.VSize}, {21, &st.RSSPages}}
-	for _, n := range nums {
-		v, err := strconv.ParseUint(f[n.i], 10, 64)
-		if err != nil {
-			return st, fmt.Errorf("stat: field %d: %w", n.i+3, err)
-		}
-		*n.dst = v
-	}
-	if st.PPID, err = strconv.Atoi(f[1]); err != nil {
-		return st, fmt.Errorf("stat: ppid: %w", err)
-	}
-	if st.Threads, err = strconv.Atoi(f[17]); err != nil {
-		return st, fmt.Errorf("stat: num_threads: %w", err)
-	}
-	return st, nil
-}
-
-// ParseStatm reads /proc/PID/statm: total and resident size, in pages.
-// Its resident figure is the one VmRSS shows; stat's may lag behind it by
-// a few percent (the kernel's per-CPU counters are summed for statm and
-// status, read approximately for stat).
-func ParseStatm(b []byte) (size, resident uint64, err error) {
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0, 0, fmt.Errorf("statm: %d fields", len(f))
-	}
-	if size, err = strconv.ParseUint(f[0], 10, 64); err != nil {
-		return 0, 0, fmt.Errorf("statm: size: %w", err)
-	}
-	if resident, err = strconv.ParseUint(f[1], 10, 64); err != nil {
-		return 0, 0, fmt.Errorf("statm: resident: %w", err)
-	}
-	return size, resident, nil
 }
 
 // ParseChildren reads /proc/PID/task/TID/children: the pids of the
@@ -117,36 +57,8 @@ func SocketInode(link string) (uint64, bool) {
 	return n, err == nil
 }
 
-// tcpEstablished is the st column of an ESTABLISHED socket.
-const tcpEstablished = "01"
-
-// ParseNetTCP reads /proc/PID/net/tcp or tcp6 and adds to into the inode
-// of every ESTABLISHED socket. The header line is skipped; a line that does
-// not parse is an error (the format has not changed since Linux 2.2).
-func ParseNetTCP(b []byte, into map[uint64]bool) error {
-	lines := strings.Split(string(b), "\n")
-	for i, line := range lines {
-		if i == 0 || strings.TrimSpace(line) == "" {
-			continue
-		}
-		f := strings.Fields(line)
-		// sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
-		if len(f) < 10 {
-			return fmt.Errorf("net/tcp line %d: %d fields", i+1, len(f))
-		}
-		if f[3] != tcpEstablished {
-			continue
-		}
-		inode, err := strconv.ParseUint(f[9], 10, 64)
-		if err != nil {
-			return fmt.Errorf("net/tcp line %d: inode: %w", i+1, err)
-		}
-		if inode != 0 {
-			into[inode] = true
-		}
-	}
-	return nil
-}
+// tcpEstablished is the st column of an ESTABLISHED socket (TCP_ESTABLISHED).
+const tcpEstablished = 1
 
 // process is one process as read from /proc.
 type process struct {
@@ -191,10 +103,29 @@ func sumProcesses(procs []process, established map[uint64]bool, pageSize uint64)
 }
 
 // procFS reads processes under one proc mount: "/proc", or the proc mount
-// of another PID namespace seen through /proc/PID/root/proc.
+// of another PID namespace seen through /proc/PID/root/proc. The files of
+// one process (stat, statm, fd, net/tcp) are parsed by
+// github.com/prometheus/procfs; the process tree (task/*/children), which
+// procfs does not walk, and socket inodes are read here.
 type procFS struct {
 	root  string
 	reads int // files, folders and links read: the I/O a collection cost
+
+	fs    procfs.FS
+	fsErr error
+	made  bool
+}
+
+// proc returns procfs's view of one process of the mount.
+func (p *procFS) proc(pid int) (procfs.Proc, error) {
+	if !p.made {
+		p.fs, p.fsErr = procfs.NewFS(p.root)
+		p.made = true
+	}
+	if p.fsErr != nil {
+		return procfs.Proc{}, p.fsErr
+	}
+	return p.fs.Proc(pid)
 }
 
 func (p *procFS) path(pid int, parts ...string) string {
@@ -223,11 +154,34 @@ func (p *procFS) readLink(name string) (string, error) {
 
 // stat reads one process's stat.
 func (p *procFS) stat(pid int) (ProcStat, error) {
-	b, err := p.readFile(p.path(pid, "stat"))
+	p.reads++
+	pr, err := p.proc(pid)
 	if err != nil {
 		return ProcStat{}, err
 	}
-	return ParseStat(b)
+	s, err := pr.Stat()
+	if err != nil {
+		return ProcStat{}, err
+	}
+	if len(s.State) != 1 {
+		return ProcStat{}, fmt.Errorf("stat of %d: state %q", pid, s.State)
+	}
+	return ProcStat{
+		PID: s.PID, Comm: s.Comm, State: s.State[0], PPID: s.PPID,
+		UTime: uint64(s.UTime), STime: uint64(s.STime), Threads: s.NumThreads,
+		StartTime: s.Starttime, VSize: uint64(s.VSize), RSSPages: uint64(max(s.RSS, 0)),
+	}, nil
+}
+
+// resident reads statm's resident size, in pages.
+func (p *procFS) resident(pid int) (uint64, bool) {
+	p.reads++
+	pr, err := p.proc(pid)
+	if err != nil {
+		return 0, false
+	}
+	m, err := pr.Statm()
+	return m.Resident, err == nil
 }
 
 // tree reads every root and all its descendants, each once. A root that
@@ -260,10 +214,11 @@ func (p *procFS) tree(roots []int) ([]process, error) {
 			continue // a zombie holds no memory, descriptors or sockets
 		}
 		proc := process{ProcStat: st}
-		if b, err := p.readFile(p.path(pid, "statm")); err == nil {
-			if _, res, err := ParseStatm(b); err == nil {
-				proc.RSSPages = res
-			}
+		// statm's resident figure is the one VmRSS shows; stat's may lag
+		// behind it by a few percent (the kernel's per-CPU counters are
+		// summed for statm and status, read approximately for stat).
+		if res, ok := p.resident(pid); ok {
+			proc.RSSPages = res
 		}
 		queue = append(queue, p.children(pid)...)
 		p.fds(&proc)
@@ -293,17 +248,18 @@ func (p *procFS) children(pid int) []int {
 
 // fds counts a process's descriptors and notes its sockets.
 func (p *procFS) fds(proc *process) {
-	dir := p.path(proc.PID, "fd")
-	names, err := p.readDir(dir)
+	p.reads++
+	pr, err := p.proc(proc.PID)
 	if err != nil {
 		return
 	}
-	proc.FDs = len(names)
-	for _, n := range names {
-		link, err := p.readLink(filepath.Join(dir, n))
-		if err != nil {
-			continue
-		}
+	links, err := pr.FileDescriptorTargets()
+	if err != nil {
+		return
+	}
+	p.reads += len(links)
+	proc.FDs = len(links)
+	for _, link := range links {
 		if inode, ok := SocketInode(link); ok {
 			proc.Sockets = append(proc.Sockets, inode)
 		}
@@ -322,16 +278,26 @@ func (p *procFS) established(procs []process) (map[uint64]bool, error) {
 			continue
 		}
 		done[proc.NetNS] = true
-		for _, table := range []string{"tcp", "tcp6"} {
-			b, err := p.readFile(p.path(proc.PID, "net", table))
+		// procfs reads net/tcp under a mount point: the process's own
+		// folder holds the tables of its network namespace.
+		nsFS, err := procfs.NewFS(p.path(proc.PID))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, read := range []func() (procfs.NetTCP, error){nsFS.NetTCP, nsFS.NetTCP6} { //nolint:staticcheck // netlink would need a socket in every namespace; the files need none
+			p.reads++
+			lines, err := read()
 			if err != nil {
 				if !errors.Is(err, os.ErrNotExist) { // no IPv6: no tcp6
-					errs = append(errs, err)
+					errs = append(errs, fmt.Errorf("net/tcp of %d: %w", proc.PID, err))
 				}
 				continue
 			}
-			if err := ParseNetTCP(b, out); err != nil {
-				errs = append(errs, err)
+			for _, l := range lines {
+				if l.St == tcpEstablished && l.Inode != 0 {
+					out[l.Inode] = true
+				}
 			}
 		}
 	}

@@ -3,9 +3,7 @@ package monitor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 
 	"reconciler.dev/reconciler/controllers"
@@ -13,72 +11,29 @@ import (
 	"reconciler.dev/reconciler/controllers/supervisor"
 )
 
-// SupervisorCaller is the part of supervisord's XML-RPC client the monitor
-// uses; *supervisor.Client implements it.
-type SupervisorCaller interface {
-	Call(ctx context.Context, method string, params ...any) (any, error)
-}
-
-// ParseSupervisorPIDs reads getAllProcessInfo's answer and returns, by
-// group, the pids of the processes that have one (running, starting,
-// stopping), in name order.
-func ParseSupervisorPIDs(v any) (map[string][]int, error) {
-	list, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("getAllProcessInfo answered a %T, not an array", v)
-	}
-	type proc struct {
-		name string
-		pid  int
-	}
-	byGroup := map[string][]proc{}
-	for i, item := range list {
-		m, ok := item.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("process %d is a %T, not a struct", i+1, item)
+// SupervisorPIDs returns, by group, the pids of the processes that have one
+// (running, starting, stopping), in name order; a group whose processes
+// all rest is there with none. It is pure.
+func SupervisorPIDs(ps []supervisor.Process) map[string][]int {
+	byGroup := map[string][]supervisor.Process{}
+	for _, p := range ps {
+		if _, ok := byGroup[p.Group]; !ok {
+			byGroup[p.Group] = nil
 		}
-		group, _ := m["group"].(string)
-		name, _ := m["name"].(string)
-		if group == "" || name == "" {
-			return nil, fmt.Errorf("process %d: no name or group", i+1)
-		}
-		pid, _ := m["pid"].(int64)
-		if _, ok := byGroup[group]; !ok {
-			byGroup[group] = nil
-		}
-		if pid > 0 {
-			byGroup[group] = append(byGroup[group], proc{name, int(pid)})
+		if p.PID > 0 {
+			byGroup[p.Group] = append(byGroup[p.Group], p)
 		}
 	}
 	out := map[string][]int{}
 	for g, ps := range byGroup {
-		sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
+		sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
 		pids := []int{}
 		for _, p := range ps {
-			pids = append(pids, p.pid)
+			pids = append(pids, p.PID)
 		}
 		out[g] = pids
 	}
-	return out, nil
-}
-
-func (c *Collector) supervisorClient(socket string) SupervisorCaller {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if cl, ok := c.supervisors[socket]; ok {
-		return cl
-	}
-	if c.supervisors == nil {
-		c.supervisors = map[string]SupervisorCaller{}
-	}
-	var cl SupervisorCaller
-	if c.Supervisor != nil {
-		cl = c.Supervisor(socket)
-	} else {
-		cl = supervisor.NewClient(socket)
-	}
-	c.supervisors[socket] = cl
-	return cl
+	return out
 }
 
 // supervisor samples supervisord groups: one getAllProcessInfo per socket.
@@ -93,10 +48,10 @@ func (cl *collection) supervisor(ctx context.Context, targets []controllers.Targ
 		}
 		cctx, cancel := context.WithTimeout(ctx, c.timeout())
 		cl.call("supervisor-getAllProcessInfo")
-		v, err := c.supervisorClient(s).Call(cctx, "supervisor.getAllProcessInfo")
+		ps, err := supervisor.ReadProcesses(cctx, c.supervisors().For(s))
 		cancel()
 		if err == nil {
-			pidsBySocket[s], err = ParseSupervisorPIDs(v)
+			pidsBySocket[s] = SupervisorPIDs(ps)
 		}
 		if err != nil {
 			errBySocket[s] = err
@@ -126,10 +81,7 @@ func (cl *collection) supervisor(ctx context.Context, targets []controllers.Targ
 func (cl *collection) daemontools(targets []controllers.Target) map[string]*Resources {
 	out := map[string]*Resources{}
 	for _, t := range targets {
-		dir := t.Service.Dir
-		if dir == "" {
-			dir = filepath.Join("/service", t.Name)
-		}
+		dir := daemontools.Dir(t)
 		cl.mu.Lock()
 		cl.reads++
 		cl.mu.Unlock()

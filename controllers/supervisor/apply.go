@@ -9,8 +9,8 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Apply carries out one action on a group, from the processes observed in
-// this pass. A scale-down stops the started processes beyond the first N one
+// Apply carries out one action on a group: the Steps its Plan worked out
+// from the processes observed in this pass. A scale-down stops the started processes beyond the first N one
 // at a time from the highest, each stop waiting until the process has exited
 // (stopProcess with wait, bounded by the service's stopTimeout plus
 // StopSlack). A scale-up starts the missing ones among the first N in order,
@@ -25,33 +25,37 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	if int(t.Replicas) > len(gl.Procs) {
 		return fmt.Errorf("%s: %s", a.Subject, tooMany(t, gl))
 	}
-	toStop, toStart := changes(t, gl)
 	if a.Op == controllers.OpRestart && a.Field == controllers.FieldFailing {
 		return d.restartFailing(ctx, a.Subject, t, gl)
 	}
-	switch a.Op {
-	case controllers.OpScaleDown:
-		for _, p := range toStop {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("%s: abandoned before stopping %s: %w", a.Subject, p.namespec(), err)
-			}
-			if err := d.stop(ctx, a.Subject, t, gl.Socket, p); err != nil {
-				return err
-			}
+	switch steps := a.Steps.(type) {
+	case stopSteps:
+		if a.Op == controllers.OpScaleDown {
+			return each(ctx, a.Subject, "stopping", steps, func(p Process) error { return d.stop(ctx, a.Subject, t, gl.Socket, p) })
 		}
-		return nil
-	case controllers.OpScaleUp:
-		for _, p := range toStart {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("%s: abandoned before starting %s: %w", a.Subject, p.namespec(), err)
-			}
-			if err := d.start(ctx, a.Subject, t, gl.Socket, p); err != nil {
-				return err
-			}
+	case startSteps:
+		if a.Op == controllers.OpScaleUp {
+			return each(ctx, a.Subject, "starting", steps, func(p Process) error { return d.start(ctx, a.Subject, t, gl.Socket, p) })
 		}
-		return nil
+	}
+	if a.Op == controllers.OpScaleDown || a.Op == controllers.OpScaleUp {
+		return fmt.Errorf("%s: %s was not planned by the supervisor driver (no steps)", a.Subject, a.Op)
 	}
 	return fmt.Errorf("%s: the supervisor driver cannot %s", a.Subject, a.Op)
+}
+
+// each does do to every process in order, and stops between two of them
+// when the pass is abandoned.
+func each(ctx context.Context, subject, doing string, ps []Process, do func(Process) error) error {
+	for _, p := range ps {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: abandoned before %s %s: %w", subject, doing, p.namespec(), err)
+		}
+		if err := do(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // restartFailing is the failure policy's restart: each failing process is
@@ -83,7 +87,7 @@ func (d *Driver) stopBound(t controllers.Target) time.Duration {
 
 // stop stops one process and returns once it has exited. Cancelling ctx
 // cuts the wait short; supervisord carries the stop on regardless.
-func (d *Driver) stop(ctx context.Context, subject string, t controllers.Target, socket string, p process) error {
+func (d *Driver) stop(ctx context.Context, subject string, t controllers.Target, socket string, p Process) error {
 	bound := d.stopBound(t)
 	_, err := d.call(ctx, socket, bound, "stopProcess", p.namespec(), true)
 	switch {
@@ -102,7 +106,7 @@ func (d *Driver) stop(ctx context.Context, subject string, t controllers.Target,
 
 // start starts one process without waiting for it to be RUNNING. One that
 // is still stopping is first waited for: supervisord would not start it.
-func (d *Driver) start(ctx context.Context, subject string, t controllers.Target, socket string, p process) error {
+func (d *Driver) start(ctx context.Context, subject string, t controllers.Target, socket string, p Process) error {
 	if p.State == stateStopping {
 		if err := d.awaitExit(ctx, subject, socket, p, d.stopBound(t)); err != nil {
 			return err
@@ -118,7 +122,7 @@ func (d *Driver) start(ctx context.Context, subject string, t controllers.Target
 }
 
 // awaitExit polls one process until it is no longer STOPPING.
-func (d *Driver) awaitExit(ctx context.Context, subject, socket string, p process, bound time.Duration) error {
+func (d *Driver) awaitExit(ctx context.Context, subject, socket string, p Process, bound time.Duration) error {
 	deadline := time.Now().Add(bound)
 	for {
 		v, err := d.call(ctx, socket, d.callTimeout(), "getProcessInfo", p.namespec())

@@ -23,7 +23,7 @@ type fakeSupervisord struct {
 	stopDelay, startDelay time.Duration
 
 	mu    sync.Mutex
-	procs []process // in getAllProcessInfo order
+	procs []Process // in getAllProcessInfo order
 	calls []fakeCall
 	// badName makes calls naming this process answer BAD_NAME.
 	badName string
@@ -37,7 +37,7 @@ type fakeCall struct {
 	Answered time.Time
 }
 
-func newFakeSupervisord(t *testing.T, procs ...[]process) *fakeSupervisord {
+func newFakeSupervisord(t *testing.T, procs ...[]Process) *fakeSupervisord {
 	f := &fakeSupervisord{}
 	for _, ps := range procs {
 		f.procs = append(f.procs, ps...)
@@ -46,7 +46,7 @@ func newFakeSupervisord(t *testing.T, procs ...[]process) *fakeSupervisord {
 	return f
 }
 
-func (f *fakeSupervisord) find(namespec string) *process {
+func (f *fakeSupervisord) find(namespec string) *Process {
 	for i := range f.procs {
 		if f.procs[i].namespec() == namespec && namespec != f.badName {
 			return &f.procs[i]
@@ -66,7 +66,7 @@ func (f *fakeSupervisord) setState(namespec, state string) {
 	}
 }
 
-func (f *fakeSupervisord) info(p process) map[string]any {
+func (f *fakeSupervisord) info(p Process) map[string]any {
 	return map[string]any{
 		"name": p.Name, "group": p.Group, "statename": p.State, "pid": int64(p.PID),
 		"start": int64(0), "stop": int64(0), "exitstatus": int64(0), "description": "",
@@ -110,7 +110,7 @@ func (f *fakeSupervisord) serve(w http.ResponseWriter, r *http.Request, c method
 		f.mu.Unlock()
 		w.Write(responseXML(info))
 	case "startProcess":
-		if started(p.State) {
+		if Started(p.State) {
 			f.mu.Unlock()
 			w.Write(faultXML(FaultAlreadyStarted, "ALREADY_STARTED: "+name))
 			return
@@ -120,7 +120,7 @@ func (f *fakeSupervisord) serve(w http.ResponseWriter, r *http.Request, c method
 		time.AfterFunc(f.startDelay, func() { f.setState(name, stateRunning) })
 		w.Write(responseXML(true))
 	case "stopProcess":
-		if !started(p.State) {
+		if !Started(p.State) {
 			f.mu.Unlock()
 			w.Write(faultXML(FaultNotRunning, "NOT_RUNNING: "+name))
 			return

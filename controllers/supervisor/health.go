@@ -6,11 +6,6 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Health judges a target against fresh live state; see the package doc.
-func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
-	return Health(t, l)
-}
-
 // Health is pure. A group is ready when exactly its first N processes are
 // RUNNING and every other one is STOPPED, EXITED or FATAL; it is drained
 // when nothing beyond the first N is running, starting, backing off or
@@ -44,7 +39,7 @@ func Health(t controllers.Target, l controllers.Live) controllers.Health {
 				first = p.Name + " " + p.State
 			}
 		}
-		if started(p.State) || p.State == stateStopping {
+		if Started(p.State) || p.State == stateStopping {
 			h.Drained = false
 		}
 	}

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
 
@@ -22,9 +24,9 @@ type Caller interface {
 // Driver manages supervisord program groups: how many of a group's
 // processes run.
 type Driver struct {
-	// Dial returns the client for a socket; the default is NewClient. A
-	// driver keeps one client per socket.
-	Dial func(socket string) Caller
+	// Clients holds the client of each socket; nil: the driver makes its
+	// own. cmd hands the driver, export and the monitor one set.
+	Clients *Clients
 	// CallTimeout bounds every call that does not wait for a process to stop
 	// (default 30s).
 	CallTimeout time.Duration
@@ -37,65 +39,88 @@ type Driver struct {
 	// Count, when set, is told of every XML-RPC call by method name
 	// ("getAllProcessInfo", "startProcess", "stopProcess",
 	// "getProcessInfo"), for metrics.
-	Count func(verb string)
+	Count controllers.Counter
 
-	mu      sync.Mutex
-	clients map[string]Caller
+	once sync.Once
 }
 
 // New returns a driver that talks to supervisord over the unix sockets the
-// services name.
-func New() *Driver { return &Driver{} }
+// services name, with the clients of cs (nil: its own).
+func New(cs *Clients) *Driver { return &Driver{Clients: cs} }
 
-func (d *Driver) callTimeout() time.Duration {
-	if d.CallTimeout > 0 {
-		return d.CallTimeout
-	}
-	return 30 * time.Second
+// Clients makes the XML-RPC client of each supervisord socket once and
+// keeps it, so that the driver, export and the resource monitor of one
+// process share one client (and its idle connection) per socket. Its zero
+// value is ready to use; it is safe for concurrent use.
+type Clients struct {
+	// Dial returns the client for a socket (default: NewClient).
+	Dial func(socket string) Caller
+
+	mu sync.Mutex
+	m  map[string]Caller
 }
 
-func (d *Driver) stopSlack() time.Duration {
-	if d.StopSlack > 0 {
-		return d.StopSlack
-	}
-	return 15 * time.Second
-}
-
-func (d *Driver) pollInterval() time.Duration {
-	if d.PollInterval > 0 {
-		return d.PollInterval
-	}
-	return 200 * time.Millisecond
-}
-
-// client returns the client for socket, made once.
-func (d *Driver) client(socket string) Caller {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if c, ok := d.clients[socket]; ok {
+// For returns the client of socket, made on first use.
+func (cs *Clients) For(socket string) Caller {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if c, ok := cs.m[socket]; ok {
 		return c
 	}
-	if d.clients == nil {
-		d.clients = map[string]Caller{}
+	if cs.m == nil {
+		cs.m = map[string]Caller{}
 	}
 	var c Caller
-	if d.Dial != nil {
-		c = d.Dial(socket)
+	if cs.Dial != nil {
+		c = cs.Dial(socket)
 	} else {
 		c = NewClient(socket)
 	}
-	d.clients[socket] = c
+	cs.m[socket] = c
 	return c
 }
 
 // Close drops the idle connections of every client.
-func (d *Driver) Close() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, c := range d.clients {
+func (cs *Clients) Close() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, c := range cs.m {
 		if cl, ok := c.(interface{ Close() }); ok {
 			cl.Close()
 		}
+	}
+}
+
+// ReadProcesses asks the supervisord behind c for every process it runs, in
+// one getAllProcessInfo call, bounded by ctx.
+func ReadProcesses(ctx context.Context, c Caller) ([]Process, error) {
+	v, err := c.Call(ctx, "supervisor.getAllProcessInfo")
+	if err != nil {
+		return nil, err
+	}
+	return ParseProcesses(v)
+}
+
+func (d *Driver) callTimeout() time.Duration { return cmp.Or(d.CallTimeout, 30*time.Second) }
+
+func (d *Driver) stopSlack() time.Duration { return cmp.Or(d.StopSlack, 15*time.Second) }
+
+func (d *Driver) pollInterval() time.Duration { return cmp.Or(d.PollInterval, 200*time.Millisecond) }
+
+// client returns the client for socket, made once.
+func (d *Driver) client(socket string) Caller {
+	d.once.Do(func() {
+		if d.Clients == nil {
+			d.Clients = &Clients{}
+		}
+	})
+	return d.Clients.For(socket)
+}
+
+// Close drops the idle connections of every client.
+func (d *Driver) Close() {
+	if d.Clients != nil {
+		d.Clients.Close()
 	}
 }
 
@@ -103,9 +128,7 @@ func (d *Driver) Close() {
 func (d *Driver) call(ctx context.Context, socket string, timeout time.Duration, method string, params ...any) (any, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if d.Count != nil {
-		d.Count(method)
-	}
+	d.Count.Add(method)
 	return d.client(socket).Call(cctx, "supervisor."+method, params...)
 }
 
@@ -121,9 +144,10 @@ const (
 	stateUnknown  = "UNKNOWN"
 )
 
-// started is true for the states supervisord counts as running (its
-// RUNNING_STATES): startProcess answers ALREADY_STARTED to them.
-func started(state string) bool {
+// Started is true for the states supervisord counts as running (its
+// RUNNING_STATES): startProcess answers ALREADY_STARTED to them. A group's
+// live replica count is how many of its processes are Started.
+func Started(state string) bool {
 	switch state {
 	case stateRunning, stateStarting, stateBackoff:
 		return true
@@ -141,8 +165,10 @@ func down(state string) bool {
 	return false
 }
 
-// process is one process as getAllProcessInfo describes it.
-type process struct {
+// Process is one process as getAllProcessInfo describes it: the one
+// decoding of supervisord's answer, which the driver, export and the
+// resource monitor share (ReadProcesses).
+type Process struct {
 	Name        string // usm-poller_01
 	Group       string // usm-poller
 	Num         int    // the number in its name, 0 when it has none
@@ -154,13 +180,13 @@ type process struct {
 }
 
 // namespec is how supervisord's API names a process: "group:name".
-func (p process) namespec() string { return p.Group + ":" + p.Name }
+func (p Process) namespec() string { return p.Group + ":" + p.Name }
 
 // groupLive is what a service's Live.Raw holds: every process of the group,
 // the first replica first.
 type groupLive struct {
 	Socket, Program string
-	Procs           []process
+	Procs           []Process
 }
 
 // Observe reads every target with one getAllProcessInfo per socket,
@@ -174,13 +200,14 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 			sockets = append(sockets, s)
 		}
 	}
-	procs := map[string][]process{}
+	procs := map[string][]Process{}
 	var errs []error
 	for _, s := range sockets {
-		v, err := d.call(ctx, s, d.callTimeout(), "getAllProcessInfo")
-		if err == nil {
-			procs[s], err = parseProcessList(v)
-		}
+		cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
+		d.Count.Add("getAllProcessInfo")
+		ps, err := ReadProcesses(cctx, d.client(s))
+		cancel()
+		procs[s] = ps
 		if err != nil {
 			errs = append(errs, fmt.Errorf("supervisord at %s: getAllProcessInfo: %w", s, err))
 		}
@@ -191,13 +218,14 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	return liveFrom(targets, procs), nil
 }
 
-// parseProcessList reads getAllProcessInfo's answer.
-func parseProcessList(v any) ([]process, error) {
+// ParseProcesses reads getAllProcessInfo's answer, as DecodeResponse
+// decoded it. name, group and statename are required of every process.
+func ParseProcesses(v any) ([]Process, error) {
 	list, ok := v.([]any)
 	if !ok {
 		return nil, fmt.Errorf("answer is a %T, not an array", v)
 	}
-	out := make([]process, 0, len(list))
+	out := make([]Process, 0, len(list))
 	for i, item := range list {
 		p, err := parseProcess(item)
 		if err != nil {
@@ -210,18 +238,18 @@ func parseProcessList(v any) ([]process, error) {
 
 // parseProcess reads one process's info struct. name, group and statename
 // are required; the rest default to zero.
-func parseProcess(v any) (process, error) {
+func parseProcess(v any) (Process, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return process{}, fmt.Errorf("a %T, not a struct", v)
+		return Process{}, fmt.Errorf("a %T, not a struct", v)
 	}
-	var p process
+	var p Process
 	var ok1, ok2, ok3 bool
 	p.Name, ok1 = m["name"].(string)
 	p.Group, ok2 = m["group"].(string)
 	p.State, ok3 = m["statename"].(string)
 	if !ok1 || !ok2 || !ok3 || p.Name == "" || p.Group == "" {
-		return process{}, errors.New("name, group or statename missing")
+		return Process{}, errors.New("name, group or statename missing")
 	}
 	num := func(k string) int64 { n, _ := m[k].(int64); return n }
 	p.PID = int(num("pid"))
@@ -257,7 +285,7 @@ func ProcessNumber(name string) int {
 
 // liveFrom pairs targets with the processes their sockets listed. It is
 // pure. A program with no process in the list does not exist.
-func liveFrom(targets []controllers.Target, procs map[string][]process) map[string]controllers.Live {
+func liveFrom(targets []controllers.Target, procs map[string][]Process) map[string]controllers.Live {
 	out := make(map[string]controllers.Live, len(targets))
 	for _, t := range targets {
 		gl := groupLive{Socket: t.Service.Socket, Program: t.Service.Program}
@@ -285,7 +313,7 @@ func liveFrom(targets []controllers.Target, procs map[string][]process) map[stri
 		counts := map[string]int{}
 		var pids, order []string
 		for _, p := range gl.Procs {
-			if started(p.State) {
+			if Started(p.State) {
 				l.Replicas++
 			}
 			if p.State == stateRunning {
@@ -328,8 +356,8 @@ func liveFrom(targets []controllers.Target, procs map[string][]process) map[stri
 // failingProcs returns the processes among the first N the target wants
 // running that are failing: FATAL (supervisord gave up starting it) or
 // BACKOFF (it exited too quickly and supervisord is retrying).
-func failingProcs(t controllers.Target, gl groupLive) []process {
-	var out []process
+func failingProcs(t controllers.Target, gl groupLive) []Process {
+	var out []Process
 	for i, p := range gl.Procs {
 		if i < int(t.Replicas) && (p.State == stateFatal || p.State == stateBackoff) {
 			out = append(out, p)
@@ -340,7 +368,7 @@ func failingProcs(t controllers.Target, gl groupLive) []process {
 
 // processStates lists every process that is not STOPPED, with its state,
 // or says that all are: "usm-poller_01 RUNNING, usm-poller_02 STARTING".
-func processStates(ps []process) string {
+func processStates(ps []Process) string {
 	var parts []string
 	for _, p := range ps {
 		if p.State != stateStopped {
@@ -351,4 +379,14 @@ func processStates(ps []process) string {
 		return "all STOPPED"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverSupervisor }
+func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, l)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }

@@ -4,17 +4,8 @@ import (
 	"fmt"
 	"strconv"
 
-	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
-
-// Name is the driver's name.
-func (d *Driver) Name() v1.Driver { return v1.DriverSupervisor }
-
-// Plan is the driver's planner; see Plan.
-func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(targets, live)
-}
 
 // Plan returns what differs for each target. A program missing from
 // supervisord is reported (missing), as is a count above the group's
@@ -22,45 +13,28 @@ func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.
 // group running the wrong processes gets a scale-down (stop the extras) and
 // a scale-up (start the missing ones among the first N). It is pure.
 func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	var out []controllers.Action
-	for _, t := range targets {
-		l := live[t.Subject()]
-		base := controllers.Action{
-			Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverSupervisor,
-			Mode: t.Mode, Field: "replicas",
-		}
-		want := strconv.Itoa(int(t.Replicas))
-		gl, _ := l.Raw.(groupLive)
-		switch {
-		case !l.Exists:
-			a := base
-			a.From, a.To, a.Op = "absent", want, controllers.OpMissing
-			out = append(out, a)
-			continue
-		case int(t.Replicas) > len(gl.Procs):
-			a := base
-			a.From, a.To, a.Op = fmt.Sprintf("numprocs=%d", len(gl.Procs)), want, controllers.OpUnsupported
-			out = append(out, a)
-			continue
-		}
-		toStop, toStart := changes(t, gl)
-		now := int(l.Replicas)
-		if len(toStop) > 0 {
-			a := base
-			a.Op = controllers.OpScaleDown
-			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now-len(toStop))
-			now -= len(toStop)
-			out = append(out, a)
-		}
-		if len(toStart) > 0 {
-			a := base
-			a.Op = controllers.OpScaleUp
-			a.From, a.To = strconv.Itoa(now), strconv.Itoa(now+len(toStart))
-			out = append(out, a)
-		}
-	}
-	return out
+	return controllers.PlanEach(targets, live, planGroup)
 }
+
+func planGroup(t controllers.Target, l controllers.Live, base controllers.Action) []controllers.Action {
+	want := strconv.Itoa(int(t.Replicas))
+	gl, _ := l.Raw.(groupLive)
+	switch {
+	case !l.Exists:
+		return []controllers.Action{base.Set("replicas", "absent", want, controllers.OpMissing)}
+	case int(t.Replicas) > len(gl.Procs):
+		return []controllers.Action{base.Set("replicas", fmt.Sprintf("numprocs=%d", len(gl.Procs)), want, controllers.OpUnsupported)}
+	}
+	toStop, toStart := changes(t, gl)
+	return controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)
+}
+
+// stopSteps are the Steps of a scale-down: the processes to stop, in the
+// order they are stopped; startSteps those of a scale-up, in start order.
+type (
+	stopSteps  []Process
+	startSteps []Process
+)
 
 // tooMany is the reason a target cannot be met: more replicas than the
 // group has processes.
@@ -73,17 +47,17 @@ func tooMany(t controllers.Target, gl groupLive) string {
 // the first N) and to start (lowest first: the first N that are not
 // started) so that exactly the first N run. A process beyond N that is
 // already STOPPING is left to finish.
-func changes(t controllers.Target, gl groupLive) (toStop, toStart []process) {
+func changes(t controllers.Target, gl groupLive) (toStop stopSteps, toStart startSteps) {
 	n := min(int(t.Replicas), len(gl.Procs))
 	for i := len(gl.Procs) - 1; i >= n; i-- {
-		if started(gl.Procs[i].State) {
+		if Started(gl.Procs[i].State) {
 			toStop = append(toStop, gl.Procs[i])
 		}
 	}
 	for _, p := range gl.Procs[:n] {
 		// A FATAL process is the failure policy's when it restarts it or
 		// gave up: the plan does not start it behind its back.
-		if !started(p.State) && !(t.Failure.Holds() && p.State == stateFatal) {
+		if !Started(p.State) && !(t.Failure.Holds() && p.State == stateFatal) {
 			toStart = append(toStart, p)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/drivertest"
 	"reconciler.dev/reconciler/controllers/engine"
 )
 
@@ -33,13 +34,13 @@ func poller(n int32) v1.Service {
 
 // group lists program's processes program_01, _02, ... in the given states,
 // as getAllProcessInfo would; started ones get a pid.
-func group(program string, states ...string) []process {
-	var out []process
+func group(program string, states ...string) []Process {
+	var out []Process
 	for i, st := range states {
-		p := process{
+		p := Process{
 			Name: fmt.Sprintf("%s_%02d", program, i+1), Group: program, Num: i + 1, State: st,
 		}
-		if started(st) || st == stateStopping {
+		if Started(st) || st == stateStopping {
 			p.PID = 1000 + i + 1
 		}
 		out = append(out, p)
@@ -48,8 +49,8 @@ func group(program string, states ...string) []process {
 }
 
 // pollers is the usm-poller group (numprocs = len(states)) on sock.
-func pollers(states ...string) map[string][]process {
-	return map[string][]process{sock: group("usm-poller", states...)}
+func pollers(states ...string) map[string][]Process {
+	return map[string][]Process{sock: group("usm-poller", states...)}
 }
 
 // states repeats one state n times.
@@ -77,39 +78,14 @@ const (
 )
 
 func action(name, from, to string, op controllers.Op) controllers.Action {
-	return controllers.Action{
-		Subject: "supervisor/" + name, Kind: controllers.KindService, Name: name, Driver: v1.DriverSupervisor,
-		Field: "replicas", From: from, To: to, Op: op, Mode: controllers.Enforce,
-	}
-}
-
-func reportOnly(a controllers.Action) controllers.Action {
-	a.Mode = controllers.ReportOnly
-	return a
-}
-
-// checkActions compares plans; nil and empty are equal.
-func checkActions(t *testing.T, got, want []controllers.Action) {
-	t.Helper()
-	if len(got) == 0 && len(want) == 0 || reflect.DeepEqual(got, want) {
-		return
-	}
-	t.Errorf("plan differs\ngot:%s\nwant:%s", list(got), list(want))
-}
-
-func list(as []controllers.Action) string {
-	var b strings.Builder
-	for _, a := range as {
-		fmt.Fprintf(&b, "\n  %+v", a)
-	}
-	return b.String()
+	return drivertest.Replicas(v1.DriverSupervisor, name, from, to, op)
 }
 
 func TestPlan(t *testing.T) {
 	cases := []struct {
 		name  string
 		spec  v1.HostSpec
-		procs map[string][]process
+		procs map[string][]Process
 		want  []controllers.Action
 	}{
 		{
@@ -187,7 +163,7 @@ func TestPlan(t *testing.T) {
 		{
 			name:  "missing program",
 			spec:  services(poller(2)),
-			procs: map[string][]process{sock: group("other", R, R)},
+			procs: map[string][]Process{sock: group("other", R, R)},
 			want:  []controllers.Action{action("usm-poller", "absent", "2", controllers.OpMissing)},
 		},
 		{
@@ -200,8 +176,8 @@ func TestPlan(t *testing.T) {
 			spec:  v1.HostSpec{Drift: v1.DriftReport, Services: []v1.Service{poller(2)}},
 			procs: pollers(mix(R, S, R)...),
 			want: []controllers.Action{
-				reportOnly(action("usm-poller", "2", "1", controllers.OpScaleDown)),
-				reportOnly(action("usm-poller", "1", "2", controllers.OpScaleUp)),
+				drivertest.ReportOnly(action("usm-poller", "2", "1", controllers.OpScaleDown)),
+				drivertest.ReportOnly(action("usm-poller", "1", "2", controllers.OpScaleUp)),
 			},
 		},
 		{
@@ -210,7 +186,7 @@ func TestPlan(t *testing.T) {
 				v1.Service{Name: "a", Driver: v1.DriverSupervisor, Socket: sock, Replicas: v1.Ptr[int32](1)},
 				v1.Service{Name: "b", Driver: v1.DriverSupervisor, Socket: "/other.sock", Program: "a", Replicas: v1.Ptr[int32](2)},
 			),
-			procs: map[string][]process{
+			procs: map[string][]Process{
 				sock:          group("a", R, R),
 				"/other.sock": group("a", S, S),
 			},
@@ -223,13 +199,13 @@ func TestPlan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := targets(tc.spec)
-			checkActions(t, Plan(ts, liveFrom(ts, tc.procs)), tc.want)
+			drivertest.CheckActions(t, Plan(ts, liveFrom(ts, tc.procs)), tc.want)
 		})
 	}
 }
 
 func TestChanges(t *testing.T) {
-	names := func(ps []process) []string {
+	names := func(ps []Process) []string {
 		var out []string
 		for _, p := range ps {
 			out = append(out, p.namespec())
@@ -239,7 +215,7 @@ func TestChanges(t *testing.T) {
 	cases := []struct {
 		name            string
 		replicas        int32
-		procs           map[string][]process
+		procs           map[string][]Process
 		toStop, toStart []string
 	}{
 		{
@@ -258,7 +234,7 @@ func TestChanges(t *testing.T) {
 		{
 			name:     "numeric order, not the order of the names",
 			replicas: 2,
-			procs: map[string][]process{sock: {
+			procs: map[string][]Process{sock: {
 				{Name: "w-10", Group: "w", Num: 10, State: R},
 				{Name: "w-9", Group: "w", Num: 9, State: R},
 				{Name: "w-1", Group: "w", Num: 1, State: S},
@@ -298,7 +274,7 @@ func TestHealth(t *testing.T) {
 	cases := []struct {
 		name           string
 		replicas       int32
-		procs          map[string][]process
+		procs          map[string][]Process
 		ready, drained bool
 		reason         string // a part of the reason
 	}{
@@ -348,7 +324,7 @@ func TestHealth(t *testing.T) {
 		},
 		{
 			name: "missing", replicas: 1,
-			procs: map[string][]process{sock: group("other", R)}, ready: false, drained: false,
+			procs: map[string][]Process{sock: group("other", R)}, ready: false, drained: false,
 			reason: "program usm-poller missing from supervisord at " + sock,
 		},
 	}
@@ -367,7 +343,7 @@ func TestHealth(t *testing.T) {
 // (numprocs=15; usm-poller_01 RUNNING, _02 STARTING in one, a failing
 // program's processes FATAL and BACKOFF in another) the way Observe does.
 func TestLiveFromCaptured(t *testing.T) {
-	read := func(name string) []process {
+	read := func(name string) []Process {
 		t.Helper()
 		data, err := os.ReadFile("testdata/" + name)
 		if err != nil {
@@ -377,7 +353,7 @@ func TestLiveFromCaptured(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ps, err := parseProcessList(v)
+		ps, err := ParseProcesses(v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +361,7 @@ func TestLiveFromCaptured(t *testing.T) {
 	}
 	ts := targets(services(poller(2), v1.Service{Name: "capture-fail", Driver: v1.DriverSupervisor, Socket: sock, Replicas: v1.Ptr[int32](1)}))
 
-	live := liveFrom(ts, map[string][]process{sock: read("getAllProcessInfo-mixed.xml")})
+	live := liveFrom(ts, map[string][]Process{sock: read("getAllProcessInfo-mixed.xml")})
 	l := live["supervisor/usm-poller"]
 	if !l.Exists || l.Replicas != 2 || l.Running != 1 || l.State != "1/2 running, numprocs 15" {
 		t.Errorf("usm-poller live = %+v", l)
@@ -413,13 +389,13 @@ func TestLiveFromCaptured(t *testing.T) {
 
 	// capture-fail has numprocs_start 0 (supervisord's default): its first
 	// replica is capture-fail_0, STOPPED; _1 is FATAL and _2 in BACKOFF.
-	live = liveFrom(ts, map[string][]process{sock: read("getAllProcessInfo-fatal-backoff.xml")})
+	live = liveFrom(ts, map[string][]Process{sock: read("getAllProcessInfo-fatal-backoff.xml")})
 	l = live["supervisor/capture-fail"]
 	if !l.Exists || l.Replicas != 1 || l.Running != 0 || l.Details["states"] != "1 STOPPED, 1 FATAL, 1 BACKOFF" ||
 		l.Raw.(groupLive).Procs[0].Name != "capture-fail_0" {
 		t.Errorf("capture-fail live = %+v", l)
 	}
-	checkActions(t, Plan(ts[1:], live), []controllers.Action{
+	drivertest.CheckActions(t, Plan(ts[1:], live), []controllers.Action{
 		action("capture-fail", "1", "0", controllers.OpScaleDown),
 		action("capture-fail", "0", "1", controllers.OpScaleUp),
 	})

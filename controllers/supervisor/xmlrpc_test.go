@@ -56,7 +56,7 @@ func TestDecodeCaptured(t *testing.T) {
 			}
 		}},
 		{file: "getAllProcessInfo-stopped.xml", check: func(t *testing.T, v any) {
-			ps, err := parseProcessList(v)
+			ps, err := ParseProcesses(v)
 			if err != nil || len(ps) != 15 {
 				t.Fatalf("%d processes, %v", len(ps), err)
 			}
@@ -67,13 +67,13 @@ func TestDecodeCaptured(t *testing.T) {
 			}
 		}},
 		{file: "getAllProcessInfo-mixed.xml", check: func(t *testing.T, v any) {
-			ps, err := parseProcessList(v)
+			ps, err := ParseProcesses(v)
 			if err != nil || len(ps) != 15 || ps[0].State != "RUNNING" || ps[1].State != "STARTING" || ps[2].State != "STOPPED" {
 				t.Fatalf("%+v, %v", ps, err)
 			}
 		}},
 		{file: "getAllProcessInfo-fatal-backoff.xml", check: func(t *testing.T, v any) {
-			ps, err := parseProcessList(v)
+			ps, err := ParseProcesses(v)
 			if err != nil || len(ps) != 18 {
 				t.Fatalf("%d processes, %v", len(ps), err)
 			}
@@ -476,6 +476,14 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		if !reflect.DeepEqual(again, v) {
 			t.Fatalf("round trip differs:\n got %#v\nwant %#v", again, v)
+		}
+		// The one reader of getAllProcessInfo never panics on what
+		// decodes, and what it accepts has a name, a group and a state.
+		ps, err := ParseProcesses(v)
+		for _, p := range ps {
+			if err == nil && (p.Name == "" || p.Group == "" || p.State == "") {
+				t.Fatalf("process %+v accepted", p)
+			}
 		}
 	})
 }

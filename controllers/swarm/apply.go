@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/docker/docker/api/types/swarm"
@@ -17,8 +16,9 @@ import (
 const maxSequenceRetries = 3
 
 // Apply sends one ServiceUpdate for the action, built on the spec and
-// version read in this pass. A concurrent update makes Swarm answer "update
-// out of sequence": the driver then re-reads the service and, if the field
+// version read in this pass, with the value its Plan put in the action's
+// Steps (never parsed back from the text shown). A concurrent update makes
+// Swarm answer "update out of sequence": the driver then re-reads the service and, if the field
 // still differs, tries again.
 func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.Target, l controllers.Live) error {
 	svc, ok := l.Raw.(swarm.Service)
@@ -37,7 +37,7 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		// The update is sent whole or not at all: shutting down does not cut
 		// a request in flight (its own timeout still bounds it).
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout())
-		d.count("update")
+		d.Count.Add("update")
 		resp, err := d.API.ServiceUpdate(cctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{})
 		cancel()
 		if err == nil {
@@ -50,7 +50,7 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 			return fmt.Errorf("%s: update %s to %s: %w", a.Subject, a.Field, a.To, err)
 		}
 		cctx, cancel = context.WithTimeout(ctx, d.timeout())
-		d.count("inspect")
+		d.Count.Add("inspect")
 		svc, _, err = d.API.ServiceInspectWithRaw(cctx, svc.ID, swarm.ServiceInspectOptions{})
 		cancel()
 		if err != nil {
@@ -66,10 +66,11 @@ func setField(spec *swarm.ServiceSpec, a controllers.Action) (bool, error) {
 		if spec.Mode.Replicated == nil {
 			return false, errors.New("service is not replicated")
 		}
-		n, err := strconv.ParseUint(a.To, 10, 64)
-		if err != nil {
-			return false, fmt.Errorf("replicas %q: %w", a.To, err)
+		step, ok := a.Steps.(replicasStep)
+		if !ok {
+			return false, errors.New("replicas: the action was not planned by the swarm driver (no steps)")
 		}
+		n := uint64(step)
 		if r := spec.Mode.Replicated.Replicas; r != nil && *r == n {
 			return false, nil
 		}
@@ -88,17 +89,26 @@ func setField(spec *swarm.ServiceSpec, a controllers.Action) (bool, error) {
 		if cs == nil {
 			return false, errors.New("service has no container spec")
 		}
-		if sameImage(cs.Image, a.To) {
+		img, ok := a.Steps.(imageStep)
+		if !ok {
+			return false, errors.New("image: the action was not planned by the swarm driver (no steps)")
+		}
+		if sameImage(cs.Image, string(img)) {
 			return false, nil
 		}
 		c := *cs
-		c.Image = a.To
+		c.Image = string(img)
 		spec.TaskTemplate.ContainerSpec = &c
 		return true, nil
 	}
 	return false, fmt.Errorf("field %q is not owned by the swarm driver", a.Field)
 }
 
+// outOfSequence is true for Swarm's answer to an update made on a stale
+// version. Its text is the only signal there is: a stale update tried on
+// the testbed's engine (20.10) comes back as "rpc error: code = Unknown
+// desc = update out of sequence", an HTTP 500 that the client types only
+// as errdefs Internal, which every other daemon failure shares.
 func outOfSequence(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "update out of sequence")
 }

@@ -8,19 +8,16 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Health is ready when the service asks for exactly the target and that
-// many tasks run (with the declared image, no update in flight), and drained
-// when no more than the target run.
-func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
-	return Health(t, l)
-}
-
-// Health is the pure readiness check; see Driver.Health.
+// Health is pure. A service is drained when no more tasks run than its
+// target, and ready when its spec and its running tasks both equal the
+// target, with the declared image and no update in progress (Swarm's own
+// rollout still replacing tasks).
 func Health(t controllers.Target, l controllers.Live) controllers.Health {
+	h := controllers.Health{Reason: "service missing"}
 	if !l.Exists {
-		return controllers.Health{Reason: "service missing"}
+		return h
 	}
-	h := controllers.Health{
+	h = controllers.Health{
 		Drained: l.Running <= t.Replicas,
 		Reason:  fmt.Sprintf("%d/%d running", l.Running, t.Replicas),
 	}

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
 
@@ -29,35 +31,17 @@ type Driver struct {
 	CallTimeout time.Duration
 	// Count, when set, is told of every API call ("list", "update",
 	// "inspect", "tasks"), for metrics.
-	Count func(verb string)
+	Count controllers.Counter
 	// Now is the clock task failures are judged recent against (default
 	// time.Now).
-	Now func() time.Time
-}
-
-func (d *Driver) now() time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
-}
-
-func (d *Driver) count(verb string) {
-	if d.Count != nil {
-		d.Count(verb)
-	}
+	Now controllers.Clock
 }
 
 // nameFilterLimit is the most names sent as list filters; beyond it the
 // whole list is cheaper than a huge query string.
 const nameFilterLimit = 50
 
-func (d *Driver) timeout() time.Duration {
-	if d.CallTimeout > 0 {
-		return d.CallTimeout
-	}
-	return 30 * time.Second
-}
+func (d *Driver) timeout() time.Duration { return cmp.Or(d.CallTimeout, 30*time.Second) }
 
 // Observe lists the declared services, with their task counts, in one call.
 func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map[string]controllers.Live, error) {
@@ -77,7 +61,7 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	d.count("list")
+	d.Count.Add("list")
 	list, err := d.API.ServiceList(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("listing services: %w", err)
@@ -126,7 +110,7 @@ func (d *Driver) observeFailures(ctx context.Context, targets []controllers.Targ
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.timeout())
 	defer cancel()
-	d.count("tasks")
+	d.Count.Add("tasks")
 	tasks, err := d.API.TaskList(cctx, swarm.TaskListOptions{Filters: args})
 	if err != nil {
 		for _, subj := range suspects {
@@ -140,7 +124,7 @@ func (d *Driver) observeFailures(ctx context.Context, targets []controllers.Targ
 	for _, task := range tasks {
 		byService[task.ServiceID] = append(byService[task.ServiceID], task)
 	}
-	now := d.now()
+	now := d.Now.Time()
 	for _, subj := range suspects {
 		l := live[subj]
 		s := l.Raw.(swarm.Service)
@@ -296,4 +280,14 @@ func clientImage(image string) string {
 		return image
 	}
 	return reference.FamiliarString(reference.TagNameOnly(ref))
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverSwarm }
+func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, l)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }

@@ -5,52 +5,44 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
-	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Name is the driver's name.
-func (d *Driver) Name() v1.Driver { return v1.DriverSwarm }
-
-// Plan is the driver's planner; see Plan.
-func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(targets, live)
-}
+// replicasStep is the Steps of a replicas action: the count to write;
+// imageStep that of an image action: the image to write.
+type (
+	replicasStep uint64
+	imageStep    string
+)
 
 // Plan compares each declared service with its live state and returns the
 // actions that differ: replicas, and image where one is declared. It is pure.
 func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
+	return controllers.PlanEach(targets, live, planService)
+}
+
+func planService(t controllers.Target, l controllers.Live, base controllers.Action) []controllers.Action {
+	want := strconv.Itoa(int(t.Replicas))
+	switch {
+	case !l.Exists:
+		return []controllers.Action{base.Set("replicas", "absent", want, controllers.OpMissing)}
+	case !replicated(l):
+		return []controllers.Action{base.Set("replicas", "global", want, controllers.OpUnsupported)}
+	}
 	var out []controllers.Action
-	for _, t := range targets {
-		l := live[t.Subject()]
-		base := controllers.Action{Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverSwarm, Mode: t.Mode}
-		want := strconv.Itoa(int(t.Replicas))
-		switch {
-		case !l.Exists:
-			a := base
-			a.Field, a.From, a.To, a.Op = "replicas", "absent", want, controllers.OpMissing
-			out = append(out, a)
-			continue
-		case !replicated(l):
-			a := base
-			a.Field, a.From, a.To, a.Op = "replicas", "global", want, controllers.OpUnsupported
-			out = append(out, a)
-			continue
+	if l.Replicas != t.Replicas {
+		op := controllers.OpScaleUp
+		if t.Replicas < l.Replicas {
+			op = controllers.OpScaleDown
 		}
-		if l.Replicas != t.Replicas {
-			a := base
-			a.Field, a.From, a.To = "replicas", strconv.Itoa(int(l.Replicas)), want
-			a.Op = controllers.OpScaleUp
-			if t.Replicas < l.Replicas {
-				a.Op = controllers.OpScaleDown
-			}
-			out = append(out, a)
-		}
-		if img := t.Service.Image; img != "" && !sameImage(l.Image, img) {
-			a := base
-			a.Field, a.From, a.To, a.Op = "image", l.Image, img, controllers.OpSetImage
-			out = append(out, a)
-		}
+		a := base.Set("replicas", strconv.Itoa(int(l.Replicas)), want, op)
+		a.Steps = replicasStep(t.Replicas)
+		out = append(out, a)
+	}
+	if img := t.Service.Image; img != "" && !sameImage(l.Image, img) {
+		a := base.Set("image", l.Image, img, controllers.OpSetImage)
+		a.Steps = imageStep(img)
+		out = append(out, a)
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package swarm
 
 import (
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/drivertest"
 	"reconciler.dev/reconciler/controllers/engine"
 )
 
@@ -55,32 +55,7 @@ func updatingService(s swarm.Service) swarm.Service {
 
 // action is the expected action on swarm service name.
 func action(name, field, from, to string, op controllers.Op) controllers.Action {
-	return controllers.Action{
-		Subject: "swarm/" + name, Kind: controllers.KindService, Name: name, Driver: v1.DriverSwarm,
-		Field: field, From: from, To: to, Op: op, Mode: controllers.Enforce,
-	}
-}
-
-func reportOnly(a controllers.Action) controllers.Action {
-	a.Mode = controllers.ReportOnly
-	return a
-}
-
-// checkActions compares plans; nil and empty are equal.
-func checkActions(t *testing.T, got, want []controllers.Action) {
-	t.Helper()
-	if len(got) == 0 && len(want) == 0 || reflect.DeepEqual(got, want) {
-		return
-	}
-	t.Errorf("plan differs\ngot:%s\nwant:%s", list(got), list(want))
-}
-
-func list(as []controllers.Action) string {
-	var b strings.Builder
-	for _, a := range as {
-		fmt.Fprintf(&b, "\n  %+v", a)
-	}
-	return b.String()
+	return drivertest.Service(v1.DriverSwarm, name, field, from, to, op)
 }
 
 func TestPlan(t *testing.T) {
@@ -204,8 +179,8 @@ func TestPlan(t *testing.T) {
 			},
 			live: []swarm.Service{service("reference-BL", 0, 0, "bl:1"), service("factory-proxy", 0, 0, "proxy:1")},
 			want: []controllers.Action{
-				reportOnly(action("reference-BL", "replicas", "0", "1", controllers.OpScaleUp)),
-				reportOnly(action("reference-BL", "image", "bl:1", "bl:2", controllers.OpSetImage)),
+				drivertest.ReportOnly(action("reference-BL", "replicas", "0", "1", controllers.OpScaleUp)),
+				drivertest.ReportOnly(action("reference-BL", "image", "bl:1", "bl:2", controllers.OpSetImage)),
 				action("factory-proxy", "replicas", "0", "1", controllers.OpScaleUp),
 			},
 		},
@@ -230,7 +205,7 @@ func TestPlan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := targets(tc.services...)
-			checkActions(t, Plan(ts, liveFromList(ts, tc.live)), tc.want)
+			drivertest.CheckActions(t, Plan(ts, liveFromList(ts, tc.live)), tc.want)
 		})
 	}
 }

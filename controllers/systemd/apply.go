@@ -9,7 +9,8 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Apply carries out one action: enable/disable (then reload systemd), or
+// Apply carries out one action, with the Steps its Plan worked out for a
+// scale (the instances to stop or start): enable/disable (then reload systemd), or
 // start/stop with the job's result checked. A template scale-down stops one
 // instance at a time from the highest number, each stop waiting until the
 // instance has exited (its TimeoutStopSec is the graceful stop timeout); a
@@ -24,29 +25,15 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	send := context.WithoutCancel(ctx)
 	switch a.Op {
 	case controllers.OpEnable:
-		cctx, cancel := context.WithTimeout(send, d.callTimeout())
-		defer cancel()
-		d.count("enable")
-		if _, _, err := api.EnableUnitFilesContext(cctx, []string{t.Name}, false, false); err != nil {
-			return fmt.Errorf("%s: enable: %w", a.Subject, err)
-		}
-		d.count("reload")
-		if err := api.ReloadContext(cctx); err != nil {
-			return fmt.Errorf("%s: reload after enable: %w", a.Subject, err)
-		}
-		return nil
+		return d.unitFile(send, api, a.Subject, "enable", func(ctx context.Context) error {
+			_, _, err := api.EnableUnitFilesContext(ctx, []string{t.Name}, false, false)
+			return err
+		})
 	case controllers.OpDisable:
-		cctx, cancel := context.WithTimeout(send, d.callTimeout())
-		defer cancel()
-		d.count("disable")
-		if _, err := api.DisableUnitFilesContext(cctx, []string{t.Name}, false); err != nil {
-			return fmt.Errorf("%s: disable: %w", a.Subject, err)
-		}
-		d.count("reload")
-		if err := api.ReloadContext(cctx); err != nil {
-			return fmt.Errorf("%s: reload after disable: %w", a.Subject, err)
-		}
-		return nil
+		return d.unitFile(send, api, a.Subject, "disable", func(ctx context.Context) error {
+			_, err := api.DisableUnitFilesContext(ctx, []string{t.Name}, false)
+			return err
+		})
 	case controllers.OpRestart:
 		if a.Field != controllers.FieldFailing {
 			break
@@ -68,7 +55,10 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	case controllers.OpStop:
 		return d.job(ctx, api, a.Subject, "stop", t.Name)
 	case controllers.OpScaleDown:
-		toStop, _ := instanceChanges(t, l)
+		toStop, ok := a.Steps.(stopSteps)
+		if !ok {
+			return fmt.Errorf("%s: %s was not planned by the systemd driver (no steps)", a.Subject, a.Op)
+		}
 		for _, u := range toStop {
 			if err := d.job(ctx, api, a.Subject, "stop", u); err != nil {
 				return err
@@ -76,7 +66,10 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		}
 		return nil
 	case controllers.OpScaleUp:
-		_, toStart := instanceChanges(t, l)
+		toStart, ok := a.Steps.(startSteps)
+		if !ok {
+			return fmt.Errorf("%s: %s was not planned by the systemd driver (no steps)", a.Subject, a.Op)
+		}
 		var wg sync.WaitGroup
 		errs := make([]error, len(toStart))
 		for i, u := range toStart {
@@ -97,13 +90,29 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 	return fmt.Errorf("%s: the systemd driver cannot %s", a.Subject, a.Op)
 }
 
+// unitFile enables or disables a unit file (change), then reloads systemd
+// so it sees the change, within one call timeout.
+func (d *Driver) unitFile(ctx context.Context, api API, subject, verb string, change func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
+	defer cancel()
+	d.Count.Add(verb)
+	if err := change(cctx); err != nil {
+		return fmt.Errorf("%s: %s: %w", subject, verb, err)
+	}
+	d.Count.Add("reload")
+	if err := api.ReloadContext(cctx); err != nil {
+		return fmt.Errorf("%s: reload after %s: %w", subject, verb, err)
+	}
+	return nil
+}
+
 // job starts or stops a unit and waits for the job's result: systemd says
 // "done" only when the unit got where it was sent.
 func (d *Driver) job(ctx context.Context, api API, subject, verb, unit string) error {
 	ch := make(chan string, 1) // buffered: go-systemd must never block on us
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.callTimeout())
 	var err error
-	d.count(verb)
+	d.Count.Add(verb)
 	switch verb {
 	case "start":
 		_, err = api.StartUnitContext(cctx, unit, "replace", ch)

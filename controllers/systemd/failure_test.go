@@ -83,7 +83,7 @@ func (r *restartAPI) RestartUnitContext(_ context.Context, name, mode string, ch
 
 func TestApplyRestartsEachFailingUnit(t *testing.T) {
 	api := &restartAPI{}
-	d := &Driver{Connect: func(context.Context) (API, error) { return api, nil }}
+	d := &Driver{Bus: &Bus{Connect: func(context.Context) (API, error) { return api, nil }}}
 	ts := targets(services(poller(3)))
 	ts[0].Failure = controllers.FailureRestart
 	live := liveFrom(ts, []sd.UnitFile{pollerFile}, pollers("failed", "active", "activating"))

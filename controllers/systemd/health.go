@@ -6,11 +6,6 @@ import (
 	"reconciler.dev/reconciler/controllers"
 )
 
-// Health judges a target against fresh live state; see the package doc.
-func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
-	return Health(t, l)
-}
-
 // Health is pure. A unit is ready when every declared field holds (active
 // meaning ActiveState "active"), drained when a unit meant to be inactive no
 // longer runs. A service is ready when exactly its instances are active, and

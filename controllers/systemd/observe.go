@@ -1,6 +1,7 @@
 package systemd
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -12,13 +13,17 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
 
-// API is the part of go-systemd's D-Bus connection this driver uses.
+// API is the part of go-systemd's D-Bus connection the driver, export and
+// the resource monitor use (the monitor reads unit properties); *dbus.Conn
+// implements it.
 type API interface {
 	ListUnitsByPatternsContext(ctx context.Context, states, patterns []string) ([]sd.UnitStatus, error)
 	ListUnitFilesByPatternsContext(ctx context.Context, states, patterns []string) ([]sd.UnitFile, error)
+	GetUnitTypePropertiesContext(ctx context.Context, unit, unitType string) (map[string]any, error)
 	StartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 	StopUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 	RestartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
@@ -31,63 +36,81 @@ type API interface {
 
 // Driver manages systemd units and template instances.
 type Driver struct {
-	// Connect opens a connection to the system bus (DBUS_SYSTEM_BUS_ADDRESS
-	// is honoured by the default). The driver reconnects whenever the bus
-	// went away, e.g. when systemd restarted.
-	Connect func(ctx context.Context) (API, error)
+	// Bus is the connection to the system bus (nil: one of its own, on
+	// DBUS_SYSTEM_BUS_ADDRESS). cmd hands the driver, export and the
+	// monitor one Bus, so a process keeps one connection.
+	Bus *Bus
 	// CallTimeout bounds every D-Bus call; JobTimeout bounds waiting for a
 	// start or stop job to finish (defaults 30s and 2m).
 	CallTimeout, JobTimeout time.Duration
 	// Count, when set, is told of every D-Bus call ("list-unit-files",
 	// "list-units", "start", "stop", "restart", "enable", "disable",
 	// "reload"), for metrics.
-	Count func(verb string)
+	Count controllers.Counter
+
+	once sync.Once
+}
+
+// New returns a driver on bus (nil: a connection of its own).
+func New(bus *Bus) *Driver { return &Driver{Bus: bus} }
+
+// Bus is a connection to the system bus, made on first use and made again
+// whenever it went away (systemd restarted). Its zero value connects to
+// the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured); it is safe for
+// concurrent use.
+type Bus struct {
+	// Connect opens a connection (default: go-systemd's system connection).
+	Connect func(ctx context.Context) (API, error)
+	// DialTimeout bounds waiting for a connection (default 30s).
+	DialTimeout time.Duration
 
 	mu   sync.Mutex
 	conn API
 }
 
-// New returns a driver on the system bus.
-func New() *Driver {
-	return &Driver{Connect: func(ctx context.Context) (API, error) {
-		c, err := sd.NewSystemConnectionContext(ctx)
-		if err != nil {
-			return nil, err
+func (d *Driver) callTimeout() time.Duration { return cmp.Or(d.CallTimeout, 30*time.Second) }
+
+func (d *Driver) jobTimeout() time.Duration { return cmp.Or(d.JobTimeout, 2*time.Minute) }
+
+// api returns the bus's live connection.
+func (d *Driver) api(ctx context.Context) (API, error) {
+	d.once.Do(func() {
+		if d.Bus == nil {
+			d.Bus = &Bus{}
 		}
-		return c, nil
-	}}
+	})
+	return d.Bus.Conn(ctx)
 }
 
-func (d *Driver) callTimeout() time.Duration {
-	if d.CallTimeout > 0 {
-		return d.CallTimeout
+func (b *Bus) dialTimeout() time.Duration {
+	if b.DialTimeout > 0 {
+		return b.DialTimeout
 	}
 	return 30 * time.Second
 }
 
-func (d *Driver) jobTimeout() time.Duration {
-	if d.JobTimeout > 0 {
-		return d.JobTimeout
+func systemConnection(ctx context.Context) (API, error) {
+	c, err := sd.NewSystemConnectionContext(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return 2 * time.Minute
+	return c, nil
 }
 
-func (d *Driver) count(verb string) {
-	if d.Count != nil {
-		d.Count(verb)
+// Conn returns a live connection, reconnecting if the last one died.
+func (b *Bus) Conn(ctx context.Context) (API, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn != nil && b.conn.Connected() {
+		return b.conn, nil
 	}
-}
-
-// api returns a live connection, reconnecting if the last one died.
-func (d *Driver) api(ctx context.Context) (API, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.conn != nil && d.conn.Connected() {
-		return d.conn, nil
+	if b.conn != nil {
+		b.conn.Close()
+		b.conn = nil
 	}
-	if d.conn != nil {
-		d.conn.Close()
-		d.conn = nil
+	connect := b.Connect
+	if connect == nil {
+		connect = systemConnection
 	}
 	// The connection lives as long as the context it was made with (godbus
 	// closes it when that context ends), so it gets one of its own; the
@@ -98,40 +121,46 @@ func (d *Driver) api(ctx context.Context) (API, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		c, err := d.Connect(context.WithoutCancel(ctx))
+		c, err := connect(context.WithoutCancel(ctx))
 		done <- result{c, err}
 	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("connecting to the system bus: %w", r.err)
-		}
-		d.conn = r.c
-		return r.c, nil
-	case <-time.After(d.callTimeout()):
+	closeLate := func() {
 		go func() { // close it if it ever arrives
 			if r := <-done; r.c != nil {
 				r.c.Close()
 			}
 		}()
-		return nil, fmt.Errorf("connecting to the system bus: no answer within %s", d.callTimeout())
+	}
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("connecting to the system bus: %w", r.err)
+		}
+		b.conn = r.c
+		return r.c, nil
+	case <-time.After(b.dialTimeout()):
+		closeLate()
+		return nil, fmt.Errorf("connecting to the system bus: no answer within %s", b.dialTimeout())
 	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.c != nil {
-				r.c.Close()
-			}
-		}()
+		closeLate()
 		return nil, fmt.Errorf("connecting to the system bus: %w", ctx.Err())
 	}
 }
 
-// Close closes the bus connection.
+// Close closes the connection.
+func (b *Bus) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn != nil {
+		b.conn.Close()
+		b.conn = nil
+	}
+}
+
+// Close closes the driver's bus connection.
 func (d *Driver) Close() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.conn != nil {
-		d.conn.Close()
-		d.conn = nil
+	if d.Bus != nil {
+		d.Bus.Close()
 	}
 }
 
@@ -168,14 +197,14 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
-	d.count("list-unit-files")
+	d.Count.Add("list-unit-files")
 	files, err := api.ListUnitFilesByPatternsContext(cctx, nil, filePatterns)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("listing unit files: %w", err)
 	}
 	cctx, cancel = context.WithTimeout(ctx, d.callTimeout())
-	d.count("list-units")
+	d.Count.Add("list-units")
 	units, err := api.ListUnitsByPatternsContext(cctx, nil, unitPatterns)
 	cancel()
 	if err != nil {
@@ -208,7 +237,7 @@ func liveFrom(targets []controllers.Target, files []sd.UnitFile, units []sd.Unit
 			}
 			l := controllers.Live{Exists: hasFile, Raw: tl}
 			for _, st := range tl.Instances {
-				if started(st) {
+				if Started(st) {
 					l.Replicas++
 				}
 				if st == "active" {
@@ -229,9 +258,9 @@ func liveFrom(targets []controllers.Target, files []sd.UnitFile, units []sd.Unit
 			ul.ActiveState, ul.SubState = u.ActiveState, u.SubState
 		}
 		l := controllers.Live{Exists: hasFile || isLoaded, Raw: ul}
-		en := enabled(state)
+		en := Enabled(state)
 		l.Enabled = &en
-		act := started(ul.ActiveState)
+		act := Started(ul.ActiveState)
 		l.Active = &act
 		if act {
 			l.Replicas = 1
@@ -319,17 +348,28 @@ func templatePrefix(unit string) (string, bool) {
 	return unit[:i+1], true
 }
 
-// instanceNumber parses the N of "x@N.service"; instances that are not
-// numbers are not replicas and are left alone.
+// instanceNumber parses the N of "x@N.service" for the template prefix
+// "x@" and extension ".service".
 func instanceNumber(name, prefix, ext string) (int, bool) {
-	if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, ext) {
-		return 0, false
+	tmpl, n, ok := InstanceOf(name)
+	return n, ok && tmpl == prefix+ext
+}
+
+// InstanceOf splits "x@3.service" into its template "x@.service" and 3.
+// Instances that are not numbers (x@foo, x@03) are not replicas and are
+// left alone: ok is false.
+func InstanceOf(name string) (template string, n int, ok bool) {
+	at := strings.LastIndex(name, "@")
+	dot := strings.LastIndex(name, ".")
+	if at <= 0 || dot < at+2 {
+		return "", 0, false
 	}
-	n, err := strconv.Atoi(name[len(prefix) : len(name)-len(ext)])
-	if err != nil || n < 1 || strconv.Itoa(n) != name[len(prefix):len(name)-len(ext)] {
-		return 0, false
+	num := name[at+1 : dot]
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 || strconv.Itoa(n) != num {
+		return "", 0, false
 	}
-	return n, true
+	return name[:at+1] + name[dot:], n, true
 }
 
 func instanceName(template string, n int) string {
@@ -337,8 +377,9 @@ func instanceName(template string, n int) string {
 	return prefix + strconv.Itoa(n) + filepath.Ext(template)
 }
 
-// started is true for units that are up or on their way up.
-func started(activeState string) bool {
+// Started is true for units that are up or on their way up: what the
+// driver counts as a running replica, and export as an active unit.
+func Started(activeState string) bool {
 	switch activeState {
 	case "active", "activating", "reloading":
 		return true
@@ -346,7 +387,8 @@ func started(activeState string) bool {
 	return false
 }
 
-func enabled(fileState string) bool {
+// Enabled is true for unit files that are enabled.
+func Enabled(fileState string) bool {
 	return fileState == "enabled" || fileState == "enabled-runtime"
 }
 
@@ -358,4 +400,14 @@ func sortedInstances(m map[int]string) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// Name, Plan and Health make a Driver a controllers.Driver: Plan and Health
+// are this package's pure functions.
+func (d *Driver) Name() v1.Driver { return v1.DriverSystemd }
+func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []controllers.Action {
+	return Plan(ts, l)
+}
+func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
+	return Health(t, l)
 }

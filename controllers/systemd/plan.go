@@ -3,45 +3,27 @@ package systemd
 import (
 	"strconv"
 
-	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
-
-// Name is the driver's name.
-func (d *Driver) Name() v1.Driver { return v1.DriverSystemd }
-
-// Plan is the driver's planner; see Plan.
-func (d *Driver) Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	return Plan(targets, live)
-}
 
 // Plan returns what differs for each target. For units: stop before
 // disable, enable before start (the runbook's order). For services: a
 // template service that runs the wrong instances gets a scale-down (stop the
 // extras) and a scale-up (start the missing ones). It is pure.
 func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
-	var out []controllers.Action
-	for _, t := range targets {
-		l := live[t.Subject()]
-		base := controllers.Action{Subject: t.Subject(), Kind: t.Kind, Name: t.Name, Driver: v1.DriverSystemd, Mode: t.Mode}
-		if !l.Exists {
-			a := base
-			a.Op, a.From = controllers.OpMissing, "absent"
-			if t.Kind == controllers.KindUnit {
-				a.Field, a.To = "unit", "present"
-			} else {
-				a.Field, a.To = "replicas", strconv.Itoa(int(t.Replicas))
-			}
-			out = append(out, a)
-			continue
-		}
-		if t.Kind == controllers.KindUnit {
-			out = append(out, planUnit(base, t, l)...)
-			continue
-		}
-		out = append(out, planService(base, t, l)...)
+	return controllers.PlanEach(targets, live, planTarget)
+}
+
+func planTarget(t controllers.Target, l controllers.Live, base controllers.Action) []controllers.Action {
+	switch {
+	case !l.Exists && t.Kind == controllers.KindUnit:
+		return []controllers.Action{base.Set("unit", "absent", "present", controllers.OpMissing)}
+	case !l.Exists:
+		return []controllers.Action{base.Set("replicas", "absent", strconv.Itoa(int(t.Replicas)), controllers.OpMissing)}
+	case t.Kind == controllers.KindUnit:
+		return planUnit(base, t, l)
 	}
-	return out
+	return planService(base, t, l)
 }
 
 func planUnit(base controllers.Action, t controllers.Target, l controllers.Live) []controllers.Action {
@@ -85,30 +67,17 @@ func canEnable(fileState string) bool {
 	return true
 }
 
-func planService(base controllers.Action, t controllers.Target, l controllers.Live) []controllers.Action {
-	toStop, toStart := instanceChanges(t, l)
-	var out []controllers.Action
-	now := l.Replicas
-	if len(toStop) > 0 {
-		a := base
-		a.Field, a.Op = "replicas", controllers.OpScaleDown
-		a.From, a.To = strconv.Itoa(int(now)), strconv.Itoa(int(now)-len(toStop))
-		now -= int32(len(toStop))
-		out = append(out, a)
-	}
-	if len(toStart) > 0 {
-		a := base
-		a.Field, a.Op = "replicas", controllers.OpScaleUp
-		a.From, a.To = strconv.Itoa(int(now)), strconv.Itoa(int(now)+len(toStart))
-		out = append(out, a)
-	}
-	return out
-}
+// stopSteps are the Steps of a scale-down: the units to stop, in the order
+// they are stopped; startSteps those of a scale-up, started together.
+type (
+	stopSteps  []string
+	startSteps []string
+)
 
 // instanceChanges returns the units to stop (highest first) and to start
 // (lowest first) so that exactly the target's instances run: x@1..x@N for a
 // template, the unit itself for replicas 1 of a plain unit.
-func instanceChanges(t controllers.Target, l controllers.Live) (toStop, toStart []string) {
+func instanceChanges(t controllers.Target, l controllers.Live) (toStop stopSteps, toStart startSteps) {
 	// Failing units are the failure policy's when it restarts them or gave
 	// up: the plan does not start them behind its back.
 	held := map[string]bool{}
@@ -120,12 +89,12 @@ func instanceChanges(t controllers.Target, l controllers.Live) (toStop, toStart 
 	}
 	if tl, ok := l.Raw.(templateLive); ok {
 		for _, n := range sortedInstances(tl.Instances) {
-			if n > int(t.Replicas) && started(tl.Instances[n]) {
-				toStop = append([]string{instanceName(tl.Template, n)}, toStop...)
+			if n > int(t.Replicas) && Started(tl.Instances[n]) {
+				toStop = append(stopSteps{instanceName(tl.Template, n)}, toStop...)
 			}
 		}
 		for n := 1; n <= int(t.Replicas); n++ {
-			if u := instanceName(tl.Template, n); !started(tl.Instances[n]) && !held[u] {
+			if u := instanceName(tl.Template, n); !Started(tl.Instances[n]) && !held[u] {
 				toStart = append(toStart, u)
 			}
 		}
@@ -134,9 +103,16 @@ func instanceChanges(t controllers.Target, l controllers.Live) (toStop, toStart 
 	unit := t.Service.Unit
 	switch {
 	case t.Replicas == 0 && l.Replicas > 0:
-		toStop = []string{unit}
+		toStop = stopSteps{unit}
 	case t.Replicas > 0 && l.Replicas == 0 && !held[unit]:
-		toStart = []string{unit}
+		toStart = startSteps{unit}
 	}
 	return toStop, toStart
+}
+
+// planService scales a template (or a plain unit as 0 or 1) to the
+// target's instances.
+func planService(base controllers.Action, t controllers.Target, l controllers.Live) []controllers.Action {
+	toStop, toStart := instanceChanges(t, l)
+	return controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/drivertest"
 	"reconciler.dev/reconciler/controllers/engine"
 )
 
@@ -70,23 +70,8 @@ func pollers(states ...string) []sd.UnitStatus {
 	return out
 }
 
-func unitAction(name, field, from, to string, op controllers.Op) controllers.Action {
-	return controllers.Action{
-		Subject: "unit/" + name, Kind: controllers.KindUnit, Name: name, Driver: v1.DriverSystemd,
-		Field: field, From: from, To: to, Op: op, Mode: controllers.Enforce,
-	}
-}
-
 func serviceAction(name, from, to string, op controllers.Op) controllers.Action {
-	return controllers.Action{
-		Subject: "systemd/" + name, Kind: controllers.KindService, Name: name, Driver: v1.DriverSystemd,
-		Field: "replicas", From: from, To: to, Op: op, Mode: controllers.Enforce,
-	}
-}
-
-func reportOnly(a controllers.Action) controllers.Action {
-	a.Mode = controllers.ReportOnly
-	return a
+	return drivertest.Replicas(v1.DriverSystemd, name, from, to, op)
 }
 
 func TestLiveFrom(t *testing.T) {
@@ -232,8 +217,8 @@ func TestPlan(t *testing.T) {
 			files: onTimer,
 			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
 			want: []controllers.Action{
-				unitAction(timer, "active", "true", "false", controllers.OpStop),
-				unitAction(timer, "enabled", "true", "false", controllers.OpDisable),
+				drivertest.Unit(timer, "active", "true", "false", controllers.OpStop),
+				drivertest.Unit(timer, "enabled", "true", "false", controllers.OpDisable),
 			},
 		},
 		{
@@ -242,8 +227,8 @@ func TestPlan(t *testing.T) {
 			files: onTimer,
 			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
 			want: []controllers.Action{
-				unitAction(timer, "active", "true", "false", controllers.OpStop),
-				unitAction(timer, "enabled", "true", "false", controllers.OpDisable),
+				drivertest.Unit(timer, "active", "true", "false", controllers.OpStop),
+				drivertest.Unit(timer, "enabled", "true", "false", controllers.OpDisable),
 			},
 		},
 		{
@@ -252,8 +237,8 @@ func TestPlan(t *testing.T) {
 			files: offTimer,
 			units: []sd.UnitStatus{loaded(timer, "inactive", "dead")},
 			want: []controllers.Action{
-				unitAction(timer, "enabled", "false", "true", controllers.OpEnable),
-				unitAction(timer, "active", "false", "true", controllers.OpStart),
+				drivertest.Unit(timer, "enabled", "false", "true", controllers.OpEnable),
+				drivertest.Unit(timer, "active", "false", "true", controllers.OpStart),
 			},
 		},
 		{
@@ -261,7 +246,7 @@ func TestPlan(t *testing.T) {
 			spec:  units(unit(timer, yes, yes)),
 			files: onTimer,
 			units: []sd.UnitStatus{loaded(timer, "failed", "failed")},
-			want:  []controllers.Action{unitAction(timer, "active", "false", "true", controllers.OpStart)},
+			want:  []controllers.Action{drivertest.Unit(timer, "active", "false", "true", controllers.OpStart)},
 		},
 		{
 			name:  "only active declared: enablement never touched",
@@ -269,8 +254,8 @@ func TestPlan(t *testing.T) {
 			files: append(offTimer, file("/etc/systemd/system/y.service", "enabled")),
 			units: []sd.UnitStatus{loaded(timer, "inactive", "dead"), loaded("y.service", "active", "running")},
 			want: []controllers.Action{
-				unitAction(timer, "active", "false", "true", controllers.OpStart),
-				unitAction("y.service", "active", "true", "false", controllers.OpStop),
+				drivertest.Unit(timer, "active", "false", "true", controllers.OpStart),
+				drivertest.Unit("y.service", "active", "true", "false", controllers.OpStop),
 			},
 		},
 		{
@@ -278,22 +263,22 @@ func TestPlan(t *testing.T) {
 			spec:  units(unit(timer, no, nil)),
 			files: onTimer,
 			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
-			want:  []controllers.Action{unitAction(timer, "enabled", "true", "false", controllers.OpDisable)},
+			want:  []controllers.Action{drivertest.Unit(timer, "enabled", "true", "false", controllers.OpDisable)},
 		},
 		{
 			name:  "masked unit asked to be enabled is unsupported",
 			spec:  units(unit("x.service", yes, nil)),
 			files: []sd.UnitFile{file("/etc/systemd/system/x.service", "masked")},
 			units: []sd.UnitStatus{{Name: "x.service", LoadState: "masked", ActiveState: "inactive", SubState: "dead"}},
-			want:  []controllers.Action{unitAction("x.service", "enabled", "masked", "true", controllers.OpUnsupported)},
+			want:  []controllers.Action{drivertest.Unit("x.service", "enabled", "masked", "true", controllers.OpUnsupported)},
 		},
 		{
 			name:  "static unit asked to be enabled is unsupported, but is started",
 			spec:  units(unit("x.service", yes, yes)),
 			files: []sd.UnitFile{file("/lib/systemd/system/x.service", "static")},
 			want: []controllers.Action{
-				unitAction("x.service", "enabled", "static", "true", controllers.OpUnsupported),
-				unitAction("x.service", "active", "false", "true", controllers.OpStart),
+				drivertest.Unit("x.service", "enabled", "static", "true", controllers.OpUnsupported),
+				drivertest.Unit("x.service", "active", "false", "true", controllers.OpStart),
 			},
 		},
 		{
@@ -305,7 +290,7 @@ func TestPlan(t *testing.T) {
 			name:  "missing unit",
 			spec:  units(unit(timer, yes, yes)),
 			units: []sd.UnitStatus{{Name: timer, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}},
-			want:  []controllers.Action{unitAction(timer, "unit", "absent", "present", controllers.OpMissing)},
+			want:  []controllers.Action{drivertest.Unit(timer, "unit", "absent", "present", controllers.OpMissing)},
 		},
 		{
 			name: "missing template",
@@ -376,9 +361,9 @@ func TestPlan(t *testing.T) {
 			files: append(onTimer, pollerFile),
 			units: append(pollers("active"), loaded(timer, "active", "waiting")),
 			want: []controllers.Action{
-				reportOnly(serviceAction("usm-poller", "1", "3", controllers.OpScaleUp)),
-				reportOnly(unitAction(timer, "active", "true", "false", controllers.OpStop)),
-				reportOnly(unitAction(timer, "enabled", "true", "false", controllers.OpDisable)),
+				drivertest.ReportOnly(serviceAction("usm-poller", "1", "3", controllers.OpScaleUp)),
+				drivertest.ReportOnly(drivertest.Unit(timer, "active", "true", "false", controllers.OpStop)),
+				drivertest.ReportOnly(drivertest.Unit(timer, "enabled", "true", "false", controllers.OpDisable)),
 			},
 		},
 		{
@@ -389,33 +374,16 @@ func TestPlan(t *testing.T) {
 			units: append(pollers("active"), loaded(timer, "active", "waiting")),
 			want: []controllers.Action{
 				serviceAction("usm-poller", "1", "3", controllers.OpScaleUp),
-				reportOnly(unitAction(timer, "active", "true", "false", controllers.OpStop)),
+				drivertest.ReportOnly(drivertest.Unit(timer, "active", "true", "false", controllers.OpStop)),
 			},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := targets(tc.spec)
-			checkActions(t, Plan(ts, liveFrom(ts, tc.files, tc.units)), tc.want)
+			drivertest.CheckActions(t, Plan(ts, liveFrom(ts, tc.files, tc.units)), tc.want)
 		})
 	}
-}
-
-// checkActions compares plans; nil and empty are equal.
-func checkActions(t *testing.T, got, want []controllers.Action) {
-	t.Helper()
-	if len(got) == 0 && len(want) == 0 || reflect.DeepEqual(got, want) {
-		return
-	}
-	t.Errorf("plan differs\ngot:%s\nwant:%s", list(got), list(want))
-}
-
-func list(as []controllers.Action) string {
-	var b strings.Builder
-	for _, a := range as {
-		fmt.Fprintf(&b, "\n  %+v", a)
-	}
-	return b.String()
 }
 
 func TestHealth(t *testing.T) {
@@ -623,7 +591,7 @@ func TestInstanceChanges(t *testing.T) {
 			ts := targets(services(tc.service))
 			files := []sd.UnitFile{pollerFile, file("/etc/systemd/system/factory-broker.service", "enabled")}
 			toStop, toStart := instanceChanges(ts[0], liveFrom(ts, files, tc.units)[ts[0].Subject()])
-			if !reflect.DeepEqual(toStop, tc.toStop) || !reflect.DeepEqual(toStart, tc.toStart) {
+			if !reflect.DeepEqual([]string(toStop), tc.toStop) || !reflect.DeepEqual([]string(toStart), tc.toStart) {
 				t.Errorf("instanceChanges = stop %q, start %q; want stop %q, start %q", toStop, toStart, tc.toStop, tc.toStart)
 			}
 		})

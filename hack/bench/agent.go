@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,11 +11,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/internal/syncbuf"
 )
 
 // agentProc is one `reconciler run` process, talking through the counting
@@ -25,25 +24,8 @@ type agentProc struct {
 	e    *env
 	cmd  *exec.Cmd
 	addr string
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startAgent runs `reconciler run --source S --host H --state-dir D
@@ -60,7 +42,7 @@ func (e *env) startAgent(ctx context.Context, source, host string, args ...strin
 	if err != nil {
 		return nil, err
 	}
-	a := &agentProc{e: e, addr: addr, out: &lockedBuffer{}, done: make(chan struct{})}
+	a := &agentProc{e: e, addr: addr, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	all := append([]string{"run", "--source", source, "--host", host, "--state-dir", state, "--listen", addr, "--log-level", "warn"}, args...)
 	a.cmd = exec.Command(e.bin, all...)
 	a.cmd.Env = e.countedEnv()

@@ -37,7 +37,6 @@ type env struct {
 	docker    *client.Client
 	dockerP   *callcount.DockerProxy // what reconciler processes talk to
 	dbusP     *callcount.DBusProxy
-	verbose   bool
 	cleanups  []func()
 	serviceMu sync.Mutex
 	services  map[string]string // bench service name -> id
@@ -48,16 +47,10 @@ func (e *env) logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func (e *env) debugf(format string, args ...any) {
-	if e.verbose {
-		e.logf(format, args...)
-	}
-}
-
 // newEnv reads `hack/testbed env`, checks the testbed is up and starts the
 // counting proxies every reconciler process of the bench talks through.
-func newEnv(root string, verbose bool) (*env, error) {
-	e := &env{root: root, bin: filepath.Join(root, "bin", "reconciler"), verbose: verbose, services: map[string]string{}}
+func newEnv(root string) (*env, error) {
+	e := &env{root: root, bin: filepath.Join(root, "bin", "reconciler"), services: map[string]string{}}
 	if _, err := os.Stat(e.bin); err != nil {
 		return nil, fmt.Errorf("%s: %w (make bench builds it)", e.bin, err)
 	}

@@ -62,7 +62,6 @@ func (b *bench) note(format string, a ...any) { b.notes = append(b.notes, fmt.Sp
 func main() {
 	var cfg config
 	var only, sizes2, sizes3 string
-	var verbose bool
 	flag.IntVar(&cfg.pairs, "pairs", 5, "reconciler/baseline pairs per timed figure (at least 5 for published figures)")
 	flag.StringVar(&only, "scenarios", "1,2,3,4,5,6", "scenarios to run")
 	flag.StringVar(&sizes2, "sizes2", "50,200", "scenario 2: declared swarm services")
@@ -73,7 +72,6 @@ func main() {
 	flag.StringVar(&cfg.profile, "profile", "", "instead of the scenarios: profile the idle agent in-process, writing cpu.pprof and heap.pprof (allocations) to this folder")
 	flag.IntVar(&cfg.profileN, "profile-services", 1000, "-profile: declared swarm services")
 	flag.DurationVar(&cfg.profileFor, "profile-for", 30*time.Second, "-profile: how long the agent idles at --interval 1s")
-	flag.BoolVar(&verbose, "v", false, "log every step")
 	flag.Parse()
 	cfg.only = map[int]bool{}
 	for _, s := range strings.Split(only, ",") {
@@ -97,7 +95,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	e, err := newEnv(root, verbose)
+	e, err := newEnv(root)
 	if err != nil {
 		fatalf("%v", err)
 	}

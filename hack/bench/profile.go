@@ -46,7 +46,7 @@ func (b *bench) profileAgent(ctx context.Context, n int, d time.Duration, dir st
 		return err
 	}
 	defer docker.Close()
-	sysd := systemd.New()
+	sysd := systemd.New(nil)
 	defer sysd.Close()
 	eng := &engine.Engine{Drivers: map[v1.Driver]controllers.Driver{
 		v1.DriverSwarm: &swarm.Driver{API: docker}, v1.DriverSystemd: sysd,

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/internal/syncbuf"
 )
 
 // agentConfig says how to start one agent.
@@ -50,28 +51,9 @@ type agentProc struct {
 	Addr       string // --listen
 	StateDir   string
 	stopWithin time.Duration
-	stderr     *agentOutput
+	stderr     *syncbuf.Buffer
 	done       chan struct{} // closed when the process has been reaped
 	ended      bool          // the test sent SIGTERM (stop) or SIGKILL (kill)
-}
-
-// agentOutput is the agent's stderr, written by the process and read by
-// the test.
-type agentOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *agentOutput) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *agentOutput) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 var agentSeq struct {
@@ -108,7 +90,7 @@ func startAgent(t *testing.T, cfg agentConfig) *agentProc {
 	name := fmt.Sprintf("agent #%d", agentSeq.n)
 	agentSeq.Unlock()
 	a := &agentProc{t: t, name: name, Addr: freePort(t), StateDir: cfg.StateDir, stopWithin: cfg.StopWithin,
-		stderr: &agentOutput{}, done: make(chan struct{})}
+		stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	args := append([]string{"run", "--source", cfg.Source, "--host", cfg.Host, "--state-dir", cfg.StateDir,
 		"--listen", a.Addr, "--interval", cfg.Interval}, cfg.Args...)
 	args = append(args, testbedLimits(t, args)...)

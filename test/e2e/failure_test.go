@@ -136,9 +136,12 @@ func describeEvents(evs []agent.Event) string {
 }
 
 // TestFailureSystemdRestartLimit: a unit that fails every start, with
-// onFailure {restart: {limit: 3, window: 1m}}, is restarted exactly 3 times
+// onFailure {restart: {limit: 3, window: 10m}}, is restarted exactly 3 times
 // (systemd's journal counts the starts), then reported as given up; while
-// given up, nothing in the agent starts it again.
+// given up, nothing in the agent starts it again. The window is the test's
+// own, declared in its YAML: 10 minutes outlast the test however slow the
+// shared testbed is, so every check after giving up always runs (with 1m
+// they were skipped when the test took over a minute).
 func TestFailureSystemdRestartLimit(t *testing.T) {
 	name := uniqueName("fx-failing")
 	unit := fxUnit(t, name, "WORKER_FAIL_START=1\n")
@@ -150,7 +153,7 @@ func TestFailureSystemdRestartLimit(t *testing.T) {
 	src := fxSource(t, fmt.Sprintf(`    - name: %s
       driver: systemd
       replicas: 1
-      onFailure: {restart: {limit: 3, window: 1m}}
+      onFailure: {restart: {limit: 3, window: 10m}}
 `, name))
 	start := time.Now()
 	a := startAgent(t, agentConfig{Source: src, Host: fxHost})
@@ -172,14 +175,11 @@ func TestFailureSystemdRestartLimit(t *testing.T) {
 		return nil
 	})
 	gaveUpAfter := time.Since(start)
-	if gaveUpAfter > 50*time.Second {
-		t.Fatalf("gave up %s after the agent started: the 1m window is too close to check the count in", gaveUpAfter)
-	}
 	if n := unitStarts(t, unit) - before; n != 3 {
 		t.Errorf("systemd logged %d starts of %s by the agent, want exactly 3", n, unit)
 	}
 	f, _ := failureOf(st, name)
-	if !f.Failing || len(f.Restarts) != 3 || f.Policy != "restart 3 per 1m0s" || f.RetryAfter == nil || !strings.Contains(f.Reason, "failed") {
+	if !f.Failing || len(f.Restarts) != 3 || f.Policy != "restart 3 per 10m0s" || f.RetryAfter == nil || !strings.Contains(f.Reason, "failed") {
 		t.Errorf("failure status %+v", f)
 	}
 	evs := policyEvents(st, subject)
@@ -225,13 +225,11 @@ func TestFailureSystemdRestartLimit(t *testing.T) {
 		st = s
 		return nil
 	})
-	if time.Since(start) < time.Minute {
-		if n := unitStarts(t, unit) - before; n != 3 {
-			t.Errorf("after giving up, systemd logged %d starts by the agent, want still 3", n)
-		}
-		if s := unitActive(t, unit); s != "failed" {
-			t.Errorf("%s is %s, want left failed", unit, s)
-		}
+	if n := unitStarts(t, unit) - before; n != 3 {
+		t.Errorf("after giving up, systemd logged %d starts by the agent, want still 3", n)
+	}
+	if s := unitActive(t, unit); s != "failed" {
+		t.Errorf("%s is %s, want left failed", unit, s)
 	}
 	if lp := st.LastPass; lp == nil || lp.Result != "failed" || !strings.Contains(lp.Error, "onFailure gave up") {
 		t.Errorf("last pass %+v, want failed, saying the policy gave up", lp)
@@ -254,12 +252,11 @@ func TestFailureSystemdRestartLimit(t *testing.T) {
 	if f, _ := failureOf(st, name); f.GaveUp == nil || len(f.Restarts) != 3 {
 		t.Errorf("after an agent restart: failure status %+v, want given up with 3 restarts", f)
 	}
-	if time.Since(start) < time.Minute {
-		if n := unitStarts(t, unit) - before; n != 3 {
-			t.Errorf("after an agent restart, systemd logged %d starts by the agent, want still 3", n)
-		}
-	} else {
-		t.Logf("the window passed before the check: %s", time.Since(start))
+	if n := unitStarts(t, unit) - before; n != 3 {
+		t.Errorf("after an agent restart, systemd logged %d starts by the agent, want still 3", n)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Minute {
+		t.Fatalf("the test took %s, longer than its 10m window: the checks above prove nothing", elapsed)
 	}
 	b.stop()
 }

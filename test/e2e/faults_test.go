@@ -29,6 +29,7 @@ import (
 	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/internal/gitserver"
+	"reconciler.dev/reconciler/internal/syncbuf"
 )
 
 // restartTestbed brings every stopped part of the testbed back (idempotent).
@@ -873,7 +874,7 @@ func startNetnsGit(t *testing.T, root string) *netnsGit {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr agentOutput
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the git server in %s: %v", g.ns, err)

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/autoscale"
+	"reconciler.dev/reconciler/controllers/compose"
+	"reconciler.dev/reconciler/controllers/daemontools"
+	"reconciler.dev/reconciler/controllers/engine"
+	"reconciler.dev/reconciler/controllers/export"
+	"reconciler.dev/reconciler/controllers/monitor"
+	"reconciler.dev/reconciler/controllers/supervisor"
+	"reconciler.dev/reconciler/controllers/swarm"
+	"reconciler.dev/reconciler/controllers/systemd"
+)
+
+// wiring is the parts of one reconciler process that reach the host, each
+// client made once and handed to every part that reads or changes what it
+// reaches: the Docker client to the swarm and compose drivers and the
+// monitor, the system bus to the systemd driver, export and the monitor,
+// the supervisord clients to the supervisor driver, export and the
+// monitor; the AMQP reader to the autoscaler. Clients connect lazily: a host with no Swarm services never
+// talks to Docker.
+type wiring struct {
+	docker      *client.Client
+	bus         *systemd.Bus
+	supervisors *supervisor.Clients
+
+	amqp       *autoscale.AMQPReader
+	autoscaler *autoscale.Autoscaler // on amqp
+
+	swarm      *swarm.Driver
+	systemd    *systemd.Driver
+	compose    *compose.Driver
+	supervisor *supervisor.Driver
+	engine     *engine.Engine
+}
+
+// newWiring makes the clients and the drivers on them.
+func newWiring() (*wiring, error) {
+	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	w := &wiring{docker: docker, bus: &systemd.Bus{}, supervisors: &supervisor.Clients{}, amqp: &autoscale.AMQPReader{}}
+	w.autoscaler = autoscale.New(w.amqp)
+	w.swarm = &swarm.Driver{API: docker}
+	w.systemd = systemd.New(w.bus)
+	w.compose = &compose.Driver{API: docker}
+	w.supervisor = supervisor.New(w.supervisors)
+	w.engine = &engine.Engine{
+		Drivers: map[v1.Driver]controllers.Driver{
+			v1.DriverSwarm:       w.swarm,
+			v1.DriverSystemd:     w.systemd,
+			v1.DriverSupervisor:  w.supervisor,
+			v1.DriverCompose:     w.compose,
+			v1.DriverDaemontools: &daemontools.Driver{},
+		},
+	}
+	return w, nil
+}
+
+// setCallTimeout bounds each call of the drivers that talk to a daemon
+// (--call-timeout; 0 keeps their default).
+func (w *wiring) setCallTimeout(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	w.swarm.CallTimeout = d
+	w.compose.CallTimeout = d
+	w.systemd.CallTimeout = d
+	w.supervisor.CallTimeout = d
+}
+
+// close closes every client.
+func (w *wiring) close() {
+	w.docker.Close()
+	w.bus.Close()
+	w.supervisors.Close()
+	w.amqp.Close()
+}
+
+// systemdConn is the bus's connection, for readers that need only part
+// of it (systemd.API has all they ask for).
+func (w *wiring) systemdConn(ctx context.Context) (systemd.API, error) { return w.bus.Conn(ctx) }
+
+// monitor is the resource collector on the drivers' clients.
+func (w *wiring) monitor() *monitor.Collector {
+	return &monitor.Collector{
+		Docker:     w.docker,
+		Systemd:    func(ctx context.Context) (monitor.SystemdAPI, error) { return w.systemdConn(ctx) },
+		Supervisor: w.supervisors,
+	}
+}
+
+// exporter is the reader of `reconciler export` on the drivers' clients.
+func (w *wiring) exporter() *export.Reader {
+	return &export.Reader{
+		Docker:     w.docker,
+		Systemd:    func(ctx context.Context) (export.SystemdAPI, error) { return w.systemdConn(ctx) },
+		Supervisor: w.supervisors,
+	}
+}

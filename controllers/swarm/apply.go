@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/docker/docker/api/types/swarm"
 
@@ -46,16 +45,24 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 			}
 			return nil
 		}
-		if !outOfSequence(err) || attempt >= maxSequenceRetries || ctx.Err() != nil {
+		if attempt >= maxSequenceRetries || ctx.Err() != nil {
 			return fmt.Errorf("%s: update %s to %s: %w", a.Subject, a.Field, a.To, err)
 		}
+		// Was the update out of sequence? Swarm says so only in text (an
+		// HTTP 500 the client types as errdefs Internal, like every other
+		// daemon failure), so the driver judges it from state instead: it
+		// re-reads the service, and only a version that moved since the
+		// read this update was built on means someone else wrote in
+		// between. Any other failure is returned as it came.
+		sent := svc.Version
 		cctx, cancel = context.WithTimeout(ctx, d.timeout())
 		d.Count.Add("inspect")
-		svc, _, err = d.API.ServiceInspectWithRaw(cctx, svc.ID, swarm.ServiceInspectOptions{})
+		fresh, _, ierr := d.API.ServiceInspectWithRaw(cctx, svc.ID, swarm.ServiceInspectOptions{})
 		cancel()
-		if err != nil {
-			return fmt.Errorf("%s: re-read after out-of-sequence update: %w", a.Subject, err)
+		if ierr != nil || fresh.Version.Index == sent.Index {
+			return fmt.Errorf("%s: update %s to %s: %w", a.Subject, a.Field, a.To, err)
 		}
+		svc = fresh
 	}
 }
 
@@ -102,13 +109,4 @@ func setField(spec *swarm.ServiceSpec, a controllers.Action) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("field %q is not owned by the swarm driver", a.Field)
-}
-
-// outOfSequence is true for Swarm's answer to an update made on a stale
-// version. Its text is the only signal there is: a stale update tried on
-// the testbed's engine (20.10) comes back as "rpc error: code = Unknown
-// desc = update out of sequence", an HTTP 500 that the client types only
-// as errdefs Internal, which every other daemon failure shares.
-func outOfSequence(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "update out of sequence")
 }

@@ -289,7 +289,10 @@ func (e *env) scale(ctx context.Context, names []string, replicas uint64) error 
 			if err == nil {
 				break
 			}
-			if attempt > 3 || !strings.Contains(err.Error(), "out of sequence") {
+			// A reset re-reads the service on every try, so any failure
+			// (an update out of sequence among them) is simply tried
+			// again, a few times.
+			if attempt > 3 {
 				return err
 			}
 		}

@@ -126,7 +126,6 @@ func (e *errs) add(p path, format string, args ...any) {
 	e.list = append(e.list, &Error{Pos: e.loc(p.idx), Path: p.disp, Msg: fmt.Sprintf(format, args...)})
 }
 
-
 // parentIdx returns the idx path one level up ("a.b[2].c" -> "a.b[2]" ->
 // "a.b" -> "a" -> "").
 func parentIdx(idx string) string {

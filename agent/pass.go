@@ -34,7 +34,9 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	}
 	now := time.Now()
 	end := a.calls.begin(daemonGit, "fetch", stuckAfter(min(a.cfg.GitTimeout, a.cfg.FetchTimeout)))
-	r, err := a.resolver.Resolve(ctx, desired.ResolveOptions{Base: base, Fetched: func(art source.Artifact) bool {
+	// The source's own lines name the revision fetched, so they get the
+	// logger that carries the pass id only.
+	r, err := a.resolver.Resolve(source.WithLogger(ctx, p.base), desired.ResolveOptions{Base: base, Fetched: func(art source.Artifact) bool {
 		now = time.Now()
 		return a.fetched(p, good, art, now)
 	}})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -83,7 +82,7 @@ func (s *gitSource) Last(ctx context.Context) (Artifact, error) {
 func (s *gitSource) Fetch(ctx context.Context) (a Artifact, changed bool, err error) {
 	start, reads := time.Now(), blobReads.Load()
 	defer func() {
-		slog.Debug("source fetched", "source", s.loc.redacted, "revision", a.Revision.ID, "changed", changed,
+		logger(ctx).Debug("source fetched", "source", s.loc.redacted, "revision", a.Revision.ID, "changed", changed,
 			"blobs_read", blobReads.Load()-reads, "took", time.Since(start), "err", err)
 	}()
 	if err := ctx.Err(); err != nil {

@@ -20,7 +20,13 @@ import (
 // does not say which path an object sits at, so over a network transport
 // an object over the bound anywhere in the pack refuses the fetch.
 func storePack(dst *filesystem.Storage, r io.Reader, lim Limits) error {
-	tmp, err := os.CreateTemp("", "reconciler-pack-*")
+	// The temporary file sits beside the cache it is for (the state dir),
+	// so an agent in a FROM-scratch image, which has no /tmp, can fetch;
+	// os.TempDir is the fallback for a cache that is not on disk.
+	tmp, err := os.CreateTemp(dst.Filesystem().Root(), "reconciler-pack-*")
+	if err != nil {
+		tmp, err = os.CreateTemp("", "reconciler-pack-*")
+	}
 	if err != nil {
 		return err
 	}

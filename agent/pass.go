@@ -15,6 +15,7 @@ import (
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
 	"reconciler.dev/reconciler/forge"
+	"reconciler.dev/reconciler/internal/logctx"
 	"reconciler.dev/reconciler/notify"
 )
 
@@ -36,7 +37,7 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	end := a.calls.begin(daemonGit, "fetch", stuckAfter(min(a.cfg.GitTimeout, a.cfg.FetchTimeout)))
 	// The source's own lines name the revision fetched, so they get the
 	// logger that carries the pass id only.
-	r, err := a.resolver.Resolve(source.WithLogger(ctx, p.base), desired.ResolveOptions{Base: base, Fetched: func(art source.Artifact) bool {
+	r, err := a.resolver.Resolve(logctx.With(ctx, p.base), desired.ResolveOptions{Base: base, Fetched: func(art source.Artifact) bool {
 		now = time.Now()
 		return a.fetched(p, good, art, now)
 	}})

@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"reconciler.dev/reconciler/internal/logctx"
 )
 
 // gitSource is a Source over a git repository, with a cache of fetched
@@ -82,7 +84,7 @@ func (s *gitSource) Last(ctx context.Context) (Artifact, error) {
 func (s *gitSource) Fetch(ctx context.Context) (a Artifact, changed bool, err error) {
 	start, reads := time.Now(), blobReads.Load()
 	defer func() {
-		logger(ctx).Debug("source fetched", "source", s.loc.redacted, "revision", a.Revision.ID, "changed", changed,
+		logctx.From(ctx).Debug("source fetched", "source", s.loc.redacted, "revision", a.Revision.ID, "changed", changed,
 			"blobs_read", blobReads.Load()-reads, "took", time.Since(start), "err", err)
 	}()
 	if err := ctx.Err(); err != nil {

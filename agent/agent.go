@@ -93,6 +93,10 @@ type Config struct {
 	// failed pass, drift left, maintenance, failure policy gave up). Run
 	// runs it.
 	Notify *notify.Notifier
+	// HealthyWithin bounds how long a new revision may take to reach
+	// converged and ready before it is quarantined and the last healthy
+	// revision goes back in force (quarantine.go); <= 0 never quarantines.
+	HealthyWithin time.Duration
 }
 
 // Agent is a running reconciler.
@@ -373,8 +377,17 @@ func (a *Agent) loadState() {
 		a.log.Warn(msg, "pass", st.InProgress.ID, "revision", shortRev(st.InProgress.Revision))
 		a.event(Event{Type: names.EventResumed, Pass: st.InProgress.ID, Revision: shortRev(st.InProgress.Revision), Message: msg})
 	}
+	if len(st.Quarantined) > 0 {
+		q := st.Quarantined[len(st.Quarantined)-1]
+		a.status.update(func(s *Status) { s.Quarantined, s.QuarantinedRevision = st.Quarantined, &q })
+		a.setQuarantineMetrics(st.Quarantined)
+	}
 	if st.Good != nil {
-		a.status.update(func(s *Status) { s.Revision = revisionStatus(st.Good.Revision, st.Good.Since) })
+		a.status.update(func(s *Status) {
+			s.Revision = revisionStatus(st.Good.Revision, st.Good.Since)
+			s.Revision.HealthySince, s.Revision.Reverted = st.HealthySince, st.Reverted
+			s.Labels = st.Good.Labels
+		})
 		a.metrics.revision.Reset()
 		a.metrics.revision.WithLabelValues(st.Good.Revision.ID, st.Good.Revision.Ref).Set(1)
 	}
@@ -415,6 +428,9 @@ type passRun struct {
 	statusNote string
 	// driftLeft counts the differences the pass did not put right.
 	driftLeft int
+	// failures are the subjects the pass left failed or blocked, with why
+	// (what a quarantine names).
+	failures map[string]error
 }
 
 type passKey struct{}
@@ -499,6 +515,7 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 	res := eng.Apply(ctx, plan)
 	fp.applied(res)
 	a.recordResult(p, res)
+	p.failures = res.Failures
 
 	a.mu.Lock()
 	if ctx.Err() == nil || a.state.InProgress == nil {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,13 +17,30 @@ const maxAnswer = 32 << 20
 // body (at most 32 MiB) and the status code. The context carries the
 // timeout.
 func Get(ctx context.Context, addr, path, token string) ([]byte, int, error) {
+	return call(ctx, http.MethodGet, addr, path, token, nil)
+}
+
+// PostJSON sends body (JSON) to one endpoint of the agent at addr, as Get
+// asks one.
+func PostJSON(ctx context.Context, addr, path, token string, body []byte) ([]byte, int, error) {
+	return call(ctx, http.MethodPost, addr, path, token, body)
+}
+
+func call(ctx context.Context, method, addr, path, token string, body []byte) ([]byte, int, error) {
 	base := addr
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+path, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+path, rd)
 	if err != nil {
 		return nil, 0, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -14,6 +14,8 @@ type metrics struct {
 	drift           *prometheus.GaugeVec
 	revision        *prometheus.GaugeVec
 	failedRevision  *prometheus.GaugeVec
+	quarantined     *prometheus.GaugeVec
+	reverts         prometheus.Counter
 	refusals        *prometheus.CounterVec
 	historyFetches  prometheus.Counter
 	sourceUp        prometheus.Gauge
@@ -56,6 +58,12 @@ func newMetrics() *metrics {
 		failedRevision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "reconciler_failed_revision_info", Help: "The newest revision that was refused (value 1), by reason.",
 		}, []string{"revision", "reason"}),
+		quarantined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconciler_quarantined_revision_info", Help: "Each revision held in quarantine (value 1), with the object that failed.",
+		}, []string{"revision", "subject"}),
+		reverts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "reconciler_reverts_total", Help: "Quarantines: times the last healthy revision went back in force.",
+		}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reconciler_revision_refusals_total", Help: "Revisions refused, by reason (invalid, unreadable, unsigned, untrusted-key, bad-signature, not-descendant, unverifiable).",
 		}, []string{"reason"}),
@@ -93,7 +101,7 @@ func newMetrics() *metrics {
 			Name: "reconciler_autoscale_read_errors_total", Help: "Queue readings that failed (the count was held).",
 		}, []string{"service"}),
 	}
-	m.reg.MustRegister(m.passes, m.passDuration, m.lastPass, m.drift, m.revision, m.failedRevision, m.refusals, m.historyFetches,
+	m.reg.MustRegister(m.passes, m.passDuration, m.lastPass, m.drift, m.revision, m.failedRevision, m.quarantined, m.reverts, m.refusals, m.historyFetches,
 		m.sourceUp, m.sourceLastFetch, m.sourceErrors, m.maintenance, m.apiCalls, m.actions,
 		m.autoscaleDesired, m.autoscaleReady, m.autoscaleConsumers, m.autoscaleErrors, m.webhookRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -73,13 +73,15 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	snap := r.Snapshot
 	next := &GoodRevision{Revision: art.Revision, Host: a.cfg.Host, Labels: snap.Effective.Labels, Spec: snap.Effective.Spec, Since: now}
 	a.mu.Lock()
-	prev := a.good
+	prev, prevSince, prevReverted := a.good, a.state.HealthySince, a.state.Reverted
 	a.good = next
+	a.state.HealthySince, a.state.Reverted = time.Time{}, ""
 	err = a.saveLocked()
 	if err != nil {
 		// A revision that cannot be recorded is not applied: after a crash
 		// the agent would otherwise go back to the older one half way.
 		a.good = prev
+		a.state.HealthySince, a.state.Reverted = prevSince, prevReverted
 	}
 	a.mu.Unlock()
 	if err != nil {
@@ -92,6 +94,7 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	}
 	a.status.update(func(s *Status) {
 		s.Revision = revisionStatus(art.Revision, now)
+		s.Labels = next.Labels
 		s.FailedRevision = nil
 		setCondition(s, Condition{Type: names.ConditionStateWritable, Status: true, Reason: names.ReasonWritten}, now)
 	})
@@ -131,6 +134,9 @@ func (a *Agent) fetched(p *passRun, good *GoodRevision, art source.Artifact, now
 			a.metrics.failedRevision.Reset()
 		}
 		return false
+	}
+	if a.isQuarantined(art.Revision.ID) {
+		return false // never tried again until released
 	}
 	return art.Revision.ID != failedID
 }
@@ -364,6 +370,7 @@ func (a *Agent) finish(p *passRun, err error) {
 	}
 	res := p.summary.Result
 	ok := res == names.ResultInSync || res == names.ResultConverged
+	a.judgeRevision(p, ok, end)
 	a.metrics.passes.WithLabelValues(res).Inc()
 	a.metrics.passDuration.Observe(end.Sub(p.start).Seconds())
 	a.metrics.lastPass.Set(float64(end.Unix()))

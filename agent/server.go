@@ -189,6 +189,7 @@ func (a *Agent) Handler() http.Handler {
 	})
 	read.HandleFunc("GET /events", a.serveEvents)
 	read.HandleFunc("GET /passes/{id}", a.servePass)
+	read.HandleFunc("POST /quarantine/release", a.serveRelease)
 	read.HandleFunc("GET /{$}", a.servePage)
 	read.HandleFunc("GET /static/names.js", namesScript)
 	read.Handle("GET /static/", staticFiles())

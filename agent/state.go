@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"reconciler.dev/reconciler/api/status"
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers/autoscale"
 	"reconciler.dev/reconciler/controllers/failure"
@@ -32,6 +33,18 @@ type State struct {
 	// Failures is what the failure policies remember per service (restarts
 	// within their window, failures, standbys started).
 	Failures map[string]failure.Memory `json:"failures,omitempty"`
+	// Healthy is the last revision whose pass ended converged and ready:
+	// what a quarantine goes back to (quarantine.go).
+	Healthy *GoodRevision `json:"healthy,omitempty"`
+	// HealthySince is when the passes of the revision in force began to
+	// end healthy without a failure since; zero while they do not.
+	HealthySince time.Time `json:"healthySince,omitzero"`
+	// Reverted names the revision quarantined when the one in force came
+	// back in its place.
+	Reverted string `json:"reverted,omitempty"`
+	// Quarantined are the revisions that did not become healthy in time,
+	// never tried again until an operator releases them.
+	Quarantined []status.QuarantinedRevision `json:"quarantined,omitempty"`
 }
 
 // GoodRevision is a validated revision and the host's effective state in it,

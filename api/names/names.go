@@ -33,6 +33,16 @@ const (
 	// (failure.ActFailing, ActRestart, ActGaveUp, ActStart, ActStop,
 	// ActCleared).
 	EventFailurePolicy = "failure-policy"
+	// EventRevisionHealthy: the revision in force reached converged and
+	// ready for the first time (it is the one a later revert goes back to).
+	EventRevisionHealthy = "revision-healthy"
+	// EventQuarantined: a revision did not become healthy within
+	// --healthy-within; Subject is the failing object.
+	EventQuarantined = "revision-quarantined"
+	// EventReverted: the last healthy revision is back in force.
+	EventReverted = "revision-reverted"
+	// EventQuarantineReleased: an operator released a quarantine.
+	EventQuarantineReleased = "quarantine-released"
 )
 
 // EventTypes lists every event type, for clients that subscribe by type
@@ -42,6 +52,7 @@ var EventTypes = []string{
 	EventPassStarted, EventPassFinished, EventRevision, EventRevisionRefused, EventRevisionTrusted, EventTrustCheckFailed,
 	EventSourceFailed, EventSourceRecovered, EventStateError, EventStateCorrupt, EventResumed, EventAutoscale, EventWebhook,
 	EventResources, EventDrift, EventFailurePolicy,
+	EventRevisionHealthy, EventQuarantined, EventReverted, EventQuarantineReleased,
 }
 
 // Condition types.
@@ -52,6 +63,10 @@ const (
 	ConditionMaintenance     = "Maintenance"
 	ConditionTrustChecked    = "TrustChecked"
 	ConditionStateWritable   = "StateWritable"
+	// ConditionRevisionHealthy: the revision in force has reached converged
+	// and ready (Reason RevisionProven, OnTrial, Degraded, Reverted,
+	// NoFallback).
+	ConditionRevisionHealthy = "RevisionHealthy"
 )
 
 // Condition reasons.
@@ -69,6 +84,11 @@ const (
 	ReasonNotConverged  = "NotConverged"
 	ReasonJudged        = "Judged"
 	ReasonCheckFailed   = "CheckFailed"
+	ReasonProven        = "Proven"     // the revision in force reached converged and ready
+	ReasonOnTrial       = "OnTrial"    // not yet, and still within --healthy-within
+	ReasonDegraded      = "Degraded"   // it was healthy before and fails now: not reverted
+	ReasonReverted      = "Reverted"   // a revision was quarantined; the last healthy one is back
+	ReasonNoFallback    = "NoFallback" // past the bound, but no healthy revision to go back to
 )
 
 // Pass results (PassSummary.Result).

@@ -14,20 +14,29 @@ import (
 // agent's one report of itself, written by the agent alone (statusStore) on
 // every path of a pass, so it tells the truth after errors too.
 type Status struct {
-	Host           string                   `json:"host"`
-	Phase          string                   `json:"phase"` // starting, fetching, planning, applying, idle, stopping
-	Revision       *RevisionStatus          `json:"revision,omitempty"`
-	FailedRevision *FailedRevision          `json:"failedRevision,omitempty"`
-	Source         SourceStatus             `json:"source"`
-	Maintenance    *controllers.Maintenance `json:"maintenance,omitempty"`
-	LastPass       *PassSummary             `json:"lastPass,omitempty"`
-	Passes         []PassSummary            `json:"passes"` // the most recent first
-	Drift          []Drift                  `json:"drift"`
-	Autoscale      []autoscale.Status       `json:"autoscale,omitempty"` // the latest decision per autoscaled service
-	Failures       []failure.Status         `json:"failures,omitempty"`  // per service with an onFailure policy or a failure: what fired, when
-	Objects        []ObjectStatus           `json:"objects"`
-	Conditions     []Condition              `json:"conditions"`
-	Events         []Event                  `json:"events"` // the most recent last
+	Host           string          `json:"host"`
+	Phase          string          `json:"phase"` // starting, fetching, planning, applying, idle, stopping
+	Revision       *RevisionStatus `json:"revision,omitempty"`
+	FailedRevision *FailedRevision `json:"failedRevision,omitempty"`
+	// QuarantinedRevision is the newest revision quarantined: it validated
+	// but did not become converged and ready within --healthy-within, so
+	// the last healthy revision went back in force and it is never tried
+	// again (until released). Quarantined lists every one still held.
+	QuarantinedRevision *QuarantinedRevision  `json:"quarantinedRevision,omitempty"`
+	Quarantined         []QuarantinedRevision `json:"quarantined,omitempty"`
+	// Labels are the host's labels in the revision in force (a rollout
+	// wave is one of them; see `reconciler fleet promote`).
+	Labels      map[string]string        `json:"labels,omitempty"`
+	Source      SourceStatus             `json:"source"`
+	Maintenance *controllers.Maintenance `json:"maintenance,omitempty"`
+	LastPass    *PassSummary             `json:"lastPass,omitempty"`
+	Passes      []PassSummary            `json:"passes"` // the most recent first
+	Drift       []Drift                  `json:"drift"`
+	Autoscale   []autoscale.Status       `json:"autoscale,omitempty"` // the latest decision per autoscaled service
+	Failures    []failure.Status         `json:"failures,omitempty"`  // per service with an onFailure policy or a failure: what fired, when
+	Objects     []ObjectStatus           `json:"objects"`
+	Conditions  []Condition              `json:"conditions"`
+	Events      []Event                  `json:"events"` // the most recent last
 	// Monitor says how resource collection goes (absent when it is off).
 	Monitor *MonitorStatus `json:"monitor,omitempty"`
 	// Stuck lists the daemons that do not answer (a call in flight for
@@ -62,6 +71,42 @@ type RevisionStatus struct {
 	Message string    `json:"message,omitempty"`
 	Time    time.Time `json:"time,omitzero"`
 	Since   time.Time `json:"since"` // when the agent took it into force
+	// HealthySince is when the passes of this revision began to end
+	// converged and ready without a failure since (zero while they do
+	// not): what a rollout's soak time is measured from.
+	HealthySince time.Time `json:"healthySince,omitzero"`
+	// Reverted names the revision quarantined when this one came back
+	// into force in its place.
+	Reverted string `json:"reverted,omitempty"`
+}
+
+// Describe says why the revision was quarantined, in one line.
+func (q QuarantinedRevision) Describe() string {
+	msg := "not converged and ready within " + q.Within
+	if q.Subject != "" {
+		msg += "; " + q.Subject
+	}
+	if q.Reason != "" {
+		msg += ": " + q.Reason
+	}
+	return msg
+}
+
+// QuarantinedRevision is a revision that did not become healthy in time.
+type QuarantinedRevision struct {
+	ID      string `json:"id"`
+	Message string `json:"message,omitempty"`
+	// Subject is the object that failed last ("swarm/web"; empty when the
+	// pass failed as a whole) and Reason why.
+	Subject string `json:"subject,omitempty"`
+	Reason  string `json:"reason"`
+	// Since is when the revision came into force, At when it was
+	// quarantined, Within the bound it was given.
+	Since  time.Time `json:"since"`
+	At     time.Time `json:"at"`
+	Within string    `json:"within"`
+	// RevertedTo is the healthy revision put back in force.
+	RevertedTo string `json:"revertedTo"`
 }
 
 // FailedRevision is the newest revision that could not be applied, and why.

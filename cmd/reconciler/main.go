@@ -96,7 +96,7 @@ command line wins.`,
 			return flagsFromEnv(cmd)
 		},
 	}
-	root.AddCommand(newVersionCommand(), newValidateCommand(), newPlanCommand(), newApplyCommand(), newSchemaCommand(), newRunCommand(), newStatusCommand(), newFleetCommand(), newExportCommand(), newDiffCommand())
+	root.AddCommand(newVersionCommand(), newValidateCommand(), newPlanCommand(), newApplyCommand(), newSchemaCommand(), newRunCommand(), newStatusCommand(), newFleetCommand(), newExportCommand(), newDiffCommand(), newQuarantineCommand())
 	return root
 }
 

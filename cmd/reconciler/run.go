@@ -28,6 +28,7 @@ func newRunCommand() *cobra.Command {
 		notifyFile          string
 		logFormat, logLevel string
 		monitorInterval     time.Duration
+		healthyWithin       time.Duration
 		callTimeout         time.Duration
 	)
 	cmd := &cobra.Command{
@@ -197,7 +198,7 @@ has waited half its timeout, until one of its calls is answered again.`,
 				Trust: pol, Limits: sf.limits.parse, Reach: sf.reach.reach(),
 				Forge: rep, StatusURL: ff.statusURL,
 				CallTimeout: callTimeout, GitTimeout: sf.timeout,
-				Notify: notifier,
+				Notify: notifier, HealthyWithin: healthyWithin,
 			})
 			if err != nil {
 				return err
@@ -214,6 +215,7 @@ has waited half its timeout, until one of its calls is answered again.`,
 	sf.reach.register(cmd.Flags())
 	sf.trust.registerRewrite(cmd.Flags())
 	cmd.Flags().DurationVar(&interval, "interval", 30*time.Second, "time between passes when nothing triggers one")
+	cmd.Flags().DurationVar(&healthyWithin, "healthy-within", 0, "quarantine a new revision whose passes do not end converged and ready within this long of its coming into force, and put the last healthy revision back (0: never)")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9440", "address of the HTTP endpoints (empty: none)")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "/var/lib/reconciler", "where the revision in force and the source cache are kept")
 	cmd.Flags().StringVar(&webhookSecret, "webhook-secret-file", "", "file holding the webhook's HMAC secret, at least 16 bytes (without it, /webhook answers 401)")

@@ -122,6 +122,25 @@ func printStatus(w io.Writer, st status.Status) {
 			fmt.Fprintf(w, "               %s\n", e.Error())
 		}
 	}
+	if r := st.Revision; r != nil {
+		switch {
+		case !r.HealthySince.IsZero():
+			fmt.Fprintf(w, "healthy:     since %s\n", ago(r.HealthySince))
+		default:
+			for _, c := range st.Conditions {
+				if c.Type == names.ConditionRevisionHealthy {
+					fmt.Fprintf(w, "healthy:     no (%s): %s\n", c.Reason, c.Message)
+				}
+			}
+		}
+		if r.Reverted != "" {
+			fmt.Fprintf(w, "reverted:    back in force in place of %s\n", shortID(r.Reverted))
+		}
+	}
+	for _, q := range st.Quarantined {
+		fmt.Fprintf(w, "quarantined: %s %q %s (since %s; release: reconciler quarantine release %s)\n",
+			shortID(q.ID), q.Message, q.Describe(), ago(q.At), shortID(q.ID))
+	}
 	src := "ok, last fetch " + ago(st.Source.LastFetch)
 	if st.Source.Failing {
 		src = fmt.Sprintf("FAILING since %s: %s", ago(st.Source.FailingSince), st.Source.LastError)

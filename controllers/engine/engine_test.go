@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/drivertest"
 )
 
 // memDriver is an in-memory stand-in for a driver, used only to test the
@@ -247,15 +247,7 @@ func TestApplyLeaveMaintenanceWaitsForReadyAndStartsUnitsLast(t *testing.T) {
 }
 
 // closedPort returns a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+func closedPort(t *testing.T) string { return drivertest.ClosedAddr(t) }
 
 func TestApplyFailedProbeBlocksDependents(t *testing.T) {
 	sw := newMem(v1.DriverSwarm, 0)

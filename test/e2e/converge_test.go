@@ -5,13 +5,13 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"reconciler.dev/reconciler/controllers/drivertest"
 	"reconciler.dev/reconciler/internal/callcount"
 )
 
@@ -245,16 +245,7 @@ func TestFactoryProxySecondApplyMakesNoWrites(t *testing.T) {
 }
 
 // freePort returns a loopback address nothing listens on.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+func freePort(t *testing.T) string { return drivertest.ClosedAddr(t) }
 
 func TestFactoryProxyFailingProbeStopsDependents(t *testing.T) {
 	f := deployFactoryProxy(t)

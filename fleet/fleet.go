@@ -33,6 +33,12 @@ type Host struct {
 	Refused     string    `json:"refused,omitempty"` // a revision it refused
 	LastPass    time.Time `json:"lastPass,omitzero"`
 	LastResult  string    `json:"lastResult,omitempty"`
+	// Wave is the host's rollout wave (its label DefaultWaveLabel, or
+	// --wave-label); Rollout says where it stands in it (progressing,
+	// soaking, soaked, halted, unavailable) and RolloutReason why.
+	Wave          string    `json:"wave,omitempty"`
+	Rollout       HostState `json:"rollout,omitempty"`
+	RolloutReason string    `json:"rolloutReason,omitempty"`
 }
 
 // Report is the whole fleet.
@@ -41,6 +47,8 @@ type Report struct {
 	Hosts     []Host    `json:"hosts"`
 	Converged bool      `json:"converged"` // every agent reachable and converged on Revision
 	At        time.Time `json:"at"`
+	// Rollout is the rollout in waves, when one is asked about (--waves).
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // ParseAgents reads agent addresses from a comma-separated list, or from a

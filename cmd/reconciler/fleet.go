@@ -25,7 +25,7 @@ func newFleetCommand() *cobra.Command {
 only writer; this view only reads every agent's /status, concurrently, each
 within --timeout.`,
 	}
-	cmd.AddCommand(newFleetStatusCommand(), newFleetServeCommand())
+	cmd.AddCommand(newFleetStatusCommand(), newFleetServeCommand(), newFleetPromoteCommand())
 	return cmd
 }
 
@@ -33,6 +33,9 @@ type fleetFlags struct {
 	agents, revision string
 	tokenFile        string
 	timeout          time.Duration
+	// rollout, when set, adds --waves and the rest: the report then holds
+	// the rollout in waves too.
+	rollout *rolloutFlags
 }
 
 func (f *fleetFlags) register(cmd *cobra.Command) {
@@ -42,20 +45,46 @@ func (f *fleetFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the agents' bearer token (their --token-file), sent to every agent")
 }
 
+// registerRollout adds the rollout flags (fleet status and serve).
+func (f *fleetFlags) registerRollout(cmd *cobra.Command) {
+	f.rollout = &rolloutFlags{}
+	f.rollout.register(cmd)
+}
+
 func (f *fleetFlags) report(ctx context.Context) (fleet.Report, error) {
+	agents, answers, err := f.collect(ctx)
+	if err != nil {
+		return fleet.Report{}, err
+	}
+	rep := fleet.Summarize(agents, answers, f.revision, time.Now())
+	var ro *fleet.Rollout
+	if f.rollout != nil && len(f.rollout.waves) > 0 {
+		if ro, _, err = f.rollout.judge(ctx, agents, answers, rep.At); err != nil {
+			return rep, err
+		}
+	}
+	label, soak := fleet.DefaultWaveLabel, time.Duration(0)
+	if f.rollout != nil {
+		label, soak = f.rollout.waveLabel, f.rollout.soak
+	}
+	rep.AddRollout(answers, ro, label, soak)
+	return rep, nil
+}
+
+// collect asks every agent for its /status.
+func (f *fleetFlags) collect(ctx context.Context) ([]string, map[string]fleet.Answer, error) {
 	if f.agents == "" {
-		return fleet.Report{}, errors.New("--agents is required")
+		return nil, nil, errors.New("--agents is required")
 	}
 	agents, err := fleet.ParseAgents(f.agents)
 	if err != nil {
-		return fleet.Report{}, err
+		return nil, nil, err
 	}
 	token, err := agent.ReadToken(f.tokenFile)
 	if err != nil {
-		return fleet.Report{}, err
+		return nil, nil, err
 	}
-	answers := fleet.Collect(ctx, agents, f.timeout, token)
-	return fleet.Summarize(agents, answers, f.revision, time.Now()), nil
+	return agents, fleet.Collect(ctx, agents, f.timeout, token), nil
 }
 
 func newFleetStatusCommand() *cobra.Command {
@@ -97,13 +126,24 @@ revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,
 		},
 	}
 	ff.register(cmd)
+	ff.registerRollout(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }
 
 func printFleet(w io.Writer, rep fleet.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tAGENT\tREVISION\tIN SYNC\tMAINTENANCE\tDRIFT\tLAST PASS\tREACHABLE")
+	// The wave columns show only where waves are in use (a host with a
+	// wave label, or --waves): a fleet without them reads as before.
+	waves := rep.Rollout != nil
+	for _, h := range rep.Hosts {
+		waves = waves || h.Wave != ""
+	}
+	header := "HOST\tAGENT\tREVISION\tIN SYNC\tMAINTENANCE\tDRIFT\tLAST PASS\tREACHABLE"
+	if waves {
+		header += "\tWAVE\tROLLOUT"
+	}
+	fmt.Fprintln(tw, header)
 	yes := map[bool]string{true: "yes", false: "no"}
 	for _, h := range rep.Hosts {
 		host, rev := h.Host, fleet.Short(h.Revision)
@@ -122,7 +162,18 @@ func printFleet(w io.Writer, rep fleet.Report) {
 		if !h.Reachable {
 			rev, maint, last = "-", "-", "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", host, h.Agent, rev, yes[h.InSync], maint, h.Drift, last, reach)
+		wave, ro := h.Wave, string(h.Rollout)
+		if wave == "" {
+			wave = "-"
+		}
+		if h.RolloutReason != "" && h.Rollout != fleet.HostSoaked {
+			ro += ": " + h.RolloutReason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s", host, h.Agent, rev, yes[h.InSync], maint, h.Drift, last, reach)
+		if waves {
+			fmt.Fprintf(tw, "\t%s\t%s", wave, ro)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	n := 0
@@ -132,6 +183,10 @@ func printFleet(w io.Writer, rep fleet.Report) {
 		}
 	}
 	fmt.Fprintf(w, "%d of %d agents converged on %s\n", n, len(rep.Hosts), fleet.Short(rep.Revision))
+	if rep.Rollout != nil {
+		fmt.Fprintln(w)
+		printRollout(w, *rep.Rollout, true)
+	}
 }
 
 func newFleetServeCommand() *cobra.Command {
@@ -200,6 +255,7 @@ token is used to ask them: --listen must be a loopback address unless
 		},
 	}
 	ff.register(cmd)
+	ff.registerRollout(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9450", "address to serve the page on (loopback unless --allow-non-loopback)")
 	cmd.Flags().DurationVar(&cacheFor, "cache", 5*time.Second, "how long one report of the agents is served before they are asked again")
 	cmd.Flags().BoolVar(&allowRemote, "allow-non-loopback", false, "serve on a --listen address that is not loopback")

@@ -305,15 +305,16 @@ func judgeWave(w *Wave) {
 	}
 	switch {
 	case w.Halt != nil:
-		w.State, w.Reason = WaveHalted, "host "+w.Halt.Host+" "+w.Halt.Reason
+		w.State, w.Reason = WaveHalted, "host "+w.Halt.Host+": "+w.Halt.Reason
 	case unavailable > w.Budget:
 		w.Halt = &HostHalt{Host: hostName(*firstUnavailable), Reason: firstUnavailable.Reason}
-		w.State, w.Reason = WaveHalted, fmt.Sprintf("%d host(s) unavailable, more than --max-unavailable %d: host %s %s",
+		w.State, w.Reason = WaveHalted, fmt.Sprintf("%d host(s) unavailable, more than --max-unavailable %d: host %s: %s",
 			unavailable, w.Budget, w.Halt.Host, w.Halt.Reason)
 	case len(w.Hosts) == unavailable:
 		w.State, w.Reason = WaveHalted, "no host reports this wave"
-		if len(w.Hosts) == 0 {
-			w.Halt = &HostHalt{Reason: w.Reason}
+		w.Halt = &HostHalt{Reason: w.Reason}
+		if firstUnavailable != nil {
+			w.Halt.Host = hostName(*firstUnavailable)
 		}
 	case w.Counts[string(HostProgressing)] > 0:
 		w.State = WaveProgressing

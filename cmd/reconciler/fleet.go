@@ -95,7 +95,10 @@ func newFleetStatusCommand() *cobra.Command {
 		Short: "Print a table of every agent: host, revision, in sync, maintenance, drift, last pass, reachable",
 		Long: `fleet status asks every agent's /status concurrently and prints one line per
 agent: host, revision, in sync, maintenance, drift count, last pass age,
-reachable. -o json prints the same as a document.
+reachable. -o json prints the same as a document. Where hosts carry a wave
+label (README "Rollouts in waves") it adds each host's wave and rollout
+state (progressing, soaking, soaked, halted, unavailable); with --waves and
+--source it also prints the waves as ` + "`fleet promote --dry-run`" + ` would.
 
 Exit status: 0 when every agent is reachable and converged on the same
 revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,

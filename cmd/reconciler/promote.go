@@ -166,11 +166,7 @@ func printRollout(w io.Writer, ro fleet.Rollout, dryRun bool) {
 				counts = append(counts, fmt.Sprintf("%d %s", n, s))
 			}
 		}
-		state := string(wv.State)
-		if wv.Reason != "" {
-			state += ": " + wv.Reason
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", wv.Name, wv.Ref, fleet.Short(wv.Revision), state, strings.Join(counts, ", "), next)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", wv.Name, wv.Ref, fleet.Short(wv.Revision), wv.State, strings.Join(counts, ", "), next)
 	}
 	tw.Flush()
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -188,7 +184,7 @@ func printRollout(w io.Writer, ro fleet.Rollout, dryRun bool) {
 	case ro.Halted:
 		for _, wv := range ro.Waves {
 			if wv.State == fleet.WaveHalted && wv.Halt != nil {
-				fmt.Fprintf(w, "HALTED at wave %s: host %s: %s\n", wv.Name, wv.Halt.Host, wv.Halt.Reason)
+				fmt.Fprintf(w, "HALTED at wave %s: %s\n", wv.Name, wv.Reason)
 				break
 			}
 		}

@@ -208,6 +208,7 @@ func (a *Agent) judgeRevision(p *passRun, ok bool, now time.Time) {
 		if back != nil {
 			s.Revision = revisionStatus(back.Revision, now)
 			s.Revision.Reverted = reverted
+			s.Labels = back.Labels
 			s.QuarantinedRevision = &q
 			s.Quarantined = list
 		}

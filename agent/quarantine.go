@@ -15,6 +15,7 @@ import (
 	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/forge"
+	"reconciler.dev/reconciler/notify"
 )
 
 // A revision that validates can still break the host: a probe that never
@@ -229,6 +230,7 @@ func (a *Agent) judgeRevision(p *passRun, ok bool, now time.Time) {
 	a.event(Event{Time: now, Pass: p.id, Revision: shortRev(back.Revision.ID), Type: names.EventReverted, From: shortRev(q.ID), To: shortRev(back.Revision.ID),
 		Message: "the last healthy revision is back in force: " + back.Revision.Message})
 	a.postStatus(q.ID, forge.StateFailure, "quarantined: "+msg)
+	a.cfg.Notify.Fire(notify.EventQuarantined, q.ID, q.ID, p.id, "quarantined; "+shortRev(back.Revision.ID)+" is back in force: "+msg)
 	p.log.Error("revision quarantined; the last healthy revision goes back in force", "quarantined", shortRev(q.ID),
 		"reverted-to", shortRev(back.Revision.ID), "subject", q.Subject, "reason", q.Reason, "within", q.Within)
 	// The healthy revision is enforced at once, not after the backoff.
@@ -279,6 +281,7 @@ func (a *Agent) Release(id, by string) (QuarantinedRevision, error) {
 		}
 	})
 	a.setQuarantineMetrics(list)
+	a.cfg.Notify.Resolve(notify.EventQuarantined, q.ID, q.ID, "", "released by "+by)
 	a.event(Event{Type: names.EventQuarantineReleased, Revision: shortRev(q.ID), Subject: q.Subject, Message: "released by " + by})
 	a.log.Warn("quarantine released: the revision will be tried again", "pass", "-", "revision", a.goodID(),
 		"released", shortRev(q.ID), "by", by)

@@ -9,9 +9,12 @@ const (
 	EventDriftLeft       = "drift-left"       // a pass left differences; resolves when none are left
 	EventMaintenance     = "maintenance"      // fires when entered, resolves when left
 	EventGaveUp          = "failure-gave-up"  // per subject; resolves when the service recovers
+	// EventQuarantined fires when a revision is quarantined (its subject is
+	// the revision) and resolves when an operator releases it.
+	EventQuarantined = "revision-quarantined"
 )
 
-var eventTypes = []string{EventRevisionRefused, EventPassFailed, EventDriftLeft, EventMaintenance, EventGaveUp}
+var eventTypes = []string{EventRevisionRefused, EventPassFailed, EventDriftLeft, EventMaintenance, EventGaveUp, EventQuarantined}
 
 func knownEvent(t string) bool {
 	for _, e := range eventTypes {

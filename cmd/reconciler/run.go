@@ -105,7 +105,7 @@ logged: it never delays or fails a pass.
 
 With --notify-file FILE (YAML or JSON) the agent notifies the targets listed
 there of its host's conditions: revision-refused, pass-failed, drift-left,
-maintenance and failure-gave-up, each with host, revision and pass id, sent
+maintenance, failure-gave-up and revision-quarantined, each with host, revision and pass id, sent
 when it fires and again when it resolves. Target kinds: webhook (a JSON POST
 signed X-Reconciler-Signature-256: sha256=<hex HMAC-SHA256 of the body> with
 the key in secretFile), slack (an incoming webhook, {"text": ...}) and

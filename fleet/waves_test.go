@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +171,29 @@ func TestPlanRollout(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The page and the report show each host's wave and where it stands, and
+// the waves' table when a rollout was judged.
+func TestRolloutOnPage(t *testing.T) {
+	agents := []string{"a1", "a2"}
+	answers := map[string]Answer{"a1": {Status: host("c1", "canary", "a", t0.Add(-time.Hour), "b")}, "a2": {Status: host("s1", "second", "a", t0.Add(-time.Hour))}}
+	spec := RolloutSpec{Source: "main", Waves: []string{"canary", "second"}, RefPrefix: "rollout/", Soak: time.Minute}
+	heads := map[string]string{"main": "b", "rollout/canary": "b", "rollout/second": "a"}
+	ro := PlanRollout(spec, agents, answers, heads, func(string, string) (bool, error) { return true, nil }, t0)
+	rep := Summarize(agents, answers, "", t0)
+	rep.AddRollout(answers, &ro, "", spec.Soak)
+	if rep.Hosts[0].Wave != "canary" || rep.Hosts[0].Rollout != HostHalted || rep.Hosts[1].Rollout != HostSoaked {
+		t.Fatalf("hosts %+v", rep.Hosts)
+	}
+	var b strings.Builder
+	if err := WritePage(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Rollout in waves", "rollout/canary", "halted", "quarantined b", "soaked"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the page lacks %q:\n%s", want, b.String())
+		}
 	}
 }

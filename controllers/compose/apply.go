@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -282,6 +283,18 @@ func ContainerName(project, service string, n int) string {
 	return project + "-" + service + "-" + strconv.Itoa(n)
 }
 
+// ReplicaName is the name replica n gets when made from the container
+// named tmpl: in the style the project's compose client named it, so one
+// project's containers read alike. docker-compose 1.x names them
+// <project>_<service>_<n>; Compose v2 (the default) <project>-<service>-<n>.
+// Either client finds them by their labels, not their names.
+func ReplicaName(tmpl, project, service string, n int) string {
+	if strings.HasPrefix(tmpl, project+"_"+service+"_") {
+		return project + "_" + service + "_" + strconv.Itoa(n)
+	}
+	return ContainerName(project, service, n)
+}
+
 // replicaSpec derives replica n from the template's inspected configuration:
 // the same config, host config and networks, with the container number
 // label set to n, and with what belongs to the template container alone
@@ -291,8 +304,8 @@ func replicaSpec(tmpl container.InspectResponse, project, service string, n int)
 	if tmpl.ContainerJSONBase == nil || tmpl.Config == nil || tmpl.HostConfig == nil {
 		return spec{}, errors.New("template container has no configuration")
 	}
-	name := ContainerName(project, service, n)
 	tmplName := trimSlash(tmpl.Name)
+	name := ReplicaName(tmplName, project, service, n)
 	short := tmpl.ID
 	if len(short) > 12 {
 		short = short[:12]

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,7 +19,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
 	"reconciler.dev/reconciler/controllers/compose"
@@ -26,9 +26,11 @@ import (
 )
 
 // The seed 001 runbook: "change the number of replicas to 5 and start the
-// containers in the background: docker compose up -d". Here the project was
-// brought up once by compose (the test plays compose, through the Docker API,
-// since the plugin is not installed), and from then on the count is a commit.
+// containers in the background: docker compose up -d". Here the project is
+// brought up once by a real compose client (Debian's docker-compose 1.29,
+// which hack/testbed installs), and from then on the count is a commit.
+// After every reconciler action the tests ask docker-compose itself: `ps`
+// must agree, and `up -d` with the same count must recreate nothing.
 
 const (
 	composeService = "poller"
@@ -38,70 +40,107 @@ const (
 	composeStopDelay = 2 * time.Second
 )
 
-// composeProject is a Compose project with one service, poller, made the way
-// `docker compose up` makes it: a network <project>_default and a container
-// <project>-poller-1 with the labels compose sets. Everything carries the
-// testbed's label, and is removed when the test ends.
+// composeFile is the project's compose file, as seed 001 writes it.
+const composeFile = `version: "2.4"
+services:
+  poller:
+    image: local/worker:1
+    restart: unless-stopped
+    stop_grace_period: 10s
+    environment:
+      WORKER_STOP_DELAY: %s
+      USM_POLLER_SATELLITE_ID: "7"
+`
+
+// composeProject is a Compose project with one service, poller, brought up
+// by `docker-compose -p NAME -f FILE up -d`: a network <project>_default and
+// a container <project>_poller_1. The image carries the testbed's label;
+// everything is removed when the test ends.
 type composeProject struct {
 	t       *testing.T
 	docker  *client.Client
 	name    string
 	network string
+	file    string // the compose file
 	repo    *GitRepo
 	cache   string
 }
 
 func newComposeProject(t *testing.T) *composeProject {
 	t.Helper()
-	tb := testbed(t)
-	p := &composeProject{t: t, docker: dockerClient(t), name: uniqueName("cmp"), cache: t.TempDir()}
+	testbed(t)
+	dir := t.TempDir()
+	p := &composeProject{t: t, docker: dockerClient(t), name: uniqueName("cmp"), cache: t.TempDir(),
+		file: filepath.Join(dir, "compose.yaml")}
 	p.network = p.name + "_default"
-	ctx := ctxT(t, time.Minute)
-	labels := func(extra map[string]string) map[string]string {
-		l := map[string]string{compose.LabelProject: p.name, tb.Label: "1", "com.docker.compose.version": "2.29.1"}
-		for k, v := range extra {
-			l[k] = v
-		}
-		return l
+	if err := os.WriteFile(p.file, fmt.Appendf(nil, composeFile, composeStopDelay), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(p.remove)
-	if _, err := p.docker.NetworkCreate(ctx, p.network, network.CreateOptions{
-		Labels: labels(map[string]string{"com.docker.compose.network": "default"}),
-	}); err != nil {
-		t.Fatalf("creating network %s: %v", p.network, err)
-	}
-	first := compose.ContainerName(p.name, composeService, 1)
-	resp, err := p.docker.ContainerCreate(ctx,
-		&container.Config{
-			Image: "local/worker:1",
-			Env:   []string{"WORKER_STOP_DELAY=" + composeStopDelay.String(), "USM_POLLER_SATELLITE_ID=7"},
-			Labels: labels(map[string]string{
-				compose.LabelService:                      composeService,
-				compose.LabelNumber:                       "1",
-				compose.LabelOneoff:                       "False",
-				"com.docker.compose.config-hash":          "3f1c0ffee",
-				"com.docker.compose.image":                "sha256:0000",
-				"com.docker.compose.depends_on":           "",
-				"com.docker.compose.project.working_dir":  "/opt/usm_poller",
-				"com.docker.compose.project.config_files": "/opt/usm_poller/compose.yaml",
-			}),
-		},
-		&container.HostConfig{
-			NetworkMode:   container.NetworkMode(p.network),
-			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-		},
-		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			p.network: {Aliases: []string{first, composeService}},
-		}},
-		nil, first)
-	if err != nil {
-		t.Fatalf("creating %s: %v", first, err)
-	}
-	if err := p.docker.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
-		t.Fatalf("starting %s: %v", first, err)
-	}
+	p.compose("up", "-d")
 	p.repo = newGitRepo(t, "compose")
 	return p
+}
+
+// compose runs docker-compose on the project (against the testbed's
+// dockerd: DOCKER_HOST is in the environment) and returns its output.
+func (p *composeProject) compose(args ...string) string {
+	p.t.Helper()
+	return run(p.t, filepath.Dir(p.file), "docker-compose", append([]string{"--no-ansi", "-p", p.name, "-f", p.file}, args...)...)
+}
+
+// composeName is the name docker-compose 1.29 gives container n; the
+// driver names the replicas it makes in the same style.
+func (p *composeProject) composeName(n int) string {
+	return compose.ReplicaName(p.name+"_"+composeService+"_1", p.name, composeService, n)
+}
+
+// composeAgrees fails the test unless docker-compose sees what the
+// reconciler made of the project: `docker-compose ps` lists containers 1..n
+// up (and at 0 only the kept #1, exited), and `docker-compose up -d
+// --scale poller=n` creates, recreates, starts and removes nothing: the
+// containers are the same ones afterwards. At 0 the `up` is left out:
+// docker-compose would remove the kept #1, which the driver needs as the
+// template of the next scale-up (see the compose package doc).
+func (p *composeProject) composeAgrees(n int) {
+	p.t.Helper()
+	var up, other []string
+	for _, line := range strings.Split(p.compose("ps"), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || !strings.HasPrefix(f[0], p.name) {
+			continue
+		}
+		if slices.Contains(f[2:], "Up") {
+			up = append(up, f[0])
+		} else {
+			other = append(other, f[0])
+		}
+	}
+	var want, wantOther []string
+	for i := 1; i <= n; i++ {
+		want = append(want, p.composeName(i))
+	}
+	if n == 0 {
+		wantOther = []string{p.composeName(1)}
+	}
+	sort.Strings(up)
+	sort.Strings(want)
+	if !slices.Equal(up, want) || !slices.Equal(other, wantOther) {
+		p.t.Fatalf("docker-compose ps at %d: up %v, not up %v; want up %v, not up %v", n, up, other, want, wantOther)
+	}
+	if n == 0 {
+		return
+	}
+	before := p.replicas()
+	out := p.compose("up", "-d", "--scale", fmt.Sprintf("%s=%d", composeService, n))
+	for _, verb := range []string{"Creating", "Recreating", "Starting", "Stopping", "Removing"} {
+		if strings.Contains(out, verb) {
+			p.t.Errorf("docker-compose up -d --scale %s=%d changed the project (%s):\n%s", composeService, n, verb, out)
+		}
+	}
+	if after := p.replicas(); !slices.Equal(after, before) {
+		p.t.Errorf("docker-compose up -d --scale %s=%d: containers %v, before %v", composeService, n, after, before)
+	}
 }
 
 // remove removes every container of the project and its network.
@@ -196,7 +235,7 @@ func (p *composeProject) checkRunning(n int) {
 	p.t.Helper()
 	var running, other []string
 	for _, r := range p.replicas() {
-		if want := compose.ContainerName(p.name, composeService, r.Number); r.Name != want {
+		if want := p.composeName(r.Number); r.Name != want {
 			p.t.Errorf("container number %d is named %s, want %s", r.Number, r.Name, want)
 		}
 		if r.State == container.StateRunning {
@@ -249,6 +288,7 @@ func TestComposeScaleByCommits(t *testing.T) {
 		r := p.reconciler(nil, "apply").mustCode(t, 0, fmt.Sprintf("apply replicas: %d", n))
 		t.Logf("replicas %d converged in %s:\n%s", n, r.Took.Round(time.Millisecond), r.Stderr)
 		p.checkRunning(n)
+		p.composeAgrees(n)
 		if check != nil {
 			check(ev)
 		}
@@ -263,6 +303,7 @@ func TestComposeScaleByCommits(t *testing.T) {
 			t.Errorf("second apply at %d listed containers %d times, want once: %v", n, lists, dp.Counts())
 		}
 		p.checkRunning(n)
+		p.composeAgrees(n)
 		p.reconciler(nil, "plan").mustCode(t, 0, fmt.Sprintf("plan at replicas: %d", n))
 	}
 
@@ -340,6 +381,7 @@ func TestComposeManualDriftRevertedOrReported(t *testing.T) {
 	}
 	p.reconciler(nil, "apply").mustCode(t, 0, "apply reverting the drift")
 	p.checkRunning(3)
+	p.composeAgrees(3)
 	if back, _ := p.replica(2); back.ID == gone.ID {
 		t.Errorf("#2 has the removed container's id")
 	}
@@ -362,6 +404,7 @@ func TestComposeManualDriftRevertedOrReported(t *testing.T) {
 		t.Errorf("apply with drift: report made %d mutating Docker calls: %v", m, dp.Counts())
 	}
 	p.checkRunning(2)
+	p.composeAgrees(2)
 }
 
 func TestComposeServiceWithoutContainersIsMissing(t *testing.T) {
@@ -379,6 +422,7 @@ func TestComposeServiceWithoutContainersIsMissing(t *testing.T) {
 		t.Errorf("apply made %d mutating Docker calls for a missing service: %v", m, dp.Counts())
 	}
 	p.checkRunning(1) // the project's own poller is not touched
+	p.composeAgrees(1)
 }
 
 // composeEvents records Docker's container events of one project while a

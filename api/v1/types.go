@@ -159,8 +159,10 @@ type Service struct {
 	// is killed, on graceful scale-down (default 10s).
 	StopTimeout *Duration `json:"stopTimeout,omitempty"`
 
-	// Image (swarm) is the image the service should run. When set, the
-	// reconciler owns the image too; when not, the stack's image stays.
+	// Image (swarm, compose) is the image the service should run. When set,
+	// the reconciler owns the image too; when not, the stack's or compose
+	// file's image stays. Compose replicas on another image are recreated on
+	// this one, one at a time, each ready before the old one is removed.
 	Image string `json:"image,omitempty"`
 	// Unit (systemd) is the unit to run: a template such as usm-poller@.service
 	// for a count (instances usm-poller@1..N), or a plain unit for 0/1.
@@ -183,8 +185,9 @@ type Service struct {
 	// OnNotReady (daemontools) says what to do when a start never becomes
 	// ready: down (bring it down again; the default, as svcstart does) or keep.
 	OnNotReady string `json:"onNotReady,omitempty"`
-	// RestartOn (daemontools) is any value, such as a config file's hash: when
-	// it changes, a service that is up is restarted (and only one that is up).
+	// RestartOn (every driver) is any value, such as a config file's hash:
+	// when it changes, what runs of the service is restarted, one replica at
+	// a time with readiness between (and only what is up).
 	RestartOn string `json:"restartOn,omitempty"`
 
 	// Autoscale sizes the replica count from a RabbitMQ queue, within bounds.

@@ -448,26 +448,35 @@ func (s *Service) LiveObject() string {
 }
 
 // driverFields says which driver each driver-specific field belongs to.
+// restartOn is not among them: it applies to every driver.
 var driverFields = []struct {
-	name   string
-	driver Driver
-	set    func(*Service) bool
+	name    string
+	drivers []Driver
+	set     func(*Service) bool
 }{
-	{"image", DriverSwarm, func(s *Service) bool { return s.Image != "" }},
-	{"unit", DriverSystemd, func(s *Service) bool { return s.Unit != "" }},
-	{"project", DriverCompose, func(s *Service) bool { return s.Project != "" }},
-	{"program", DriverSupervisor, func(s *Service) bool { return s.Program != "" }},
-	{"socket", DriverSupervisor, func(s *Service) bool { return s.Socket != "" }},
-	{"dir", DriverDaemontools, func(s *Service) bool { return s.Dir != "" }},
-	{"once", DriverDaemontools, func(s *Service) bool { return s.Once != nil }},
-	{"onNotReady", DriverDaemontools, func(s *Service) bool { return s.OnNotReady != "" }},
-	{"restartOn", DriverDaemontools, func(s *Service) bool { return s.RestartOn != "" }},
+	{"image", []Driver{DriverSwarm, DriverCompose}, func(s *Service) bool { return s.Image != "" }},
+	{"unit", []Driver{DriverSystemd}, func(s *Service) bool { return s.Unit != "" }},
+	{"project", []Driver{DriverCompose}, func(s *Service) bool { return s.Project != "" }},
+	{"program", []Driver{DriverSupervisor}, func(s *Service) bool { return s.Program != "" }},
+	{"socket", []Driver{DriverSupervisor}, func(s *Service) bool { return s.Socket != "" }},
+	{"dir", []Driver{DriverDaemontools}, func(s *Service) bool { return s.Dir != "" }},
+	{"once", []Driver{DriverDaemontools}, func(s *Service) bool { return s.Once != nil }},
+	{"onNotReady", []Driver{DriverDaemontools}, func(s *Service) bool { return s.OnNotReady != "" }},
+}
+
+// joinDrivers names drivers for a message: "swarm or compose".
+func joinDrivers(ds []Driver) string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = string(d)
+	}
+	return strings.Join(out, " or ")
 }
 
 func validateServiceEffective(e *errs, svc *Service, p path) {
 	for _, f := range driverFields {
-		if f.set(svc) && svc.Driver != f.driver && slices.Contains(Drivers, svc.Driver) {
-			e.add(p.field(f.name), "applies to driver %s, not %s", f.driver, svc.Driver)
+		if f.set(svc) && !slices.Contains(f.drivers, svc.Driver) && slices.Contains(Drivers, svc.Driver) {
+			e.add(p.field(f.name), "applies to driver %s, not %s", joinDrivers(f.drivers), svc.Driver)
 		}
 	}
 	a := svc.Autoscale

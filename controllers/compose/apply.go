@@ -52,11 +52,15 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		}
 	case startSteps:
 		if a.Op == controllers.OpScaleUp {
-			return d.scaleUp(ctx, a.Subject, sl, steps)
+			return d.scaleUp(ctx, a.Subject, sl, steps, overrideOf(t.Service))
+		}
+	case recreateSteps:
+		if a.Op == controllers.OpSetImage || a.Op == controllers.OpRestart {
+			return d.recreate(ctx, a.Subject, t, sl, steps)
 		}
 	}
 	switch a.Op {
-	case controllers.OpScaleDown, controllers.OpScaleUp:
+	case controllers.OpScaleDown, controllers.OpScaleUp, controllers.OpSetImage:
 		return fmt.Errorf("%s: %s was not planned by the compose driver (no steps)", a.Subject, a.Op)
 	case controllers.OpRestart:
 		if a.Field == controllers.FieldFailing {
@@ -141,7 +145,7 @@ func (d *Driver) remove(ctx context.Context, subject, id, name string, force boo
 	return nil
 }
 
-func (d *Driver) scaleUp(ctx context.Context, subject string, sl serviceLive, toStart []int) error {
+func (d *Driver) scaleUp(ctx context.Context, subject string, sl serviceLive, toStart []int, over override) error {
 	// First every missing number gets a container, in order (stopped ones
 	// are reused), then they are started together, as Compose starts them:
 	// on a busy host a start takes seconds, mostly in the daemon.
@@ -174,7 +178,7 @@ func (d *Driver) scaleUp(ctx context.Context, subject string, sl serviceLive, to
 			}
 			tmpl = &t
 		}
-		spec, err := replicaSpec(*tmpl, sl.Project, sl.Service, n)
+		spec, err := replicaSpec(*tmpl, sl.Project, sl.Service, n, over)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", subject, err))
 			break
@@ -299,8 +303,9 @@ func ReplicaName(tmpl, project, service string, n int) string {
 // the same config, host config and networks, with the container number
 // label set to n, and with what belongs to the template container alone
 // left out (its generated hostname, MAC and IP addresses, the aliases that
-// name it). It is pure.
-func replicaSpec(tmpl container.InspectResponse, project, service string, n int) (spec, error) {
+// name it), and the declared image and restartOn value, when set, instead of
+// the template's. It is pure.
+func replicaSpec(tmpl container.InspectResponse, project, service string, n int, over override) (spec, error) {
 	if tmpl.ContainerJSONBase == nil || tmpl.Config == nil || tmpl.HostConfig == nil {
 		return spec{}, errors.New("template container has no configuration")
 	}
@@ -320,6 +325,7 @@ func replicaSpec(tmpl container.InspectResponse, project, service string, n int)
 	cfg.Labels[LabelService] = service
 	cfg.Labels[LabelNumber] = strconv.Itoa(n)
 	delete(cfg.Labels, labelReplace)
+	over.apply(&cfg)
 	cfg.Env = slices.Clone(tmpl.Config.Env)
 	if cfg.Hostname == short {
 		cfg.Hostname = "" // Docker's default: the new container's own id

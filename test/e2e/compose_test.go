@@ -545,3 +545,144 @@ func (ev *composeEvents) checkStopOrder(t *testing.T, order []int, removeLast bo
 	}
 	t.Logf("stop order:\n%s", ev.summary())
 }
+
+// commitService commits the host document with the given count and extra
+// lines under the poller's entry.
+func (p *composeProject) commitService(replicas int, serviceExtra string) {
+	doc := p.hostDoc(replicas, "") + serviceExtra
+	p.repo.Commit(fmt.Sprintf("poller replicas: %d %s", replicas, strings.TrimSpace(serviceExtra)), map[string]string{"hosts/sat-7.yaml": doc})
+}
+
+// readySampler counts, every 50ms while a step runs, the poller
+// containers numbered 1..n that run, and keeps the fewest seen.
+type readySampler struct {
+	mu     sync.Mutex
+	fewest int
+	counts []int
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (p *composeProject) sampleReady(n int) *readySampler {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &readySampler{fewest: n + 1, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for ctx.Err() == nil {
+			list, err := p.docker.ContainerList(ctx, p.listOpts())
+			if err == nil {
+				running := 0
+				for _, c := range list {
+					num, _ := strconv.Atoi(c.Labels[compose.LabelNumber])
+					if c.Labels[compose.LabelService] == composeService && num >= 1 && num <= n && c.State == container.StateRunning {
+						running++
+					}
+				}
+				s.mu.Lock()
+				s.fewest = min(s.fewest, running)
+				if len(s.counts) == 0 || s.counts[len(s.counts)-1] != running {
+					s.counts = append(s.counts, running)
+				}
+				s.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	p.t.Cleanup(s.stop)
+	return s
+}
+
+func (s *readySampler) stop() {
+	s.cancel()
+	<-s.done
+}
+
+// TestComposeImageRolling is seed 001's upgrade as a commit: the poller
+// project moves from local/worker:1 to local/worker:2 one container at a
+// time, never fewer than N-1 running, each new one ready before the next
+// old one goes; docker-compose agrees afterwards. (A restartOn change rolls
+// through the same code; its plan and sequence are unit-tested, to keep
+// this test short.)
+func TestComposeImageRolling(t *testing.T) {
+	const n = 3
+	p := newComposeProject(t)
+	p.commit(n, "")
+	p.reconciler(nil, "apply").mustCode(t, 0, "apply replicas: 3")
+	p.checkRunning(n)
+	p.composeAgrees(n)
+
+	roll := func(what, extra string, check func(c container.InspectResponse) error) {
+		t.Helper()
+		before := p.replicas()
+		p.commitService(n, extra)
+		pl := p.reconciler(nil, "plan").mustCode(t, 2, "plan of "+what)
+		t.Logf("plan of %s:\n%s", what, pl.Stdout)
+		ev := p.watchEvents()
+		s := p.sampleReady(n)
+		r := p.reconciler(nil, "apply").mustCode(t, 0, "apply of "+what)
+		s.stop()
+		ev.stop()
+		t.Logf("%s took %s; running counts seen: %v\n%s", what, r.Took.Round(time.Millisecond), s.counts, ev.summary())
+		if s.fewest < n-1 {
+			t.Errorf("%s: only %d of %d ran at one time (counts %v), want at least %d", what, s.fewest, n, s.counts, n-1)
+		}
+		if s.fewest > n-1 {
+			t.Errorf("%s: never fewer than %d ran (counts %v): nothing was recreated?", what, s.fewest, s.counts)
+		}
+		p.checkRunning(n)
+		after := p.replicas()
+		for i, r := range after {
+			if r.ID == before[i].ID {
+				t.Errorf("%s: #%d was not recreated", what, r.Number)
+			}
+			c, err := p.docker.ContainerInspect(ctxT(t, 10*time.Second), r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := check(c); err != nil {
+				t.Errorf("%s: #%d: %v", what, r.Number, err)
+			}
+		}
+		// One at a time: each new container started only after the one
+		// before it was removed, by number.
+		var prevDestroy time.Time
+		for i := 1; i <= n; i++ {
+			start, ok1 := ev.atID(after[i-1].ID, events.ActionStart)
+			destroy, ok2 := ev.atID(before[i-1].ID, events.ActionDestroy)
+			if !ok1 || !ok2 {
+				t.Errorf("%s: #%d: no start of the new or no destroy of the old:\n%s", what, i, ev.summary())
+				continue
+			}
+			if !prevDestroy.IsZero() && time.Unix(0, start.TimeNano).Before(prevDestroy) {
+				t.Errorf("%s: #%d started before #%d's old container was removed", what, i, i-1)
+			}
+			if destroy.TimeNano < start.TimeNano {
+				t.Errorf("%s: #%d's old container was removed before the new one started", what, i)
+			}
+			prevDestroy = time.Unix(0, destroy.TimeNano)
+		}
+		p.composeAgrees(n)
+		p.reconciler(nil, "plan").mustCode(t, 0, "plan after "+what)
+	}
+	roll("image local/worker:2", "      image: local/worker:2\n", func(c container.InspectResponse) error {
+		if c.Config.Image != "local/worker:2" {
+			return fmt.Errorf("image %s", c.Config.Image)
+		}
+		return nil
+	})
+}
+
+// atID returns the first event with action of the container id.
+func (ev *composeEvents) atID(id string, action events.Action) (events.Message, bool) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	for _, m := range ev.events {
+		if m.Action == action && m.Actor.ID == id {
+			return m, true
+		}
+	}
+	return events.Message{}, false
+}

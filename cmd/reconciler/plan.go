@@ -20,6 +20,7 @@ import (
 func newPlanCommand() *cobra.Command {
 	var sf sourceFlags
 	var output string
+	var stateDir string
 	cmd := &cobra.Command{
 		Use:   "plan --source S [--host H]",
 		Short: "Show what a pass would change, in order; change nothing",
@@ -63,6 +64,7 @@ there is no anti-rollback check (that is the agent's, see run --help).
 				return err
 			}
 			defer w.close()
+			w.setStateDir(stateDir)
 			eng := w.engine
 			as := w.autoscaler
 			eng.Sizer = as
@@ -89,6 +91,7 @@ there is no anti-rollback check (that is the agent's, see run --help).
 		},
 	}
 	sf.register(cmd.Flags())
+	registerStateDir(cmd.Flags(), &stateDir)
 	sf.reach.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd

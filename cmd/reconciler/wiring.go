@@ -90,7 +90,9 @@ const defaultStateDir = "/var/lib/reconciler"
 // restartOn value on the live system (supervisor, systemd) keep it:
 // DIR/restart-on (see package restarton).
 func (w *wiring) setStateDir(dir string) {
-	w.supervisor.Records = &restarton.Store{Dir: filepath.Join(dir, "restart-on")}
+	records := &restarton.Store{Dir: filepath.Join(dir, "restart-on")}
+	w.supervisor.Records = records
+	w.systemd.Records = records
 }
 
 // registerStateDir adds --state-dir to a command that runs no agent (apply,

@@ -136,3 +136,25 @@ func Wait(ctx context.Context, r Record) error {
 		return ctx.Err()
 	}
 }
+
+// Begin records value for subject, since the next whole second, unless
+// seen already holds it, and waits for that second: replicas started or
+// restarted from then on run with the value, those started before are due.
+// Drivers call it before they start or restart anything of a service that
+// declares restartOn ("" records nothing).
+func (s *Store) Begin(ctx context.Context, subject string, seen Seen, value string) error {
+	if value == "" {
+		return nil
+	}
+	rec, changed := seen.Next(value, time.Now())
+	if !changed {
+		return nil
+	}
+	if err := s.Save(subject, rec); err != nil {
+		return err
+	}
+	if err := Wait(ctx, rec); err != nil {
+		return fmt.Errorf("%s: abandoned before starting anything: %w", subject, err)
+	}
+	return nil
+}

@@ -62,24 +62,10 @@ func (d *Driver) rollingRestart(ctx context.Context, subject string, t controlle
 	})
 }
 
-// record saves the declared restartOn value, since now, unless it is the
-// one recorded. It is called before processes are started or restarted:
-// those then run with the value, and those started before it are still due.
+// record records the declared restartOn value before processes are
+// started or restarted (restarton.Store.Begin).
 func (d *Driver) record(ctx context.Context, subject string, t controllers.Target, gl groupLive) error {
-	if t.Service.RestartOn == "" {
-		return nil
-	}
-	rec, changed := gl.RestartOn.Next(t.Service.RestartOn, time.Now())
-	if !changed {
-		return nil
-	}
-	if err := d.Records.Save(subject, rec); err != nil {
-		return err
-	}
-	if err := restarton.Wait(ctx, rec); err != nil {
-		return fmt.Errorf("%s: abandoned before starting anything: %w", subject, err)
-	}
-	return nil
+	return d.Records.Begin(ctx, subject, gl.RestartOn, t.Service.RestartOn)
 }
 
 // loadRecords reads the restartOn record of every target that declares a

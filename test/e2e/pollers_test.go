@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -423,5 +424,66 @@ func TestExampleUsmPollerSatellite(t *testing.T) {
 	}
 	if !conditionIs(st, "Ready", true) {
 		t.Errorf("agent not ready: %+v", st.Conditions)
+	}
+}
+
+// TestSystemdRestartOn: a restartOn change restarts the active usm-poller@
+// instances one at a time (each restart job done before the next, so their
+// new start times ascend by number), and a second apply restarts nothing.
+func TestSystemdRestartOn(t *testing.T) {
+	lockTestbed(t, "usm-poller")
+	stopPollers(t)
+	t.Cleanup(func() { stopPollers(t) })
+	repo := newGitRepo(t, "pollers-systemd-restart-on")
+	src := []string{"--source", repo.HTTPURL, "--host", "sat-systemd", "--cache-dir", t.TempDir(), "--state-dir", t.TempDir()}
+	commit := func(v string) {
+		repo.Commit("restartOn "+v, map[string]string{"host.yaml": hostDoc("sat-systemd",
+			"    - {name: usm-poller, driver: systemd, unit: usm-poller@.service, replicas: 3, restartOn: "+v+"}\n")})
+	}
+	// mainPIDs are the instances' main pids and start times (µs).
+	mainPIDs := func() (pids, starts []string) {
+		for n := 1; n <= 3; n++ {
+			out := inSystemd(t, "systemctl", "show", "-p", "MainPID", "-p", "ExecMainStartTimestampMonotonic", fmt.Sprintf("usm-poller@%d.service", n))
+			for _, line := range strings.Split(out, "\n") {
+				k, v, _ := strings.Cut(line, "=")
+				switch k {
+				case "MainPID":
+					pids = append(pids, v)
+				case "ExecMainStartTimestampMonotonic":
+					starts = append(starts, v)
+				}
+			}
+		}
+		return pids, starts
+	}
+	commit("v1")
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply 3 instances at v1")
+	before, _ := mainPIDs()
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "second apply at v1")
+	if again, _ := mainPIDs(); !slices.Equal(again, before) {
+		t.Fatalf("a second apply at v1 restarted instances: pids %v, before %v", again, before)
+	}
+	commit("v2")
+	r := cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply restartOn v2")
+	after, starts := mainPIDs()
+	t.Logf("restartOn v2 took %s; pids %v -> %v; start times %v", r.Took.Round(time.Millisecond), before, after, starts)
+	for i := range after {
+		if after[i] == before[i] {
+			t.Errorf("usm-poller@%d was not restarted (pid %s)", i+1, after[i])
+		}
+		if i > 0 {
+			a, _ := strconv.ParseInt(starts[i-1], 10, 64)
+			b, _ := strconv.ParseInt(starts[i], 10, 64)
+			if b <= a {
+				t.Errorf("usm-poller@%d started (%d) before @%d (%d): not in order", i+1, b, i, a)
+			}
+		}
+	}
+	if got := activeInstances(t, "usm-poller@.service"); fmt.Sprint(got) != fmt.Sprint(seq(3)) {
+		t.Errorf("active instances %v, want 1-3", got)
+	}
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "second apply at v2")
+	if again, _ := mainPIDs(); !slices.Equal(again, after) {
+		t.Errorf("a second apply at v2 restarted again: pids %v, before %v", again, after)
 	}
 }

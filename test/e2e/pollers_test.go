@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -485,5 +487,63 @@ func TestSystemdRestartOn(t *testing.T) {
 	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "second apply at v2")
 	if again, _ := mainPIDs(); !slices.Equal(again, after) {
 		t.Errorf("a second apply at v2 restarted again: pids %v, before %v", again, after)
+	}
+}
+
+// TestSwarmRestartOn: a restartOn change is a forced rolling update, one
+// task at a time, with the value on the service's label; a second apply
+// restarts nothing.
+func TestSwarmRestartOn(t *testing.T) {
+	cli0 := dockerClient(t)
+	name := uniqueName("usm-poller-swarm-ro")
+	createService(t, cli0, name, 2)
+	t.Cleanup(func() { removeServices(t, cli0, []string{name}) })
+	repo := newGitRepo(t, "pollers-swarm-restart-on")
+	src := []string{"--source", repo.HTTPURL, "--host", "sat-swarm", "--cache-dir", t.TempDir()}
+	ctx := ctxT(t, 5*time.Minute)
+	running := func() []string {
+		tasks, err := cli0.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", name), filters.Arg("desired-state", "running"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, tk := range tasks {
+			if tk.Status.State == swarm.TaskStateRunning {
+				ids = append(ids, tk.ID)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	eventually(t, time.Minute, "2 tasks running", func() error {
+		if n := len(running()); n != 2 {
+			return fmt.Errorf("%d running", n)
+		}
+		return nil
+	})
+	before := running()
+	repo.Commit("restartOn v2", map[string]string{"host.yaml": hostDoc("sat-swarm",
+		fmt.Sprintf("    - {name: %s, replicas: 2, stopTimeout: 5s, restartOn: v2}\n", name))})
+	pl := cli(t, nil, append([]string{"plan"}, src...)...).mustCode(t, 2, "plan restartOn v2")
+	if !regexp.MustCompile(`restartOn\s+\(none\)\s+v2\s+restart`).MatchString(pl.Stdout) {
+		t.Errorf("plan does not show the restart:\n%s", pl.Stdout)
+	}
+	r := cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply restartOn v2")
+	after := running()
+	s, _, err := cli0.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restartOn v2 took %s; tasks %v -> %v", r.Took.Round(time.Millisecond), before, after)
+	if len(after) != 2 || slices.ContainsFunc(after, func(id string) bool { return slices.Contains(before, id) }) {
+		t.Errorf("tasks %v after, %v before: want 2 new ones", after, before)
+	}
+	if s.Spec.Labels["dev.reconciler.restart-on"] != "v2" || s.Spec.UpdateConfig == nil || s.Spec.UpdateConfig.Parallelism != 1 {
+		t.Errorf("service labels %v update config %+v", s.Spec.Labels, s.Spec.UpdateConfig)
+	}
+	dp, _, env := counted(t)
+	cli(t, env, append([]string{"apply"}, src...)...).mustCode(t, 0, "second apply at v2")
+	if dp.Mutating() != 0 {
+		t.Errorf("a second apply at v2 wrote to Docker: %v", dp.Counts())
 	}
 }

@@ -151,7 +151,7 @@ const (
 	OpEnable    Op = "enable"
 	OpDisable   Op = "disable"
 	// OpRestart restarts an object that is up because a declared trigger
-	// changed (daemontools restartOn); one that is down is never started
+	// changed (restartOn, on every driver); one that is down is never started
 	// by it. On the field "failing" (FieldFailing) it restarts what is
 	// failing of a service, for its failure policy.
 	OpRestart Op = "restart"

@@ -167,6 +167,7 @@ func New(cfg Config) (*Agent, error) {
 		calls:    newCallWatch(),
 	}
 	a.metrics.reg.MustRegister(resourceMetrics{a}, stuckMetrics{a.calls})
+	a.metrics.host.WithLabelValues(cfg.Host).Set(1)
 	if as := cfg.Autoscaler; as != nil {
 		eng := *cfg.Engine
 		eng.Sizer = as
@@ -388,8 +389,7 @@ func (a *Agent) loadState() {
 			s.Revision.HealthySince, s.Revision.Reverted = st.HealthySince, st.Reverted
 			s.Labels = st.Good.Labels
 		})
-		a.metrics.revision.Reset()
-		a.metrics.revision.WithLabelValues(st.Good.Revision.ID, st.Good.Revision.Ref).Set(1)
+		a.metrics.setRevision(st.Good.Revision)
 	}
 }
 

@@ -35,7 +35,7 @@ import (
 // from /proc).
 
 var (
-	fleetSizes    = flag.String("fleet-agents", "1000,10000", "scenario 7: simulated agents per steady-state run")
+	fleetSizes    = flag.String("fleet-agents", "1000", "scenario 7: simulated agents per steady-state run, e.g. 1000,10000 (10,000 at 30s is 333 polls/s: more than a 2-core machine's CGI git server answers)")
 	fleetRestart  = flag.Int("fleet-restart", 0, "scenario 7: also restart this many agents at once, with the agent's waits and with the waits before (0: skip; 1,000 at once overload the testbed's git server for a minute)")
 	fleetInterval = flag.Duration("fleet-interval", 30*time.Second, "scenario 7: the agents' --interval")
 	fleetWindow   = flag.Duration("fleet-window", 75*time.Second, "scenario 7: how long each run is measured after the restart")

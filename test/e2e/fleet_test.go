@@ -49,7 +49,7 @@ func TestFleetStatus(t *testing.T) {
 	// (TestFleetStatusThousandAgents).
 	r = cli(t, nil, "fleet", "status", "--agents", list).mustCode(t, 0, "fleet status, all converged")
 	for _, h := range hosts {
-		if !regexp.MustCompile(`(?m)^` + h + `\s+127\.0\.0\.1:\d+\s+` + rev[:12] + `\s`).MatchString(r.Stdout) || strings.Contains(r.Stdout, "not listed") {
+		if !regexp.MustCompile(`(?m)^`+h+`\s+127\.0\.0\.1:\d+\s+`+rev[:12]+`\s`).MatchString(r.Stdout) || strings.Contains(r.Stdout, "not listed") {
 			t.Errorf("without --all, a small fleet is not listed whole (%s):\n%s", h, r.Stdout)
 		}
 	}

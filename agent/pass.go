@@ -223,6 +223,7 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 		wasMaintenance = s.Maintenance != nil && s.Maintenance.Active
 		s.Maintenance = &m
 		s.Objects = objects
+		s.Selectors = plan.Selectors
 		msg := ""
 		if m.Expired {
 			msg = "the declared maintenance window expired"

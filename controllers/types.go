@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	v1 "reconciler.dev/reconciler/api/v1"
 )
@@ -14,7 +15,39 @@ type ObjectKind string
 const (
 	KindService ObjectKind = "service"
 	KindUnit    ObjectKind = "unit"
+	// KindSelector is a service entry with select: observed only to learn
+	// what it matches (Live.Members), never planned itself. The engine
+	// turns each member into a service target of its own.
+	KindSelector ObjectKind = "selector"
 )
+
+// Member is one live service a selector matched, as its driver listed it.
+type Member struct {
+	// Name is the service's name on its driver: the Swarm service, the
+	// compose service, the supervisord program.
+	Name string
+	// Started is when the service was started, as the driver knows it
+	// (swarm: when the service was created): members start in this order
+	// and stop in reverse.
+	Started time.Time
+	// Live is the member's observation, as Observe returns it for a service
+	// declared by name.
+	Live Live
+}
+
+// Selection is what one selector matched in a pass, for plan and status.
+type Selection struct {
+	// Name is the selector's entry name.
+	Name   string    `json:"name"`
+	Driver v1.Driver `json:"driver"`
+	// Select says what it selects by: "namespace=factory-proxy".
+	Select string `json:"select"`
+	// Matched are the services it manages in this pass, in start order.
+	Matched []string `json:"matched"`
+	// Named are services it matched that an entry of their own declares:
+	// that entry's settings win.
+	Named []string `json:"named,omitempty"`
+}
 
 // Target is the desired state of one object for this pass: the declared
 // state with maintenance (and, later, autoscaling) already worked out.
@@ -89,8 +122,11 @@ func (m FailureMode) Holds() bool { return m == FailureRestart || m == FailureGa
 // Subject names a target in actions, errors and logs: "swarm/factory-proxy",
 // "unit/abb-factory-proxy-housekeeping.timer".
 func (t Target) Subject() string {
-	if t.Kind == KindUnit {
+	switch t.Kind {
+	case KindUnit:
 		return "unit/" + t.Name
+	case KindSelector:
+		return "select/" + string(t.Driver) + "/" + t.Name
 	}
 	return string(t.Driver) + "/" + t.Name
 }
@@ -115,6 +151,8 @@ type Live struct {
 	// restarting or exited with an error), among the replicas the target
 	// wants. Drivers also show it as Details["failing"].
 	Failing string
+	// Members are what a selector target matched (KindSelector only).
+	Members []Member
 	Raw     any
 }
 

@@ -291,6 +291,7 @@ func describeLive(t controllers.Target, l controllers.Live) string {
 // metrics and the objects' status: from the engine's outcomes alone.
 func (a *Agent) recordResult(p *passRun, res *engine.Result) {
 	now := time.Now()
+	p.summary.Triggers = res.Triggered
 	a.mu.Lock()
 	since := a.state.DriftSince
 	seen := map[string]bool{}

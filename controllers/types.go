@@ -269,6 +269,45 @@ type NotReadyHandler interface {
 	NotReady(ctx context.Context, t Target, cause error) (did string, err error)
 }
 
+// Runner is implemented by drivers that can run a service once, as the
+// triggers onStart and onExit do (systemd: a plain unit).
+type Runner interface {
+	// Run starts the service's object once and returns when it has
+	// started, or, for a one-shot (Type=oneshot), when it has exited.
+	// An error says it could not be started at all; a one-shot that ran
+	// and failed is a RunResult with Succeeded false.
+	Run(ctx context.Context, t Target) (RunResult, error)
+}
+
+// RunResult is what one run of a service did.
+type RunResult struct {
+	// Exited is true for a one-shot that ran to its end.
+	Exited bool
+	// Succeeded is true when it exited with status 0 (or, not being a
+	// one-shot, started).
+	Succeeded bool
+	// Detail says what happened, for people: "exited 0 (success)".
+	Detail string
+}
+
+// TriggerRun is one service run by a trigger in a pass: the pass record
+// and the events list each, in order.
+type TriggerRun struct {
+	// Step is the run's place in the pass, from 1.
+	Step    int    `json:"step"`
+	Subject string `json:"subject"`
+	Name    string `json:"name"`
+	// By says which trigger of which service ran it: "onExit of task-a
+	// (success)".
+	By string `json:"by"`
+	// Outcome is what the run did ("exited 0 (success)"), or why it
+	// failed.
+	Outcome   string    `json:"outcome"`
+	Succeeded bool      `json:"succeeded"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+}
+
 // Phase returns the phase of an operation.
 func (o Op) Phase() Phase {
 	switch o {

@@ -151,6 +151,9 @@ type PassSummary struct {
 	Error    string          `json:"error,omitempty"`
 	Actions  []ActionOutcome `json:"actions"`
 	Stages   []StageTiming   `json:"stages,omitempty"`
+	// Triggers are the services run by triggers (onStart, onExit) in the
+	// pass, in order.
+	Triggers []controllers.TriggerRun `json:"triggers,omitempty"`
 }
 
 // ActionOutcome is one planned action and what became of it.

@@ -20,7 +20,8 @@ func TestValidateSelectorsAndTriggers(t *testing.T) {
     - {name: group, driver: supervisor, replicas: 1, select: {group: workers}}
     - {name: t1, driver: systemd, replicas: 1, onExit: {start: [t2]}}
     - {name: t2, driver: systemd, replicas: 0, onExit: {start: [t3], on: any}}
-    - {name: t3, driver: systemd, replicas: 0, onStart: {start: [broker]}}`, nil},
+    - {name: t3, driver: systemd, replicas: 0, onStart: {start: [t4]}}
+    - {name: t4, driver: systemd, replicas: 0}`, nil},
 		{"a selector that selects nothing, a bad glob", `
   services:
     - {name: m, replicas: 1, select: {names: ["[x"]}}
@@ -45,13 +46,15 @@ func TestValidateSelectorsAndTriggers(t *testing.T) {
     - {name: b, driver: systemd, replicas: 0, onStart: {start: [a, nope]}}
     - {name: s, replicas: 1, onExit: {start: [a], on: sometimes}}
     - {name: sel, replicas: 1, select: {names: ["x*"]}}
-    - {name: c, driver: systemd, replicas: 0, onExit: {start: [sel, c]}}`, []string{
+    - {name: c, driver: systemd, replicas: 0, onExit: {start: [sel, c]}}
+    - {name: p, driver: systemd, unit: p@.service, replicas: 2, onStart: {start: [s]}}`, []string{
 			`x.yaml:6:7: spec.services[a]: trigger cycle (onStart/onExit): a -> b -> a`,
 			`x.yaml:7:68: spec.services[b].onStart.start[1]: unknown service "nope"`,
-			`x.yaml:8:38: spec.services[s].onExit: needs a one-shot service: a plain systemd unit (Type=oneshot) or a daemontools service with once: true, not driver swarm`,
+			`x.yaml:8:38: spec.services[s].onExit: needs a one-shot service: a plain systemd unit (Type=oneshot), not driver swarm`,
 			`x.yaml:8:55: spec.services[s].onExit.on: unknown exit condition "sometimes" (want success, failure or any)`,
 			`x.yaml:10:64: spec.services[c].onExit.start[0]: "sel" is a selector; a trigger starts one service`,
 			`x.yaml:10:69: spec.services[c].onExit.start[1]: service "c" cannot trigger itself`,
+			`x.yaml:11:83: spec.services[p].onStart.start[0]: "s" cannot be run by a trigger: triggers run plain systemd units, not driver swarm`,
 		}},
 	}
 	for _, tc := range cases {

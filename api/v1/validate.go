@@ -423,6 +423,8 @@ func ValidateEffective(s *HostSpec, loc func(idx string) Pos, partial bool) Erro
 					e.add(tp, "unknown service %q", d)
 				case target.Select != nil:
 					e.add(tp, "%q is a selector; a trigger starts one service", d)
+				case !target.runnable() && slices.Contains(Drivers, target.Driver):
+					e.add(tp, "%q cannot be run by a trigger: triggers run plain systemd units, not driver %s%s", d, target.Driver, templateNote(target))
 				}
 			}
 		}
@@ -552,6 +554,14 @@ var driverFields = []struct {
 	{"restartOn", DriverDaemontools, func(s *Service) bool { return s.RestartOn != "" }},
 }
 
+// templateNote explains why a systemd service is not runnable.
+func templateNote(s *Service) string {
+	if s.Driver == DriverSystemd {
+		return " template " + s.Unit
+	}
+	return ""
+}
+
 // selectorFields says which selector criteria each driver takes.
 var selectorFields = []struct {
 	name    string
@@ -607,23 +617,19 @@ func validateSelectorEffective(e *errs, svc *Service, p path) {
 	}
 }
 
-// oneShot says whether a service may exit by design, as onExit needs.
-func (s *Service) oneShot() bool {
-	switch s.Driver {
-	case DriverSystemd:
-		return !IsTemplateUnit(s.Unit)
-	case DriverDaemontools:
-		return s.Once != nil && *s.Once
-	}
-	return false
+// runnable says whether a trigger can run the service once and see it
+// exit: a plain systemd unit (Type=oneshot for onExit). daemontools once
+// and compose one-offs are not run by triggers yet.
+func (s *Service) runnable() bool {
+	return s.Driver == DriverSystemd && !IsTemplateUnit(s.Unit)
 }
 
 func validateServiceEffective(e *errs, svc *Service, p path) {
 	if svc.Select != nil {
 		validateSelectorEffective(e, svc, p)
 	}
-	if svc.OnExit != nil && !svc.oneShot() && slices.Contains(Drivers, svc.Driver) {
-		e.add(p.field("onExit"), "needs a one-shot service: a plain systemd unit (Type=oneshot) or a daemontools service with once: true, not driver %s", svc.Driver)
+	if svc.OnExit != nil && !svc.runnable() && slices.Contains(Drivers, svc.Driver) {
+		e.add(p.field("onExit"), "needs a one-shot service: a plain systemd unit (Type=oneshot), not driver %s%s", svc.Driver, templateNote(svc))
 	}
 	for _, f := range driverFields {
 		if f.set(svc) && svc.Driver != f.driver && slices.Contains(Drivers, svc.Driver) {

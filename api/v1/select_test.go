@@ -17,7 +17,6 @@ func TestValidateSelectorsAndTriggers(t *testing.T) {
     - {name: modules, replicas: 1, dependsOn: [broker], select: {namespace: fp, labels: {tier: module}, names: ["ref-*"]}}
     - {name: gateway, replicas: 1, dependsOn: [modules]}
     - {name: pollers, driver: compose, replicas: 2, select: {project: usm}}
-    - {name: group, driver: supervisor, replicas: 1, select: {group: workers}}
     - {name: t1, driver: systemd, replicas: 1, onExit: {start: [t2]}}
     - {name: t2, driver: systemd, replicas: 0, onExit: {start: [t3], on: any}}
     - {name: t3, driver: systemd, replicas: 0, onStart: {start: [t4]}}
@@ -27,7 +26,7 @@ func TestValidateSelectorsAndTriggers(t *testing.T) {
     - {name: m, replicas: 1, select: {names: ["[x"]}}
     - {name: n, replicas: 1, select: {}}`, []string{
 			`x.yaml:6:47: spec.services[m].select.names[0]: invalid name glob "[x"`,
-			`x.yaml:7:38: spec.services[n].select: selects nothing: give namespace, labels or names (swarm), project (compose) or group (supervisor)`,
+			`x.yaml:7:38: spec.services[n].select: selects nothing: give namespace, labels or names (swarm) or project (compose)`,
 		}},
 		{"criteria of another driver, and fields a selector cannot share", `
   services:
@@ -38,7 +37,7 @@ func TestValidateSelectorsAndTriggers(t *testing.T) {
 			`x.yaml:6:62: spec.services[m].select.project: selects on driver compose, not swarm`,
 			`x.yaml:7:55: spec.services[c].select: needs project for driver compose (every service of that project)`,
 			`x.yaml:7:67: spec.services[c].select.namespace: selects on driver swarm, not compose`,
-			`x.yaml:8:55: spec.services[u].select: driver systemd cannot select services (swarm, compose and supervisor can)`,
+			`x.yaml:8:55: spec.services[u].select: driver systemd cannot select services (swarm and compose can)`,
 		}},
 		{"trigger cycle, unknown target, onExit on a long-running service", `
   services:

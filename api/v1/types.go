@@ -202,7 +202,7 @@ type Service struct {
 	// plans, the status and dependsOn (a service that depends on it depends
 	// on everything it matched). A service declared by its own name is
 	// never taken by a selector: its own entry wins. Drivers swarm (by
-	// namespace, labels, names), compose (project) and supervisor (group).
+	// namespace, labels, names) and compose (project).
 	Select *ServiceSelector `json:"select,omitempty" merge:"replace"`
 
 	// OnStart names declared services that a pass runs once, in the same
@@ -226,7 +226,8 @@ type Service struct {
 
 // ServiceSelector matches live services by what the driver lists: on
 // swarm every criterion given must match (namespace, labels and at least one
-// of names); compose takes project, supervisor group.
+// of names); compose takes project. (supervisord groups are not selected
+// yet: the supervisor driver manages one group as one service already.)
 type ServiceSelector struct {
 	// Namespace (swarm) is a stack's name: services labelled
 	// com.docker.stack.namespace=<namespace>, as `docker stack deploy`
@@ -239,8 +240,6 @@ type ServiceSelector struct {
 	Names []string `json:"names,omitempty"`
 	// Project (compose) selects every service of a compose project.
 	Project string `json:"project,omitempty"`
-	// Group (supervisor) selects every program of a supervisord group.
-	Group string `json:"group,omitempty"`
 }
 
 // StartTrigger is onStart: the services to run once this one started.
@@ -394,9 +393,6 @@ func (s *ServiceSelector) String() string {
 	}
 	if s.Project != "" {
 		parts = append(parts, "project="+s.Project)
-	}
-	if s.Group != "" {
-		parts = append(parts, "group="+s.Group)
 	}
 	return strings.Join(parts, ", ")
 }

@@ -319,8 +319,8 @@ func checkStartList(e *errs, self string, names []string, p path, instead string
 // something, and its globs parse. Which criteria its driver takes is
 // checked on the effective state, where the driver is known.
 func validateSelectorLocal(e *errs, sel *ServiceSelector, p path) {
-	if sel.Namespace == "" && len(sel.Labels) == 0 && len(sel.Names) == 0 && sel.Project == "" && sel.Group == "" {
-		e.add(p, "selects nothing: give namespace, labels or names (swarm), project (compose) or group (supervisor)")
+	if sel.Namespace == "" && len(sel.Labels) == 0 && len(sel.Names) == 0 && sel.Project == "" {
+		e.add(p, "selects nothing: give namespace, labels or names (swarm) or project (compose)")
 	}
 	for i, g := range sel.Names {
 		if _, err := pathpkg.Match(g, ""); err != nil || g == "" {
@@ -333,7 +333,6 @@ func validateSelectorLocal(e *errs, sel *ServiceSelector, p path) {
 		}
 	}
 	checkSingleName(e, p.field("project"), "project", sel.Project)
-	checkSingleName(e, p.field("group"), "group", sel.Group)
 }
 
 func validateProbe(e *errs, pr *Probe, p path) {
@@ -572,7 +571,6 @@ var selectorFields = []struct {
 	{"labels", []Driver{DriverSwarm}, func(s *ServiceSelector) bool { return len(s.Labels) > 0 }},
 	{"names", []Driver{DriverSwarm}, func(s *ServiceSelector) bool { return len(s.Names) > 0 }},
 	{"project", []Driver{DriverCompose}, func(s *ServiceSelector) bool { return s.Project != "" }},
-	{"group", []Driver{DriverSupervisor}, func(s *ServiceSelector) bool { return s.Group != "" }},
 }
 
 // notWithSelect are the fields a selector cannot share with every service
@@ -592,10 +590,10 @@ var notWithSelect = []struct {
 func validateSelectorEffective(e *errs, svc *Service, p path) {
 	sp := p.field("select")
 	switch svc.Driver {
-	case DriverSwarm, DriverCompose, DriverSupervisor:
+	case DriverSwarm, DriverCompose:
 	default:
 		if slices.Contains(Drivers, svc.Driver) {
-			e.add(sp, "driver %s cannot select services (swarm, compose and supervisor can)", svc.Driver)
+			e.add(sp, "driver %s cannot select services (swarm and compose can)", svc.Driver)
 		}
 		return
 	}
@@ -607,8 +605,6 @@ func validateSelectorEffective(e *errs, svc *Service, p path) {
 	switch {
 	case svc.Driver == DriverCompose && svc.Select.Project == "" && !e.partial:
 		e.add(sp, "needs project for driver compose (every service of that project)")
-	case svc.Driver == DriverSupervisor && svc.Select.Group == "" && !e.partial:
-		e.add(sp, "needs group for driver supervisor (every program of that group)")
 	}
 	for _, f := range notWithSelect {
 		if f.set(svc) {

@@ -111,11 +111,8 @@ func memberOf(sel *v1.Service, name string) v1.Service {
 	svc.Name = name
 	svc.Select = nil
 	svc.DependsOn = slices.Clone(sel.DependsOn)
-	switch sel.Driver {
-	case v1.DriverCompose:
+	if sel.Driver == v1.DriverCompose {
 		svc.Project = sel.Select.Project
-	case v1.DriverSupervisor:
-		svc.Program = name
 	}
 	return svc
 }

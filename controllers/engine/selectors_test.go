@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
@@ -149,5 +150,73 @@ func TestSelectorTargetsAndTargetsSkipSelectors(t *testing.T) {
 	}
 	if ts := Targets(spec, Maintenance{}, nil); len(ts) != 1 || ts[0].Name != "a" {
 		t.Fatalf("targets %+v, want only a", ts)
+	}
+}
+
+// selDriver is memDriver that also lists what selectors match: the
+// services in members, as its one observation.
+type selDriver struct {
+	*memDriver
+	members []controllers.Member
+}
+
+func (s *selDriver) Observe(ctx context.Context, ts []controllers.Target) (map[string]controllers.Live, error) {
+	var named []controllers.Target
+	out := map[string]controllers.Live{}
+	for _, t := range ts {
+		if t.Kind == controllers.KindSelector {
+			var ms []controllers.Member
+			for _, m := range s.members {
+				mt := controllers.Target{Kind: controllers.KindService, Name: m.Name, Driver: s.name}
+				l, _ := s.memDriver.Observe(ctx, []controllers.Target{mt})
+				m.Live = l[mt.Subject()]
+				ms = append(ms, m)
+			}
+			out[t.Subject()] = controllers.Live{Exists: true, Members: ms}
+			continue
+		}
+		named = append(named, t)
+	}
+	l, err := s.memDriver.Observe(ctx, named)
+	for k, v := range l {
+		out[k] = v
+	}
+	return out, err
+}
+
+// A pass in maintenance: the selector's members are planned and applied
+// like named services, newest first, and the plan says what it matched.
+func TestPlanAndApplyWithASelector(t *testing.T) {
+	d := &selDriver{memDriver: newMem(v1.DriverSwarm, 1), members: []controllers.Member{
+		member("factory-broker", 1), member("ref-old", 2), member("ref-new", 3)}}
+	for _, s := range []string{"swarm/factory-broker", "swarm/ref-old", "swarm/ref-new"} {
+		d.set(s, 1)
+	}
+	e, rec := newTestEngine(d)
+	spec := &v1.HostSpec{Maintenance: &v1.Maintenance{Enabled: v1.Ptr(true)}, Services: []v1.Service{
+		{Name: "factory-broker", Driver: v1.DriverSwarm, Replicas: v1.Ptr[int32](1), Maintenance: v1.MaintenanceStop},
+		{Name: "modules", Driver: v1.DriverSwarm, Replicas: v1.Ptr[int32](1), DependsOn: []string{"factory-broker"},
+			Maintenance: v1.MaintenanceStop, Select: &v1.ServiceSelector{Namespace: "fp"}},
+	}}
+	v1.SetDefaults(spec)
+	plan, err := e.Plan(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Selectors) != 1 || strings.Join(plan.Selectors[0].Matched, ",") != "ref-old,ref-new" ||
+		strings.Join(plan.Selectors[0].Named, ",") != "factory-broker" || plan.Selectors[0].Select != "namespace=fp" {
+		t.Fatalf("selectors %+v", plan.Selectors)
+	}
+	if _, left := plan.Live["select/swarm/modules"]; left {
+		t.Error("the selector's own observation is left in the plan's live state")
+	}
+	res := e.Apply(context.Background(), plan)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.steps("action")
+	want := []string{"action swarm/ref-new", "action swarm/ref-old", "action swarm/factory-broker"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("actions %v, want %v", got, want)
 	}
 }

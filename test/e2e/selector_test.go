@@ -52,7 +52,8 @@ func TestSelectorStopsAModuleDeployedAfterTheCommit(t *testing.T) {
 	eventually(t, 60*time.Second, "factory proxy stack running", func() error { return f.replicasRunning(ctx, up) })
 	f.repo = newGitRepo(t, "factory-proxy-stack")
 	f.repo.Commit("factory proxy stack, as in examples/", f.files)
-	src := f.source()
+	// file://: the test is about selectors, not the http server.
+	src := []string{"--source", f.repo.FileURL, "--host", fpHost, "--cache-dir", t.TempDir()}
 	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "first apply")
 
 	// A fourth module, deployed after the commit, created after the others.
@@ -124,7 +125,7 @@ func TestSelectorStopsAModuleDeployedAfterTheCommit(t *testing.T) {
 
 	// Leaving maintenance: modules come back in creation order after the broker.
 	ev2 := watchDockerEvents(t, f.docker)
-	f.setMaintenance(false)
+	head := f.setMaintenance(false)
 	r = cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply maintenance: false")
 	t.Logf("leaving maintenance took %s:\n%s", r.Took.Round(time.Millisecond), r.Stderr)
 	if err := f.replicasRunning(ctx, up); err != nil {
@@ -140,4 +141,21 @@ func TestSelectorStopsAModuleDeployedAfterTheCommit(t *testing.T) {
 	}
 	startedBefore("factory-broker", "reference-BL")
 	startedBefore("reference-BL", "reference-BL2")
+
+	// The agent's /status lists what the selector matched, and the matched
+	// services among its objects.
+	a := startAgent(t, agentConfig{Source: f.repo.FileURL, Interval: "1m"})
+	st := awaitConverged(t, a, head, 60*time.Second)
+	if len(st.Selectors) != 1 || !slices.Equal(st.Selectors[0].Matched, []string{"reference-BL", "reference-BL2"}) {
+		t.Fatalf("/status selectors: %+v", st.Selectors)
+	}
+	found := false
+	for _, o := range st.Objects {
+		if o.Subject == "swarm/reference-BL2" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("/status objects do not include swarm/reference-BL2: %+v", st.Objects)
+	}
 }

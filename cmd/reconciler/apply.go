@@ -98,6 +98,8 @@ func progressPrinter(w io.Writer, stages int) func(engine.Event) {
 			}
 		case names.EventFailed, names.EventBlocked:
 			fmt.Fprintf(w, "  %s: %s: %s\n", ev.Subject, ev.Type, ev.Message)
+		case names.EventTrigger:
+			fmt.Fprintf(w, "  %s: trigger: %s\n", ev.Subject, ev.Message)
 		}
 	}
 }

@@ -171,7 +171,48 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	if err != nil {
 		return nil, fmt.Errorf("listing compose containers: %w", err)
 	}
-	return liveFromList(targets, list), nil
+	var named, selectors []controllers.Target
+	for _, t := range targets {
+		if t.Kind == controllers.KindSelector {
+			selectors = append(selectors, t)
+		} else {
+			named = append(named, t)
+		}
+	}
+	live := liveFromList(named, list)
+	for _, sel := range selectors {
+		live[sel.Subject()] = selectProject(sel, list)
+	}
+	return live, nil
+}
+
+// selectProject lists every service of the selector's project (select:
+// {project}) from the one container list, as members started when their
+// first container was created. It is pure.
+func selectProject(sel controllers.Target, list []container.Summary) controllers.Live {
+	project := sel.Service.Select.Project
+	created := map[string]int64{}
+	for _, c := range list {
+		svc := c.Labels[LabelService]
+		if c.Labels[LabelProject] != project || svc == "" || strings.EqualFold(c.Labels[LabelOneoff], "true") {
+			continue
+		}
+		if at, seen := created[svc]; !seen || c.Created < at {
+			created[svc] = c.Created
+		}
+	}
+	l := controllers.Live{Exists: true, Members: []controllers.Member{}}
+	for svc, at := range created {
+		mt := controllers.Target{Kind: controllers.KindService, Name: svc, Driver: v1.DriverCompose,
+			Service: &v1.Service{Name: svc, Driver: v1.DriverCompose, Project: project, Replicas: sel.Service.Replicas}}
+		if sel.Service.Replicas != nil {
+			mt.Replicas = *sel.Service.Replicas
+		}
+		ml := liveFromList([]controllers.Target{mt}, list)[mt.Subject()]
+		l.Members = append(l.Members, controllers.Member{Name: svc, Started: time.Unix(at, 0), Live: ml})
+	}
+	l.State = fmt.Sprintf("%d matched", len(l.Members))
+	return l
 }
 
 // liveFromList pairs declared services with listed containers by project and

@@ -42,6 +42,12 @@ func (b *bench) idleRepo(n int) (*gitRepo, string, error) {
 	return repo, rev, err
 }
 
+func init() {
+	sizes := func(c config) int { return slices.Max(c.sizes3) }
+	register(3, sizes, (*bench).scenario3)
+	register(4, sizes, (*bench).scenario4)
+}
+
 func (b *bench) scenario3(ctx context.Context) error {
 	e := b.e
 	for _, n := range b.cfg.sizes3 {

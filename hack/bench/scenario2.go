@@ -157,7 +157,8 @@ func (b *bench) scenario2Size(ctx context.Context, n int) error {
 	b.add(row{
 		scenario:   fmt.Sprintf("2. %d swarm services, %d changed (0↔1)", n, len(changed)),
 		reconciler: fmt.Sprintf("%s; last write after %s; CPU %s", fmtSeconds(p.a), fmtSeconds(lastWrite), fmtSeconds(cpu)),
-		floor:      flo, floorRatio: flr,
+		floor:      flo,
+		floorRatio: flr,
 		baseline:   fmtSeconds(p.b),
 		ratio:      fmt.Sprintf("%s; by direction, medians in s: %s", fmtRatio(p), strings.Join(dirs, "; ")),
 		calls:      describeCalls(updates),

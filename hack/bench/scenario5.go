@@ -132,7 +132,8 @@ func (b *bench) scenario5(ctx context.Context) error {
 	b.add(row{
 		scenario:   fmt.Sprintf("5. poll, nothing changed: %d commits, %d refs (bytes)", s5Commits, 1+s5Branches+s5Tags),
 		reconciler: describe(rec),
-		floor:      flo, floorRatio: flr,
+		floor:      flo,
+		floorRatio: flr,
 		baseline:   "`git fetch`: " + describe(gitFetch),
 		ratio:      fmtRatio(bytesRatio),
 		calls:      "before protocol v2 (go-git v0/v1 lookup): " + describe(v0),
@@ -142,8 +143,9 @@ func (b *bench) scenario5(ctx context.Context) error {
 	b.add(row{
 		scenario:   "5. poll, nothing changed (wall time)",
 		reconciler: fmtMillis(wall.a), baseline: "`git fetch`: " + fmtMillis(wall.b), ratio: fmtRatio(wall),
-		floor: flo, floorRatio: flr,
-		calls: "—", target: floorVerdict(fl),
+		floor:      flo,
+		floorRatio: flr,
+		calls:      "—", target: floorVerdict(fl),
 	})
 	return nil
 }

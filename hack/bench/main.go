@@ -136,6 +136,13 @@ func main() {
 	if err != nil {
 		fatalf("%v", err)
 	}
+	// One bench at a time on the testbed: each one's set-up and clean-up
+	// remove every bench-labelled service, the other's too.
+	unlock, err := e.lock("bench")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	e.cleanup(unlock)
 	b := &bench{e: e, cfg: cfg, s2: map[int]paired{}, s2floor: map[int]paired{}, flip: map[string]flipTimes{}}
 	start := time.Now()
 	var runErr error

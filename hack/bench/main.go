@@ -35,6 +35,8 @@ type config struct {
 	sizes3    []int
 	idle      time.Duration
 	doc, plot string
+	// partialPlot: where a partial run writes its plots (never docs/).
+	partialPlot string
 	// profile, when set, runs the agent in-process under the profiler
 	// instead of the scenarios (profile.go).
 	profile    string
@@ -106,6 +108,7 @@ func main() {
 	flag.DurationVar(&cfg.idle, "idle", 2*time.Minute, "scenario 4: how long the agent idles")
 	flag.StringVar(&cfg.doc, "doc", "", "update the results section of this markdown file (docs/BENCHMARKS.md)")
 	flag.StringVar(&cfg.plot, "plot", "", "write the plots to PNGs named after this prefix: PREFIX-flip.png and PREFIX-services.png (docs/bench)")
+	flag.StringVar(&cfg.partialPlot, "partial-plot", "", "a partial run: write its plots to PNGs named after this prefix (outside docs/, to look at them)")
 	flag.StringVar(&cfg.profile, "profile", "", "instead of the scenarios: profile the idle agent in-process, writing cpu.pprof and heap.pprof (allocations) to this folder")
 	flag.IntVar(&cfg.profileN, "profile-services", 1000, "-profile: declared swarm services")
 	flag.DurationVar(&cfg.profileFor, "profile-for", 30*time.Second, "-profile: how long the agent idles at --interval 1s")
@@ -171,6 +174,13 @@ func main() {
 	}
 	if (cfg.doc != "" || cfg.plot != "") && (len(cfg.only) < len(scenarios) || cfg.pairs < 5 || cfg.profile != "") {
 		e.logf("a partial run (-scenarios, -pairs < 5 or -profile): %s and %s are left as they are", cfg.doc, cfg.plot)
+		if cfg.partialPlot != "" {
+			written, err := b.writePlots(cfg.partialPlot)
+			if err != nil {
+				fatalf("plot: %v", err)
+			}
+			e.logf("wrote %s (a partial run's plots)", strings.Join(written, ", "))
+		}
 		return
 	}
 	if cfg.plot != "" {

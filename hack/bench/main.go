@@ -141,6 +141,13 @@ func main() {
 	}
 	// One bench at a time on the testbed: each one's set-up and clean-up
 	// remove every bench-labelled service, the other's too.
+	// The e2e tests' order: "daemons" (shared; a fault test that kills
+	// dockerd takes it exclusively) before any part.
+	undaemons, err := e.lockShared("daemons")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	e.cleanup(undaemons)
 	unlock, err := e.lock("bench")
 	if err != nil {
 		fatalf("%v", err)

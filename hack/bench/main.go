@@ -179,15 +179,16 @@ func main() {
 	if runErr != nil {
 		fatalf("%v", runErr)
 	}
-	if (cfg.doc != "" || cfg.plot != "") && (len(cfg.only) < len(scenarios) || cfg.pairs < 5 || cfg.profile != "") {
-		e.logf("a partial run (-scenarios, -pairs < 5 or -profile): %s and %s are left as they are", cfg.doc, cfg.plot)
-		if cfg.partialPlot != "" {
-			written, err := b.writePlots(cfg.partialPlot)
-			if err != nil {
-				fatalf("plot: %v", err)
-			}
-			e.logf("wrote %s (a partial run's plots)", strings.Join(written, ", "))
+	partial := len(cfg.only) < len(scenarios) || cfg.pairs < 5 || cfg.profile != ""
+	if partial && cfg.partialPlot != "" {
+		written, err := b.writePlots(cfg.partialPlot)
+		if err != nil {
+			fatalf("plot: %v", err)
 		}
+		e.logf("wrote %s (a partial run's plots)", strings.Join(written, ", "))
+	}
+	if (cfg.doc != "" || cfg.plot != "") && partial {
+		e.logf("a partial run (-scenarios, -pairs < 5 or -profile): %s and %s are left as they are", cfg.doc, cfg.plot)
 		return
 	}
 	if cfg.plot != "" {

@@ -47,11 +47,12 @@ func WatcherOf(d Driver) (Watcher, bool) {
 // channel, so a burst of events costs them one wake-up. The zero Feed is
 // ready to use and not live.
 type Feed struct {
-	mu   sync.Mutex
-	live bool
-	seq  uint64
-	last map[string]uint64 // subject -> seq of its last change
-	subs map[*feedSub]struct{}
+	mu      sync.Mutex
+	live    bool
+	wasLive bool // live at some time before
+	seq     uint64
+	last    map[string]uint64 // subject -> seq of its last change
+	subs    map[*feedSub]struct{}
 }
 
 type feedSub struct {
@@ -115,14 +116,15 @@ func (f *Feed) ChangedSince(mark uint64, subjects []string) bool {
 	return false
 }
 
-// SetLive records that the stream went up or down. Going up wakes every
-// subscriber, drift ones included: what happened while it was down is
-// unknown.
+// SetLive records that the stream went up or down. Coming back up wakes
+// every subscriber, drift ones included: what happened while it was down
+// is unknown.
 func (f *Feed) SetLive(live bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	was := f.live
+	was, back := f.live, f.wasLive
 	f.live = live
+	f.wasLive = f.wasLive || live
 	f.seq++
 	if f.last == nil {
 		f.last = map[string]uint64{}
@@ -130,7 +132,11 @@ func (f *Feed) SetLive(live bool) {
 	f.last[""] = f.seq // "" stands for every subject
 	if live && !was {
 		for s := range f.subs {
-			notify(s.ch)
+			// Drift readers are woken only when the stream comes back:
+			// its first start follows a pass that has just looked.
+			if back || !s.driftOnly {
+				notify(s.ch)
+			}
 		}
 	}
 }

@@ -89,6 +89,7 @@ func TestEventsDriftRevertedAtOnce(t *testing.T) {
 	back := awaitRevert(t, "factory-proxy scaled to 3 by hand", driftBound, func() bool { return f.specReplicas("factory-proxy") == 1 })
 	t.Logf("manual docker service scale reverted %s after it (interval 30s; goal < 2s)", back.Sub(scaled).Round(time.Millisecond))
 	p := awaitDriftPass(t, a, scaled)
+	t.Logf("the drift-event pass started %s after the scale and took %s", p.Start.Sub(scaled).Round(time.Millisecond), p.End.Sub(p.Start).Round(time.Millisecond))
 	if len(p.Actions) != 1 || p.Actions[0].Subject != "swarm/factory-proxy" {
 		t.Errorf("the drift pass did %+v, want the one scale of swarm/factory-proxy", p.Actions)
 	}
@@ -101,7 +102,8 @@ func TestEventsDriftRevertedAtOnce(t *testing.T) {
 	// timerState itself takes a docker exec (tens of ms): the latency is
 	// an upper bound.
 	t.Logf("manual systemctl stop of %s reverted %s after it (interval 30s; goal < 2s)", fpTimer, back.Sub(stopped).Round(time.Millisecond))
-	awaitDriftPass(t, a, stopped)
+	tp := awaitDriftPass(t, a, stopped)
+	t.Logf("the drift-event pass started %s after the stop and took %s", tp.Start.Sub(stopped).Round(time.Millisecond), tp.End.Sub(tp.Start).Round(time.Millisecond))
 
 	// Nothing else: the agent's own writes raised no drift pass.
 	time.Sleep(2 * time.Second)

@@ -153,7 +153,7 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 			}
 		}
 	}
-	lastWake := time.Time{}
+	rechecks := 0 // reads since the last wake-up, each waiting twice as long
 	// Most drains and starts end within a few seconds, so the first
 	// seconds of a wait look every 100 ms (a stage waited on ends that much
 	// sooner, and the next one starts), then every 250 ms.
@@ -184,9 +184,7 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 	for len(pending) > 0 {
 		if skipRead {
 			skipRead = false
-			if p.waitWake(ctx, wake, watchSafety) {
-				lastWake = time.Now()
-			}
+			p.waitWake(ctx, wake, watchSafety)
 			continue
 		}
 		var ts []controllers.Target
@@ -264,12 +262,10 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 		if err == nil && streaming() {
 			// Read again on the next event; soon anyway after one that
 			// did not settle it, and within watchSafety at the latest.
-			within := watchSafety
-			if time.Since(lastWake) < time.Second {
-				within = watchRecheck
-			}
+			within := min(watchRecheck<<rechecks, watchSafety)
+			rechecks++
 			if p.waitWake(ctx, wake, within) {
-				lastWake = time.Now()
+				rechecks = 0
 			}
 			continue
 		}

@@ -19,7 +19,8 @@ const (
 	// it reads: one read for a service's update and its containers.
 	watchSettle = 20 * time.Millisecond
 	// watchRecheck is when a wait reads again after an event-driven read
-	// that did not settle it, while no further event comes.
+	// that did not settle it, while no further event comes; each further
+	// read without an event waits twice as long, up to watchSafety.
 	watchRecheck = 150 * time.Millisecond
 	// watchSafety bounds how long a wait on a live stream goes without a
 	// read.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
-	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/names"
 )
 
 // driftBound is the generous bound the e2e tests hold a revert to (the goal

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/reference"
@@ -36,6 +37,12 @@ type Driver struct {
 	// Now is the clock task failures are judged recent against (default
 	// time.Now).
 	Now controllers.Clock
+	// Events opens Docker's event stream (DockerEvents); nil: no stream,
+	// waits poll (watch.go).
+	Events EventStream
+
+	wmu sync.Mutex
+	w   *watch
 }
 
 // nameFilterLimit is the most names sent as list filters; beyond it the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"reconciler.dev/reconciler/api/names"
 	v1 "reconciler.dev/reconciler/api/v1"
 )
 
@@ -153,7 +154,12 @@ type Live struct {
 	Failing string
 	// Members are what a selector target matched (KindSelector only).
 	Members []Member
-	Raw     any
+	// ConvergedBy is set when this agent only observes the object and
+	// another converges it: a swarm service on a manager that is not the
+	// Raft leader ("the leader's agent on node-2"), or on a worker. The
+	// engine then plans it in mode Observed.
+	ConvergedBy string
+	Raw         any
 }
 
 // Mode says whether an action is carried out or only reported.
@@ -163,6 +169,10 @@ type Mode string
 const (
 	Enforce    Mode = "enforce"
 	ReportOnly Mode = "report-only"
+	// Observed: a cluster object another node's agent converges (see
+	// Live.ConvergedBy); its differences are reported, never written,
+	// and never waited for.
+	Observed Mode = names.DriftObserved
 )
 
 // Phase says which half of a pass an action belongs to: everything that
@@ -228,7 +238,7 @@ type Action struct {
 
 // Reportable is true for actions that are never carried out.
 func (a Action) Reportable() bool {
-	return a.Mode == ReportOnly || a.Op == OpMissing || a.Op == OpUnsupported
+	return a.Mode == ReportOnly || a.Mode == Observed || a.Op == OpMissing || a.Op == OpUnsupported
 }
 
 func (a Action) String() string {

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -173,4 +174,42 @@ func Backoff(prev time.Duration, upFor time.Duration) time.Duration {
 		return 250 * time.Millisecond
 	}
 	return min(2*prev, 10*time.Second)
+}
+
+// Follower is a driver's one stream-following goroutine: started once (the
+// first Watch with something to follow), stopped and waited for by Stop
+// when the driver closes. Both drivers with a stream (swarm's /events,
+// systemd's signals) keep one. The zero Follower is ready to use.
+type Follower struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start runs follow in its own goroutine unless it was started before, and
+// says whether this call started it. follow returns when its context ends.
+func (f *Follower) Start(follow func(context.Context)) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done != nil {
+		return false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel, f.done = cancel, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		follow(ctx)
+	}(f.done)
+	return true
+}
+
+// Stop ends the goroutine Start started, if any, and waits until it has.
+func (f *Follower) Stop() {
+	f.mu.Lock()
+	cancel, done := f.cancel, f.done
+	f.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
 }

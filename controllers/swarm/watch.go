@@ -80,11 +80,9 @@ type watch struct {
 	open map[string]bool
 	// own is the last value this process wrote, by "name/field": an update
 	// event that carries it is the driver's own doing, not drift.
-	own     map[string]string
-	retgt   chan struct{}
-	started bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	own    map[string]string
+	retgt  chan struct{}
+	follow controllers.Follower
 }
 
 // Watch follows the targets' services on Docker's /events (see above). It
@@ -107,16 +105,7 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 			grow = true
 		}
 	}
-	start := !w.started && d.Events != nil && len(w.names) > 0
-	if start {
-		w.started = true
-		ctx, cancel := context.WithCancel(context.Background())
-		w.cancel, w.done = cancel, make(chan struct{})
-		go func() {
-			defer close(w.done)
-			d.follow(ctx, w)
-		}()
-	}
+	start := d.Events != nil && len(w.names) > 0 && w.follow.Start(func(ctx context.Context) { d.follow(ctx, w) })
 	w.mu.Unlock()
 	if grow && !start {
 		select {
@@ -132,15 +121,8 @@ func (d *Driver) Close() {
 	d.wmu.Lock()
 	w := d.w
 	d.wmu.Unlock()
-	if w == nil {
-		return
-	}
-	w.mu.Lock()
-	cancel, done := w.cancel, w.done
-	w.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
+	if w != nil {
+		w.follow.Stop()
 	}
 }
 

@@ -50,9 +50,7 @@ type watch struct {
 	ownJobs   map[uint32]bool
 	ownFiles  time.Time // when this process last enabled or disabled a unit file
 	retgt     chan struct{}
-	started   bool
-	cancel    context.CancelFunc
-	done      chan struct{}
+	follow    controllers.Follower
 }
 
 // Watch follows the targets' units on the bus (see above).
@@ -77,15 +75,8 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 		w.units[unit] = t.Subject()
 		w.paths[unitPath(unit)] = unit
 	}
-	start := !w.started && len(targets) > 0
-	if start {
-		w.started = true
-		ctx, cancel := context.WithCancel(context.Background())
-		w.cancel, w.done = cancel, make(chan struct{})
-		go func() {
-			defer close(w.done)
-			d.follow(ctx, w)
-		}()
+	if len(targets) > 0 {
+		w.follow.Start(func(ctx context.Context) { d.follow(ctx, w) })
 	}
 	w.mu.Unlock()
 	select {
@@ -100,15 +91,8 @@ func (d *Driver) closeWatch() {
 	d.wmu.Lock()
 	w := d.w
 	d.wmu.Unlock()
-	if w == nil {
-		return
-	}
-	w.mu.Lock()
-	cancel, done := w.cancel, w.done
-	w.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
+	if w != nil {
+		w.follow.Stop()
 	}
 }
 

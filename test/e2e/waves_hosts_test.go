@@ -69,8 +69,8 @@ func (el *eventLog) containerEvents(name string, action events.Action) []time.Ti
 // started its extra container: each host's Docker events).
 func TestWavesRolloutHosts(t *testing.T) {
 	const soak = 3 * time.Second
-	began := time.Now()
 	all, gitURL := testHosts(t, 5)
+	began := time.Now() // after the wait for the lock and hosts up
 	ctx := ctxT(t, 3*time.Minute)
 	waves := []string{"canary", "second", "rest"}
 	hostWave := []string{"canary", "second", "second", "rest", "rest"}
@@ -216,6 +216,6 @@ func TestWavesRolloutHosts(t *testing.T) {
 			shortRev(r2), starts[0].Sub(badStart).Round(100*time.Millisecond), st.QuarantinedRevision.At.Sub(badStart).Round(100*time.Millisecond),
 			dies[0].Sub(badStart).Round(100*time.Millisecond), haltedAt.Sub(badStart).Round(100*time.Millisecond))
 	}
-	t.Logf("timings: setup (hosts, containers, 5 agents healthy on r0) %s; good rollout %s; whole test %s",
+	t.Logf("timings: setup after hosts up (containers, 5 agents healthy on r0) %s; good rollout %s; the test after hosts up %s",
 		setup.Round(100*time.Millisecond), ro.At.Sub(start).Round(100*time.Millisecond), time.Since(began).Round(100*time.Millisecond))
 }

@@ -133,8 +133,8 @@ func (a *Agent) servePass(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) driftEvents(p *passRun, plan *engine.Plan) {
 	for _, act := range plan.Actions {
 		what := string(act.Op)
-		if act.Mode == controllers.ReportOnly {
-			what = "report-only (" + what + ")"
+		if act.Mode == controllers.ReportOnly || act.Mode == controllers.Observed {
+			what = string(act.Mode) + " (" + what + ")"
 		}
 		a.event(Event{Pass: p.id, Revision: p.rev, Type: names.EventDrift, Subject: act.Subject, Field: act.Field,
 			From: act.From, To: act.To, Message: what})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"reconciler.dev/reconciler/api/names"
 	v1 "reconciler.dev/reconciler/api/v1"
 )
 
@@ -115,7 +116,12 @@ type Live struct {
 	// restarting or exited with an error), among the replicas the target
 	// wants. Drivers also show it as Details["failing"].
 	Failing string
-	Raw     any
+	// ConvergedBy is set when this agent only observes the object and
+	// another converges it: a swarm service on a manager that is not the
+	// Raft leader ("the leader's agent on node-2"), or on a worker. The
+	// engine then plans it in mode Observed.
+	ConvergedBy string
+	Raw         any
 }
 
 // Mode says whether an action is carried out or only reported.
@@ -125,6 +131,10 @@ type Mode string
 const (
 	Enforce    Mode = "enforce"
 	ReportOnly Mode = "report-only"
+	// Observed: a cluster object another node's agent converges (see
+	// Live.ConvergedBy); its differences are reported, never written,
+	// and never waited for.
+	Observed Mode = names.DriftObserved
 )
 
 // Phase says which half of a pass an action belongs to: everything that
@@ -190,7 +200,7 @@ type Action struct {
 
 // Reportable is true for actions that are never carried out.
 func (a Action) Reportable() bool {
-	return a.Mode == ReportOnly || a.Op == OpMissing || a.Op == OpUnsupported
+	return a.Mode == ReportOnly || a.Mode == Observed || a.Op == OpMissing || a.Op == OpUnsupported
 }
 
 func (a Action) String() string {

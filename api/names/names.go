@@ -108,4 +108,8 @@ const (
 	DriftFailed   = "failed"
 	DriftBlocked  = "blocked"
 	DriftPending  = "pending"
+	// DriftObserved: a cluster object (a swarm service) that another
+	// node's agent converges, the Raft leader's; this agent only reports
+	// it. It is also the mode of such actions (controllers.Observed).
+	DriftObserved = "observed"
 )

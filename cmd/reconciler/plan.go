@@ -163,8 +163,8 @@ func writePlanTable(w io.Writer, snap *desired.Snapshot, plan *engine.Plan, scal
 	reportOnly := 0
 	for _, a := range plan.Actions {
 		act := string(a.Op)
-		if a.Mode == controllers.ReportOnly {
-			act = "report-only (" + act + ")"
+		if a.Mode == controllers.ReportOnly || a.Mode == controllers.Observed {
+			act = string(a.Mode) + " (" + act + ")"
 			reportOnly++
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Stage, a.Phase, a.Kind, a.Name, a.Field, a.From, a.To, act, a.Note)

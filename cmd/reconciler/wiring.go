@@ -50,7 +50,7 @@ func newWiring() (*wiring, error) {
 	}
 	w := &wiring{docker: docker, bus: &systemd.Bus{}, supervisors: &supervisor.Clients{}, amqp: &autoscale.AMQPReader{}}
 	w.autoscaler = autoscale.New(w.amqp)
-	w.swarm = &swarm.Driver{API: docker}
+	w.swarm = &swarm.Driver{API: docker, Cluster: docker}
 	w.systemd = systemd.New(w.bus)
 	w.compose = &compose.Driver{API: docker}
 	w.supervisor = supervisor.New(w.supervisors)

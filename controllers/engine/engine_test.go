@@ -29,6 +29,9 @@ type memDriver struct {
 	units   map[string]bool
 	absent  map[string]bool
 	failOn  map[string]error
+	// convergedBy, when set, is every service's Live.ConvergedBy: the
+	// driver of a swarm manager that is not the leader.
+	convergedBy string
 }
 
 func newMem(name v1.Driver, lag int) *memDriver {
@@ -57,7 +60,7 @@ func (m *memDriver) Observe(_ context.Context, ts []controllers.Target) (map[str
 		if m.seen[s] > m.lag {
 			m.running[s] = m.want[s]
 		}
-		out[s] = controllers.Live{Exists: true, Replicas: m.want[s], Running: m.running[s]}
+		out[s] = controllers.Live{Exists: true, Replicas: m.want[s], Running: m.running[s], ConvergedBy: m.convergedBy}
 	}
 	return out, nil
 }
@@ -216,6 +219,45 @@ func TestApplyEnterMaintenanceDrainsInOrder(t *testing.T) {
 		if i := index(steps, s); i < 0 || i > broker {
 			t.Errorf("%s at %d, after the broker was scaled down at %d: %v", s, i, broker, steps)
 		}
+	}
+}
+
+// On a swarm manager that is not the leader, entering maintenance stops the
+// node's own timer, and only reports the cluster's services (mode observed,
+// with who converges them): none is written, none waited for.
+func TestApplyObservedServicesAreNotWritten(t *testing.T) {
+	sw := newMem(v1.DriverSwarm, 1<<30) // a wait for a drain would never end
+	sw.convergedBy = "the leader's agent on node-1"
+	sd := newMem(v1.DriverSystemd, 0)
+	for _, s := range []string{"swarm/broker", "swarm/proxy", "swarm/bl"} {
+		sw.set(s, 1)
+	}
+	sd.units["unit/hk.timer"] = true
+	e, _ := newTestEngine(sw, sd)
+	plan, err := e.Plan(context.Background(), spec(true, factoryProxy(), housekeeping))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range plan.Actions {
+		if a.Kind == controllers.KindService && (a.Mode != controllers.Observed || !a.Reportable() ||
+			a.Note != "observed; converged by the leader's agent on node-1") {
+			t.Errorf("%s: mode %s, note %q; want observed, naming the leader", a, a.Mode, a.Note)
+		}
+	}
+	res := e.Apply(context.Background(), plan)
+	if err := res.Err(); err != nil || !res.Converged() {
+		t.Fatalf("not converged: %v", err)
+	}
+	for _, s := range []string{"swarm/broker", "swarm/proxy", "swarm/bl"} {
+		if sw.want[s] != 1 {
+			t.Errorf("%s written by a follower: %d", s, sw.want[s])
+		}
+	}
+	if sd.units["unit/hk.timer"] {
+		t.Error("the node's own timer was not stopped")
+	}
+	if len(res.Reported) != 3 {
+		t.Errorf("reported %v, want the 3 services", res.Reported)
 	}
 }
 

@@ -30,10 +30,12 @@ func (e *Engine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
 		// the live size), so they are decided after observing.
 		targets = Targets(spec, m, e.counts(ctx, live, sized, standbys))
 	}
+	observedOnly(targets, live)
 	var restarts []controllers.Action
 	health := e.health(targets, live)
 	if fs != nil {
 		targets, restarts = e.decideFailures(ctx, fs, spec, m, targets, live, health, sized, standbys)
+		observedOnly(targets, live)
 	}
 	var actions []controllers.Action
 	groups := byDriver(targets)
@@ -45,8 +47,8 @@ func (e *Engine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
 		}
 		for _, a := range drv.Plan(ts, live) {
 			i, ok := bySubject[a.Subject]
-			if ok && ts[i].Mode == controllers.ReportOnly {
-				a.Mode = controllers.ReportOnly
+			if ok && (ts[i].Mode == controllers.ReportOnly || ts[i].Mode == controllers.Observed) {
+				a.Mode = ts[i].Mode
 			}
 			if a.Mode == "" {
 				a.Mode = controllers.Enforce
@@ -67,6 +69,21 @@ func (e *Engine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
 		health = e.health(targets, live) // standbys raised change their targets
 	}
 	return &Plan{Maintenance: m, Targets: targets, Live: live, Health: health, Actions: actions, Stages: stages}, nil
+}
+
+// observedOnly puts the targets another node's agent converges (a swarm
+// service seen from a manager that is not the leader, or from a worker)
+// in mode Observed, with a note naming who converges them: they are
+// reported, never written, and never waited for (every wait and failure
+// policy looks only at enforced targets).
+func observedOnly(targets []controllers.Target, live map[string]controllers.Live) {
+	for i := range targets {
+		t := &targets[i]
+		if by := live[t.Subject()].ConvergedBy; by != "" {
+			t.Mode = controllers.Observed
+			t.Note = "observed; converged by " + by
+		}
+	}
 }
 
 // sizes are the autoscaled counts decided in one plan, by service name: a
@@ -115,7 +132,7 @@ func (e *Engine) decideFailures(ctx context.Context, fs Failures, spec *v1.HostS
 		in = append(in, failure.Input{
 			Name: t.Name, Subject: t.Subject(), Policy: t.Service.OnFailure, Replicas: t.Replicas,
 			Maintained: m.Active && t.Service.Maintenance == v1.MaintenanceStop,
-			ReportOnly: t.Mode == controllers.ReportOnly,
+			ReportOnly: t.Mode != controllers.Enforce,
 			Exists:     l.Exists, Failing: l.Failing, Ready: h.Ready,
 		})
 	}

@@ -33,6 +33,9 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		if !changed {
 			return nil // someone else already made it so
 		}
+		if err := d.stillLeader(ctx); err != nil {
+			return fmt.Errorf("%s: update %s to %s: %w", a.Subject, a.Field, a.To, err)
+		}
 		// The update is sent whole or not at all: shutting down does not cut
 		// a request in flight (its own timeout still bounds it).
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout())
@@ -45,6 +48,7 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 			}
 			return nil
 		}
+		d.roles.forget()
 		if attempt >= maxSequenceRetries || ctx.Err() != nil {
 			return fmt.Errorf("%s: update %s to %s: %w", a.Subject, a.Field, a.To, err)
 		}

@@ -14,6 +14,9 @@ import (
 // rollout still replacing tasks).
 func Health(t controllers.Target, l controllers.Live) controllers.Health {
 	h := controllers.Health{Reason: "service missing"}
+	if _, ok := l.Raw.(unreadable); ok {
+		return controllers.Health{Reason: l.State}
+	}
 	if !l.Exists {
 		return h
 	}

@@ -35,6 +35,14 @@ type Driver struct {
 	// Now is the clock task failures are judged recent against (default
 	// time.Now).
 	Now controllers.Clock
+	// Cluster, when set, tells the driver its node's role in the swarm
+	// (cluster.go): on a swarm with several managers only the leader's
+	// agent writes services; the others observe them (Live.ConvergedBy),
+	// and a worker's agent, which cannot read them, says so. Without it
+	// the node counts as the only manager.
+	Cluster ClusterAPI
+
+	roles roleCache
 }
 
 // nameFilterLimit is the most names sent as list filters; beyond it the
@@ -53,6 +61,17 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 		}
 		opts.Filters = args
 	}
+	role, err := d.observeRole(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if role.Kind == RoleWorker {
+		out := make(map[string]controllers.Live, len(targets))
+		for _, t := range targets {
+			out[t.Subject()] = controllers.Live{State: "not readable on a worker node", ConvergedBy: role.ConvergedBy(), Raw: unreadable{}}
+		}
+		return out, nil
+	}
 	timeout := d.timeout()
 	if controllers.Waiting(ctx) {
 		// A wait looks again soon anyway: a list that hangs (a dockerd
@@ -64,10 +83,17 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	d.Count.Add("list")
 	list, err := d.API.ServiceList(ctx, opts)
 	if err != nil {
+		d.roles.forget()
 		return nil, fmt.Errorf("listing services: %w", err)
 	}
 	live := liveFromList(targets, list)
 	d.observeFailures(ctx, targets, live)
+	if by := role.ConvergedBy(); by != "" {
+		for k, l := range live {
+			l.ConvergedBy = by
+			live[k] = l
+		}
+	}
 	return live, nil
 }
 

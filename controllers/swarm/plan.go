@@ -22,6 +22,9 @@ func Plan(targets []controllers.Target, live map[string]controllers.Live) []cont
 }
 
 func planService(t controllers.Target, l controllers.Live, base controllers.Action) []controllers.Action {
+	if _, ok := l.Raw.(unreadable); ok {
+		return nil // a worker's agent: the leader's agent converges it
+	}
 	want := strconv.Itoa(int(t.Replicas))
 	switch {
 	case !l.Exists:

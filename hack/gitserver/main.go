@@ -1,6 +1,10 @@
 // Command gitserver is the testbed's http git server: bare repositories below
 // -root served over smart HTTP on a loopback address, with per-repository
 // request counters at /_stats?repo=NAME.git.
+//
+// -test-net allows one more range besides loopback: the test hosts' network
+// (hack/testbed hosts), whose addresses exist only inside network namespaces
+// the testbed makes, where a second instance serves the same repositories.
 package main
 
 import (
@@ -16,14 +20,22 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8418", "loopback address to serve on")
 	root := flag.String("root", "/var/lib/reconciler-testbed/git", "folder of bare repositories")
+	testNet := flag.String("test-net", "", "a CIDR (the test hosts' network, inside the testbed's namespaces) also allowed for -listen")
 	flag.Parse()
 
 	host, _, err := net.SplitHostPort(*listen)
 	if err != nil {
 		log.Fatalf("-listen %q: %v", *listen, err)
 	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		log.Fatalf("-listen %q: the testbed only serves on a loopback address", *listen)
+	ip := net.ParseIP(host)
+	var allowed *net.IPNet
+	if *testNet != "" {
+		if _, allowed, err = net.ParseCIDR(*testNet); err != nil {
+			log.Fatalf("-test-net %q: %v", *testNet, err)
+		}
+	}
+	if ip == nil || !(ip.IsLoopback() || allowed != nil && allowed.Contains(ip)) {
+		log.Fatalf("-listen %q: the testbed only serves on a loopback address (or one in -test-net)", *listen)
 	}
 	srv := &http.Server{
 		Addr:              *listen,

@@ -1,0 +1,166 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/system"
+
+	"reconciler.dev/reconciler/controllers"
+)
+
+// clusterAPI is one node's dockerd as the role code sees it: /info says
+// whether it is a manager and how many there are, the node list which
+// manager leads. It also answers the service calls, counting them.
+type clusterAPI struct {
+	API
+	node     string // this node's id
+	manager  bool
+	managers int
+	leader   string // the leader's id
+	svc      swarm.Service
+
+	infos, nodeLists, lists, updates int
+}
+
+func (f *clusterAPI) Info(context.Context) (system.Info, error) {
+	f.infos++
+	return system.Info{Swarm: swarm.Info{
+		NodeID: f.node, LocalNodeState: swarm.LocalNodeStateActive,
+		ControlAvailable: f.manager, Managers: f.managers,
+	}}, nil
+}
+
+func (f *clusterAPI) NodeList(context.Context, swarm.NodeListOptions) ([]swarm.Node, error) {
+	f.nodeLists++
+	var out []swarm.Node
+	for _, id := range []string{"n1", "n2", "n3"} {
+		out = append(out, swarm.Node{ID: id, Description: swarm.NodeDescription{Hostname: "host-" + id},
+			ManagerStatus: &swarm.ManagerStatus{Leader: id == f.leader}})
+	}
+	return out, nil
+}
+
+func (f *clusterAPI) ServiceList(context.Context, swarm.ServiceListOptions) ([]swarm.Service, error) {
+	f.lists++
+	return []swarm.Service{f.svc}, nil
+}
+
+func (f *clusterAPI) ServiceUpdate(context.Context, string, swarm.Version, swarm.ServiceSpec, swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
+	f.updates++
+	return swarm.ServiceUpdateResponse{}, nil
+}
+
+func newClusterDriver(f *clusterAPI) *Driver { return &Driver{API: f, Cluster: f} }
+
+// Every role, from what the node's own dockerd says: who writes, who only
+// observes (and names the leader), and that a worker lists nothing.
+func TestRoleDecidesWhoWrites(t *testing.T) {
+	ts := targets(declare("factory-proxy", 0, ""))
+	cases := []struct {
+		name      string
+		api       clusterAPI
+		kind      RoleKind
+		convBy    string
+		lists     int
+		wantPlans int
+	}{
+		{"one-node swarm", clusterAPI{node: "n1", manager: true, managers: 1}, RoleSingle, "", 1, 1},
+		{"leader of three", clusterAPI{node: "n1", manager: true, managers: 3, leader: "n1"}, RoleLeader, "", 1, 1},
+		{"follower", clusterAPI{node: "n2", manager: true, managers: 3, leader: "n1"}, RoleFollower, "the leader's agent on host-n1", 1, 1},
+		{"no leader", clusterAPI{node: "n2", manager: true, managers: 3}, RoleFollower, "the leader's agent (the swarm has no leader now)", 1, 1},
+		{"worker", clusterAPI{node: "n4", managers: 3}, RoleWorker, "the leader's agent (this node is a worker: it cannot read services)", 0, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := c.api
+			f.svc = service("factory-proxy", 1, 1, "local/proxy:1")
+			d := newClusterDriver(&f)
+			r, err := d.Role(context.Background())
+			if err != nil || r.Kind != c.kind {
+				t.Fatalf("role %+v, %v; want %s", r, err, c.kind)
+			}
+			if got := r.Kind.Writes(); got != (c.kind == RoleSingle || c.kind == RoleLeader) {
+				t.Errorf("Writes() = %v", got)
+			}
+			live, err := d.Observe(context.Background(), ts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := live[ts[0].Subject()]
+			if l.ConvergedBy != c.convBy {
+				t.Errorf("ConvergedBy %q, want %q", l.ConvergedBy, c.convBy)
+			}
+			if f.lists != c.lists {
+				t.Errorf("%d service lists, want %d", f.lists, c.lists)
+			}
+			if got := len(d.Plan(ts, live)); got != c.wantPlans {
+				t.Errorf("%d actions planned, want %d", got, c.wantPlans)
+			}
+			if h := d.Health(ts[0], l); c.kind == RoleWorker && (h.Ready || h.Reason == "") {
+				t.Errorf("a worker's health %+v, want not ready with a reason", h)
+			}
+		})
+	}
+}
+
+// A one-node swarm pays one /info per driver, not per pass; a manager
+// among several reads its role at every plan, but not while waiting.
+func TestRoleIsCachedOnlyForASingleManager(t *testing.T) {
+	ts := targets(declare("factory-proxy", 0, ""))
+	ctx := context.Background()
+	single := &clusterAPI{node: "n1", manager: true, managers: 1, svc: service("factory-proxy", 1, 1, "x")}
+	d := newClusterDriver(single)
+	for range 3 {
+		if _, err := d.Observe(ctx, ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if single.infos != 1 || single.nodeLists != 0 {
+		t.Errorf("one-node swarm: %d /info and %d node lists for 3 plans, want 1 and 0", single.infos, single.nodeLists)
+	}
+	multi := &clusterAPI{node: "n2", manager: true, managers: 3, leader: "n1", svc: service("factory-proxy", 1, 1, "x")}
+	d = newClusterDriver(multi)
+	for range 3 {
+		if _, err := d.Observe(ctx, ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.Observe(controllers.WithWaiting(ctx), ts); err != nil {
+		t.Fatal(err)
+	}
+	if multi.infos != 3 || multi.nodeLists != 3 {
+		t.Errorf("three managers: %d /info and %d node lists for 3 plans and a wait, want 3 and 3", multi.infos, multi.nodeLists)
+	}
+}
+
+// Leadership that moved between the plan and the write stops the write:
+// the update is not sent, and the error says why (errors.Is ErrNotLeader).
+func TestApplyRefusesOnceLeadershipMoved(t *testing.T) {
+	ctx := context.Background()
+	f := &clusterAPI{node: "n1", manager: true, managers: 3, leader: "n1", svc: service("factory-proxy", 1, 1, "x")}
+	d := newClusterDriver(f)
+	ts := targets(declare("factory-proxy", 0, ""))
+	live, err := d.Observe(ctx, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := d.Plan(ts, live)
+	if len(plan) != 1 {
+		t.Fatalf("plan %v, want one scale-down", plan)
+	}
+	f.leader = "n2"
+	err = d.Apply(ctx, plan[0], ts[0], live[ts[0].Subject()])
+	if !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Apply after losing leadership: %v, want ErrNotLeader", err)
+	}
+	if f.updates != 0 {
+		t.Errorf("%d updates sent by a node that is no longer the leader", f.updates)
+	}
+	f.leader = "n1"
+	if err := d.Apply(ctx, plan[0], ts[0], live[ts[0].Subject()]); err != nil || f.updates != 1 {
+		t.Errorf("Apply as the leader: %v, %d updates", err, f.updates)
+	}
+}

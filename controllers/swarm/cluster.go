@@ -200,5 +200,9 @@ func (r Role) ConvergedBy() string {
 	return ""
 }
 
+// DetailConvergedBy is the detail (in /status objects[].details) of a
+// service this agent only observes: who converges it.
+const DetailConvergedBy = "convergedBy"
+
 // unreadable is the Raw of a service a worker's agent cannot read.
 type unreadable struct{}

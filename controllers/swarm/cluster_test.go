@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/system"
@@ -22,7 +23,9 @@ type clusterAPI struct {
 	leader   string // the leader's id
 	svc      swarm.Service
 
-	infos, nodeLists, lists, updates int
+	taskList []swarm.Task
+
+	infos, nodeLists, lists, updates, tasks int
 }
 
 func (f *clusterAPI) Info(context.Context) (system.Info, error) {
@@ -162,5 +165,48 @@ func TestApplyRefusesOnceLeadershipMoved(t *testing.T) {
 	f.leader = "n1"
 	if err := d.Apply(ctx, plan[0], ts[0], live[ts[0].Subject()]); err != nil || f.updates != 1 {
 		t.Errorf("Apply as the leader: %v, %d updates", err, f.updates)
+	}
+}
+
+func (f *clusterAPI) TaskList(context.Context, swarm.TaskListOptions) ([]swarm.Task, error) {
+	f.tasks++
+	return f.taskList, nil
+}
+
+// On a swarm of several nodes, a service scaled down whose task still runs
+// on its node is not drained, whatever the manager's running count says
+// (it leaves out tasks whose desired state is shutdown); a one-node swarm
+// reads no tasks for it.
+func TestDrainCountsTasksStillRunningOnTheirNodes(t *testing.T) {
+	ctx := context.Background()
+	ts := targets(declare("factory-proxy", 0, ""))
+	svc := service("factory-proxy", 0, 0, "x")
+	svc.UpdatedAt = time.Now().Add(-10 * time.Second)
+	stopping := swarm.Task{ServiceID: svc.ID, DesiredState: swarm.TaskStateShutdown, Status: swarm.TaskStatus{State: swarm.TaskStateRunning}}
+	gone := swarm.Task{ServiceID: svc.ID, DesiredState: swarm.TaskStateShutdown, Status: swarm.TaskStatus{State: swarm.TaskStateShutdown}}
+
+	leader := &clusterAPI{node: "n1", manager: true, managers: 3, leader: "n1", svc: svc, taskList: []swarm.Task{stopping, gone}}
+	d := newClusterDriver(leader)
+	live, err := d.Observe(controllers.WithWaiting(ctx), ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := live[ts[0].Subject()]
+	if h := d.Health(ts[0], l); h.Drained || l.Running != 1 {
+		t.Errorf("leader of three: running %d, health %+v; want 1 running, not drained", l.Running, h)
+	}
+	leader.taskList = []swarm.Task{gone}
+	live, _ = d.Observe(controllers.WithWaiting(ctx), ts)
+	if h := d.Health(ts[0], live[ts[0].Subject()]); !h.Drained {
+		t.Errorf("leader of three, the task stopped: %+v, want drained", h)
+	}
+
+	single := &clusterAPI{node: "n1", manager: true, managers: 1, svc: svc, taskList: []swarm.Task{stopping}}
+	d = newClusterDriver(single)
+	if _, err := d.Observe(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	if single.tasks != 0 {
+		t.Errorf("a one-node swarm read the tasks %d times", single.tasks)
 	}
 }

@@ -68,7 +68,8 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	if role.Kind == RoleWorker {
 		out := make(map[string]controllers.Live, len(targets))
 		for _, t := range targets {
-			out[t.Subject()] = controllers.Live{State: "not readable on a worker node", ConvergedBy: role.ConvergedBy(), Raw: unreadable{}}
+			out[t.Subject()] = controllers.Live{State: "not readable on a worker node", ConvergedBy: role.ConvergedBy(),
+				Details: map[string]string{DetailConvergedBy: role.ConvergedBy()}, Raw: unreadable{}}
 		}
 		return out, nil
 	}
@@ -87,10 +88,11 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 		return nil, fmt.Errorf("listing services: %w", err)
 	}
 	live := liveFromList(targets, list)
-	d.observeFailures(ctx, targets, live)
+	d.observeTasks(ctx, targets, live, role.Kind == RoleLeader)
 	if by := role.ConvergedBy(); by != "" {
 		for k, l := range live {
 			l.ConvergedBy = by
+			l.Details = withDetail(l.Details, DetailConvergedBy, by)
 			live[k] = l
 		}
 	}
@@ -104,34 +106,54 @@ const (
 	// failuresToFail is how many recent task failures make a service
 	// failing: tasks that fail over and over, not one that died once.
 	failuresToFail = 2
+	// recentChange is how long after a change of its spec a service's
+	// tasks are counted on a swarm of several nodes (see observeTasks).
+	recentChange = 2 * time.Minute
 )
 
-// observeFailures looks at the tasks of the services that look unhealthy
-// (fewer tasks running than the spec asks), in one TaskList for all of
-// them, and records which are failing. A healthy pass makes no such call,
-// nor does waiting for a service to come up, unless its failure policy
-// already holds it (controllers.Waiting). A TaskList that fails leaves the
-// services as listed: the failure policy then waits for a pass that can see
-// their tasks.
-func (d *Driver) observeFailures(ctx context.Context, targets []controllers.Target, live map[string]controllers.Live) {
+// observeTasks reads, in one TaskList, the tasks of two kinds of services:
+//
+//   - those that look unhealthy (fewer tasks running than the spec asks),
+//     to record which are failing. A healthy pass makes no such call, nor
+//     does waiting for a service to come up, unless its failure policy
+//     already holds it (controllers.Waiting);
+//   - on a swarm with several nodes (cluster true: the leader's agent),
+//     those whose spec changed within recentChange, to count the tasks
+//     that really run. The manager's running count leaves out a task as
+//     soon as its desired state is shutdown, but its node stops it only
+//     once the node's dispatcher hears of it, which after a leader change
+//     takes seconds: a drain judged from the count alone would let a
+//     dependency go down while its dependents still run.
+//
+// A TaskList that fails leaves the services as listed: the failure policy
+// then waits for a pass that can see their tasks.
+func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target, live map[string]controllers.Live, cluster bool) {
 	args := filters.NewArgs()
-	var suspects []string
+	var suspects, changed []string
 	waiting := controllers.Waiting(ctx)
+	now := d.Now.Time()
 	for _, t := range targets {
-		if waiting && t.Failure == "" {
-			continue
-		}
 		l := live[t.Subject()]
 		s, ok := l.Raw.(swarm.Service)
-		if !ok || !l.Exists || s.Spec.Mode.Replicated == nil || l.Replicas == 0 {
+		if !ok || !l.Exists || s.Spec.Mode.Replicated == nil {
+			continue
+		}
+		asked := false
+		if cluster && now.Sub(s.UpdatedAt) < recentChange {
+			args.Add("service", s.ID)
+			changed, asked = append(changed, t.Subject()), true
+		}
+		if (waiting && t.Failure == "") || l.Replicas == 0 {
 			continue
 		}
 		if l.Running < l.Replicas {
-			args.Add("service", s.ID)
+			if !asked {
+				args.Add("service", s.ID)
+			}
 			suspects = append(suspects, t.Subject())
 		}
 	}
-	if len(suspects) == 0 {
+	if len(suspects) == 0 && len(changed) == 0 {
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.timeout())
@@ -150,7 +172,22 @@ func (d *Driver) observeFailures(ctx context.Context, targets []controllers.Targ
 	for _, task := range tasks {
 		byService[task.ServiceID] = append(byService[task.ServiceID], task)
 	}
-	now := d.Now.Time()
+	for _, subj := range changed {
+		l := live[subj]
+		s := l.Raw.(swarm.Service)
+		n := int32(0)
+		for _, task := range byService[s.ID] {
+			if task.Status.State == swarm.TaskStateRunning {
+				n++
+			}
+		}
+		if n > l.Running {
+			l.Details = withDetail(l.Details, "stopping", fmt.Sprintf("%d task(s) still running on their nodes", n-l.Running))
+			l.Running = n
+			l.State = fmt.Sprintf("%d/%d running", l.Running, l.Replicas)
+			live[subj] = l
+		}
+	}
 	for _, subj := range suspects {
 		l := live[subj]
 		s := l.Raw.(swarm.Service)

@@ -36,6 +36,11 @@ type agentConfig struct {
 	Interval string   // --interval; default 2s
 	Env      []string // added to the testbed's environment (DOCKER_HOST of a counting proxy...)
 	Args     []string // more flags
+	// Listen is --listen (default: a free loopback port); Wrap is a
+	// command the agent runs under (nsenter --net=... for an agent on a
+	// test host, hosts_test.go).
+	Listen string
+	Wrap   []string
 
 	// StartWithin bounds the wait for /healthz at start (default 15s);
 	// StopWithin, the exit after SIGTERM (default 10s).
@@ -89,12 +94,16 @@ func startAgent(t *testing.T, cfg agentConfig) *agentProc {
 	agentSeq.n++
 	name := fmt.Sprintf("agent #%d", agentSeq.n)
 	agentSeq.Unlock()
-	a := &agentProc{t: t, name: name, Addr: freePort(t), StateDir: cfg.StateDir, stopWithin: cfg.StopWithin,
+	if cfg.Listen == "" {
+		cfg.Listen = freePort(t)
+	}
+	a := &agentProc{t: t, name: name, Addr: cfg.Listen, StateDir: cfg.StateDir, stopWithin: cfg.StopWithin,
 		stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	args := append([]string{"run", "--source", cfg.Source, "--host", cfg.Host, "--state-dir", cfg.StateDir,
 		"--listen", a.Addr, "--interval", cfg.Interval}, cfg.Args...)
 	args = append(args, testbedLimits(t, args)...)
-	a.cmd = exec.Command(reconcilerBin(t), args...)
+	argv := append(append(append([]string(nil), cfg.Wrap...), reconcilerBin(t)), args...)
+	a.cmd = exec.Command(argv[0], argv[1:]...)
 	a.cmd.Env = append(os.Environ(), cfg.Env...)
 	a.cmd.Stdout = io.Discard
 	a.cmd.Stderr = a.stderr

@@ -1,0 +1,609 @@
+//go:build e2e
+
+package e2e
+
+// Many hosts for real: five test hosts (hack/testbed hosts up 5), each a
+// network namespace with its own dockerd, in one swarm of 3 managers and 2
+// workers, an agent on every host talking to its own dockerd through a
+// counting proxy. Swarm services are cluster objects, written only by the
+// agent on the Raft leader; the compose project on each host is node-scoped,
+// converged by that host's own agent.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+
+	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
+	"reconciler.dev/reconciler/controllers/compose"
+	"reconciler.dev/reconciler/internal/callcount"
+)
+
+// testHost is one host of `hack/testbed hosts`.
+type testHost struct {
+	Name   string // rtb-hN: its swarm node's host name, and --host of its agent
+	Addr   string // its address on the hosts' bridge
+	Docker string // unix:// socket of its dockerd
+	Netns  string // /run/netns/rtb-hN
+	Run    string // the folder of its dockerd's pid file
+	cli    *client.Client
+	proxy  *callcount.DockerProxy
+	agent  *agentProc
+}
+
+// testHosts brings up (idempotently) n test hosts and returns them, with a
+// Docker client on each host's own dockerd, and the hosts' git URL.
+func testHosts(t *testing.T, n int) ([]*testHost, string) {
+	t.Helper()
+	testbed(t)
+	lockTestbed(t, "hosts")
+	script := filepath.Join(repoRoot(), "hack", "testbed")
+	t0 := time.Now()
+	if out, err := exec.Command(script, "hosts", "up", fmt.Sprint(n)).CombinedOutput(); err != nil {
+		t.Fatalf("hack/testbed hosts up %d: %v\n%s", n, err, out)
+	}
+	t.Logf("hack/testbed hosts up %d: %s", n, time.Since(t0).Round(time.Millisecond))
+	out, err := exec.Command(script, "hosts", "env").Output()
+	if err != nil {
+		t.Fatalf("hack/testbed hosts env: %v", err)
+	}
+	env := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok {
+			env[k] = strings.Trim(v, `"`)
+		}
+	}
+	hostNames, addrs, socks := strings.Fields(env["TESTBED_HOSTS"]), strings.Fields(env["TESTBED_HOSTS_ADDRS"]), strings.Fields(env["TESTBED_HOSTS_DOCKER"])
+	if len(hostNames) != n || len(addrs) != n || len(socks) != n || env["TESTBED_HOSTS_GIT_HTTP_URL"] == "" {
+		t.Fatalf("hack/testbed hosts env does not describe %d hosts:\n%s", n, out)
+	}
+	var hosts []*testHost
+	for i := range hostNames {
+		h := &testHost{Name: hostNames[i], Addr: addrs[i], Docker: socks[i], Netns: filepath.Join(env["TESTBED_HOSTS_NETNS_DIR"], hostNames[i]),
+			Run: filepath.Join(env["TESTBED_HOSTS_RUN"], strings.TrimPrefix(hostNames[i], "rtb-"))}
+		h.cli, err = client.NewClientWithOpts(client.WithHost(h.Docker), client.WithAPIVersionNegotiation())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.cli.Close() })
+		hosts = append(hosts, h)
+	}
+	return hosts, env["TESTBED_HOSTS_GIT_HTTP_URL"]
+}
+
+// swarmLeader asks the managers' dockerds, in turn, which node leads.
+func swarmLeader(ctx context.Context, hosts []*testHost) (string, error) {
+	var last error
+	for _, h := range hosts {
+		nodes, err := h.cli.NodeList(ctx, swarm.NodeListOptions{})
+		if err != nil {
+			last = err
+			continue
+		}
+		for _, n := range nodes {
+			if n.ManagerStatus != nil && n.ManagerStatus.Leader && n.Status.State == swarm.NodeStateReady {
+				return n.Description.Hostname, nil
+			}
+		}
+		last = fmt.Errorf("%s knows no leader", h.Name)
+	}
+	return "", last
+}
+
+// hostStatus reads an agent's /status with the bearer token.
+func hostStatus(addr, token string) (status.Status, error) {
+	var st status.Status
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/status", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("/status: %s: %s", resp.Status, b)
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+// hostsDoc is the fleet's desired state: one Defaults for every test host
+// with the cluster's services (in dependsOn order, the seed's shape) and a
+// node-scoped compose project that lives on each host.
+func hostsDoc(svc [3]string, project string, maintenance bool) string {
+	return fmt.Sprintf(`apiVersion: reconciler.dev/v1
+kind: Defaults
+metadata:
+  name: test-hosts
+spec:
+  hosts: ["rtb-h*"]
+  maintenance: %v
+  services:
+    - name: %[2]s
+      replicas: 1
+    - name: %[3]s
+      replicas: 1
+      dependsOn: [%[2]s]
+    - name: %[4]s
+      replicas: 1
+      dependsOn: [%[2]s]
+    - name: local
+      driver: compose
+      project: %[5]s
+      replicas: 1
+      stopTimeout: 5s
+`, maintenance, svc[0], svc[1], svc[2], project)
+}
+
+// hostsEvents watches Docker's events on several dockerds at once (service
+// events on managers, container events where tasks run); merged gives them
+// as one log.
+type hostsEvents []*eventLog
+
+func watchHostsEvents(t *testing.T, hosts []*testHost) hostsEvents {
+	t.Helper()
+	var out hostsEvents
+	for _, h := range hosts {
+		out = append(out, watchDockerEvents(t, h.cli))
+	}
+	return out
+}
+
+// merged is every host's events so far, in one log (not watching).
+func (hs hostsEvents) merged() *eventLog {
+	all := &eventLog{}
+	for _, el := range hs {
+		el.mu.Lock()
+		all.events = append(all.events, el.events...)
+		el.mu.Unlock()
+	}
+	sort.SliceStable(all.events, func(i, j int) bool { return all.events[i].TimeNano < all.events[j].TimeNano })
+	return all
+}
+
+// replicaUpdates returns the times a service's replica count was changed
+// in [from, to], from Docker's service events (those that carry
+// replicas.old/new: a new leader re-announces every service with an update
+// event of its own, without them), each change counted once though every
+// manager's dockerd reports it.
+func (el *eventLog) replicaUpdates(service string, from, to time.Time) []string {
+	el.mu.Lock()
+	defer el.mu.Unlock()
+	type change struct {
+		at       time.Time
+		old, new string
+	}
+	var all []change
+	for _, m := range el.events {
+		a := m.Actor.Attributes
+		ts := time.Unix(0, m.TimeNano)
+		if m.Type != events.ServiceEventType || m.Action != events.ActionUpdate || a["name"] != service || a["replicas.new"] == "" ||
+			ts.Before(from) || ts.After(to) {
+			continue
+		}
+		all = append(all, change{ts, a["replicas.old"], a["replicas.new"]})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
+	var out []string
+	var last change
+	for _, c := range all {
+		if len(out) > 0 && c.old == last.old && c.new == last.new && c.at.Sub(last.at) < time.Second {
+			continue
+		}
+		last = c
+		out = append(out, fmt.Sprintf("%s %s->%s", c.at.Format("15:04:05.000"), c.old, c.new))
+	}
+	return out
+}
+
+// replicaUpdateTime is the time of the first replicaUpdates entry.
+func replicaUpdateTime(s string) time.Time {
+	at, _ := time.Parse("15:04:05.000", strings.Fields(s)[0])
+	now := time.Now().UTC()
+	return time.Date(now.Year(), now.Month(), now.Day(), at.Hour(), at.Minute(), at.Second(), at.Nanosecond(), time.UTC)
+}
+
+// TestHostsLeaderWritesAndFailover: five hosts, an agent on each.
+//
+//  1. maintenance: false is committed: the broker, then proxy and BL, come
+//     up; every ServiceUpdate reaching any dockerd comes from the leader's
+//     agent; every host's own compose container is started by its own
+//     agent; the followers report the services as observed (naming the
+//     leader), the workers as not readable.
+//  2. maintenance: true is committed; once the leader's agent sent its
+//     first scale-down, it is killed and its dockerd stopped: a new leader
+//     is elected, and its agent scales the broker down after proxy and BL
+//     drained, each service updated once in all (Docker's events).
+func TestHostsLeaderWritesAndFailover(t *testing.T) {
+	const interval = 2 * time.Second
+	began := time.Now()
+	hosts, gitURL := testHosts(t, 5)
+	ctx := ctxT(t, 3*time.Minute)
+	managers := hosts[:3]
+
+	leaderName, err := swarmLeader(ctx, managers)
+	if err != nil {
+		t.Fatalf("no swarm leader: %v", err)
+	}
+	byName := map[string]*testHost{}
+	for _, h := range hosts {
+		byName[h.Name] = h
+	}
+	leader := byName[leaderName]
+	t.Logf("swarm leader at start: %s", leaderName)
+
+	// The cluster's services, their tasks on the workers only (so stopping a
+	// manager's dockerd stops no task); proxy and BL take 3 s to stop, the
+	// time the failover happens in.
+	tb := testbed(t)
+	pfx := uniqueName("mh")
+	svc := [3]string{pfx + "-broker", pfx + "-proxy", pfx + "-bl"}
+	for i, name := range svc {
+		zero := uint64(0)
+		grace := 5 * time.Second
+		var env []string
+		if i > 0 {
+			env = []string{"WORKER_STOP_DELAY=3s"}
+		}
+		_, err := leader.cli.ServiceCreate(ctx, swarm.ServiceSpec{
+			Annotations: swarm.Annotations{Name: name, Labels: map[string]string{tb.Label: "1"}},
+			TaskTemplate: swarm.TaskSpec{
+				ContainerSpec: &swarm.ContainerSpec{Image: "local/worker:1", StopGracePeriod: &grace, Env: env},
+				Networks:      []swarm.NetworkAttachmentConfig{{Target: "host"}},
+				Placement:     &swarm.Placement{Constraints: []string{"node.role==worker"}},
+			},
+			Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
+		}, swarm.ServiceCreateOptions{})
+		if err != nil {
+			t.Fatalf("creating %s: %v", name, err)
+		}
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, h := range managers {
+			for _, name := range svc {
+				_ = h.cli.ServiceRemove(cctx, name)
+			}
+		}
+	})
+	// A compose project on every host, brought up once and stopped (a
+	// compose project at 0 keeps its container): node-scoped.
+	project := uniqueName("mhc")
+	for _, h := range hosts {
+		name := compose.ContainerName(project, "local", 1)
+		_, err := h.cli.ContainerCreate(ctx, &container.Config{
+			Image: "local/worker:1",
+			Labels: map[string]string{compose.LabelProject: project, compose.LabelService: "local", compose.LabelNumber: "1",
+				compose.LabelOneoff: "False", tb.Label: "1", "com.docker.compose.version": "2.29.1"},
+		}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
+		if err != nil {
+			t.Fatalf("%s: creating %s: %v", h.Name, name, err)
+		}
+		t.Cleanup(func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = h.cli.ContainerRemove(cctx, name, container.RemoveOptions{Force: true})
+		})
+	}
+
+	repo := newGitRepo(t, "hosts")
+	repo.Commit("test hosts, in maintenance", map[string]string{"defaults.yaml": hostsDoc(svc, project, true)})
+	token := "hosts-test-token-0123456789abcdef"
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sockDir := shortSockDir(t)
+	for _, h := range hosts {
+		h.proxy, err = callcount.NewDockerProxy(filepath.Join(sockDir, h.Name+".sock"), strings.TrimPrefix(h.Docker, "unix://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.proxy.Close() })
+		h.agent = startAgent(t, agentConfig{
+			Source: gitURL + "/" + repo.Name, Host: h.Name, Interval: interval.String(),
+			Listen: h.Addr + ":9440", Wrap: []string{"nsenter", "--net=" + h.Netns},
+			Env:  []string{"DOCKER_HOST=" + h.proxy.Host()},
+			Args: []string{"--token-file", tokenFile},
+		})
+	}
+	head := strings.TrimSpace(run(t, repo.WorkTree, "git", "rev-parse", "HEAD"))
+	eventually(t, 60*time.Second, "every agent on the first revision", func() error {
+		for _, h := range hosts {
+			st, err := hostStatus(h.agent.Addr, token)
+			if err != nil {
+				return fmt.Errorf("%s: %w", h.Name, err)
+			}
+			if st.Revision == nil || st.Revision.ID != head || len(st.Passes) == 0 {
+				return fmt.Errorf("%s: not yet on %s", h.Name, head[:8])
+			}
+		}
+		return nil
+	})
+	setup := time.Since(began)
+
+	// 1. Leaving maintenance.
+	for _, h := range hosts {
+		h.proxy.Reset()
+	}
+	upAt := time.Now()
+	repo.Commit("leave maintenance", map[string]string{"defaults.yaml": hostsDoc(svc, project, false)})
+	eventually(t, 60*time.Second, "the services up and every host's container running", func() error {
+		for _, name := range svc {
+			s, _, err := leader.cli.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+			if err != nil {
+				return err
+			}
+			if r := s.Spec.Mode.Replicated.Replicas; r == nil || *r != 1 {
+				return fmt.Errorf("%s not scaled up yet", name)
+			}
+		}
+		for _, h := range hosts {
+			c, err := h.cli.ContainerInspect(ctx, compose.ContainerName(project, "local", 1))
+			if err != nil {
+				return err
+			}
+			if !c.State.Running {
+				return fmt.Errorf("%s: its compose container is not running", h.Name)
+			}
+		}
+		return nil
+	})
+	upTook := time.Since(upAt)
+	for _, h := range hosts {
+		updates := h.proxy.Counts()["POST /services/{id}/update"]
+		switch {
+		case h == leader && updates != 3:
+			t.Errorf("the leader's agent (%s) sent %d service updates, want 3: %v", h.Name, updates, h.proxy.Counts())
+		case h != leader && updates != 0:
+			t.Errorf("%s's agent, not the leader's, sent %d service updates: %v", h.Name, updates, h.proxy.Counts())
+		}
+		if n := h.proxy.Counts()["POST /containers/{id}/start"]; n != 1 {
+			t.Errorf("%s's agent started its compose container %d times, want 1: %v", h.Name, n, h.proxy.Counts())
+		}
+	}
+	for _, h := range hosts[3:] {
+		if n := h.proxy.Counts()["GET /services"]; n != 0 {
+			t.Errorf("worker %s's agent listed services %d times: %v", h.Name, n, h.proxy.Counts())
+		}
+	}
+	// What each agent says of the cluster's services.
+	eventually(t, 10*time.Second, "every agent's view of the services", func() error {
+		for _, h := range hosts {
+			st, err := hostStatus(h.agent.Addr, token)
+			if err != nil {
+				return err
+			}
+			for _, o := range st.Objects {
+				if o.Driver != "swarm" {
+					continue
+				}
+				want, by := "enforce", ""
+				switch {
+				case h.Name == leaderName:
+				case h == hosts[3] || h == hosts[4]:
+					want, by = names.DriftObserved, "the leader's agent (this node is a worker: it cannot read services)"
+				default:
+					want, by = names.DriftObserved, "the leader's agent on "+leaderName
+				}
+				if o.Mode != want || o.Details["convergedBy"] != by {
+					return fmt.Errorf("%s: %s mode %q convergedBy %q, want %q %q", h.Name, o.Name, o.Mode, o.Details["convergedBy"], want, by)
+				}
+			}
+		}
+		return nil
+	})
+	for _, h := range hosts {
+		if st, err := hostStatus(h.agent.Addr, token); err == nil && len(st.Passes) > 0 {
+			if r := st.Passes[0].Result; r == names.ResultFailed || r == names.ResultError {
+				t.Errorf("%s: the last pass %s: %s", h.Name, r, st.Passes[0].Error)
+			}
+		}
+	}
+
+	// 2. Entering maintenance, the leader failing half way.
+	watch := watchHostsEvents(t, append(append([]*testHost{}, hosts[3:]...), managersBut(managers, leader)...))
+	for _, h := range hosts {
+		h.proxy.Reset()
+	}
+	inAt := time.Now()
+	repo.Commit("enter maintenance", map[string]string{"defaults.yaml": hostsDoc(svc, project, true)})
+	first := awaitFirstMutatingKey(t, leader.proxy, "POST /services/{id}/update", inAt, 30*time.Second)
+	leader.agent.kill()
+	killedAt := time.Now()
+	stopDockerd(t, leader)
+	stoppedAt := time.Now()
+	t.Logf("the leader's agent's first scale-down at %s; agent killed %s later, its dockerd stopped %s after that",
+		first.Time.Format("15:04:05.000"), killedAt.Sub(first.Time).Round(time.Millisecond), stoppedAt.Sub(killedAt).Round(time.Millisecond))
+	t.Cleanup(func() {
+		// The next run's `hosts up` starts it again and it rejoins.
+		if out, err := exec.Command(filepath.Join(repoRoot(), "hack", "testbed"), "hosts", "up", "5").CombinedOutput(); err != nil {
+			t.Logf("restarting the hosts: %v\n%s", err, out)
+		}
+	})
+	rest := managersBut(managers, leader)
+	var newLeader *testHost
+	eventually(t, 60*time.Second, "a new swarm leader", func() error {
+		name, err := swarmLeader(ctx, rest)
+		if err != nil {
+			return err
+		}
+		if name == leaderName {
+			return fmt.Errorf("%s still leads", name)
+		}
+		newLeader = byName[name]
+		return nil
+	})
+	electedAt := time.Now()
+	t.Logf("new leader %s seen %s after the old leader's dockerd stopped", newLeader.Name, electedAt.Sub(stoppedAt).Round(time.Millisecond))
+	var brokerDown time.Time
+	eventually(t, 60*time.Second, "the broker scaled down by the new leader's agent", func() error {
+		s, _, err := newLeader.cli.ServiceInspectWithRaw(ctx, svc[0], swarm.ServiceInspectOptions{})
+		if err != nil {
+			return err
+		}
+		if r := s.Spec.Mode.Replicated.Replicas; r == nil || *r != 0 {
+			return fmt.Errorf("broker at %d", *r)
+		}
+		brokerDown = time.Now()
+		return nil
+	})
+	// Each service updated once in all, the broker after its dependents'
+	// last containers died; and the new leader's proxy carried the broker's.
+	time.Sleep(time.Second) // the events of the last update
+	from, to := inAt, time.Now()
+	el := watch.merged()
+	var brokerAt time.Time
+	for _, name := range svc {
+		ups := el.replicaUpdates(name, from, to)
+		if len(ups) != 1 {
+			t.Errorf("%s's replicas changed %d times in the flip, want once (Docker's events): %v\n%s", name, len(ups), ups, el.summary())
+			continue
+		}
+		t.Logf("%s: %s", name, ups[0])
+		if name == svc[0] {
+			brokerAt = replicaUpdateTime(ups[0])
+		}
+	}
+	for _, dep := range svc[1:] {
+		died := el.serviceEvents(dep, "die", from, to)
+		if len(died) == 0 {
+			t.Errorf("no container of %s died:\n%s", dep, el.summary())
+			continue
+		}
+		if last := died[len(died)-1]; !brokerAt.IsZero() && !last.Before(brokerAt) {
+			tasks, _ := newLeader.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", dep))})
+			var ts []string
+			for _, task := range tasks {
+				ts = append(ts, fmt.Sprintf("%s desired %s state %s at %s", task.ID[:8], task.DesiredState, task.Status.State, task.Status.Timestamp.Format("15:04:05.000")))
+			}
+			t.Errorf("%s's last container died at %s, after the broker was scaled down at %s; its tasks: %v\n%s", dep,
+				last.Format("15:04:05.000"), brokerAt.Format("15:04:05.000"), ts, el.summary())
+		}
+	}
+	if n := newLeader.proxy.Counts()["POST /services/{id}/update"]; n < 1 {
+		t.Errorf("the new leader's agent (%s) sent no service update: %v", newLeader.Name, newLeader.proxy.Counts())
+	}
+	total := 0
+	for _, h := range hosts {
+		n := h.proxy.Counts()["POST /services/{id}/update"]
+		total += n
+		if n > 0 && h != leader && h != newLeader {
+			t.Errorf("%s's agent, never the leader, sent %d service updates", h.Name, n)
+		}
+	}
+	if total != 3 {
+		t.Errorf("%d service updates through the agents' proxies in the flip, want 3 (one per service)", total)
+	}
+	// The new leader's agent took over within one interval of the election
+	// (plus the drain it had to wait for).
+	if !brokerAt.IsZero() {
+		lastDie := time.Time{}
+		for _, dep := range svc[1:] {
+			if d := el.serviceEvents(dep, "die", from, to); len(d) > 0 && d[len(d)-1].After(lastDie) {
+				lastDie = d[len(d)-1]
+			}
+		}
+		ready := electedAt
+		if lastDie.After(ready) {
+			ready = lastDie
+		}
+		if late := brokerAt.Sub(ready); late > interval+2*time.Second {
+			t.Errorf("the broker was scaled down %s after the election and the drain, want within the interval (%s) and a little", late, interval)
+		}
+		t.Logf("failover: dockerd stopped -> new leader seen %s; -> broker scaled down %s (election %s, last dependent died %s)",
+			electedAt.Sub(stoppedAt).Round(time.Millisecond), brokerAt.Sub(stoppedAt).Round(time.Millisecond),
+			electedAt.Format("15:04:05.000"), lastDie.Format("15:04:05.000"))
+	}
+	// Node-scoped: every surviving host's own agent stopped its container.
+	eventually(t, 30*time.Second, "every surviving host's compose container stopped", func() error {
+		for _, h := range hosts {
+			if h == leader {
+				continue
+			}
+			c, err := h.cli.ContainerInspect(ctx, compose.ContainerName(project, "local", 1))
+			if err != nil {
+				return err
+			}
+			if c.State.Running {
+				return fmt.Errorf("%s: still running", h.Name)
+			}
+		}
+		return nil
+	})
+	t.Logf("timings: setup (hosts, services, 5 agents converged) %s; leave maintenance %s; enter maintenance with failover %s; whole test %s",
+		setup.Round(time.Millisecond), upTook.Round(time.Millisecond), brokerDown.Sub(inAt).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+}
+
+func managersBut(managers []*testHost, but *testHost) []*testHost {
+	var out []*testHost
+	for _, h := range managers {
+		if h != but {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// awaitFirstMutatingKey waits for the first call of key through p after
+// since.
+func awaitFirstMutatingKey(t *testing.T, p *callcount.DockerProxy, key string, since time.Time, within time.Duration) callcount.Call {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		for _, c := range p.Log() {
+			if c.Key == key && c.Time.After(since) {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s", key, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stopDockerd stops a test host's dockerd (SIGTERM, as a host going down
+// does) and waits until it is gone.
+func stopDockerd(t *testing.T, h *testHost) {
+	t.Helper()
+	pidFile := filepath.Join(h.Run, "dockerd.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the dockerd of %s: %v", h.Name, err)
+	}
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM to the dockerd of %s (%d): %v", h.Name, pid, err)
+	}
+	eventually(t, 30*time.Second, "the dockerd of "+h.Name+" gone", func() error {
+		if syscall.Kill(pid, 0) == nil {
+			if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(st), ") Z ") {
+				return fmt.Errorf("still running")
+			}
+		}
+		return nil
+	})
+}

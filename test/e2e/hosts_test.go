@@ -235,6 +235,9 @@ func replicaUpdateTime(s string) time.Time {
 //     first scale-down, it is killed and its dockerd stopped: a new leader
 //     is elected, and its agent scales the broker down after proxy and BL
 //     drained, each service updated once in all (Docker's events).
+//  3. rtb-h5 gets a compose project it does not have: the testbed's
+//     Prometheus fires ReconcilerDrift for it and `fleet status
+//     --prometheus` names it.
 func TestHostsLeaderWritesAndFailover(t *testing.T) {
 	const interval = 2 * time.Second
 	began := time.Now()

@@ -32,7 +32,8 @@ type Config struct {
 	Host     string
 	Engine   *engine.Engine
 	StateDir string
-	// Interval between passes when nothing triggers one (jittered by ±10%).
+	// Interval between passes when nothing triggers one (jittered by ±10%;
+	// the first wait since start by ±50%, see NextWait).
 	Interval time.Duration
 	// Listen is the address of the HTTP endpoints ("" serves nothing).
 	Listen            string
@@ -167,6 +168,7 @@ func New(cfg Config) (*Agent, error) {
 		calls:    newCallWatch(),
 	}
 	a.metrics.reg.MustRegister(resourceMetrics{a}, stuckMetrics{a.calls})
+	a.metrics.host.WithLabelValues(cfg.Host).Set(1)
 	if as := cfg.Autoscaler; as != nil {
 		eng := *cfg.Engine
 		eng.Sizer = as
@@ -249,12 +251,13 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	trigger := "startup"
 	backoff := time.Duration(0)
+	first := true // the next interval wait is the first since start
 	for {
 		err := a.pass(ctx, trigger)
 		if ctx.Err() != nil {
 			break
 		}
-		wait := jitter(a.cfg.Interval)
+		wait := NextWait(a.cfg.Interval, first, mathrand.Float64())
 		if err != nil && !errors.Is(err, controllers.ErrTerminal) {
 			// Back off on errors: 1s, 2s, 4s ... capped at the interval. A
 			// terminal error (a driver not wired in) is not retried sooner
@@ -266,6 +269,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		} else {
 			backoff = 0
 			trigger = "interval"
+			first = false
 		}
 		a.status.update(func(s *Status) { s.Phase = "idle" })
 		if wait >= releaseAfter {
@@ -306,8 +310,22 @@ func (a *Agent) Run(ctx context.Context) error {
 // agent returns a pass's garbage to the system first.
 const releaseAfter = 5 * time.Second
 
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.9 + 0.2*mathrand.Float64()))
+// NextWait is how long the agent waits for its next pass when nothing
+// triggers one, for a random r in [0, 1). The first wait since start is
+// spread over a whole interval (0.5 to 1.5 times it), later ones vary by
+// ±10%. Agents restarted together (a fleet-wide upgrade) then poll the git
+// server evenly from their second poll on: the phases are uniform over one
+// interval, and later jitter keeps them so. With ±10% alone, the second
+// polls of agents started together fall in a fifth of an interval, five
+// times the mean load, and stay bunched for many intervals (hack/bench
+// scenario 7, docs/BENCHMARKS.md "The git server's side of a fleet"). The
+// startup pass itself is not delayed: a restarted agent looks at git at
+// once.
+func NextWait(d time.Duration, first bool, r float64) time.Duration {
+	if first {
+		return time.Duration(float64(d) * (0.5 + r))
+	}
+	return time.Duration(float64(d) * (0.9 + 0.2*r))
 }
 
 func newPassID() string {
@@ -388,8 +406,7 @@ func (a *Agent) loadState() {
 			s.Revision.HealthySince, s.Revision.Reverted = st.HealthySince, st.Reverted
 			s.Labels = st.Good.Labels
 		})
-		a.metrics.revision.Reset()
-		a.metrics.revision.WithLabelValues(st.Good.Revision.ID, st.Good.Revision.Ref).Set(1)
+		a.metrics.setRevision(st.Good.Revision)
 	}
 }
 

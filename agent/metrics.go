@@ -3,6 +3,8 @@ package agent
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"reconciler.dev/reconciler/desired/source"
 )
 
 // metrics are the agent's Prometheus series, on a registry of its own.
@@ -13,6 +15,9 @@ type metrics struct {
 	lastPass        prometheus.Gauge
 	drift           *prometheus.GaugeVec
 	revision        *prometheus.GaugeVec
+	revisionTime    prometheus.Gauge
+	host            *prometheus.GaugeVec
+	lastResult      *prometheus.GaugeVec
 	failedRevision  *prometheus.GaugeVec
 	quarantined     *prometheus.GaugeVec
 	reverts         prometheus.Counter
@@ -55,6 +60,15 @@ func newMetrics() *metrics {
 		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "reconciler_revision_info", Help: "The revision in force (value 1).",
 		}, []string{"revision", "ref"}),
+		revisionTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "reconciler_revision_timestamp_seconds", Help: "The commit time of the revision in force: `fleet status --prometheus` judges a fleet against the newest.",
+		}),
+		host: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconciler_host_info", Help: "The agent's --host (value 1), so a view of many agents names hosts, not addresses.",
+		}, []string{"host"}),
+		lastResult: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconciler_last_pass_result", Help: "The result of the last pass that was not abandoned (value 1): in-sync and converged make the Ready and Converged conditions true.",
+		}, []string{"result"}),
 		failedRevision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "reconciler_failed_revision_info", Help: "The newest revision that was refused (value 1), by reason.",
 		}, []string{"revision", "reason"}),
@@ -101,11 +115,18 @@ func newMetrics() *metrics {
 			Name: "reconciler_autoscale_read_errors_total", Help: "Queue readings that failed (the count was held).",
 		}, []string{"service"}),
 	}
-	m.reg.MustRegister(m.passes, m.passDuration, m.lastPass, m.drift, m.revision, m.failedRevision, m.quarantined, m.reverts, m.refusals, m.historyFetches,
+	m.reg.MustRegister(m.passes, m.passDuration, m.lastPass, m.drift, m.revision, m.revisionTime, m.host, m.lastResult, m.failedRevision, m.quarantined, m.reverts, m.refusals, m.historyFetches,
 		m.sourceUp, m.sourceLastFetch, m.sourceErrors, m.maintenance, m.apiCalls, m.actions,
 		m.autoscaleDesired, m.autoscaleReady, m.autoscaleConsumers, m.autoscaleErrors, m.webhookRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// setRevision says which revision is in force, and its commit time.
+func (m *metrics) setRevision(r source.Revision) {
+	m.revision.Reset()
+	m.revision.WithLabelValues(r.ID, r.Ref).Set(1)
+	m.revisionTime.Set(float64(r.Time.Unix()))
 }
 
 // CallCounter returns a hook for a driver's Count field.

@@ -99,8 +99,7 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 		setCondition(s, Condition{Type: names.ConditionStateWritable, Status: true, Reason: names.ReasonWritten}, now)
 	})
 	a.metrics.failedRevision.Reset()
-	a.metrics.revision.Reset()
-	a.metrics.revision.WithLabelValues(art.Revision.ID, art.Revision.Ref).Set(1)
+	a.metrics.setRevision(art.Revision)
 	a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: names.EventRevision, Message: "in force: " + art.Revision.Message})
 	a.cfg.Notify.Resolve(notify.EventRevisionRefused, "", art.Revision.ID, p.id, "a revision is in force")
 	p.base.Info("new revision in force", "revision", shortRev(art.Revision.ID), "message", art.Revision.Message)
@@ -375,6 +374,8 @@ func (a *Agent) finish(p *passRun, err error) {
 	a.metrics.passDuration.Observe(end.Sub(p.start).Seconds())
 	a.metrics.lastPass.Set(float64(end.Unix()))
 	if res != names.ResultAbandoned {
+		a.metrics.lastResult.Reset()
+		a.metrics.lastResult.WithLabelValues(res).Set(1)
 		a.readyMu.Lock()
 		a.ready = ok
 		a.passCount++

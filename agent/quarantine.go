@@ -223,8 +223,7 @@ func (a *Agent) judgeRevision(p *passRun, ok bool, now time.Time) {
 	}
 	a.setQuarantineMetrics(list)
 	a.metrics.reverts.Inc()
-	a.metrics.revision.Reset()
-	a.metrics.revision.WithLabelValues(back.Revision.ID, back.Revision.Ref).Set(1)
+	a.metrics.setRevision(back.Revision)
 	msg := q.Describe()
 	a.event(Event{Time: now, Pass: p.id, Revision: p.rev, Type: names.EventQuarantined, Subject: q.Subject, Message: msg})
 	a.event(Event{Time: now, Pass: p.id, Revision: shortRev(back.Revision.ID), Type: names.EventReverted, From: shortRev(q.ID), To: shortRev(back.Revision.ID),

@@ -2,16 +2,13 @@ package fleet
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 )
@@ -39,6 +36,7 @@ type Host struct {
 	Wave          string    `json:"wave,omitempty"`
 	Rollout       HostState `json:"rollout,omitempty"`
 	RolloutReason string    `json:"rolloutReason,omitempty"`
+	State         string    `json:"state"` // one of the State constants
 }
 
 // Report is the whole fleet.
@@ -49,6 +47,25 @@ type Report struct {
 	At        time.Time `json:"at"`
 	// Rollout is the rollout in waves, when one is asked about (--waves).
 	Rollout *Rollout `json:"rollout,omitempty"`
+	Summary Counts   `json:"summary"`
+}
+
+// The states a host is counted in, one each, the first that holds.
+const (
+	StateUnreachable   = "unreachable"    // not asked: refused, timed out, not scraped
+	StateOtherRevision = "other-revision" // runs another revision than the fleet is judged against
+	StateDrifted       = "drifted"        // on the revision, not in sync (drift left, or a pass failed)
+	StateConverged     = "converged"
+)
+
+// Counts sums a report's hosts by state: the summary line a person reads
+// first when there are a thousand of them.
+type Counts struct {
+	Agents        int `json:"agents"`
+	Converged     int `json:"converged"`
+	Drifted       int `json:"drifted"`
+	OtherRevision int `json:"otherRevision"`
+	Unreachable   int `json:"unreachable"`
 }
 
 // ParseAgents reads agent addresses from a comma-separated list, or from a
@@ -81,44 +98,6 @@ func ParseAgents(arg string) ([]string, error) {
 type Answer struct {
 	Status *status.Status
 	Err    error
-}
-
-// Collect asks every agent for its status at once, each within timeout,
-// sending token as a bearer token when it is not empty (agents off loopback
-// want one).
-func Collect(ctx context.Context, agents []string, timeout time.Duration, token string) map[string]Answer {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	out := make(map[string]Answer, len(agents))
-	for _, a := range agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st, err := fetch(ctx, a, timeout, token)
-			mu.Lock()
-			out[a] = Answer{Status: st, Err: err}
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return out
-}
-
-func fetch(ctx context.Context, addr string, timeout time.Duration, token string) (*status.Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	raw, code, err := agent.Get(ctx, addr, "/status", token)
-	if err != nil {
-		return nil, err
-	}
-	if code != http.StatusOK {
-		return nil, fmt.Errorf("/status: %d %s", code, http.StatusText(code))
-	}
-	var st status.Status
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return nil, fmt.Errorf("/status: %w", err)
-	}
-	return &st, nil
 }
 
 // Cache keeps the last report for a while, so page views and polls of
@@ -180,7 +159,7 @@ func Summarize(agents []string, answers map[string]Answer, revision string, now 
 			h.Maintenance = m.Active
 		}
 		for _, d := range st.Drift {
-			if d.Action != "reverted" {
+			if d.Action != names.DriftReverted {
 				h.Drift++
 			}
 		}
@@ -203,6 +182,21 @@ func Summarize(agents []string, answers map[string]Answer, revision string, now 
 		h.Converged = h.Reachable && h.InSync && h.OnRevision
 		if !h.Converged {
 			rep.Converged = false
+		}
+		rep.Summary.Agents++
+		switch {
+		case !h.Reachable:
+			h.State = StateUnreachable
+			rep.Summary.Unreachable++
+		case !h.OnRevision:
+			h.State = StateOtherRevision
+			rep.Summary.OtherRevision++
+		case !h.InSync:
+			h.State = StateDrifted
+			rep.Summary.Drifted++
+		default:
+			h.State = StateConverged
+			rep.Summary.Converged++
 		}
 	}
 	sort.SliceStable(rep.Hosts, func(i, j int) bool {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,7 +103,7 @@ func TestParseAgents(t *testing.T) {
 func TestPageEscapes(t *testing.T) {
 	rep := Summarize([]string{"x:1"}, map[string]Answer{"x:1": {Status: hostStatus("<script>alert(1)</script>", "c", time.Now(), true)}}, "", time.Now())
 	var b strings.Builder
-	if err := WritePage(&b, rep); err != nil {
+	if err := WritePage(&b, rep, true); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(b.String(), "<script>alert") || !strings.Contains(b.String(), "&lt;script&gt;") {
@@ -124,5 +127,84 @@ func TestCacheAsksOncePerTTL(t *testing.T) {
 	}
 	if rep, _ := c.Report(context.Background(), t0.Add(5*time.Second)); rep.Revision != "2" || n != 2 {
 		t.Errorf("after the TTL: report %q, %d collections, want a second one", rep.Revision, n)
+	}
+}
+
+// TestSummaryCounts: each host is counted in one state, the first that
+// holds (unreachable, other revision, drifted, converged), and Exceptions
+// lists all but the converged.
+func TestSummaryCounts(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
+	newer, old := strings.Repeat("b", 40), strings.Repeat("a", 40)
+	agents := []string{"a:1", "b:1", "c:1", "d:1", "e:1"}
+	rep := Summarize(agents, map[string]Answer{
+		"a:1": {Status: hostStatus("fp-01", newer, t0, true)},
+		"b:1": {Status: hostStatus("fp-02", newer, t0, true, status.Drift{Action: "report-only"})},
+		"c:1": {Status: hostStatus("fp-03", old, t0.Add(-time.Hour), true, status.Drift{Action: "report-only"})},
+		"d:1": {Err: errors.New("connection refused")},
+		"e:1": {Status: hostStatus("fp-05", newer, t0, true)},
+	}, "", t0)
+	want := Counts{Agents: 5, Converged: 2, Drifted: 1, OtherRevision: 1, Unreachable: 1}
+	if rep.Summary != want {
+		t.Errorf("counts %+v, want %+v", rep.Summary, want)
+	}
+	states := map[string]string{}
+	for _, h := range rep.Hosts {
+		states[h.Agent] = h.State
+	}
+	if w := map[string]string{"a:1": StateConverged, "b:1": StateDrifted, "c:1": StateOtherRevision, "d:1": StateUnreachable, "e:1": StateConverged}; !reflect.DeepEqual(states, w) {
+		t.Errorf("states %v, want %v", states, w)
+	}
+	if got := SummaryLine(rep); got != "2 of 5 agents converged on bbbbbbbbbbbb: 1 drifted, 1 on another revision, 1 unreachable" {
+		t.Errorf("summary line %q", got)
+	}
+	if ex := Exceptions(rep, false); len(ex) != 3 {
+		t.Errorf("exceptions %d, want 3", len(ex))
+	}
+	if ex := Exceptions(rep, true); len(ex) != 5 {
+		t.Errorf("all %d, want 5", len(ex))
+	}
+	var b strings.Builder
+	if err := WritePage(&b, rep, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "2 converged agents not listed") || strings.Contains(b.String(), "fp-01") {
+		t.Errorf("the page lists converged hosts or does not count them:\n%s", b.String())
+	}
+}
+
+// TestAskerBoundsConcurrency: never more than Concurrency requests at once.
+func TestAskerBoundsConcurrency(t *testing.T) {
+	var mu sync.Mutex
+	in, peak := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		in++
+		peak = max(peak, in)
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		in--
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{"host":"h"}`))
+	}))
+	defer srv.Close()
+	// One server, many "agents": the same address with different paths
+	// would be one agent, so each gets its own URL query.
+	var agents []string
+	for i := range 40 {
+		agents = append(agents, fmt.Sprintf("%s/?agent=%d#", srv.URL, i))
+	}
+	got := Asker{Timeout: 5 * time.Second, Concurrency: 4}.Collect(context.Background(), agents)
+	if len(got) != 40 {
+		t.Fatalf("%d answers, want 40", len(got))
+	}
+	for a, ans := range got {
+		if ans.Err != nil {
+			t.Fatalf("%s: %v", a, ans.Err)
+		}
+	}
+	if peak > 4 || peak < 2 {
+		t.Errorf("peak concurrency %d, want 2..4", peak)
 	}
 }

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"embed"
+	"fmt"
 	"html/template"
 	"io"
 	"time"
@@ -15,9 +16,46 @@ var pageTmpl = template.Must(template.New("fleet.html").Funcs(template.FuncMap{
 	"ago":   Ago,
 }).ParseFS(templates, "templates/fleet.html"))
 
-// WritePage renders the report as a page for people. Everything that comes
-// from agents (host names, messages, errors) is escaped by html/template.
-func WritePage(w io.Writer, rep Report) error { return pageTmpl.Execute(w, rep) }
+// page is what the template reads: the report, and the hosts it lists.
+type page struct {
+	Report
+	Summary string
+	Listed  []Host
+	Left    int // hosts not listed (converged)
+}
+
+// WritePage renders the report as a page for people: the summary line, then
+// the hosts that are not converged (every host with all), then how many
+// were left out. Everything that comes from agents (host names, messages,
+// errors) is escaped by html/template.
+func WritePage(w io.Writer, rep Report, all bool) error {
+	p := page{Report: rep, Summary: SummaryLine(rep), Listed: Exceptions(rep, all)}
+	p.Left = len(rep.Hosts) - len(p.Listed)
+	return pageTmpl.Execute(w, p)
+}
+
+// Exceptions returns the hosts that are not converged or whose rollout
+// halted or is unavailable, in the report's order, or every host when all.
+func Exceptions(rep Report, all bool) []Host {
+	if all {
+		return rep.Hosts
+	}
+	var out []Host
+	for _, h := range rep.Hosts {
+		if !h.Converged || h.Rollout == HostHalted || h.Rollout == HostUnavailable {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// SummaryLine is the line a person reads first: how many agents converged
+// on which revision, and how many did not, by why.
+func SummaryLine(rep Report) string {
+	c := rep.Summary
+	return fmt.Sprintf("%d of %d agents converged on %s: %d drifted, %d on another revision, %d unreachable",
+		c.Converged, c.Agents, Short(rep.Revision), c.Drifted, c.OtherRevision, c.Unreachable)
+}
 
 // Short is a commit id cut to 12 characters.
 func Short(id string) string {

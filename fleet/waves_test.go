@@ -188,7 +188,7 @@ func TestRolloutOnPage(t *testing.T) {
 		t.Fatalf("hosts %+v", rep.Hosts)
 	}
 	var b strings.Builder
-	if err := WritePage(&b, rep); err != nil {
+	if err := WritePage(&b, rep, true); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Rollout in waves", "rollout/canary", "halted", "quarantined b", "soaked"} {

@@ -22,8 +22,9 @@ func newFleetCommand() *cobra.Command {
 		Use:   "fleet",
 		Short: "Which hosts run which revision, in sync or not",
 		Long: `fleet asks many agents at once. Each host runs its own agent and git is the
-only writer; this view only reads every agent's /status, concurrently, each
-within --timeout.`,
+only writer; this view only reads every agent's /status, --concurrency at
+once, each within --timeout, or asks Prometheus (--prometheus URL), which
+scrapes them all already.`,
 	}
 	cmd.AddCommand(newFleetStatusCommand(), newFleetServeCommand(), newFleetPromoteCommand())
 	return cmd
@@ -35,14 +36,40 @@ type fleetFlags struct {
 	timeout          time.Duration
 	// rollout, when set, adds --waves and the rest: the report then holds
 	// the rollout in waves too.
-	rollout *rolloutFlags
+	rollout       *rolloutFlags
+	concurrency   int
+	prometheus    string
+	prometheusJob string
 }
 
 func (f *fleetFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.agents, "agents", "", "agent addresses: a file (one per line) or a comma-separated list, e.g. a:9440,b:9440 (required)")
+	cmd.Flags().StringVar(&f.agents, "agents", "", "agent addresses: a file (one per line) or a comma-separated list, e.g. a:9440,b:9440 (required unless --prometheus)")
 	cmd.Flags().StringVar(&f.revision, "revision", "", "the revision every host should run (default: the newest any agent runs)")
-	cmd.Flags().DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for each agent")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for each agent (with --prometheus: for Prometheus's answers)")
 	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the agents' bearer token (their --token-file), sent to every agent")
+	cmd.Flags().IntVar(&f.concurrency, "concurrency", fleet.DefaultConcurrency, "how many agents are asked at once")
+	cmd.Flags().StringVar(&f.prometheus, "prometheus", "", "answer from this Prometheus (e.g. http://prometheus:9090) instead of asking each agent; with --agents, only those agents (by instance), the ones Prometheus lacks unreachable")
+	cmd.Flags().StringVar(&f.prometheusJob, "prometheus-job", fleet.DefaultPrometheusJob, "the scrape job of the agents in Prometheus")
+}
+
+// errNotInPrometheus is the answer for an agent of --agents that Prometheus
+// does not scrape in the job.
+var errNotInPrometheus = errors.New("not a target of Prometheus's job")
+
+func (f *fleetFlags) check() error {
+	if f.agents == "" && f.prometheus == "" {
+		return errors.New("--agents or --prometheus is required")
+	}
+	if f.concurrency < 1 {
+		return fmt.Errorf("--concurrency %d: want at least 1", f.concurrency)
+	}
+	if f.agents != "" {
+		if _, err := fleet.ParseAgents(f.agents); err != nil {
+			return err
+		}
+	}
+	_, err := agent.ReadToken(f.tokenFile)
+	return err
 }
 
 // registerRollout adds the rollout flags (fleet status and serve).
@@ -71,31 +98,49 @@ func (f *fleetFlags) report(ctx context.Context) (fleet.Report, error) {
 	return rep, nil
 }
 
-// collect asks every agent for its /status.
+// collect asks every agent for its /status (--concurrency at once), or
+// Prometheus for its latest scrapes of them.
 func (f *fleetFlags) collect(ctx context.Context) ([]string, map[string]fleet.Answer, error) {
-	if f.agents == "" {
-		return nil, nil, errors.New("--agents is required")
-	}
-	agents, err := fleet.ParseAgents(f.agents)
-	if err != nil {
+	if err := f.check(); err != nil {
 		return nil, nil, err
 	}
-	token, err := agent.ReadToken(f.tokenFile)
-	if err != nil {
-		return nil, nil, err
+	var agents []string
+	if f.agents != "" {
+		agents, _ = fleet.ParseAgents(f.agents)
 	}
-	return agents, fleet.Collect(ctx, agents, f.timeout, token), nil
+	if f.prometheus != "" {
+		known, got, err := fleet.Prometheus{URL: f.prometheus, Job: f.prometheusJob, Timeout: f.timeout}.Collect(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if agents == nil {
+			agents = known
+		}
+		for _, a := range agents {
+			if _, ok := got[a]; !ok {
+				got[a] = fleet.Answer{Err: errNotInPrometheus}
+			}
+		}
+		return agents, got, nil
+	}
+	token, _ := agent.ReadToken(f.tokenFile)
+	return agents, fleet.Asker{Timeout: f.timeout, Token: token, Concurrency: f.concurrency}.Collect(ctx, agents), nil
 }
 
 func newFleetStatusCommand() *cobra.Command {
 	var ff fleetFlags
 	var output string
+	var all bool
 	cmd := &cobra.Command{
-		Use:   "status --agents LIST",
-		Short: "Print a table of every agent: host, revision, in sync, maintenance, drift, last pass, reachable",
-		Long: `fleet status asks every agent's /status concurrently and prints one line per
-agent: host, revision, in sync, maintenance, drift count, last pass age,
-reachable. -o json prints the same as a document. Where hosts carry a wave
+		Use:   "status --agents LIST | --prometheus URL",
+		Short: "Print a summary of the fleet and a table of the agents that are not converged",
+		Long: `fleet status asks every agent's /status (--concurrency at once, each within
+--timeout), or Prometheus's latest scrapes of them (--prometheus), and
+prints a summary line first (converged, drifted, on another revision,
+unreachable), then one line per agent that is not converged: host, revision,
+in sync, maintenance, drift count, last pass age, reachable. The converged
+ones are counted, not listed, unless --all. -o json prints every agent as a
+document, with the summary. Where hosts carry a wave
 label (README "Rollouts in waves") it adds each host's wave and rollout
 state (progressing, soaking, soaked, halted, unavailable); with --waves and
 --source it also prints the waves as ` + "`fleet promote --dry-run`" + ` would.
@@ -115,7 +160,7 @@ revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,
 				enc.SetIndent("", "  ")
 				err = enc.Encode(rep)
 			case "table", "":
-				printFleet(termSafe(out), rep)
+				printFleet(termSafe(out), rep, all)
 			default:
 				return fmt.Errorf("-o %q: want table or json", output)
 			}
@@ -131,10 +176,15 @@ revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,
 	ff.register(cmd)
 	ff.registerRollout(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().BoolVar(&all, "all", false, "list every agent, the converged ones too")
 	return cmd
 }
 
-func printFleet(w io.Writer, rep fleet.Report) {
+// printFleet prints the summary line, then the agents that are not
+// converged (every agent with all), then how many were left out.
+func printFleet(w io.Writer, rep fleet.Report, all bool) {
+	fmt.Fprintln(w, fleet.SummaryLine(rep))
+	listed := fleet.Exceptions(rep, all)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	// The wave columns show only where waves are in use (a host with a
 	// wave label, or --waves): a fleet without them reads as before.
@@ -146,9 +196,11 @@ func printFleet(w io.Writer, rep fleet.Report) {
 	if waves {
 		header += "\tWAVE\tROLLOUT"
 	}
-	fmt.Fprintln(tw, header)
+	if len(listed) > 0 {
+		fmt.Fprintln(tw, header)
+	}
 	yes := map[bool]string{true: "yes", false: "no"}
-	for _, h := range rep.Hosts {
+	for _, h := range listed {
 		host, rev := h.Host, fleet.Short(h.Revision)
 		if host == "" {
 			host = "?"
@@ -179,13 +231,9 @@ func printFleet(w io.Writer, rep fleet.Report) {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
-	n := 0
-	for _, h := range rep.Hosts {
-		if h.Converged {
-			n++
-		}
+	if left := len(rep.Hosts) - len(listed); left > 0 {
+		fmt.Fprintf(w, "(%d converged agents not listed; --all lists every agent)\n", left)
 	}
-	fmt.Fprintf(w, "%d of %d agents converged on %s\n", n, len(rep.Hosts), fleet.Short(rep.Revision))
 	if rep.Rollout != nil {
 		fmt.Fprintln(w)
 		printRollout(w, *rep.Rollout, true)
@@ -198,27 +246,28 @@ func newFleetServeCommand() *cobra.Command {
 	var cacheFor time.Duration
 	var allowRemote bool
 	cmd := &cobra.Command{
-		Use:   "serve --agents LIST [--listen 127.0.0.1:9450]",
+		Use:   "serve --agents LIST | --prometheus URL [--listen 127.0.0.1:9450]",
 		Short: "Serve the fleet status as a page (and /fleet.json)",
 		Long: `fleet serve serves the fleet table as a page at / and as /fleet.json. A
 report is kept for --cache (default 5s): page views within it do not ask
 the agents again.
+
+The page shows the summary line first, then the agents that are not
+converged (/?all=1 lists every agent; /fleet.json always does). It asks the
+agents as fleet status does (--concurrency, --timeout, or --prometheus).
 
 The page shows every agent's host, revision and drift, and the agents'
 token is used to ask them: --listen must be a loopback address unless
 --allow-non-loopback says otherwise (put an authenticating proxy in front).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := fleet.ParseAgents(ff.agents); err != nil {
+			if err := ff.check(); err != nil {
 				return err
 			}
 			if host, _, err := net.SplitHostPort(listen); err != nil {
 				return fmt.Errorf("--listen %q: %w", listen, err)
 			} else if ip := net.ParseIP(host); !allowRemote && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 				return fmt.Errorf("--listen %q is not a loopback address: the page shows the whole fleet to anyone who reaches it; give --allow-non-loopback to serve it there anyway", listen)
-			}
-			if _, err := agent.ReadToken(ff.tokenFile); err != nil {
-				return err
 			}
 			cache := &fleet.Cache{TTL: cacheFor, Collect: ff.report}
 			mux := http.NewServeMux()
@@ -229,7 +278,7 @@ token is used to ask them: --listen must be a loopback address unless
 					return
 				}
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				_ = fleet.WritePage(w, rep)
+				_ = fleet.WritePage(w, rep, r.URL.Query().Get("all") != "")
 			})
 			mux.HandleFunc("GET /fleet.json", func(w http.ResponseWriter, r *http.Request) {
 				rep, err := cache.Report(r.Context(), time.Now())

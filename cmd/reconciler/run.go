@@ -34,8 +34,9 @@ func newRunCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run --source S [--interval 30s] [--listen 127.0.0.1:9440] [--state-dir DIR]",
 		Short: "Run the agent: converge from git unattended, report drift",
-		Long: `run is the agent. Every --interval (jittered by 10%), and at once when a
-verified webhook arrives, it looks the source's ref up (fetching only when it
+		Long: `run is the agent. At start, then every --interval (jittered by 10%; the
+first wait since start by 50%, so agents restarted together do not poll git
+together), and at once when a verified webhook arrives, it looks the source's ref up (fetching only when it
 moved), validates the revision, plans and applies a pass, and reports.
 
 A revision that fails to fetch, parse or validate is never applied: the last

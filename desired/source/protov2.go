@@ -211,14 +211,10 @@ func v2RefList(refs []lsRef, names []string, ref string) (rl refList, ok bool) {
 // remote is marked as not speaking it); network errors are returned as
 // they are.
 func (r *netRemote) postV2(ctx context.Context, body []byte) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(r.loc.endpoint.String(), "/")+"/git-upload-pack", bytes.NewReader(body))
+	req, err := v2Request(ctx, r.loc.endpoint.String(), body)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("User-Agent", capability.DefaultAgent())
-	req.Header.Set("Content-Type", "application/x-git-upload-pack-request")
-	req.Header.Set("Accept", uploadPackResult)
-	req.Header.Set("Git-Protocol", "version=2")
 	auth, err := httpAuth(r.loc, r.opts)
 	if err != nil {
 		return nil, err
@@ -240,6 +236,27 @@ func (r *netRemote) postV2(ctx context.Context, body []byte) (*http.Response, er
 		return nil, fmt.Errorf("%w: answer of type %q", errUseV0, mt)
 	}
 	return resp, nil
+}
+
+// v2Request is a v2 command's POST to the repository at endpoint.
+func v2Request(ctx context.Context, endpoint string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(endpoint, "/")+"/git-upload-pack", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", capability.DefaultAgent())
+	req.Header.Set("Content-Type", "application/x-git-upload-pack-request")
+	req.Header.Set("Accept", uploadPackResult)
+	req.Header.Set("Git-Protocol", "version=2")
+	return req, nil
+}
+
+// PollRequest is the one request an agent's poll of an http(s) source makes
+// when the ref did not move: ls-refs for the names ref can mean (without
+// credentials, which Fetch adds). hack/bench's fleet simulation sends
+// exactly this, so the git server's load it measures is the agents'.
+func PollRequest(ctx context.Context, repoURL, ref string) (*http.Request, error) {
+	return v2Request(ctx, repoURL, lsRefsRequest(v2Names(ref)))
 }
 
 // lookupV2 asks ls-refs for the names Options.Ref can mean.

@@ -63,7 +63,7 @@ func main() {
 	var cfg config
 	var only, sizes2, sizes3 string
 	flag.IntVar(&cfg.pairs, "pairs", 5, "reconciler/baseline pairs per timed figure (at least 5 for published figures)")
-	flag.StringVar(&only, "scenarios", "1,2,3,4,5,6", "scenarios to run")
+	flag.StringVar(&only, "scenarios", "1,2,3,4,5,6,7", "scenarios to run")
 	flag.StringVar(&sizes2, "sizes2", "50,200", "scenario 2: declared swarm services")
 	flag.StringVar(&sizes3, "sizes3", "10,200,1000", "scenario 3: declared services (the largest is also scenario 4's)")
 	flag.DurationVar(&cfg.idle, "idle", 2*time.Minute, "scenario 4: how long the agent idles")
@@ -166,7 +166,7 @@ func (b *bench) run(ctx context.Context) error {
 		n  int
 		fn func(context.Context) error
 	}{
-		{1, b.scenario1}, {2, b.scenario2}, {3, b.scenario3}, {4, b.scenario4}, {5, b.scenario5}, {6, b.scenario6},
+		{1, b.scenario1}, {2, b.scenario2}, {3, b.scenario3}, {4, b.scenario4}, {5, b.scenario5}, {6, b.scenario6}, {7, b.scenario7},
 	}
 	for _, s := range steps {
 		if !b.cfg.only[s.n] {

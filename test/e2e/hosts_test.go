@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -259,6 +260,9 @@ func replicaUpdateTime(s string) time.Time {
 //     first scale-down, it is killed and its dockerd stopped: a new leader
 //     is elected, and its agent scales the broker down after proxy and BL
 //     drained, each service updated once in all (Docker's events).
+//  3. rtb-h5 gets a compose project it does not have: the testbed's
+//     Prometheus fires ReconcilerDrift for it and `fleet status
+//     --prometheus` names it.
 func TestHostsLeaderWritesAndFailover(t *testing.T) {
 	const interval = 2 * time.Second
 	began := time.Now()
@@ -321,11 +325,18 @@ func TestHostsLeaderWritesAndFailover(t *testing.T) {
 
 	repo := newGitRepo(t, "hosts")
 	repo.Commit("test hosts, in maintenance", map[string]string{"defaults.yaml": hostsDoc(svc, project, true)})
-	token := "hosts-test-token-0123456789abcdef"
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+	// The agents listen on their hosts' addresses, with the token the
+	// testbed's Prometheus sends (it scrapes them there).
+	var addrs []string
+	for _, h := range hosts {
+		addrs = append(addrs, h.Addr+":9440")
+	}
+	tokenFile := promTargets(t, addrs, map[string]string{"site": "test-hosts"})
+	tb2, err := os.ReadFile(tokenFile)
+	if err != nil {
 		t.Fatal(err)
 	}
+	token := strings.TrimSpace(string(tb2))
 	sockDir := shortSockDir(t)
 	for _, h := range hosts {
 		h.proxy, err = callcount.NewDockerProxy(filepath.Join(sockDir, h.Name+".sock"), strings.TrimPrefix(h.Docker, "unix://"))
@@ -525,9 +536,18 @@ func TestHostsLeaderWritesAndFailover(t *testing.T) {
 			t.Errorf("%s's agent, never the leader, sent %d service updates", h.Name, n)
 		}
 	}
-	if total != 3 {
-		t.Errorf("%d service updates through the agents' proxies in the flip, want 3 (one per service)", total)
+	// Docker's events above judge "once per service"; the proxies count
+	// calls as they arrive, so an update the old leader's agent had in
+	// flight when it was killed is counted though its dockerd dropped it
+	// with the connection. Every such call was sent before the kill.
+	for _, c := range leader.proxy.Log() {
+		if c.Key == "POST /services/{id}/update" && c.Time.After(killedAt) {
+			t.Errorf("the old leader's proxy saw a service update at %s, after its agent was killed at %s",
+				c.Time.Format("15:04:05.000"), killedAt.Format("15:04:05.000"))
+		}
 	}
+	t.Logf("service updates through the proxies in the flip: %d (old leader %s: %d, new leader %s: %d)", total,
+		leader.Name, leader.proxy.Counts()["POST /services/{id}/update"], newLeader.Name, newLeader.proxy.Counts()["POST /services/{id}/update"])
 	// The new leader's agent took over within one interval of the election
 	// (plus the drain it had to wait for).
 	if !brokerAt.IsZero() {
@@ -564,6 +584,30 @@ func TestHostsLeaderWritesAndFailover(t *testing.T) {
 		}
 		return nil
 	})
+	// A drifted host, seen by Prometheus: rtb-h5 gets a compose project
+	// that does not exist (drift "missing", left after every pass); the
+	// rules' ReconcilerDrift fires for its instance and `fleet status
+	// --prometheus` names it.
+	h5 := hosts[4]
+	driftAt := time.Now()
+	repo.Commit("rtb-h5: a project it does not have", map[string]string{"hosts/rtb-h5.yaml": fmt.Sprintf(`apiVersion: reconciler.dev/v1
+kind: Host
+metadata:
+  name: rtb-h5
+spec:
+  services:
+    - name: absent
+      driver: compose
+      project: %s-absent
+      replicas: 1
+`, project)})
+	alert := awaitPromAlert(t, "ReconcilerDrift", h5.Addr+":9440", 60*time.Second)
+	t.Logf("ReconcilerDrift firing for %s %s after the commit: %v", h5.Name, time.Since(driftAt).Round(time.Millisecond), alert.Labels)
+	pr := cli(t, nil, "fleet", "status", "--prometheus", tb.PrometheusURL, "--agents", strings.Join(addrs, ","))
+	t.Logf("fleet status --prometheus (exit %d):\n%s%s", pr.Code, pr.Stdout, pr.Stderr)
+	if pr.Code != 2 || !regexp.MustCompile(`(?m)^rtb-h5\s+`+regexp.QuoteMeta(h5.Addr+":9440")+`\s+\S+\s+no\s`).MatchString(pr.Stdout) {
+		t.Errorf("fleet status --prometheus: exit %d, want 2 and a drifted row for rtb-h5", pr.Code)
+	}
 	t.Logf("timings: setup (hosts, services, 5 agents converged) %s; leave maintenance %s; enter maintenance with failover %s; whole test %s",
 		setup.Round(time.Millisecond), upTook.Round(time.Millisecond), brokerDown.Sub(inAt).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }

@@ -42,6 +42,13 @@ type Testbed struct {
 	GiteaUser        string // its admin
 	GiteaTokenFile   string // an API token of the admin
 	AlertmanagerURL  string // http://127.0.0.1:9393, Debian's prometheus-alertmanager
+
+	// Debian's Prometheus (see prometheus_test.go): its API, the folder of
+	// file_sd target files it watches, and the bearer token it sends to
+	// every agent (agents off loopback run with --token-file set to it).
+	PrometheusURL        string // http://127.0.0.1:9090
+	PrometheusTargetsDir string
+	PrometheusTokenFile  string
 }
 
 var (
@@ -141,6 +148,10 @@ func loadTestbed() (Testbed, error) {
 		GiteaUser:        get("TESTBED_GITEA_USER"),
 		GiteaTokenFile:   get("TESTBED_GITEA_TOKEN_FILE"),
 		AlertmanagerURL:  get("TESTBED_ALERTMANAGER_URL"),
+
+		PrometheusURL:        get("TESTBED_PROMETHEUS_URL"),
+		PrometheusTargetsDir: get("TESTBED_PROMETHEUS_TARGETS_DIR"),
+		PrometheusTokenFile:  get("TESTBED_PROMETHEUS_TOKEN_FILE"),
 	}
 	// Libraries under test read these from the environment, as in production.
 	os.Setenv("DOCKER_HOST", tb.DockerHost)

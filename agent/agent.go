@@ -108,10 +108,15 @@ type Agent struct {
 	metrics *metrics
 	trigger chan string
 
-	mu                sync.Mutex // guards state, good and driftSinceChanged
+	mu                sync.Mutex // guards state, good, planned and driftSinceChanged
 	state             *State
 	good              *GoodRevision
 	driftSinceChanged bool
+	// planned is the spec the last plan of the revision plannedRev was
+	// made of, selectors expanded: the resource monitor samples what the
+	// selectors matched too.
+	planned    *v1.HostSpec
+	plannedRev string
 
 	ready     bool // a pass completed since start and the last one did not fail
 	readyMu   sync.Mutex
@@ -510,6 +515,9 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 		return err
 	}
 	a.recordPlan(p, plan)
+	a.mu.Lock()
+	a.planned, a.plannedRev = plan.Spec, good.Revision.ID
+	a.mu.Unlock()
 
 	enforce := 0
 	for _, act := range plan.Actions {

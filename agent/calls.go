@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -212,6 +213,19 @@ func (d *watchedDriver) Apply(ctx context.Context, a controllers.Action, t contr
 	err := d.Driver.Apply(ctx, a, t, l)
 	end(ctx, err)
 	return err
+}
+
+// Run runs a service once through the driver's Run (watched as Apply is),
+// or returns controllers.ErrCannotRun when the driver has none.
+func (d *watchedDriver) Run(ctx context.Context, t controllers.Target) (controllers.RunResult, error) {
+	r, ok := d.Driver.(controllers.Runner)
+	if !ok {
+		return controllers.RunResult{}, fmt.Errorf("%s: %w", t.Subject(), controllers.ErrCannotRun)
+	}
+	end := d.w.begin(d.daemon, "run "+t.Subject(), d.allowance(t))
+	res, err := r.Run(ctx, t)
+	end(ctx, err)
+	return res, err
 }
 
 func (d *watchedNotReady) NotReady(ctx context.Context, t controllers.Target, cause error) (string, error) {

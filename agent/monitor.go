@@ -75,6 +75,11 @@ func (a *Agent) monitorLoop(ctx context.Context) {
 // collect samples the services of the revision in force once.
 func (a *Agent) collect(ctx context.Context, good *GoodRevision) {
 	spec := &good.Spec
+	a.mu.Lock()
+	if a.planned != nil && a.plannedRev == good.Revision.ID {
+		spec = a.planned // what the selectors matched, too
+	}
+	a.mu.Unlock()
 	targets := engine.Targets(spec, engine.MaintenanceAt(spec, time.Now()), nil)
 	res, cost := a.cfg.Monitor.Collect(ctx, targets)
 	if ctx.Err() != nil {

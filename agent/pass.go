@@ -222,6 +222,7 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 		wasMaintenance = s.Maintenance != nil && s.Maintenance.Active
 		s.Maintenance = &m
 		s.Objects = objects
+		s.Selectors = plan.Selectors
 		msg := ""
 		if m.Expired {
 			msg = "the declared maintenance window expired"
@@ -289,6 +290,7 @@ func describeLive(t controllers.Target, l controllers.Live) string {
 // metrics and the objects' status: from the engine's outcomes alone.
 func (a *Agent) recordResult(p *passRun, res *engine.Result) {
 	now := time.Now()
+	p.summary.Triggers = res.Triggered
 	a.mu.Lock()
 	since := a.state.DriftSince
 	seen := map[string]bool{}

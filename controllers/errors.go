@@ -9,6 +9,11 @@ import "errors"
 // instead of retrying at once, as controller-runtime's TerminalError does.
 var ErrTerminal = errors.New("terminal: retrying will not help")
 
+// ErrCannotRun is what Run returns from a driver wrapper whose driver does
+// not run services once (it is not a Runner): the caller falls back to
+// Apply, or reports that a trigger cannot run the service.
+var ErrCannotRun = errors.New("the driver cannot run a service once")
+
 // Terminal marks err as terminal; nil stays nil.
 func Terminal(err error) error {
 	if err == nil {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"reconciler.dev/reconciler/api/names"
 	v1 "reconciler.dev/reconciler/api/v1"
@@ -15,7 +16,39 @@ type ObjectKind string
 const (
 	KindService ObjectKind = "service"
 	KindUnit    ObjectKind = "unit"
+	// KindSelector is a service entry with select: observed only to learn
+	// what it matches (Live.Members), never planned itself. The engine
+	// turns each member into a service target of its own.
+	KindSelector ObjectKind = "selector"
 )
+
+// Member is one live service a selector matched, as its driver listed it.
+type Member struct {
+	// Name is the service's name on its driver: the Swarm service, the
+	// compose service, the supervisord program.
+	Name string
+	// Started is when the service was started, as the driver knows it
+	// (swarm: when the service was created): members start in this order
+	// and stop in reverse.
+	Started time.Time
+	// Live is the member's observation, as Observe returns it for a service
+	// declared by name.
+	Live Live
+}
+
+// Selection is what one selector matched in a pass, for plan and status.
+type Selection struct {
+	// Name is the selector's entry name.
+	Name   string    `json:"name"`
+	Driver v1.Driver `json:"driver"`
+	// Select says what it selects by: "namespace=factory-proxy".
+	Select string `json:"select"`
+	// Matched are the services it manages in this pass, in start order.
+	Matched []string `json:"matched"`
+	// Named are services it matched that an entry of their own declares:
+	// that entry's settings win.
+	Named []string `json:"named,omitempty"`
+}
 
 // Target is the desired state of one object for this pass: the declared
 // state with maintenance (and, later, autoscaling) already worked out.
@@ -90,8 +123,11 @@ func (m FailureMode) Holds() bool { return m == FailureRestart || m == FailureGa
 // Subject names a target in actions, errors and logs: "swarm/factory-proxy",
 // "unit/abb-factory-proxy-housekeeping.timer".
 func (t Target) Subject() string {
-	if t.Kind == KindUnit {
+	switch t.Kind {
+	case KindUnit:
 		return "unit/" + t.Name
+	case KindSelector:
+		return "select/" + string(t.Driver) + "/" + t.Name
 	}
 	return string(t.Driver) + "/" + t.Name
 }
@@ -121,7 +157,9 @@ type Live struct {
 	// Raft leader ("the leader's agent on node-2"), or on a worker. The
 	// engine then plans it in mode Observed.
 	ConvergedBy string
-	Raw         any
+	// Members are what a selector target matched (KindSelector only).
+	Members []Member
+	Raw     any
 }
 
 // Mode says whether an action is carried out or only reported.
@@ -161,7 +199,7 @@ const (
 	OpEnable    Op = "enable"
 	OpDisable   Op = "disable"
 	// OpRestart restarts an object that is up because a declared trigger
-	// changed (daemontools restartOn); one that is down is never started
+	// changed (restartOn, on every driver); one that is down is never started
 	// by it. On the field "failing" (FieldFailing) it restarts what is
 	// failing of a service, for its failure policy.
 	OpRestart Op = "restart"
@@ -239,6 +277,45 @@ type NotReadyHandler interface {
 	// NotReady acts on the failed start and says what it did ("brought
 	// down again (onNotReady: down)"), for the error the pass reports.
 	NotReady(ctx context.Context, t Target, cause error) (did string, err error)
+}
+
+// Runner is implemented by drivers that can run a service once, as the
+// triggers onStart and onExit do (systemd: a plain unit).
+type Runner interface {
+	// Run starts the service's object once and returns when it has
+	// started, or, for a one-shot (Type=oneshot), when it has exited.
+	// An error says it could not be started at all; a one-shot that ran
+	// and failed is a RunResult with Succeeded false.
+	Run(ctx context.Context, t Target) (RunResult, error)
+}
+
+// RunResult is what one run of a service did.
+type RunResult struct {
+	// Exited is true for a one-shot that ran to its end.
+	Exited bool
+	// Succeeded is true when it exited with status 0 (or, not being a
+	// one-shot, started).
+	Succeeded bool
+	// Detail says what happened, for people: "exited 0 (success)".
+	Detail string
+}
+
+// TriggerRun is one service run by a trigger in a pass: the pass record
+// and the events list each, in order.
+type TriggerRun struct {
+	// Step is the run's place in the pass, from 1.
+	Step    int    `json:"step"`
+	Subject string `json:"subject"`
+	Name    string `json:"name"`
+	// By says which trigger of which service ran it: "onExit of task-a
+	// (success)".
+	By string `json:"by"`
+	// Outcome is what the run did ("exited 0 (success)"), or why it
+	// failed.
+	Outcome   string    `json:"outcome"`
+	Succeeded bool      `json:"succeeded"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
 }
 
 // Phase returns the phase of an operation.

@@ -230,6 +230,11 @@ func FuzzLoad(f *testing.F) {
 	})
 	f.Add([]byte(plantDefaults))
 	f.Add([]byte(fp01 + "---\n" + roleDefaults))
+	// Triggers and selectors, with the YAML 1.1 booleans that must stay text.
+	f.Add([]byte("apiVersion: reconciler.dev/v1\nkind: Host\nmetadata: {name: n}\nspec:\n  services:\n" +
+		"    - {name: a, driver: systemd, replicas: 1, onExit: {start: [b], on: any}}\n" +
+		"    - {name: b, driver: systemd, replicas: 0, onStart: {start: [a]}}\n" +
+		"    - {name: m, replicas: 1, select: {namespace: y, labels: {on: off}, names: [\"x*\"]}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		repo, err := Load(mapFS(map[string]string{"x.yaml": string(data), "h.yaml": fp01}), "")
 		if err != nil {

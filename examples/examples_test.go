@@ -19,7 +19,7 @@ import (
 )
 
 // validExamples are the seed scenarios; each must load without any error.
-var validExamples = []string{"factory-proxy", "usm-poller-satellite", "daemontools-services"}
+var validExamples = []string{"factory-proxy", "factory-proxy-stack", "usm-poller-satellite", "daemontools-services"}
 
 // wantInvalid is every error examples/invalid must produce, exactly, in the
 // order Validate returns them (file, line, column). Each file plants one kind

@@ -164,11 +164,25 @@ func TestSummaryCounts(t *testing.T) {
 	if ex := Exceptions(rep, true); len(ex) != 5 {
 		t.Errorf("all %d, want 5", len(ex))
 	}
+	// Up to ListEveryUpTo agents the page lists every one.
 	var b strings.Builder
 	if err := WritePage(&b, rep, false); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "2 converged agents not listed") || strings.Contains(b.String(), "fp-01") {
+	if strings.Contains(b.String(), "not listed") || !strings.Contains(b.String(), "fp-01") {
+		t.Errorf("a small fleet's page is not listed whole:\n%s", b.String())
+	}
+	// Beyond it, only the exceptions are, and the rest counted.
+	big := rep
+	big.Hosts = nil
+	for len(big.Hosts) <= ListEveryUpTo {
+		big.Hosts = append(big.Hosts, rep.Hosts...)
+	}
+	b.Reset()
+	if err := WritePage(&b, big, false); err != nil {
+		t.Fatal(err)
+	}
+	if conv := len(big.Hosts) - len(Exceptions(big, false)); !strings.Contains(b.String(), fmt.Sprintf("%d converged agents not listed", conv)) || strings.Contains(b.String(), "fp-01") {
 		t.Errorf("the page lists converged hosts or does not count them:\n%s", b.String())
 	}
 }

@@ -29,10 +29,16 @@ type page struct {
 // were left out. Everything that comes from agents (host names, messages,
 // errors) is escaped by html/template.
 func WritePage(w io.Writer, rep Report, all bool) error {
-	p := page{Report: rep, Summary: SummaryLine(rep), Listed: Exceptions(rep, all)}
+	p := page{Report: rep, Summary: SummaryLine(rep), Listed: Exceptions(rep, all || len(rep.Hosts) <= ListEveryUpTo)}
 	p.Left = len(rep.Hosts) - len(p.Listed)
 	return pageTmpl.Execute(w, p)
 }
+
+// ListEveryUpTo is the fleet size up to which the table and the page list
+// every agent even without --all: a handful of hosts reads best as the whole
+// list ("which hosts run which revision"), while at hundreds only the
+// exceptions are worth a line each and the rest are counted.
+const ListEveryUpTo = 20
 
 // Exceptions returns the hosts that are not converged or whose rollout
 // halted or is unavailable, in the report's order, or every host when all.

@@ -43,6 +43,9 @@ const (
 	EventReverted = "revision-reverted"
 	// EventQuarantineReleased: an operator released a quarantine.
 	EventQuarantineReleased = "quarantine-released"
+	// EventTrigger is a service run by another's onStart or onExit in a
+	// pass; Message says which trigger and what the run did.
+	EventTrigger = "trigger"
 )
 
 // EventTypes lists every event type, for clients that subscribe by type
@@ -52,7 +55,7 @@ var EventTypes = []string{
 	EventPassStarted, EventPassFinished, EventRevision, EventRevisionRefused, EventRevisionTrusted, EventTrustCheckFailed,
 	EventSourceFailed, EventSourceRecovered, EventStateError, EventStateCorrupt, EventResumed, EventAutoscale, EventWebhook,
 	EventResources, EventDrift, EventFailurePolicy,
-	EventRevisionHealthy, EventQuarantined, EventReverted, EventQuarantineReleased,
+	EventRevisionHealthy, EventQuarantined, EventReverted, EventQuarantineReleased, EventTrigger,
 }
 
 // Condition types.

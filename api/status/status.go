@@ -35,8 +35,11 @@ type Status struct {
 	Autoscale   []autoscale.Status       `json:"autoscale,omitempty"` // the latest decision per autoscaled service
 	Failures    []failure.Status         `json:"failures,omitempty"`  // per service with an onFailure policy or a failure: what fired, when
 	Objects     []ObjectStatus           `json:"objects"`
-	Conditions  []Condition              `json:"conditions"`
-	Events      []Event                  `json:"events"` // the most recent last
+	// Selectors are what each selector entry (select:) matched in the
+	// latest plan; the services it matched are in objects too.
+	Selectors  []controllers.Selection `json:"selectors,omitempty"`
+	Conditions []Condition             `json:"conditions"`
+	Events     []Event                 `json:"events"` // the most recent last
 	// Monitor says how resource collection goes (absent when it is off).
 	Monitor *MonitorStatus `json:"monitor,omitempty"`
 	// Stuck lists the daemons that do not answer (a call in flight for
@@ -148,6 +151,9 @@ type PassSummary struct {
 	Error    string          `json:"error,omitempty"`
 	Actions  []ActionOutcome `json:"actions"`
 	Stages   []StageTiming   `json:"stages,omitempty"`
+	// Triggers are the services run by triggers (onStart, onExit) in the
+	// pass, in order.
+	Triggers []controllers.TriggerRun `json:"triggers,omitempty"`
 }
 
 // ActionOutcome is one planned action and what became of it.

@@ -70,7 +70,7 @@ func setServiceDefaults(svc *Service, drift DriftMode) {
 			svc.Unit = svc.Name + ".service"
 		}
 	case DriverSupervisor:
-		if svc.Program == "" {
+		if svc.Program == "" && svc.Select == nil {
 			svc.Program = svc.Name
 		}
 		if svc.Socket == "" {

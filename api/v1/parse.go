@@ -391,6 +391,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, p path) bool {
 		}
 		w.dropDuplicateKeys(n, p)
 		w.keepPairs(n, func(k, v *yaml.Node) bool {
+			quoteKey(k)
 			ok := w.walk(v, t.Elem(), p.field(k.Value))
 			w.locateAtKey(k, v, p.field(k.Value))
 			return ok
@@ -444,11 +445,22 @@ func (w *walker) keepPairs(n *yaml.Node, keep func(k, v *yaml.Node) bool) {
 	n.Content = kept
 }
 
-// forceString makes a scalar a string node, so that re-encoding keeps its
-// text exactly (1.10 stays "1.10", not 1.1).
+// quoteKey makes a mapping key re-encode quoted: sigs.k8s.io/yaml reads
+// YAML 1.1, where a plain on, off, y or n is a boolean, so onExit's `on:`
+// (and a label key "n") would reach it as the key "true".
+func quoteKey(k *yaml.Node) {
+	if k.Kind == yaml.ScalarNode {
+		forceString(k)
+	}
+}
+
+// forceString makes a scalar a quoted string node, so that re-encoding
+// keeps its text exactly (1.10 stays "1.10", not 1.1) and sigs.k8s.io/yaml,
+// which reads YAML 1.1, takes a plain n, y, on or off as text, not a
+// boolean (name: n).
 func forceString(n *yaml.Node) {
-	if n.ShortTag() != "!!str" {
-		n.Tag = "!!str"
+	n.Tag = "!!str"
+	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
 		n.Style = yaml.DoubleQuotedStyle
 	}
 }
@@ -490,6 +502,7 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, p path) bool {
 			w.errAt(w.pos(k), p, "%s", msg)
 			return false
 		}
+		quoteKey(k)
 		ok = w.walk(v, f.Type, p.field(k.Value))
 		w.locateAtKey(k, v, p.field(k.Value))
 		return ok

@@ -40,6 +40,7 @@ var schemaEnums = map[reflect.Type][]string{
 	reflect.TypeOf(DriftMode("")):         {string(DriftEnforce), string(DriftReport)},
 	reflect.TypeOf(MaintenancePolicy("")): {string(MaintenanceStop), string(MaintenanceKeep)},
 	reflect.TypeOf(Driver("")):            driverNames(),
+	reflect.TypeOf(ExitCondition("")):     {string(ExitSuccess), string(ExitFailure), string(ExitAny)},
 }
 
 func driverNames() []string {
@@ -67,6 +68,9 @@ var schemaFieldExtras = map[string]map[string]any{
 	"LabelSelector.MatchLabels":    {"minProperties": 1},
 	"RestartPolicy.Limit":          {"minimum": 1},
 	"FailurePolicy.Start":          {"uniqueItems": true},
+	"StartTrigger.Start":           {"uniqueItems": true, "minItems": 1},
+	"ExitTrigger.Start":            {"uniqueItems": true, "minItems": 1},
+	"ServiceSelector.Names":        {"minItems": 1},
 }
 
 // schemaRequired overrides the rule that a field whose json tag lacks
@@ -85,6 +89,7 @@ var schemaTypeExtras = map[string]map[string]any{
 		map[string]any{"required": []string{"http"}},
 		map[string]any{"required": []string{"exec"}},
 	}},
+	"ServiceSelector": {"minProperties": 1},
 	"DefaultsSpec": {"anyOf": []any{
 		map[string]any{"required": []string{"hosts"}},
 		map[string]any{"required": []string{"selector"}},

@@ -1,5 +1,10 @@
 package v1
 
+import (
+	"sort"
+	"strings"
+)
+
 // The documents of apiVersion reconciler.dev/v1. Optional scalars are pointers
 // so that merging can tell "not said" from "said zero": a Host that says
 // `replicas: 0` overrides a Defaults that says 1, and one that says nothing
@@ -159,8 +164,10 @@ type Service struct {
 	// is killed, on graceful scale-down (default 10s).
 	StopTimeout *Duration `json:"stopTimeout,omitempty"`
 
-	// Image (swarm) is the image the service should run. When set, the
-	// reconciler owns the image too; when not, the stack's image stays.
+	// Image (swarm, compose) is the image the service should run. When set,
+	// the reconciler owns the image too; when not, the stack's or compose
+	// file's image stays. Compose replicas on another image are recreated on
+	// this one, one at a time, each ready before the old one is removed.
 	Image string `json:"image,omitempty"`
 	// Unit (systemd) is the unit to run: a template such as usm-poller@.service
 	// for a count (instances usm-poller@1..N), or a plain unit for 0/1.
@@ -183,12 +190,32 @@ type Service struct {
 	// OnNotReady (daemontools) says what to do when a start never becomes
 	// ready: down (bring it down again; the default, as svcstart does) or keep.
 	OnNotReady string `json:"onNotReady,omitempty"`
-	// RestartOn (daemontools) is any value, such as a config file's hash: when
-	// it changes, a service that is up is restarted (and only one that is up).
+	// RestartOn (every driver) is any value, such as a config file's hash:
+	// when it changes, what runs of the service is restarted, one replica at
+	// a time with readiness between (and only what is up).
 	RestartOn string `json:"restartOn,omitempty"`
 
 	// Autoscale sizes the replica count from a RabbitMQ queue, within bounds.
 	Autoscale *Autoscale `json:"autoscale,omitempty"`
+
+	// Select makes the entry a selector: instead of one service named by
+	// name, it manages every live service it matches, each pass anew, with
+	// this entry's settings (replicas, dependsOn, ready, maintenance,
+	// drift, stopTimeout, onFailure). The name then names the selector in
+	// plans, the status and dependsOn (a service that depends on it depends
+	// on everything it matched). A service declared by its own name is
+	// never taken by a selector: its own entry wins. Drivers swarm (by
+	// namespace, labels, names) and compose (project).
+	Select *ServiceSelector `json:"select,omitempty" merge:"replace"`
+
+	// OnStart names declared services that a pass runs once, in the same
+	// pass, right after it started this service and saw it ready.
+	OnStart *StartTrigger `json:"onStart,omitempty" merge:"replace"`
+	// OnExit names declared services that a pass runs once, in the same
+	// pass, when this one-shot service (a systemd Type=oneshot unit, a
+	// daemontools service with once) that the pass started has exited, as
+	// on says (success by default).
+	OnExit *ExitTrigger `json:"onExit,omitempty" merge:"replace"`
 
 	// OnFailure is what the agent does while the service is failing (swarm
 	// tasks failing over and over, a systemd unit or instance in failed, a
@@ -198,6 +225,62 @@ type Service struct {
 	// {restart, start}. It never changes the declared replica count. A
 	// Host's onFailure replaces a Defaults' one whole.
 	OnFailure *FailurePolicy `json:"onFailure,omitempty" merge:"replace"`
+}
+
+// ServiceSelector matches live services by what the driver lists: on
+// swarm every criterion given must match (namespace, labels and at least one
+// of names); compose takes project. (supervisord groups are not selected
+// yet: the supervisor driver manages one group as one service already.)
+type ServiceSelector struct {
+	// Namespace (swarm) is a stack's name: services labelled
+	// com.docker.stack.namespace=<namespace>, as `docker stack deploy`
+	// labels them.
+	Namespace string `json:"namespace,omitempty"`
+	// Labels (swarm) are label pairs a service must all carry.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Names (swarm) are globs on service names (path.Match syntax: *, ?,
+	// [a-z]); a service matching any of them matches.
+	Names []string `json:"names,omitempty"`
+	// Project (compose) selects every service of a compose project.
+	Project string `json:"project,omitempty"`
+}
+
+// StartTrigger is onStart: the services to run once this one started.
+type StartTrigger struct {
+	// Start names declared services, run in this order, each after the one
+	// before it is ready (or, for a one-shot, has exited).
+	Start []string `json:"start"`
+}
+
+// ExitTrigger is onExit: the services to run once this one-shot exited.
+type ExitTrigger struct {
+	// Start names declared services, run in this order, each after the one
+	// before it is ready (or, for a one-shot, has exited).
+	Start []string `json:"start"`
+	// On is which exits fire the trigger: success (exit status 0; the
+	// default), failure or any.
+	On ExitCondition `json:"on,omitempty"`
+}
+
+// ExitCondition says which exits of a one-shot fire its onExit.
+type ExitCondition string
+
+// The exit conditions.
+const (
+	ExitSuccess ExitCondition = "success"
+	ExitFailure ExitCondition = "failure"
+	ExitAny     ExitCondition = "any"
+)
+
+// Matches says whether an exit (succeeded or not) fires the trigger.
+func (c ExitCondition) Matches(succeeded bool) bool {
+	switch c {
+	case ExitAny:
+		return true
+	case ExitFailure:
+		return !succeeded
+	}
+	return succeeded
 }
 
 // FailurePolicy is what the agent does while a service is failing. In YAML,
@@ -286,4 +369,33 @@ type Unit struct {
 	Maintenance MaintenancePolicy `json:"maintenance,omitempty"`
 	// Drift overrides spec.drift for this unit: enforce or report.
 	Drift DriftMode `json:"drift,omitempty"`
+}
+
+// String says what a selector selects by, for plans and the status:
+// "namespace=factory-proxy, names=reference-*".
+func (s *ServiceSelector) String() string {
+	if s == nil {
+		return ""
+	}
+	var parts []string
+	if s.Namespace != "" {
+		parts = append(parts, "namespace="+s.Namespace)
+	}
+	if len(s.Labels) > 0 {
+		keys := make([]string, 0, len(s.Labels))
+		for k := range s.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			parts = append(parts, "label "+k+"="+s.Labels[k])
+		}
+	}
+	if len(s.Names) > 0 {
+		parts = append(parts, "names="+strings.Join(s.Names, "|"))
+	}
+	if s.Project != "" {
+		parts = append(parts, "project="+s.Project)
+	}
+	return strings.Join(parts, ", ")
 }

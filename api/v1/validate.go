@@ -234,6 +234,20 @@ func validateServiceLocal(e *errs, svc *Service, p path) {
 	if f := svc.OnFailure; f != nil {
 		validateFailureLocal(e, svc.Name, f, p.field("onFailure"))
 	}
+	if sel := svc.Select; sel != nil {
+		validateSelectorLocal(e, sel, p.field("select"))
+	}
+	if tr := svc.OnStart; tr != nil {
+		checkStartList(e, svc.Name, tr.Start, p.field("onStart").field("start"), "trigger")
+	}
+	if tr := svc.OnExit; tr != nil {
+		checkStartList(e, svc.Name, tr.Start, p.field("onExit").field("start"), "trigger")
+		switch tr.On {
+		case "", ExitSuccess, ExitFailure, ExitAny:
+		default:
+			e.add(p.field("onExit").field("on"), "unknown exit condition %q (want success, failure or any)", tr.On)
+		}
+	}
 	if a := svc.Autoscale; a != nil {
 		ap := p.field("autoscale")
 		if a.Min != nil && *a.Min < 0 {
@@ -274,19 +288,51 @@ func validateFailureLocal(e *errs, self string, f *FailurePolicy, p path) {
 			e.add(rp.field("window"), "must be longer than 0")
 		}
 	}
+	checkStartList(e, self, f.Start, p.field("start"), "restart")
+}
+
+// checkStartList checks a list of services to start (onFailure, onStart,
+// onExit): no empty names, no repeats, not the service itself (instead
+// says what to use).
+func checkStartList(e *errs, self string, names []string, p path, instead string) {
+	if names != nil && len(names) == 0 && instead == "trigger" {
+		e.add(p, "names no service to start")
+	}
 	seen := map[string]bool{}
-	for i, name := range f.Start {
-		sp := p.field("start").item(i, "")
+	for i, name := range names {
+		sp := p.item(i, "")
 		switch {
 		case name == "":
 			e.add(sp, "empty service name")
-		case name == self:
+		case name == self && instead == "restart":
 			e.add(sp, "service %q cannot start itself; use restart", name)
+		case name == self:
+			e.add(sp, "service %q cannot trigger itself", name)
 		case seen[name]:
 			e.add(sp, "%q is listed twice", name)
 		}
 		seen[name] = true
 	}
+}
+
+// validateSelectorLocal checks a selector on its own: it selects by
+// something, and its globs parse. Which criteria its driver takes is
+// checked on the effective state, where the driver is known.
+func validateSelectorLocal(e *errs, sel *ServiceSelector, p path) {
+	if sel.Namespace == "" && len(sel.Labels) == 0 && len(sel.Names) == 0 && sel.Project == "" {
+		e.add(p, "selects nothing: give namespace, labels or names (swarm) or project (compose)")
+	}
+	for i, g := range sel.Names {
+		if _, err := pathpkg.Match(g, ""); err != nil || g == "" {
+			e.add(p.field("names").item(i, ""), "invalid name glob %q", g)
+		}
+	}
+	for k := range sel.Labels {
+		if k == "" {
+			e.add(p.field("labels"), "empty label key")
+		}
+	}
+	checkSingleName(e, p.field("project"), "project", sel.Project)
 }
 
 func validateProbe(e *errs, pr *Probe, p path) {
@@ -364,7 +410,24 @@ func ValidateEffective(s *HostSpec, loc func(idx string) Pos, partial bool) Erro
 				}
 			}
 		}
-		if obj := svc.LiveObject(); obj != "" {
+		for _, tr := range []struct {
+			field string
+			start []string
+		}{{"onStart", triggerList(svc.OnStart)}, {"onExit", exitList(svc.OnExit)}} {
+			for j, d := range tr.start {
+				tp := p.field(tr.field).field("start").item(j, "")
+				switch target := byName[d]; {
+				case d == "":
+				case target == nil:
+					e.add(tp, "unknown service %q", d)
+				case target.Select != nil:
+					e.add(tp, "%q is a selector; a trigger starts one service", d)
+				case !target.runnable() && slices.Contains(Drivers, target.Driver):
+					e.add(tp, "%q cannot be run by a trigger: triggers run plain systemd units, not driver %s%s", d, target.Driver, templateNote(target))
+				}
+			}
+		}
+		if obj := svc.LiveObject(); obj != "" && svc.Select == nil {
 			claim(obj, p)
 		}
 	}
@@ -394,7 +457,33 @@ func ValidateEffective(s *HostSpec, loc func(idx string) Pos, partial bool) Erro
 		e.add(sp.field("services").item(i, s.Services[i].Name).field("onFailure").field("start"),
 			"onFailure start cycle: %s", cycleNames(s.Services, cyc))
 	}
+	// A trigger that comes back to where it started would run its chain
+	// for ever within one pass.
+	for _, cyc := range cycles(s.Services, triggerStarts) {
+		i := cyc.path[0]
+		e.add(sp.field("services").item(i, s.Services[i].Name),
+			"trigger cycle (onStart/onExit): %s", cycleNames(s.Services, cyc))
+	}
 	return e.list
+}
+
+func triggerList(t *StartTrigger) []string {
+	if t == nil {
+		return nil
+	}
+	return t.Start
+}
+
+func exitList(t *ExitTrigger) []string {
+	if t == nil {
+		return nil
+	}
+	return t.Start
+}
+
+// triggerStarts are the edges of the trigger graph: onStart and onExit.
+func triggerStarts(s *Service) []string {
+	return append(slices.Clone(triggerList(s.OnStart)), exitList(s.OnExit)...)
 }
 
 // maxCycleNames bounds the names one cycle message lists: a ring of
@@ -448,26 +537,108 @@ func (s *Service) LiveObject() string {
 }
 
 // driverFields says which driver each driver-specific field belongs to.
+// restartOn is not among them: it applies to every driver.
 var driverFields = []struct {
-	name   string
-	driver Driver
-	set    func(*Service) bool
+	name    string
+	drivers []Driver
+	set     func(*Service) bool
 }{
-	{"image", DriverSwarm, func(s *Service) bool { return s.Image != "" }},
-	{"unit", DriverSystemd, func(s *Service) bool { return s.Unit != "" }},
-	{"project", DriverCompose, func(s *Service) bool { return s.Project != "" }},
-	{"program", DriverSupervisor, func(s *Service) bool { return s.Program != "" }},
-	{"socket", DriverSupervisor, func(s *Service) bool { return s.Socket != "" }},
-	{"dir", DriverDaemontools, func(s *Service) bool { return s.Dir != "" }},
-	{"once", DriverDaemontools, func(s *Service) bool { return s.Once != nil }},
-	{"onNotReady", DriverDaemontools, func(s *Service) bool { return s.OnNotReady != "" }},
-	{"restartOn", DriverDaemontools, func(s *Service) bool { return s.RestartOn != "" }},
+	{"image", []Driver{DriverSwarm, DriverCompose}, func(s *Service) bool { return s.Image != "" }},
+	{"unit", []Driver{DriverSystemd}, func(s *Service) bool { return s.Unit != "" }},
+	{"project", []Driver{DriverCompose}, func(s *Service) bool { return s.Project != "" }},
+	{"program", []Driver{DriverSupervisor}, func(s *Service) bool { return s.Program != "" }},
+	{"socket", []Driver{DriverSupervisor}, func(s *Service) bool { return s.Socket != "" }},
+	{"dir", []Driver{DriverDaemontools}, func(s *Service) bool { return s.Dir != "" }},
+	{"once", []Driver{DriverDaemontools}, func(s *Service) bool { return s.Once != nil }},
+	{"onNotReady", []Driver{DriverDaemontools}, func(s *Service) bool { return s.OnNotReady != "" }},
+}
+
+// joinDrivers names drivers for a message: "swarm or compose".
+func joinDrivers(ds []Driver) string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = string(d)
+	}
+	return strings.Join(out, " or ")
+}
+
+// templateNote explains why a systemd service is not runnable.
+func templateNote(s *Service) string {
+	if s.Driver == DriverSystemd {
+		return " template " + s.Unit
+	}
+	return ""
+}
+
+// selectorFields says which selector criteria each driver takes.
+var selectorFields = []struct {
+	name    string
+	drivers []Driver
+	set     func(*ServiceSelector) bool
+}{
+	{"namespace", []Driver{DriverSwarm}, func(s *ServiceSelector) bool { return s.Namespace != "" }},
+	{"labels", []Driver{DriverSwarm}, func(s *ServiceSelector) bool { return len(s.Labels) > 0 }},
+	{"names", []Driver{DriverSwarm}, func(s *ServiceSelector) bool { return len(s.Names) > 0 }},
+	{"project", []Driver{DriverCompose}, func(s *ServiceSelector) bool { return s.Project != "" }},
+}
+
+// notWithSelect are the fields a selector cannot share with every service
+// it matches: they name one object, or size one queue's consumers.
+var notWithSelect = []struct {
+	name string
+	set  func(*Service) bool
+}{
+	{"image", func(s *Service) bool { return s.Image != "" }},
+	{"project", func(s *Service) bool { return s.Project != "" }},
+	{"program", func(s *Service) bool { return s.Program != "" }},
+	{"autoscale", func(s *Service) bool { return s.Autoscale != nil }},
+	{"onStart", func(s *Service) bool { return s.OnStart != nil }},
+	{"onExit", func(s *Service) bool { return s.OnExit != nil }},
+}
+
+func validateSelectorEffective(e *errs, svc *Service, p path) {
+	sp := p.field("select")
+	switch svc.Driver {
+	case DriverSwarm, DriverCompose:
+	default:
+		if slices.Contains(Drivers, svc.Driver) {
+			e.add(sp, "driver %s cannot select services (swarm and compose can)", svc.Driver)
+		}
+		return
+	}
+	for _, f := range selectorFields {
+		if f.set(svc.Select) && !slices.Contains(f.drivers, svc.Driver) {
+			e.add(sp.field(f.name), "selects on driver %s, not %s", f.drivers[0], svc.Driver)
+		}
+	}
+	switch {
+	case svc.Driver == DriverCompose && svc.Select.Project == "" && !e.partial:
+		e.add(sp, "needs project for driver compose (every service of that project)")
+	}
+	for _, f := range notWithSelect {
+		if f.set(svc) {
+			e.add(p.field(f.name), "cannot be shared by the services a selector matches; declare the service by name")
+		}
+	}
+}
+
+// runnable says whether a trigger can run the service once and see it
+// exit: a plain systemd unit (Type=oneshot for onExit). daemontools once
+// and compose one-offs are not run by triggers yet.
+func (s *Service) runnable() bool {
+	return s.Driver == DriverSystemd && !IsTemplateUnit(s.Unit)
 }
 
 func validateServiceEffective(e *errs, svc *Service, p path) {
+	if svc.Select != nil {
+		validateSelectorEffective(e, svc, p)
+	}
+	if svc.OnExit != nil && !svc.runnable() && slices.Contains(Drivers, svc.Driver) {
+		e.add(p.field("onExit"), "needs a one-shot service: a plain systemd unit (Type=oneshot), not driver %s%s", svc.Driver, templateNote(svc))
+	}
 	for _, f := range driverFields {
-		if f.set(svc) && svc.Driver != f.driver && slices.Contains(Drivers, svc.Driver) {
-			e.add(p.field(f.name), "applies to driver %s, not %s", f.driver, svc.Driver)
+		if f.set(svc) && !slices.Contains(f.drivers, svc.Driver) && slices.Contains(Drivers, svc.Driver) {
+			e.add(p.field(f.name), "applies to driver %s, not %s", joinDrivers(f.drivers), svc.Driver)
 		}
 	}
 	a := svc.Autoscale
@@ -505,7 +676,7 @@ func validateServiceEffective(e *errs, svc *Service, p path) {
 			e.add(p.field("replicas"), "a daemontools service is up (1) or down (0), not %d", most)
 		}
 	case DriverCompose:
-		if svc.Project == "" && !e.partial {
+		if svc.Project == "" && svc.Select == nil && !e.partial {
 			e.add(p.field("project"), "is required for driver compose")
 		}
 	}

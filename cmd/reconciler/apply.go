@@ -14,6 +14,7 @@ import (
 func newApplyCommand() *cobra.Command {
 	var sf sourceFlags
 	var concurrency int
+	var stateDir string
 	cmd := &cobra.Command{
 		Use:   "apply --source S [--host H]",
 		Short: "Run one pass: converge the host to the desired state, in order",
@@ -47,6 +48,7 @@ one-shot apply having no last applied revision (see plan --help).
 				return err
 			}
 			defer w.close()
+			w.setStateDir(stateDir)
 			eng := w.engine
 			eng.Concurrency = concurrency
 			eng.Sizer = w.autoscaler
@@ -74,6 +76,7 @@ one-shot apply having no last applied revision (see plan --help).
 		},
 	}
 	sf.register(cmd.Flags())
+	registerStateDir(cmd.Flags(), &stateDir)
 	sf.reach.register(cmd.Flags())
 	cmd.Flags().IntVar(&concurrency, "concurrency", 4, "most actions at once within a stage")
 	return cmd
@@ -95,6 +98,8 @@ func progressPrinter(w io.Writer, stages int) func(engine.Event) {
 			}
 		case names.EventFailed, names.EventBlocked:
 			fmt.Fprintf(w, "  %s: %s: %s\n", ev.Subject, ev.Type, ev.Message)
+		case names.EventTrigger:
+			fmt.Fprintf(w, "  %s: trigger: %s\n", ev.Subject, ev.Message)
 		}
 	}
 }

@@ -138,8 +138,9 @@ func newFleetStatusCommand() *cobra.Command {
 --timeout), or Prometheus's latest scrapes of them (--prometheus), and
 prints a summary line first (converged, drifted, on another revision,
 unreachable), then one line per agent that is not converged: host, revision,
-in sync, maintenance, drift count, last pass age, reachable. The converged
-ones are counted, not listed, unless --all. -o json prints every agent as a
+in sync, maintenance, drift count, last pass age, reachable. Up to 20
+agents every one is listed; in a larger fleet the converged ones are
+counted, not listed, unless --all. -o json prints every agent as a
 document, with the summary. Where hosts carry a wave
 label (README "Rollouts in waves") it adds each host's wave and rollout
 state (progressing, soaking, soaked, halted, unavailable); with --waves and
@@ -176,7 +177,7 @@ revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,
 	ff.register(cmd)
 	ff.registerRollout(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
-	cmd.Flags().BoolVar(&all, "all", false, "list every agent, the converged ones too")
+	cmd.Flags().BoolVar(&all, "all", false, "list every agent, the converged ones too (always so up to 20 agents)")
 	return cmd
 }
 
@@ -184,7 +185,7 @@ revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,
 // converged (every agent with all), then how many were left out.
 func printFleet(w io.Writer, rep fleet.Report, all bool) {
 	fmt.Fprintln(w, fleet.SummaryLine(rep))
-	listed := fleet.Exceptions(rep, all)
+	listed := fleet.Exceptions(rep, all || len(rep.Hosts) <= fleet.ListEveryUpTo)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	// The wave columns show only where waves are in use (a host with a
 	// wave label, or --waves): a fleet without them reads as before.

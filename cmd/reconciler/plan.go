@@ -20,6 +20,7 @@ import (
 func newPlanCommand() *cobra.Command {
 	var sf sourceFlags
 	var output string
+	var stateDir string
 	cmd := &cobra.Command{
 		Use:   "plan --source S [--host H]",
 		Short: "Show what a pass would change, in order; change nothing",
@@ -38,7 +39,12 @@ invalid revision, printed as file:line:col: message).
    "inSync", "actions": [{"stage", "phase", "subject", "kind", "name",
    "driver", "field", "live", "desired", "action", "mode", "note"}],
    "autoscale": [{"service", "queue", "ready", "consumers", "desired",
-   "want", "min", "max", "reason", "error", "lastChange", "at"}]}
+   "want", "min", "max", "reason", "error", "lastChange", "at"}],
+   "selectors": [{"name", "driver", "select", "matched", "named"}]}
+
+A selector entry (select:) is listed with the live services it matched, in
+start order; a service it matched that an entry declares by name is shown as
+such (that entry's settings win).
 
 Autoscaled services are sized from their queue at the time of the plan: up
 at once; down only when a running agent has seen the queue below the
@@ -63,6 +69,7 @@ there is no anti-rollback check (that is the agent's, see run --help).
 				return err
 			}
 			defer w.close()
+			w.setStateDir(stateDir)
 			eng := w.engine
 			as := w.autoscaler
 			eng.Sizer = as
@@ -89,6 +96,7 @@ there is no anti-rollback check (that is the agent's, see run --help).
 		},
 	}
 	sf.register(cmd.Flags())
+	registerStateDir(cmd.Flags(), &stateDir)
 	sf.reach.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
@@ -102,6 +110,8 @@ type planDoc struct {
 	InSync      bool                 `json:"inSync"`
 	Actions     []controllers.Action `json:"actions"`
 	Autoscale   []autoscale.Status   `json:"autoscale,omitempty"`
+	// Selectors are what each selector entry matched.
+	Selectors []controllers.Selection `json:"selectors,omitempty"`
 }
 
 type revisionDoc struct {
@@ -123,7 +133,7 @@ func revisionOf(r source.Revision) revisionDoc {
 func writePlanJSON(w io.Writer, snap *desired.Snapshot, plan *engine.Plan, scaled []autoscale.Status) error {
 	doc := planDoc{
 		Host: snap.Host, Revision: revisionOf(snap.Revision), Maintenance: plan.Maintenance,
-		InSync: plan.InSync(), Actions: plan.Actions, Autoscale: scaled,
+		InSync: plan.InSync(), Actions: plan.Actions, Autoscale: scaled, Selectors: plan.Selectors,
 	}
 	if doc.Actions == nil {
 		doc.Actions = []controllers.Action{}
@@ -153,6 +163,9 @@ func writePlanTable(w io.Writer, snap *desired.Snapshot, plan *engine.Plan, scal
 		fmt.Fprintf(w, "autoscale: %s %d, queue %s: %d ready, %d consumers, bounds [%d, %d]: %s\n",
 			st.Service, st.Desired, st.Queue, st.Ready, st.Consumers, st.Min, st.Max, st.Reason)
 	}
+	// What a selector manages is not in git: list it, so a reviewer sees
+	// which live services a commit reaches.
+	writeSelections(w, plan.Selectors)
 	if plan.InSync() {
 		fmt.Fprintln(w, "in sync: nothing to do")
 		return
@@ -206,3 +219,17 @@ func describeMaintenance(m engine.Maintenance) string {
 }
 
 // newAutoscaler sizes autoscaled services from their RabbitMQ queues.
+
+// writeSelections lists each selector and what it matched, one service a
+// line under it, in start order.
+func writeSelections(w io.Writer, sels []controllers.Selection) {
+	for _, s := range sels {
+		fmt.Fprintf(w, "selector %s (%s, %s): %d matched\n", s.Name, s.Driver, s.Select, len(s.Matched))
+		for _, m := range s.Matched {
+			fmt.Fprintf(w, "  %s\n", m)
+		}
+		for _, m := range s.Named {
+			fmt.Fprintf(w, "  %s (declared by name: its own entry wins)\n", m)
+		}
+	}
+}

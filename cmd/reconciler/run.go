@@ -170,6 +170,7 @@ has waited half its timeout, until one of its calls is answered again.`,
 			}
 			defer w.close()
 			w.setCallTimeout(callTimeout)
+			w.setStateDir(stateDir)
 			eng := w.engine
 			var mon *monitor.Collector
 			if monitorInterval > 0 {
@@ -218,7 +219,7 @@ has waited half its timeout, until one of its calls is answered again.`,
 	cmd.Flags().DurationVar(&interval, "interval", 30*time.Second, "time between passes when nothing triggers one")
 	cmd.Flags().DurationVar(&healthyWithin, "healthy-within", 0, "quarantine a new revision whose passes do not end converged and ready within this long of its coming into force, and put the last healthy revision back (0: never)")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9440", "address of the HTTP endpoints (empty: none)")
-	cmd.Flags().StringVar(&stateDir, "state-dir", "/var/lib/reconciler", "where the revision in force and the source cache are kept")
+	cmd.Flags().StringVar(&stateDir, "state-dir", defaultStateDir, "where the revision in force and the source cache are kept")
 	cmd.Flags().StringVar(&webhookSecret, "webhook-secret-file", "", "file holding the webhook's HMAC secret, at least 16 bytes (without it, /webhook answers 401)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the bearer token the read endpoints (/status, /events, /passes, /metrics, /) want, at least 16 bytes; required when --listen is not loopback")
 	cmd.Flags().StringVar(&hookAddr, "webhook-listen", "", "serve POST /webhook (and /healthz) on this address of its own instead of --listen; needs --webhook-secret-file")

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/docker/docker/client"
 
@@ -15,6 +18,7 @@ import (
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/controllers/export"
 	"reconciler.dev/reconciler/controllers/monitor"
+	"reconciler.dev/reconciler/controllers/restarton"
 	"reconciler.dev/reconciler/controllers/supervisor"
 	"reconciler.dev/reconciler/controllers/swarm"
 	"reconciler.dev/reconciler/controllers/systemd"
@@ -76,6 +80,25 @@ func (w *wiring) setCallTimeout(d time.Duration) {
 	w.compose.CallTimeout = d
 	w.systemd.CallTimeout = d
 	w.supervisor.CallTimeout = d
+}
+
+// defaultStateDir is where the agent keeps its state (run --state-dir);
+// apply and plan read and write the restartOn records under it too.
+const defaultStateDir = "/var/lib/reconciler"
+
+// setStateDir says where the drivers that cannot keep the last applied
+// restartOn value on the live system (supervisor, systemd) keep it:
+// DIR/restart-on (see package restarton).
+func (w *wiring) setStateDir(dir string) {
+	records := &restarton.Store{Dir: filepath.Join(dir, "restart-on")}
+	w.supervisor.Records = records
+	w.systemd.Records = records
+}
+
+// registerStateDir adds --state-dir to a command that runs no agent (apply,
+// plan), for the restartOn records.
+func registerStateDir(fs *pflag.FlagSet, dir *string) {
+	fs.StringVar(dir, "state-dir", defaultStateDir, "where the restartOn values last applied to supervisor and systemd services are kept (as run --state-dir)")
 }
 
 // close closes every client.

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,11 +52,15 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		}
 	case startSteps:
 		if a.Op == controllers.OpScaleUp {
-			return d.scaleUp(ctx, a.Subject, sl, steps)
+			return d.scaleUp(ctx, a.Subject, sl, steps, overrideOf(t.Service))
+		}
+	case recreateSteps:
+		if a.Op == controllers.OpSetImage || a.Op == controllers.OpRestart {
+			return d.recreate(ctx, a.Subject, t, sl, steps)
 		}
 	}
 	switch a.Op {
-	case controllers.OpScaleDown, controllers.OpScaleUp:
+	case controllers.OpScaleDown, controllers.OpScaleUp, controllers.OpSetImage:
 		return fmt.Errorf("%s: %s was not planned by the compose driver (no steps)", a.Subject, a.Op)
 	case controllers.OpRestart:
 		if a.Field == controllers.FieldFailing {
@@ -140,7 +145,7 @@ func (d *Driver) remove(ctx context.Context, subject, id, name string, force boo
 	return nil
 }
 
-func (d *Driver) scaleUp(ctx context.Context, subject string, sl serviceLive, toStart []int) error {
+func (d *Driver) scaleUp(ctx context.Context, subject string, sl serviceLive, toStart []int, over override) error {
 	// First every missing number gets a container, in order (stopped ones
 	// are reused), then they are started together, as Compose starts them:
 	// on a busy host a start takes seconds, mostly in the daemon.
@@ -173,7 +178,7 @@ func (d *Driver) scaleUp(ctx context.Context, subject string, sl serviceLive, to
 			}
 			tmpl = &t
 		}
-		spec, err := replicaSpec(*tmpl, sl.Project, sl.Service, n)
+		spec, err := replicaSpec(*tmpl, sl.Project, sl.Service, n, over)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", subject, err))
 			break
@@ -282,17 +287,30 @@ func ContainerName(project, service string, n int) string {
 	return project + "-" + service + "-" + strconv.Itoa(n)
 }
 
+// ReplicaName is the name replica n gets when made from the container
+// named tmpl: in the style the project's compose client named it, so one
+// project's containers read alike. docker-compose 1.x names them
+// <project>_<service>_<n>; Compose v2 (the default) <project>-<service>-<n>.
+// Either client finds them by their labels, not their names.
+func ReplicaName(tmpl, project, service string, n int) string {
+	if strings.HasPrefix(tmpl, project+"_"+service+"_") {
+		return project + "_" + service + "_" + strconv.Itoa(n)
+	}
+	return ContainerName(project, service, n)
+}
+
 // replicaSpec derives replica n from the template's inspected configuration:
 // the same config, host config and networks, with the container number
 // label set to n, and with what belongs to the template container alone
 // left out (its generated hostname, MAC and IP addresses, the aliases that
-// name it). It is pure.
-func replicaSpec(tmpl container.InspectResponse, project, service string, n int) (spec, error) {
+// name it), and the declared image and restartOn value, when set, instead of
+// the template's. It is pure.
+func replicaSpec(tmpl container.InspectResponse, project, service string, n int, over override) (spec, error) {
 	if tmpl.ContainerJSONBase == nil || tmpl.Config == nil || tmpl.HostConfig == nil {
 		return spec{}, errors.New("template container has no configuration")
 	}
-	name := ContainerName(project, service, n)
 	tmplName := trimSlash(tmpl.Name)
+	name := ReplicaName(tmplName, project, service, n)
 	short := tmpl.ID
 	if len(short) > 12 {
 		short = short[:12]
@@ -307,6 +325,7 @@ func replicaSpec(tmpl container.InspectResponse, project, service string, n int)
 	cfg.Labels[LabelService] = service
 	cfg.Labels[LabelNumber] = strconv.Itoa(n)
 	delete(cfg.Labels, labelReplace)
+	over.apply(&cfg)
 	cfg.Env = slices.Clone(tmpl.Config.Env)
 	if cfg.Hostname == short {
 		cfg.Hostname = "" // Docker's default: the new container's own id

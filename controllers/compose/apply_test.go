@@ -68,6 +68,10 @@ func (r *recorder) ContainerRestart(_ context.Context, id string, o container.St
 	return r.record(fmt.Sprintf("restart %s %ds", id, *o.Timeout))
 }
 
+func (r *recorder) ContainerRename(_ context.Context, id, name string) error {
+	return r.record("rename " + id + " " + name)
+}
+
 func (r *recorder) ContainerRemove(_ context.Context, id string, o container.RemoveOptions) error {
 	call := "remove " + id
 	if o.Force {
@@ -81,16 +85,21 @@ func (r *recorder) ContainerRemove(_ context.Context, id string, o container.Rem
 func applyPlan(t *testing.T, svc v1.Service, live []container.Summary, fail map[string]error) ([]string, error) {
 	t.Helper()
 	rec := &recorder{fail: fail, tmpl: template("usm-poller-1")}
-	d := &Driver{API: rec, CallTimeout: time.Second, Concurrency: 1} // starts in order
+	err := applyWith(&Driver{API: rec, CallTimeout: time.Second, Concurrency: 1}, svc, live) // starts in order
+	return rec.calls, err
+}
+
+// applyWith plans svc against live and applies every action with d, in
+// order, up to the first error.
+func applyWith(d *Driver, svc v1.Service, live []container.Summary) error {
 	ts := targets(svc)
 	l := liveFromList(ts, live)
-	var err error
 	for _, a := range Plan(ts, l) {
-		if err = d.Apply(context.Background(), a, ts[0], l[a.Subject]); err != nil {
-			break
+		if err := d.Apply(context.Background(), a, ts[0], l[a.Subject]); err != nil {
+			return err
 		}
 	}
-	return rec.calls, err
+	return nil
 }
 
 func withStop(s v1.Service, d time.Duration) v1.Service {
@@ -318,7 +327,7 @@ func twoNetworks(c container.InspectResponse) container.InspectResponse {
 
 func TestReplicaSpec(t *testing.T) {
 	tmpl := twoNetworks(template("usm-poller-1"))
-	s, err := replicaSpec(tmpl, "usm", "poller", 4)
+	s, err := replicaSpec(tmpl, "usm", "poller", 4, override{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +369,7 @@ func TestReplicaSpec(t *testing.T) {
 	t.Run("a declared hostname is kept", func(t *testing.T) {
 		c := template("usm-poller-1")
 		c.Config.Hostname = "poller"
-		s, _ := replicaSpec(c, "usm", "poller", 2)
+		s, _ := replicaSpec(c, "usm", "poller", 2, override{})
 		if s.Config.Hostname != "poller" {
 			t.Errorf("hostname %q", s.Config.Hostname)
 		}
@@ -369,7 +378,7 @@ func TestReplicaSpec(t *testing.T) {
 		c := template("usm-poller-1")
 		c.HostConfig.NetworkMode = "default"
 		c.NetworkSettings.Networks = map[string]*network.EndpointSettings{"bridge": {NetworkID: "b", IPAddress: "172.17.0.2"}}
-		s, _ := replicaSpec(c, "usm", "poller", 2)
+		s, _ := replicaSpec(c, "usm", "poller", 2, override{})
 		if got := s.Networking.EndpointsConfig; !reflect.DeepEqual(got, map[string]*network.EndpointSettings{"bridge": {}}) {
 			t.Errorf("endpoints %+v", got)
 		}
@@ -378,13 +387,13 @@ func TestReplicaSpec(t *testing.T) {
 		c := template("usm-poller-1")
 		c.HostConfig.NetworkMode = "host"
 		c.NetworkSettings.Networks = map[string]*network.EndpointSettings{"host": {}}
-		s, _ := replicaSpec(c, "usm", "poller", 2)
+		s, _ := replicaSpec(c, "usm", "poller", 2, override{})
 		if s.Networking != nil || len(s.Connect) != 0 {
 			t.Errorf("networking %+v connect %+v", s.Networking, s.Connect)
 		}
 	})
 	t.Run("a template without configuration is an error", func(t *testing.T) {
-		if _, err := replicaSpec(container.InspectResponse{}, "usm", "poller", 2); err == nil {
+		if _, err := replicaSpec(container.InspectResponse{}, "usm", "poller", 2, override{}); err == nil {
 			t.Error("no error")
 		}
 	})

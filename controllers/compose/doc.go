@@ -27,7 +27,9 @@
 //     container is created from the configuration of the service's
 //     lowest-numbered container (ContainerInspect: config, host config,
 //     networks and aliases; the number label, name, hostname and addresses
-//     are its own), named <project>-<service>-<n> as Compose v2 names it.
+//     are its own), named as the template is (ReplicaName):
+//     <project>-<service>-<n> as Compose v2 names it, <project>_<service>_<n>
+//     after docker-compose 1.x.
 //     Then they are all started together (bounded), as Compose does. Gaps are filled rather than numbers appended after the
 //     highest (Compose's own habit), so a container removed by hand comes
 //     back under its old name and `replicas: 5` always means 1..5.
@@ -53,8 +55,19 @@
 // reconciler does not create objects. `docker compose up` the project once
 // (with any scale) and the driver takes the count from there.
 //
+// # Image and restartOn
+//
+// A declared image, and a restartOn value (label dev.reconciler.restart-on),
+// are carried out by recreating each running replica 1..N that differs, one
+// at a time (recreate.go): stopped, renamed aside, the new container made
+// from the old one's own configuration and started, the old one removed
+// once the new one is ready, or put back if it never is. The compose labels
+// (config-hash included) are copied, so the compose client that made the
+// project still takes the containers for its own.
+//
 // # Files
 //
+// recreate.go plans and carries out image and restartOn rollouts;
 // observe.go lists every compose container on the host in one call (All,
 // filtered on the project label key; Docker ANDs label filters, so the
 // pairing with projects and services is done in code); plan.go is the pure

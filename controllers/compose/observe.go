@@ -43,6 +43,7 @@ type API interface {
 	ContainerStop(ctx context.Context, containerID string, options container.StopOptions) error
 	ContainerRestart(ctx context.Context, containerID string, options container.StopOptions) error
 	ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error
+	ContainerRename(ctx context.Context, containerID, newContainerName string) error
 }
 
 // Driver scales the services of Compose projects through the Docker API.
@@ -55,9 +56,15 @@ type Driver struct {
 	// (default 4); stops are always one at a time.
 	Concurrency int
 	// Count, when set, is told of every API call ("list", "inspect",
-	// "create", "connect", "start", "stop", "restart", "remove"), for
-	// metrics.
+	// "create", "connect", "start", "stop", "restart", "remove",
+	// "rename"), for metrics.
 	Count controllers.Counter
+	// MinReady is how long a recreated container must have run before it
+	// counts as ready and the one it replaces is removed (default 1s).
+	MinReady time.Duration
+	// PollInterval is how often a recreated container is inspected while
+	// waiting for it to be ready (default 200ms).
+	PollInterval time.Duration
 }
 
 func (d *Driver) concurrency() int { return cmp.Or(d.Concurrency, 4) }
@@ -73,6 +80,12 @@ type replica struct {
 	// ExitCode is the code an exited container ended with, from the list's
 	// status text ("Exited (1) 5 seconds ago"); -1 when unknown.
 	ExitCode int
+	// Image is the image the container was created from, as named then
+	// (Docker shows the image id once that name points elsewhere).
+	Image string
+	// RestartOn is the restartOn value it was made with (LabelRestartOn),
+	// "" for none.
+	RestartOn string
 }
 
 // failing is true for a container that is failing: Docker is restarting it
@@ -158,7 +171,48 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	if err != nil {
 		return nil, fmt.Errorf("listing compose containers: %w", err)
 	}
-	return liveFromList(targets, list), nil
+	var named, selectors []controllers.Target
+	for _, t := range targets {
+		if t.Kind == controllers.KindSelector {
+			selectors = append(selectors, t)
+		} else {
+			named = append(named, t)
+		}
+	}
+	live := liveFromList(named, list)
+	for _, sel := range selectors {
+		live[sel.Subject()] = selectProject(sel, list)
+	}
+	return live, nil
+}
+
+// selectProject lists every service of the selector's project (select:
+// {project}) from the one container list, as members started when their
+// first container was created. It is pure.
+func selectProject(sel controllers.Target, list []container.Summary) controllers.Live {
+	project := sel.Service.Select.Project
+	created := map[string]int64{}
+	for _, c := range list {
+		svc := c.Labels[LabelService]
+		if c.Labels[LabelProject] != project || svc == "" || strings.EqualFold(c.Labels[LabelOneoff], "true") {
+			continue
+		}
+		if at, seen := created[svc]; !seen || c.Created < at {
+			created[svc] = c.Created
+		}
+	}
+	l := controllers.Live{Exists: true, Members: []controllers.Member{}}
+	for svc, at := range created {
+		mt := controllers.Target{Kind: controllers.KindService, Name: svc, Driver: v1.DriverCompose,
+			Service: &v1.Service{Name: svc, Driver: v1.DriverCompose, Project: project, Replicas: sel.Service.Replicas}}
+		if sel.Service.Replicas != nil {
+			mt.Replicas = *sel.Service.Replicas
+		}
+		ml := liveFromList([]controllers.Target{mt}, list)[mt.Subject()]
+		l.Members = append(l.Members, controllers.Member{Name: svc, Started: time.Unix(at, 0), Live: ml})
+	}
+	l.State = fmt.Sprintf("%d matched", len(l.Members))
+	return l
 }
 
 // liveFromList pairs declared services with listed containers by project and
@@ -179,7 +233,8 @@ func liveFromList(targets []controllers.Target, list []container.Summary) map[st
 		if len(c.Names) > 0 {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
-		byService[k] = append(byService[k], replica{Number: n, ID: c.ID, Name: name, State: string(c.State), ExitCode: exitCode(c.Status)})
+		byService[k] = append(byService[k], replica{Number: n, ID: c.ID, Name: name, State: string(c.State), ExitCode: exitCode(c.Status),
+			Image: c.Image, RestartOn: c.Labels[LabelRestartOn]})
 	}
 	out := make(map[string]controllers.Live, len(targets))
 	for _, t := range targets {
@@ -217,7 +272,11 @@ func liveOf(sl serviceLive) controllers.Live {
 		return l
 	}
 	var running, stopped []int
+	var images []string
 	for _, r := range sl.Replicas {
+		if r.running() {
+			images = append(images, r.Image)
+		}
 		if r.started() {
 			l.Replicas++
 		}
@@ -228,6 +287,7 @@ func liveOf(sl serviceLive) controllers.Live {
 			stopped = append(stopped, r.Number)
 		}
 	}
+	l.Image = distinct(images)
 	l.State = fmt.Sprintf("%d/%d running", l.Running, l.Replicas)
 	l.Details = map[string]string{"project": sl.Project, "running": numbers(running)}
 	if len(stopped) > 0 {

@@ -11,7 +11,9 @@ import (
 // scale-down (stop and remove them, highest first), numbers 1..N without a
 // started container get a scale-up (start the stopped container of that
 // number, or create it from the template). A service with gaps in its
-// numbering may need both. A service with no container at all is missing:
+// numbering may need both. Running replicas on another image than the
+// declared one, or made with another restartOn value, are recreated one at
+// a time (recreateActions). A service with no container at all is missing:
 // there is nothing to make new replicas from. It is pure.
 func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
 	return controllers.PlanEach(targets, live, planService)
@@ -22,7 +24,8 @@ func planService(t controllers.Target, l controllers.Live, base controllers.Acti
 		return []controllers.Action{base.Set("replicas", "absent", strconv.Itoa(int(t.Replicas)), controllers.OpMissing)}
 	}
 	toStop, toStart := changes(t, l)
-	return controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)
+	sl, _ := l.Raw.(serviceLive)
+	return append(controllers.ScaleActions(base, int(l.Replicas), toStop, toStart), recreateActions(t, sl, base)...)
 }
 
 // stopSteps are the Steps of a scale-down: the containers to stop, in the

@@ -25,8 +25,12 @@ type pass struct {
 	// attempted holds the actions sent to their driver, carried out or
 	// not; guarded by mu.
 	attempted map[actionKey]bool
-	scope     Scope
-	res       *Result
+	// runs are what Run did for subjects started as one-shots (those with
+	// onExit), and ran the services triggers ran; guarded by mu.
+	runs  map[string]controllers.RunResult
+	ran   map[string]bool
+	scope Scope
+	res   *Result
 }
 
 func (p *pass) emit(ev Event) {
@@ -44,6 +48,7 @@ func (p *pass) emit(ev Event) {
 func (e *Engine) Apply(ctx context.Context, plan *Plan) *Result {
 	p := &pass{
 		e: e, plan: plan, graph: newGraph(plan.Targets), scope: scopeOf(ctx), attempted: map[actionKey]bool{},
+		runs: map[string]controllers.RunResult{}, ran: map[string]bool{},
 		targets: map[string]controllers.Target{}, byName: map[string]controllers.Target{},
 		failures: map[string]error{}, ready: map[string]bool{}, drained: map[string]bool{}, started: map[string]bool{},
 		res: &Result{Plan: plan, Live: make(map[string]controllers.Live, len(plan.Live))},
@@ -196,7 +201,7 @@ func (p *pass) runStage(ctx context.Context, st Stage) {
 				p.mu.Lock()
 				p.attempted[keyOf(a)] = true
 				p.mu.Unlock()
-				if err := drv.Apply(ctx, a, t, p.plan.Live[subj]); err != nil {
+				if err := p.applyOne(ctx, drv, a, t); err != nil {
 					p.fail(subj, err)
 					p.emit(Event{Type: names.EventFailed, Stage: st.Number, Subject: subj, Message: err.Error()})
 					p.scope.Log.Error("action failed", "subject", subj, "op", a.Op, "err", err)
@@ -221,4 +226,7 @@ func (p *pass) runStage(ctx context.Context, st Stage) {
 	wg.Wait()
 	sort.Strings(applied)
 	p.await(ctx, st.Number, applied, st.Phase)
+	if st.Phase == controllers.PhaseUp {
+		p.fireTriggers(ctx, st.Number, order)
+	}
 }

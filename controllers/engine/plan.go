@@ -21,9 +21,26 @@ func (e *Engine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
 	}
 	sized := sizes{}
 	targets := Targets(spec, m, e.counts(ctx, nil, sized, standbys))
-	live, err := e.observe(ctx, targets)
+	sels := SelectorTargets(spec)
+	live, err := e.observe(ctx, append(targets, sels...))
 	if err != nil {
 		return nil, err
+	}
+	var selections []controllers.Selection
+	if len(sels) > 0 {
+		// The selectors' members come from the same observation: a driver
+		// lists once, whatever it has to match.
+		spec, selections = Expand(spec, live)
+		for _, st := range sels {
+			for _, mb := range live[st.Subject()].Members {
+				mt := controllers.Target{Kind: controllers.KindService, Name: mb.Name, Driver: st.Driver}
+				if _, declared := live[mt.Subject()]; !declared {
+					live[mt.Subject()] = mb.Live
+				}
+			}
+			delete(live, st.Subject())
+		}
+		targets = Targets(spec, m, e.counts(ctx, nil, sized, standbys))
 	}
 	if e.Sizer != nil {
 		// Autoscaled counts depend on what runs now (cooldowns count from
@@ -68,7 +85,8 @@ func (e *Engine) Plan(ctx context.Context, spec *v1.HostSpec) (*Plan, error) {
 	if fs != nil {
 		health = e.health(targets, live) // standbys raised change their targets
 	}
-	return &Plan{Maintenance: m, Targets: targets, Live: live, Health: health, Actions: actions, Stages: stages}, nil
+	return &Plan{Maintenance: m, Targets: targets, Live: live, Health: health, Actions: actions, Stages: stages,
+		Selectors: selections, Spec: spec}, nil
 }
 
 // observedOnly puts the targets another node's agent converges (a swarm

@@ -72,7 +72,10 @@ type Result struct {
 	// Outcomes holds one outcome per planned action, in the plan's order.
 	Outcomes []Outcome
 	Applied  []controllers.Action // carried out without error
-	Reported []controllers.Action // drift only reported (report-only, missing, unsupported)
+	// Triggered are the services that triggers (onStart, onExit) ran in
+	// the pass, in the order they ran.
+	Triggered []controllers.TriggerRun
+	Reported  []controllers.Action // drift only reported (report-only, missing, unsupported)
 	// Failures holds every subject that failed, was blocked, or did not
 	// become ready, with why.
 	Failures map[string]error

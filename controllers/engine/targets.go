@@ -21,7 +21,8 @@ func MaintenanceAt(spec *v1.HostSpec, now time.Time) Maintenance {
 	return m
 }
 
-// Targets works out what every declared object should be in this pass,
+// Targets works out what every declared object should be in this pass
+// (selector entries aside: Expand turns them into entries first),
 // maintenance applied: in maintenance, services with policy stop go to 0
 // and units with policy stop are stopped and disabled. replicas, when not
 // nil, overrides the declared count of a service (autoscaling decisions)
@@ -30,6 +31,9 @@ func Targets(spec *v1.HostSpec, m Maintenance, replicas func(svc *v1.Service) (i
 	var out []controllers.Target
 	for i := range spec.Services {
 		svc := &spec.Services[i]
+		if svc.Select != nil {
+			continue // resolved by Expand; see SelectorTargets
+		}
 		n := int32(0)
 		if svc.Replicas != nil {
 			n = *svc.Replicas

@@ -93,6 +93,10 @@ type Plan struct {
 	Health  map[string]controllers.Health `json:"-"`
 	Actions []controllers.Action          `json:"actions"`
 	Stages  []Stage                       `json:"-"`
+	// Selectors are what each selector entry matched in this pass.
+	Selectors []controllers.Selection `json:"selectors,omitempty"`
+	// Spec is the spec the plan was made of, selectors expanded.
+	Spec *v1.HostSpec `json:"-"`
 }
 
 // InSync is true when nothing differs, not even report-only drift.

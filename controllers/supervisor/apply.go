@@ -35,7 +35,14 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		}
 	case startSteps:
 		if a.Op == controllers.OpScaleUp {
+			if err := d.record(ctx, a.Subject, t, gl); err != nil {
+				return err
+			}
 			return each(ctx, a.Subject, "starting", steps, func(p Process) error { return d.start(ctx, a.Subject, t, gl.Socket, p) })
+		}
+	case restartSteps:
+		if a.Op == controllers.OpRestart {
+			return d.rollingRestart(ctx, a.Subject, t, gl, steps)
 		}
 	}
 	if a.Op == controllers.OpScaleDown || a.Op == controllers.OpScaleUp {

@@ -28,6 +28,10 @@
 // service's stopTimeout plus StopSlack for each: declare stopTimeout at
 // least as long as stopwaitsecs, which the reconciler does not own.
 //
+// restartOn: a changed value restarts the RUNNING processes among the first
+// N one at a time (restarton.go), the value last applied kept in the
+// driver's record under --state-dir (package restarton).
+//
 // observe.go reads every service with one getAllProcessInfo call per socket
 // per pass, whatever the number of services; plan.go is pure; apply.go
 // starts and stops processes; health.go judges readiness. Errors name the

@@ -13,6 +13,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/restarton"
 )
 
 // Caller is the part of the XML-RPC client the driver uses; *Client
@@ -40,6 +41,10 @@ type Driver struct {
 	// ("getAllProcessInfo", "startProcess", "stopProcess",
 	// "getProcessInfo"), for metrics.
 	Count controllers.Counter
+	// Records keeps the restartOn value last applied to each service (see
+	// package restarton: supervisord cannot hold it). nil keeps none: a
+	// restartOn change then fails, saying so.
+	Records *restarton.Store
 
 	once sync.Once
 }
@@ -187,6 +192,9 @@ func (p Process) namespec() string { return p.Group + ":" + p.Name }
 type groupLive struct {
 	Socket, Program string
 	Procs           []Process
+	// RestartOn is the restartOn record of the service, read when it
+	// declares a value.
+	RestartOn restarton.Seen
 }
 
 // Observe reads every target with one getAllProcessInfo per socket,
@@ -215,7 +223,11 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return liveFrom(targets, procs), nil
+	live := liveFrom(targets, procs)
+	if err := d.loadRecords(targets, live); err != nil {
+		return nil, err
+	}
+	return live, nil
 }
 
 // ParseProcesses reads getAllProcessInfo's answer, as DecodeResponse

@@ -26,7 +26,7 @@ func planGroup(t controllers.Target, l controllers.Live, base controllers.Action
 		return []controllers.Action{base.Set("replicas", fmt.Sprintf("numprocs=%d", len(gl.Procs)), want, controllers.OpUnsupported)}
 	}
 	toStop, toStart := changes(t, gl)
-	return controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)
+	return append(controllers.ScaleActions(base, int(l.Replicas), toStop, toStart), restartActions(t, gl, base)...)
 }
 
 // stopSteps are the Steps of a scale-down: the processes to stop, in the

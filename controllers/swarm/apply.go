@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/docker/docker/api/types/swarm"
 
@@ -93,6 +94,33 @@ func setField(spec *swarm.ServiceSpec, a controllers.Action) (bool, error) {
 		if a.Op != controllers.OpRestart {
 			break
 		}
+		spec.TaskTemplate.ForceUpdate++
+		return true, nil
+	case "restartOn":
+		// A forced update with a rolling order, one task at a time: Swarm
+		// replaces each task and waits until the new one runs (healthy,
+		// when the image has a health check) before the next, as
+		// `docker service update --force --update-parallelism 1` does. The
+		// value goes on the service label in the same update.
+		v, ok := a.Steps.(restartStep)
+		if !ok || a.Op != controllers.OpRestart {
+			return false, errors.New("restartOn: the action was not planned by the swarm driver (no steps)")
+		}
+		if spec.Labels[LabelRestartOn] == string(v) {
+			return false, nil
+		}
+		labels := maps.Clone(spec.Labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[LabelRestartOn] = string(v)
+		spec.Labels = labels
+		uc := swarm.UpdateConfig{}
+		if spec.UpdateConfig != nil {
+			uc = *spec.UpdateConfig
+		}
+		uc.Parallelism = 1
+		spec.UpdateConfig = &uc
 		spec.TaskTemplate.ForceUpdate++
 		return true, nil
 	case "image":

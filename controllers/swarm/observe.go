@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -54,7 +55,8 @@ func (d *Driver) timeout() time.Duration { return cmp.Or(d.CallTimeout, 30*time.
 // Observe lists the declared services, with their task counts, in one call.
 func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map[string]controllers.Live, error) {
 	opts := swarm.ServiceListOptions{Status: true}
-	if len(targets) <= nameFilterLimit {
+	named, selectors := splitSelectors(targets)
+	if len(selectors) == 0 && len(targets) <= nameFilterLimit {
 		args := filters.NewArgs()
 		for _, t := range targets {
 			args.Add("name", t.Name)
@@ -87,8 +89,20 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 		d.roles.forget()
 		return nil, fmt.Errorf("listing services: %w", err)
 	}
-	live := liveFromList(targets, list)
-	d.observeTasks(ctx, targets, live, role.Kind == RoleLeader)
+	live := liveFromList(named, list)
+	members := selectMembers(selectors, list, live)
+	d.observeTasks(ctx, append(named, members...), live, role.Kind == RoleLeader)
+	for _, t := range members {
+		// Failures seen of a member go back into its selector's list.
+		sel := controllers.Target{Kind: controllers.KindSelector, Name: t.Note, Driver: v1.DriverSwarm}
+		sl := live[sel.Subject()]
+		for i := range sl.Members {
+			if sl.Members[i].Name == t.Name {
+				sl.Members[i].Live = live[t.Subject()]
+			}
+		}
+		delete(live, t.Subject())
+	}
 	if by := role.ConvergedBy(); by != "" {
 		for k, l := range live {
 			l.ConvergedBy = by
@@ -97,6 +111,75 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 		}
 	}
 	return live, nil
+}
+
+// stackNamespace is the label `docker stack deploy` puts on the services of
+// a stack.
+const stackNamespace = "com.docker.stack.namespace"
+
+// splitSelectors parts the targets into services named and selectors.
+func splitSelectors(targets []controllers.Target) (named, selectors []controllers.Target) {
+	for _, t := range targets {
+		if t.Kind == controllers.KindSelector {
+			selectors = append(selectors, t)
+		} else {
+			named = append(named, t)
+		}
+	}
+	return named, selectors
+}
+
+// selectMembers puts into live, for each selector, the listed services it
+// matches, and returns them as targets (Note: the selector's name) so their
+// failures are looked at as those of services declared by name. Those a
+// target declares by name are matched too: the engine tells them apart.
+func selectMembers(selectors []controllers.Target, list []swarm.Service, live map[string]controllers.Live) []controllers.Target {
+	var members []controllers.Target
+	for _, sel := range selectors {
+		l := controllers.Live{Exists: true, Members: []controllers.Member{}}
+		for _, s := range list {
+			if !Matches(sel.Service.Select, s) {
+				continue
+			}
+			ml := liveOf(s)
+			l.Members = append(l.Members, controllers.Member{Name: s.Spec.Name, Started: s.CreatedAt, Live: ml})
+			mt := controllers.Target{Kind: controllers.KindService, Name: s.Spec.Name, Driver: v1.DriverSwarm, Note: sel.Name}
+			if _, declared := live[mt.Subject()]; !declared {
+				live[mt.Subject()] = ml
+				members = append(members, mt)
+			}
+		}
+		l.State = fmt.Sprintf("%d matched", len(l.Members))
+		live[sel.Subject()] = l
+	}
+	return members
+}
+
+// Matches says whether a Swarm service is selected: it carries the
+// namespace and every label asked for, and its name matches one of the
+// globs, of those criteria that are given.
+func Matches(sel *v1.ServiceSelector, s swarm.Service) bool {
+	if sel == nil {
+		return false
+	}
+	labels := s.Spec.Labels
+	if sel.Namespace != "" && labels[stackNamespace] != sel.Namespace {
+		return false
+	}
+	for k, v := range sel.Labels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	if len(sel.Names) == 0 {
+		return true
+	}
+	for _, g := range sel.Names {
+		if ok, _ := path.Match(g, s.Spec.Name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Failure detection; see failingOf.

@@ -10,13 +10,23 @@ import (
 
 // replicasStep is the Steps of a replicas action: the count to write;
 // imageStep that of an image action: the image to write.
+// restartStep that of a restartOn action: the value to record.
 type (
 	replicasStep uint64
 	imageStep    string
+	restartStep  string
 )
 
+// LabelRestartOn is the service label that holds the restartOn value last
+// applied, written by the same update that restarts the tasks: Swarm keeps
+// it, so the value is known from the service itself.
+const LabelRestartOn = "dev.reconciler.restart-on"
+
 // Plan compares each declared service with its live state and returns the
-// actions that differ: replicas, and image where one is declared. It is pure.
+// actions that differ: replicas, image where one is declared, and a
+// restart where the declared restartOn value is not the one on the service
+// (LabelRestartOn) and it runs tasks (a service at 0 is not restarted). It
+// is pure.
 func Plan(targets []controllers.Target, live map[string]controllers.Live) []controllers.Action {
 	return controllers.PlanEach(targets, live, planService)
 }
@@ -46,6 +56,17 @@ func planService(t controllers.Target, l controllers.Live, base controllers.Acti
 		a := base.Set("image", l.Image, img, controllers.OpSetImage)
 		a.Steps = imageStep(img)
 		out = append(out, a)
+	}
+	if ro := t.Service.RestartOn; ro != "" && t.Replicas > 0 && l.Replicas > 0 {
+		svc, _ := l.Raw.(swarm.Service)
+		if live, ok := svc.Spec.Labels[LabelRestartOn]; live != ro {
+			if !ok {
+				live = "(none)"
+			}
+			a := base.Set("restartOn", live, ro, controllers.OpRestart)
+			a.Steps = restartStep(ro)
+			out = append(out, a)
+		}
 	}
 	return out
 }

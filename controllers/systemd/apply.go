@@ -35,6 +35,9 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 			return err
 		})
 	case controllers.OpRestart:
+		if steps, ok := a.Steps.(restartSteps); ok && a.Field == fieldRestartOn {
+			return d.rollingRestart(ctx, api, a.Subject, t, l, steps)
+		}
 		if a.Field != controllers.FieldFailing {
 			break
 		}
@@ -69,6 +72,9 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		toStart, ok := a.Steps.(startSteps)
 		if !ok {
 			return fmt.Errorf("%s: %s was not planned by the systemd driver (no steps)", a.Subject, a.Op)
+		}
+		if err := d.record(ctx, a.Subject, t, l); err != nil {
+			return err
 		}
 		var wg sync.WaitGroup
 		errs := make([]error, len(toStart))

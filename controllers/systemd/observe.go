@@ -15,6 +15,7 @@ import (
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/restarton"
 )
 
 // API is the part of go-systemd's D-Bus connection the driver, export and
@@ -44,9 +45,13 @@ type Driver struct {
 	// start or stop job to finish (defaults 30s and 2m).
 	CallTimeout, JobTimeout time.Duration
 	// Count, when set, is told of every D-Bus call ("list-unit-files",
-	// "list-units", "start", "stop", "restart", "enable", "disable",
+	// "list-units", "properties", "start", "stop", "restart", "enable", "disable",
 	// "reload"), for metrics.
 	Count controllers.Counter
+	// Records keeps the restartOn value last applied to each service (see
+	// package restarton). nil keeps none: a restartOn change then fails,
+	// saying so.
+	Records *restarton.Store
 
 	once sync.Once
 }
@@ -170,6 +175,7 @@ type templateLive struct {
 	Template  string
 	Instances map[int]string // instance number -> ActiveState
 	Sub       map[int]string // instance number -> SubState
+	Restart   restartSeen    // services that declare restartOn
 }
 
 // unitLive is what a unit's Live.Raw holds.
@@ -177,6 +183,7 @@ type unitLive struct {
 	FileState   string // enabled, disabled, static, masked, ...
 	ActiveState string
 	SubState    string
+	Restart     restartSeen // services that declare restartOn
 }
 
 // Observe reads every target in two calls: the unit files (existence and
@@ -210,7 +217,11 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	if err != nil {
 		return nil, fmt.Errorf("listing units: %w", err)
 	}
-	return liveFrom(targets, files, units), nil
+	live := liveFrom(targets, files, units)
+	if err := d.readRestart(ctx, api, targets, live); err != nil {
+		return nil, err
+	}
+	return live, nil
 }
 
 // liveFrom pairs targets with what the two list calls returned. It is pure.

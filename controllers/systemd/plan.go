@@ -114,5 +114,5 @@ func instanceChanges(t controllers.Target, l controllers.Live) (toStop stopSteps
 // target's instances.
 func planService(base controllers.Action, t controllers.Target, l controllers.Live) []controllers.Action {
 	toStop, toStart := instanceChanges(t, l)
-	return controllers.ScaleActions(base, int(l.Replicas), toStop, toStart)
+	return append(controllers.ScaleActions(base, int(l.Replicas), toStop, toStart), restartActions(base, t, l)...)
 }

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,7 +19,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
 	"reconciler.dev/reconciler/controllers/compose"
@@ -26,9 +26,11 @@ import (
 )
 
 // The seed 001 runbook: "change the number of replicas to 5 and start the
-// containers in the background: docker compose up -d". Here the project was
-// brought up once by compose (the test plays compose, through the Docker API,
-// since the plugin is not installed), and from then on the count is a commit.
+// containers in the background: docker compose up -d". Here the project is
+// brought up once by a real compose client (Debian's docker-compose 1.29,
+// which hack/testbed installs), and from then on the count is a commit.
+// After every reconciler action the tests ask docker-compose itself: `ps`
+// must agree, and `up -d` with the same count must recreate nothing.
 
 const (
 	composeService = "poller"
@@ -38,70 +40,107 @@ const (
 	composeStopDelay = 2 * time.Second
 )
 
-// composeProject is a Compose project with one service, poller, made the way
-// `docker compose up` makes it: a network <project>_default and a container
-// <project>-poller-1 with the labels compose sets. Everything carries the
-// testbed's label, and is removed when the test ends.
+// composeFile is the project's compose file, as seed 001 writes it.
+const composeFile = `version: "2.4"
+services:
+  poller:
+    image: local/worker:1
+    restart: unless-stopped
+    stop_grace_period: 10s
+    environment:
+      WORKER_STOP_DELAY: %s
+      USM_POLLER_SATELLITE_ID: "7"
+`
+
+// composeProject is a Compose project with one service, poller, brought up
+// by `docker-compose -p NAME -f FILE up -d`: a network <project>_default and
+// a container <project>_poller_1. The image carries the testbed's label;
+// everything is removed when the test ends.
 type composeProject struct {
 	t       *testing.T
 	docker  *client.Client
 	name    string
 	network string
+	file    string // the compose file
 	repo    *GitRepo
 	cache   string
 }
 
 func newComposeProject(t *testing.T) *composeProject {
 	t.Helper()
-	tb := testbed(t)
-	p := &composeProject{t: t, docker: dockerClient(t), name: uniqueName("cmp"), cache: t.TempDir()}
+	testbed(t)
+	dir := t.TempDir()
+	p := &composeProject{t: t, docker: dockerClient(t), name: uniqueName("cmp"), cache: t.TempDir(),
+		file: filepath.Join(dir, "compose.yaml")}
 	p.network = p.name + "_default"
-	ctx := ctxT(t, time.Minute)
-	labels := func(extra map[string]string) map[string]string {
-		l := map[string]string{compose.LabelProject: p.name, tb.Label: "1", "com.docker.compose.version": "2.29.1"}
-		for k, v := range extra {
-			l[k] = v
-		}
-		return l
+	if err := os.WriteFile(p.file, fmt.Appendf(nil, composeFile, composeStopDelay), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(p.remove)
-	if _, err := p.docker.NetworkCreate(ctx, p.network, network.CreateOptions{
-		Labels: labels(map[string]string{"com.docker.compose.network": "default"}),
-	}); err != nil {
-		t.Fatalf("creating network %s: %v", p.network, err)
-	}
-	first := compose.ContainerName(p.name, composeService, 1)
-	resp, err := p.docker.ContainerCreate(ctx,
-		&container.Config{
-			Image: "local/worker:1",
-			Env:   []string{"WORKER_STOP_DELAY=" + composeStopDelay.String(), "USM_POLLER_SATELLITE_ID=7"},
-			Labels: labels(map[string]string{
-				compose.LabelService:                      composeService,
-				compose.LabelNumber:                       "1",
-				compose.LabelOneoff:                       "False",
-				"com.docker.compose.config-hash":          "3f1c0ffee",
-				"com.docker.compose.image":                "sha256:0000",
-				"com.docker.compose.depends_on":           "",
-				"com.docker.compose.project.working_dir":  "/opt/usm_poller",
-				"com.docker.compose.project.config_files": "/opt/usm_poller/compose.yaml",
-			}),
-		},
-		&container.HostConfig{
-			NetworkMode:   container.NetworkMode(p.network),
-			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-		},
-		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			p.network: {Aliases: []string{first, composeService}},
-		}},
-		nil, first)
-	if err != nil {
-		t.Fatalf("creating %s: %v", first, err)
-	}
-	if err := p.docker.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
-		t.Fatalf("starting %s: %v", first, err)
-	}
+	p.compose("up", "-d")
 	p.repo = newGitRepo(t, "compose")
 	return p
+}
+
+// compose runs docker-compose on the project (against the testbed's
+// dockerd: DOCKER_HOST is in the environment) and returns its output.
+func (p *composeProject) compose(args ...string) string {
+	p.t.Helper()
+	return run(p.t, filepath.Dir(p.file), "docker-compose", append([]string{"--no-ansi", "-p", p.name, "-f", p.file}, args...)...)
+}
+
+// composeName is the name docker-compose 1.29 gives container n; the
+// driver names the replicas it makes in the same style.
+func (p *composeProject) composeName(n int) string {
+	return compose.ReplicaName(p.name+"_"+composeService+"_1", p.name, composeService, n)
+}
+
+// composeAgrees fails the test unless docker-compose sees what the
+// reconciler made of the project: `docker-compose ps` lists containers 1..n
+// up (and at 0 only the kept #1, exited), and `docker-compose up -d
+// --scale poller=n` creates, recreates, starts and removes nothing: the
+// containers are the same ones afterwards. At 0 the `up` is left out:
+// docker-compose would remove the kept #1, which the driver needs as the
+// template of the next scale-up (see the compose package doc).
+func (p *composeProject) composeAgrees(n int) {
+	p.t.Helper()
+	var up, other []string
+	for _, line := range strings.Split(p.compose("ps"), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || !strings.HasPrefix(f[0], p.name) {
+			continue
+		}
+		if slices.Contains(f[2:], "Up") {
+			up = append(up, f[0])
+		} else {
+			other = append(other, f[0])
+		}
+	}
+	var want, wantOther []string
+	for i := 1; i <= n; i++ {
+		want = append(want, p.composeName(i))
+	}
+	if n == 0 {
+		wantOther = []string{p.composeName(1)}
+	}
+	sort.Strings(up)
+	sort.Strings(want)
+	if !slices.Equal(up, want) || !slices.Equal(other, wantOther) {
+		p.t.Fatalf("docker-compose ps at %d: up %v, not up %v; want up %v, not up %v", n, up, other, want, wantOther)
+	}
+	if n == 0 {
+		return
+	}
+	before := p.replicas()
+	out := p.compose("up", "-d", "--scale", fmt.Sprintf("%s=%d", composeService, n))
+	for _, verb := range []string{"Creating", "Recreating", "Starting", "Stopping", "Removing"} {
+		if strings.Contains(out, verb) {
+			p.t.Errorf("docker-compose up -d --scale %s=%d changed the project (%s):\n%s", composeService, n, verb, out)
+		}
+	}
+	if after := p.replicas(); !slices.Equal(after, before) {
+		p.t.Errorf("docker-compose up -d --scale %s=%d: containers %v, before %v", composeService, n, after, before)
+	}
 }
 
 // remove removes every container of the project and its network.
@@ -196,7 +235,7 @@ func (p *composeProject) checkRunning(n int) {
 	p.t.Helper()
 	var running, other []string
 	for _, r := range p.replicas() {
-		if want := compose.ContainerName(p.name, composeService, r.Number); r.Name != want {
+		if want := p.composeName(r.Number); r.Name != want {
 			p.t.Errorf("container number %d is named %s, want %s", r.Number, r.Name, want)
 		}
 		if r.State == container.StateRunning {
@@ -249,6 +288,7 @@ func TestComposeScaleByCommits(t *testing.T) {
 		r := p.reconciler(nil, "apply").mustCode(t, 0, fmt.Sprintf("apply replicas: %d", n))
 		t.Logf("replicas %d converged in %s:\n%s", n, r.Took.Round(time.Millisecond), r.Stderr)
 		p.checkRunning(n)
+		p.composeAgrees(n)
 		if check != nil {
 			check(ev)
 		}
@@ -340,6 +380,7 @@ func TestComposeManualDriftRevertedOrReported(t *testing.T) {
 	}
 	p.reconciler(nil, "apply").mustCode(t, 0, "apply reverting the drift")
 	p.checkRunning(3)
+	p.composeAgrees(3)
 	if back, _ := p.replica(2); back.ID == gone.ID {
 		t.Errorf("#2 has the removed container's id")
 	}
@@ -362,6 +403,7 @@ func TestComposeManualDriftRevertedOrReported(t *testing.T) {
 		t.Errorf("apply with drift: report made %d mutating Docker calls: %v", m, dp.Counts())
 	}
 	p.checkRunning(2)
+	p.composeAgrees(2)
 }
 
 func TestComposeServiceWithoutContainersIsMissing(t *testing.T) {
@@ -379,6 +421,7 @@ func TestComposeServiceWithoutContainersIsMissing(t *testing.T) {
 		t.Errorf("apply made %d mutating Docker calls for a missing service: %v", m, dp.Counts())
 	}
 	p.checkRunning(1) // the project's own poller is not touched
+	p.composeAgrees(1)
 }
 
 // composeEvents records Docker's container events of one project while a
@@ -500,4 +543,145 @@ func (ev *composeEvents) checkStopOrder(t *testing.T, order []int, removeLast bo
 		}
 	}
 	t.Logf("stop order:\n%s", ev.summary())
+}
+
+// commitService commits the host document with the given count and extra
+// lines under the poller's entry.
+func (p *composeProject) commitService(replicas int, serviceExtra string) {
+	doc := p.hostDoc(replicas, "") + serviceExtra
+	p.repo.Commit(fmt.Sprintf("poller replicas: %d %s", replicas, strings.TrimSpace(serviceExtra)), map[string]string{"hosts/sat-7.yaml": doc})
+}
+
+// readySampler counts, every 50ms while a step runs, the poller
+// containers numbered 1..n that run, and keeps the fewest seen.
+type readySampler struct {
+	mu     sync.Mutex
+	fewest int
+	counts []int
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (p *composeProject) sampleReady(n int) *readySampler {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &readySampler{fewest: n + 1, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for ctx.Err() == nil {
+			list, err := p.docker.ContainerList(ctx, p.listOpts())
+			if err == nil {
+				running := 0
+				for _, c := range list {
+					num, _ := strconv.Atoi(c.Labels[compose.LabelNumber])
+					if c.Labels[compose.LabelService] == composeService && num >= 1 && num <= n && c.State == container.StateRunning {
+						running++
+					}
+				}
+				s.mu.Lock()
+				s.fewest = min(s.fewest, running)
+				if len(s.counts) == 0 || s.counts[len(s.counts)-1] != running {
+					s.counts = append(s.counts, running)
+				}
+				s.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	p.t.Cleanup(s.stop)
+	return s
+}
+
+func (s *readySampler) stop() {
+	s.cancel()
+	<-s.done
+}
+
+// TestComposeImageRolling is seed 001's upgrade as a commit: the poller
+// project moves from local/worker:1 to local/worker:2 one container at a
+// time, never fewer than N-1 running, each new one ready before the next
+// old one goes; docker-compose agrees afterwards. (A restartOn change rolls
+// through the same code; its plan and sequence are unit-tested, to keep
+// this test short.)
+func TestComposeImageRolling(t *testing.T) {
+	const n = 3
+	p := newComposeProject(t)
+	p.commit(n, "")
+	p.reconciler(nil, "apply").mustCode(t, 0, "apply replicas: 3")
+	p.checkRunning(n)
+	p.composeAgrees(n)
+
+	roll := func(what, extra string, check func(c container.InspectResponse) error) {
+		t.Helper()
+		before := p.replicas()
+		p.commitService(n, extra)
+		pl := p.reconciler(nil, "plan").mustCode(t, 2, "plan of "+what)
+		t.Logf("plan of %s:\n%s", what, pl.Stdout)
+		ev := p.watchEvents()
+		s := p.sampleReady(n)
+		r := p.reconciler(nil, "apply").mustCode(t, 0, "apply of "+what)
+		s.stop()
+		ev.stop()
+		t.Logf("%s took %s; running counts seen: %v\n%s", what, r.Took.Round(time.Millisecond), s.counts, ev.summary())
+		if s.fewest < n-1 {
+			t.Errorf("%s: only %d of %d ran at one time (counts %v), want at least %d", what, s.fewest, n, s.counts, n-1)
+		}
+		if s.fewest > n-1 {
+			t.Errorf("%s: never fewer than %d ran (counts %v): nothing was recreated?", what, s.fewest, s.counts)
+		}
+		p.checkRunning(n)
+		after := p.replicas()
+		for i, r := range after {
+			if r.ID == before[i].ID {
+				t.Errorf("%s: #%d was not recreated", what, r.Number)
+			}
+			c, err := p.docker.ContainerInspect(ctxT(t, 10*time.Second), r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := check(c); err != nil {
+				t.Errorf("%s: #%d: %v", what, r.Number, err)
+			}
+		}
+		// One at a time: each new container started only after the one
+		// before it was removed, by number.
+		var prevDestroy time.Time
+		for i := 1; i <= n; i++ {
+			start, ok1 := ev.atID(after[i-1].ID, events.ActionStart)
+			destroy, ok2 := ev.atID(before[i-1].ID, events.ActionDestroy)
+			if !ok1 || !ok2 {
+				t.Errorf("%s: #%d: no start of the new or no destroy of the old:\n%s", what, i, ev.summary())
+				continue
+			}
+			if !prevDestroy.IsZero() && time.Unix(0, start.TimeNano).Before(prevDestroy) {
+				t.Errorf("%s: #%d started before #%d's old container was removed", what, i, i-1)
+			}
+			if destroy.TimeNano < start.TimeNano {
+				t.Errorf("%s: #%d's old container was removed before the new one started", what, i)
+			}
+			prevDestroy = time.Unix(0, destroy.TimeNano)
+		}
+		p.composeAgrees(n)
+		p.reconciler(nil, "plan").mustCode(t, 0, "plan after "+what)
+	}
+	roll("image local/worker:2", "      image: local/worker:2\n", func(c container.InspectResponse) error {
+		if c.Config.Image != "local/worker:2" {
+			return fmt.Errorf("image %s", c.Config.Image)
+		}
+		return nil
+	})
+}
+
+// atID returns the first event with action of the container id.
+func (ev *composeEvents) atID(id string, action events.Action) (events.Message, bool) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	for _, m := range ev.events {
+		if m.Action == action && m.Actor.ID == id {
+			return m, true
+		}
+	}
+	return events.Message{}, false
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -423,5 +426,124 @@ func TestExampleUsmPollerSatellite(t *testing.T) {
 	}
 	if !conditionIs(st, "Ready", true) {
 		t.Errorf("agent not ready: %+v", st.Conditions)
+	}
+}
+
+// TestSystemdRestartOn: a restartOn change restarts the active usm-poller@
+// instances one at a time (each restart job done before the next, so their
+// new start times ascend by number), and a second apply restarts nothing.
+func TestSystemdRestartOn(t *testing.T) {
+	lockTestbed(t, "usm-poller")
+	stopPollers(t)
+	t.Cleanup(func() { stopPollers(t) })
+	repo := newGitRepo(t, "pollers-systemd-restart-on")
+	src := []string{"--source", repo.HTTPURL, "--host", "sat-systemd", "--cache-dir", t.TempDir(), "--state-dir", t.TempDir()}
+	commit := func(v string) {
+		repo.Commit("restartOn "+v, map[string]string{"host.yaml": hostDoc("sat-systemd",
+			"    - {name: usm-poller, driver: systemd, unit: usm-poller@.service, replicas: 3, restartOn: "+v+"}\n")})
+	}
+	// mainPIDs are the instances' main pids and start times (µs).
+	mainPIDs := func() (pids, starts []string) {
+		for n := 1; n <= 3; n++ {
+			out := inSystemd(t, "systemctl", "show", "-p", "MainPID", "-p", "ExecMainStartTimestampMonotonic", fmt.Sprintf("usm-poller@%d.service", n))
+			for _, line := range strings.Split(out, "\n") {
+				k, v, _ := strings.Cut(line, "=")
+				switch k {
+				case "MainPID":
+					pids = append(pids, v)
+				case "ExecMainStartTimestampMonotonic":
+					starts = append(starts, v)
+				}
+			}
+		}
+		return pids, starts
+	}
+	commit("v1")
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply 3 instances at v1")
+	before, _ := mainPIDs()
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "second apply at v1")
+	if again, _ := mainPIDs(); !slices.Equal(again, before) {
+		t.Fatalf("a second apply at v1 restarted instances: pids %v, before %v", again, before)
+	}
+	commit("v2")
+	r := cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply restartOn v2")
+	after, starts := mainPIDs()
+	t.Logf("restartOn v2 took %s; pids %v -> %v; start times %v", r.Took.Round(time.Millisecond), before, after, starts)
+	for i := range after {
+		if after[i] == before[i] {
+			t.Errorf("usm-poller@%d was not restarted (pid %s)", i+1, after[i])
+		}
+		if i > 0 {
+			a, _ := strconv.ParseInt(starts[i-1], 10, 64)
+			b, _ := strconv.ParseInt(starts[i], 10, 64)
+			if b <= a {
+				t.Errorf("usm-poller@%d started (%d) before @%d (%d): not in order", i+1, b, i, a)
+			}
+		}
+	}
+	if got := activeInstances(t, "usm-poller@.service"); fmt.Sprint(got) != fmt.Sprint(seq(3)) {
+		t.Errorf("active instances %v, want 1-3", got)
+	}
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "second apply at v2")
+	if again, _ := mainPIDs(); !slices.Equal(again, after) {
+		t.Errorf("a second apply at v2 restarted again: pids %v, before %v", again, after)
+	}
+}
+
+// TestSwarmRestartOn: a restartOn change is a forced rolling update, one
+// task at a time, with the value on the service's label; a second apply
+// restarts nothing.
+func TestSwarmRestartOn(t *testing.T) {
+	cli0 := dockerClient(t)
+	name := uniqueName("usm-poller-swarm-ro")
+	createService(t, cli0, name, 2)
+	t.Cleanup(func() { removeServices(t, cli0, []string{name}) })
+	repo := newGitRepo(t, "pollers-swarm-restart-on")
+	src := []string{"--source", repo.HTTPURL, "--host", "sat-swarm", "--cache-dir", t.TempDir()}
+	ctx := ctxT(t, 5*time.Minute)
+	running := func() []string {
+		tasks, err := cli0.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", name), filters.Arg("desired-state", "running"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, tk := range tasks {
+			if tk.Status.State == swarm.TaskStateRunning {
+				ids = append(ids, tk.ID)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	eventually(t, time.Minute, "2 tasks running", func() error {
+		if n := len(running()); n != 2 {
+			return fmt.Errorf("%d running", n)
+		}
+		return nil
+	})
+	before := running()
+	repo.Commit("restartOn v2", map[string]string{"host.yaml": hostDoc("sat-swarm",
+		fmt.Sprintf("    - {name: %s, replicas: 2, stopTimeout: 5s, restartOn: v2}\n", name))})
+	pl := cli(t, nil, append([]string{"plan"}, src...)...).mustCode(t, 2, "plan restartOn v2")
+	if !regexp.MustCompile(`restartOn\s+\(none\)\s+v2\s+restart`).MatchString(pl.Stdout) {
+		t.Errorf("plan does not show the restart:\n%s", pl.Stdout)
+	}
+	r := cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply restartOn v2")
+	after := running()
+	s, _, err := cli0.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restartOn v2 took %s; tasks %v -> %v", r.Took.Round(time.Millisecond), before, after)
+	if len(after) != 2 || slices.ContainsFunc(after, func(id string) bool { return slices.Contains(before, id) }) {
+		t.Errorf("tasks %v after, %v before: want 2 new ones", after, before)
+	}
+	if s.Spec.Labels["dev.reconciler.restart-on"] != "v2" || s.Spec.UpdateConfig == nil || s.Spec.UpdateConfig.Parallelism != 1 {
+		t.Errorf("service labels %v update config %+v", s.Spec.Labels, s.Spec.UpdateConfig)
+	}
+	dp, _, env := counted(t)
+	cli(t, env, append([]string{"apply"}, src...)...).mustCode(t, 0, "second apply at v2")
+	if dp.Mutating() != 0 {
+		t.Errorf("a second apply at v2 wrote to Docker: %v", dp.Counts())
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -536,4 +537,100 @@ func TestSupervisorExampleSat08(t *testing.T) {
 	}
 	svExpectFirstRunning(t, procs, running)
 	t.Logf("sat-08 applied in %s: %d usm-poller processes running\n%s", r.Took.Round(time.Millisecond), running, r.Stderr)
+}
+
+// TestSupervisorRestartOn is seed 001's `supervisorctl restart usm_poller:*`
+// as a commit: changing the poller's restartOn value restarts the running
+// processes of the group one at a time, lowest first, each RUNNING again
+// before the next is stopped (never fewer than N-1 running), and nothing
+// that does not run (the fourth process, beyond the count). The value last
+// applied is kept under --state-dir, so a second apply restarts nothing.
+func TestSupervisorRestartOn(t *testing.T) {
+	const n = 3
+	prog := svAddProgram(t, 4, `environment=WORKER_STOP_DELAY="1s"`)
+	proxy := svStartProxy(t, prog.socket)
+	repo := newGitRepo(t, "supervisor-restart-on")
+	src := []string{"--source", repo.HTTPURL, "--host", "sv-sat", "--cache-dir", t.TempDir(), "--state-dir", t.TempDir()}
+	commit := func(value string) {
+		repo.Commit("restartOn "+value, map[string]string{
+			"hosts/sv-sat.yaml": svHost("sv-sat", "sv-poller", prog.Name, proxy.Socket, n, "") + "      restartOn: " + value + "\n",
+		})
+	}
+	commit("v1")
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply 3 pollers at restartOn v1")
+	svExpectFirstRunning(t, prog.procs(), n)
+	proxy.Take()
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "second apply at v1")
+	if m := svMutating(proxy.Take()); len(m) != 0 {
+		t.Fatalf("a second apply at v1 made mutating calls: %s", svDescribe(m))
+	}
+	before := prog.procs()
+
+	commit("v2")
+	pl := cli(t, nil, append([]string{"plan"}, src...)...).mustCode(t, 2, "plan of restartOn v2")
+	if row := regexp.MustCompile(`(?m)^\d+\s+up\s+service\s+sv-poller\s+restartOn\s+v1\s+v2\s+restart(\s|$)`); !row.MatchString(pl.Stdout) {
+		t.Errorf("plan does not show %s:\n%s", row, pl.Stdout)
+	}
+	// Sample the running count straight from supervisord while it runs.
+	ctx, cancel := context.WithCancel(context.Background())
+	fewest, samples := n, 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			var all []svProc
+			if err := prog.rpc.Call("supervisor.getAllProcessInfo", nil, &all); err == nil {
+				running := 0
+				for _, pr := range all {
+					if pr.Group == prog.Name && pr.State == "RUNNING" {
+						running++
+					}
+				}
+				fewest = min(fewest, running)
+				samples++
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	r := cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply restartOn v2")
+	cancel()
+	<-done
+	calls := svMutating(proxy.Take())
+	t.Logf("restartOn v2 took %s; fewest running %d of %d in %d samples; calls:\n%s", r.Took.Round(time.Millisecond), fewest, n, samples, svDescribe(calls))
+	var want []string
+	for i := 1; i <= n; i++ {
+		want = append(want, "supervisor.stopProcess "+prog.proc(i), "supervisor.startProcess "+prog.proc(i))
+	}
+	var got []string
+	for _, c := range calls {
+		if len(c.Args) > 0 {
+			got = append(got, c.Method+" "+c.Args[0])
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("calls %q, want one process at a time %q", got, want)
+	}
+	// Each start was answered (the process RUNNING) before the next stop.
+	for i := 1; i+1 < len(calls); i += 2 {
+		if calls[i+1].Received.Before(calls[i].Answered) {
+			t.Errorf("%s %v arrived before %s %v was answered", calls[i+1].Method, calls[i+1].Args, calls[i].Method, calls[i].Args)
+		}
+	}
+	if fewest < n-1 {
+		t.Errorf("only %d of %d ran at one time, want at least %d", fewest, n, n-1)
+	}
+	after := prog.procs()
+	svExpectFirstRunning(t, after, n)
+	for i := 0; i < n; i++ {
+		if after[i].PID == before[i].PID {
+			t.Errorf("%s was not restarted (pid %d)", after[i].Name, after[i].PID)
+		}
+	}
+	if after[n].State == "RUNNING" || after[n].Start != before[n].Start {
+		t.Errorf("%s, beyond the count, was started: %+v", after[n].Name, after[n])
+	}
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "second apply at v2")
+	if m := svMutating(proxy.Take()); len(m) != 0 {
+		t.Errorf("a second apply at v2 restarted again: %s", svDescribe(m))
+	}
 }

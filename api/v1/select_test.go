@@ -1,0 +1,86 @@
+package v1
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestValidateSelectorsAndTriggers(t *testing.T) {
+	cases := []struct {
+		name string
+		spec string // YAML under "spec:", indented by two spaces
+		want []string
+	}{
+		{"valid selectors and a trigger chain", `
+  services:
+    - {name: broker, replicas: 1}
+    - {name: modules, replicas: 1, dependsOn: [broker], select: {namespace: fp, labels: {tier: module}, names: ["ref-*"]}}
+    - {name: gateway, replicas: 1, dependsOn: [modules]}
+    - {name: pollers, driver: compose, replicas: 2, select: {project: usm}}
+    - {name: t1, driver: systemd, replicas: 1, onExit: {start: [t2]}}
+    - {name: t2, driver: systemd, replicas: 0, onExit: {start: [t3], on: any}}
+    - {name: t3, driver: systemd, replicas: 0, onStart: {start: [t4]}}
+    - {name: t4, driver: systemd, replicas: 0}`, nil},
+		{"a selector that selects nothing, a bad glob", `
+  services:
+    - {name: m, replicas: 1, select: {names: ["[x"]}}
+    - {name: n, replicas: 1, select: {}}`, []string{
+			`x.yaml:6:47: spec.services[m].select.names[0]: invalid name glob "[x"`,
+			`x.yaml:7:38: spec.services[n].select: selects nothing: give namespace, labels or names (swarm) or project (compose)`,
+		}},
+		{"criteria of another driver, and fields a selector cannot share", `
+  services:
+    - {name: m, replicas: 1, image: "x:1", select: {project: p}}
+    - {name: c, driver: compose, replicas: 1, select: {namespace: fp}}
+    - {name: u, driver: systemd, replicas: 1, select: {names: [a]}}`, []string{
+			`x.yaml:6:37: spec.services[m].image: cannot be shared by the services a selector matches; declare the service by name`,
+			`x.yaml:6:62: spec.services[m].select.project: selects on driver compose, not swarm`,
+			`x.yaml:7:55: spec.services[c].select: needs project for driver compose (every service of that project)`,
+			`x.yaml:7:67: spec.services[c].select.namespace: selects on driver swarm, not compose`,
+			`x.yaml:8:55: spec.services[u].select: driver systemd cannot select services (swarm and compose can)`,
+		}},
+		{"trigger cycle, unknown target, onExit on a long-running service", `
+  services:
+    - {name: a, driver: systemd, replicas: 1, onExit: {start: [b]}}
+    - {name: b, driver: systemd, replicas: 0, onStart: {start: [a, nope]}}
+    - {name: s, replicas: 1, onExit: {start: [a], on: sometimes}}
+    - {name: sel, replicas: 1, select: {names: ["x*"]}}
+    - {name: c, driver: systemd, replicas: 0, onExit: {start: [sel, c]}}
+    - {name: p, driver: systemd, unit: p@.service, replicas: 2, onStart: {start: [s]}}`, []string{
+			`x.yaml:6:7: spec.services[a]: trigger cycle (onStart/onExit): a -> b -> a`,
+			`x.yaml:7:68: spec.services[b].onStart.start[1]: unknown service "nope"`,
+			`x.yaml:8:38: spec.services[s].onExit: needs a one-shot service: a plain systemd unit (Type=oneshot), not driver swarm`,
+			`x.yaml:8:55: spec.services[s].onExit.on: unknown exit condition "sometimes" (want success, failure or any)`,
+			`x.yaml:10:64: spec.services[c].onExit.start[0]: "sel" is a selector; a trigger starts one service`,
+			`x.yaml:10:69: spec.services[c].onExit.start[1]: service "c" cannot trigger itself`,
+			`x.yaml:11:83: spec.services[p].onStart.start[0]: "s" cannot be run by a trigger: triggers run plain systemd units, not driver swarm`,
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := validateSource(t, "apiVersion: reconciler.dev/v1\nkind: Host\nmetadata: {name: h}\nspec:"+tc.spec+"\n")
+			if !reflect.DeepEqual(got, tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
+				t.Errorf("got:\n%s\nwant:\n%s", join(got), join(tc.want))
+			}
+		})
+	}
+}
+
+func join(ss []string) string {
+	out := ""
+	for _, s := range ss {
+		out += "\t" + s + "\n"
+	}
+	return out
+}
+
+func TestExitConditionMatches(t *testing.T) {
+	for _, tc := range []struct {
+		c        ExitCondition
+		ok, fail bool
+	}{{"", true, false}, {ExitSuccess, true, false}, {ExitFailure, false, true}, {ExitAny, true, true}} {
+		if tc.c.Matches(true) != tc.ok || tc.c.Matches(false) != tc.fail {
+			t.Errorf("%q: success %v failure %v, want %v %v", tc.c, tc.c.Matches(true), tc.c.Matches(false), tc.ok, tc.fail)
+		}
+	}
+}

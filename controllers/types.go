@@ -152,14 +152,14 @@ type Live struct {
 	// restarting or exited with an error), among the replicas the target
 	// wants. Drivers also show it as Details["failing"].
 	Failing string
+	// Members are what a selector target matched (KindSelector only).
+	Members []Member
 	// ConvergedBy is set when this agent only observes the object and
 	// another converges it: a swarm service on a manager that is not the
 	// Raft leader ("the leader's agent on node-2"), or on a worker. The
 	// engine then plans it in mode Observed.
 	ConvergedBy string
-	// Members are what a selector target matched (KindSelector only).
-	Members []Member
-	Raw     any
+	Raw         any
 }
 
 // Mode says whether an action is carried out or only reported.

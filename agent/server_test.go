@@ -32,6 +32,14 @@ func serverAgent(cfg Config) *Agent {
 	return a
 }
 
+// expectCode reports the request what when its answer's code is not want.
+func expectCode(t *testing.T, what string, code, want int) {
+	t.Helper()
+	if code != want {
+		t.Errorf("%s: %d, want %d", what, code, want)
+	}
+}
+
 func get(h http.Handler, path, host, token string) int {
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	if host != "" {
@@ -95,18 +103,10 @@ func TestReadEndpointsNeedTheToken(t *testing.T) {
 		}
 	}
 	// Off loopback the Host is not checked: the token is what counts.
-	if code := get(h, "/status", "agent.example.com", testToken); code != http.StatusOK {
-		t.Errorf("/status with the token: %d, want 200", code)
-	}
-	if code := get(h, "/passes/none", "agent.example.com", testToken); code != http.StatusNotFound {
-		t.Errorf("/passes/none with the token: %d, want 404", code)
-	}
-	if code := get(h, "/healthz", "", ""); code != http.StatusOK {
-		t.Errorf("/healthz without a token: %d, want 200 (it stays open)", code)
-	}
-	if code := get(h, "/readyz", "", ""); code != http.StatusServiceUnavailable {
-		t.Errorf("/readyz without a token: %d, want 503 (open, not ready yet)", code)
-	}
+	expectCode(t, "/status with the token", get(h, "/status", "agent.example.com", testToken), http.StatusOK)
+	expectCode(t, "/passes/none with the token", get(h, "/passes/none", "agent.example.com", testToken), http.StatusNotFound)
+	expectCode(t, "/healthz without a token (it stays open)", get(h, "/healthz", "", ""), http.StatusOK)
+	expectCode(t, "/readyz without a token (open, not ready yet)", get(h, "/readyz", "", ""), http.StatusServiceUnavailable)
 }
 
 func TestTokenRotatesWithoutRestart(t *testing.T) {
@@ -118,20 +118,14 @@ func TestTokenRotatesWithoutRestart(t *testing.T) {
 	if err := os.WriteFile(f, []byte("a-new-token-16-bytes-or-more"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code := get(h, "/status", "127.0.0.1:9440", testToken); code != http.StatusUnauthorized {
-		t.Errorf("old token after rotation: %d, want 401", code)
-	}
-	if code := get(h, "/status", "127.0.0.1:9440", "a-new-token-16-bytes-or-more"); code != http.StatusOK {
-		t.Errorf("new token: %d, want 200", code)
-	}
+	expectCode(t, "old token after rotation", get(h, "/status", "127.0.0.1:9440", testToken), http.StatusUnauthorized)
+	expectCode(t, "new token", get(h, "/status", "127.0.0.1:9440", "a-new-token-16-bytes-or-more"), http.StatusOK)
 	// A token file cut short later refuses everyone rather than accept a
 	// guessable token.
 	if err := os.WriteFile(f, []byte("short"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code := get(h, "/status", "127.0.0.1:9440", "short"); code != http.StatusUnauthorized {
-		t.Errorf("short token: %d, want 401", code)
-	}
+	expectCode(t, "short token", get(h, "/status", "127.0.0.1:9440", "short"), http.StatusUnauthorized)
 }
 
 func TestLoopbackRefusesForeignHosts(t *testing.T) {
@@ -158,9 +152,7 @@ func TestLoopbackRefusesForeignHosts(t *testing.T) {
 	}
 	// The webhook is judged by its HMAC, not its Host: a forge behind a
 	// proxy keeps working.
-	if code := post(h, "{}", "", ""); code != http.StatusUnauthorized {
-		t.Errorf("/webhook unsigned: %d, want 401", code)
-	}
+	expectCode(t, "/webhook unsigned", post(h, "{}", "", ""), http.StatusUnauthorized)
 }
 
 func TestWebhookOnItsOwnListener(t *testing.T) {
@@ -175,15 +167,9 @@ func TestWebhookOnItsOwnListener(t *testing.T) {
 		t.Errorf("/webhook on --listen: %d, want 404 (served on --webhook-listen only)", code)
 	}
 	hook := a.WebhookHandler()
-	if code := post(hook, body, sign(testSecret, body), "d1"); code != http.StatusAccepted {
-		t.Errorf("/webhook on its listener: %d, want 202", code)
-	}
-	if code := get(hook, "/status", "", ""); code != http.StatusNotFound {
-		t.Errorf("/status on the webhook listener: %d, want 404", code)
-	}
-	if code := get(hook, "/healthz", "", ""); code != http.StatusOK {
-		t.Errorf("/healthz on the webhook listener: %d", code)
-	}
+	expectCode(t, "/webhook on its listener", post(hook, body, sign(testSecret, body), "d1"), http.StatusAccepted)
+	expectCode(t, "/status on the webhook listener", get(hook, "/status", "", ""), http.StatusNotFound)
+	expectCode(t, "/healthz on the webhook listener", get(hook, "/healthz", "", ""), http.StatusOK)
 }
 
 // TestEventsStream runs /events on a real server with short timeouts: a
@@ -288,9 +274,7 @@ func TestWebhookRefusalsFoldAndLimit(t *testing.T) {
 	}
 	mu.Unlock()
 	// The window over, a signed delivery goes through.
-	if code := post(h, body, sign(testSecret, body), ""); code != http.StatusAccepted {
-		t.Errorf("signed delivery after the flood: %d, want 202", code)
-	}
+	expectCode(t, "signed delivery after the flood", post(h, body, sign(testSecret, body), ""), http.StatusAccepted)
 	time.Sleep(300 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()

@@ -3,7 +3,6 @@ package v1
 import (
 	"encoding/json"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -71,11 +70,7 @@ func TestOnFailureJSONRoundTrip(t *testing.T) {
 }
 
 func TestValidateOnFailure(t *testing.T) {
-	cases := []struct {
-		name string
-		spec string // YAML under "spec:", indented by two spaces
-		want []string
-	}{
+	cases := []specCase{
 		{"valid", `
   services:
     - {name: a, replicas: 1, onFailure: {restart: {limit: 3, window: 1m}, start: [b]}}
@@ -119,14 +114,7 @@ func TestValidateOnFailure(t *testing.T) {
     - {name: c, replicas: 0, onFailure: {start: [a]}}`,
 			[]string{`x.yaml:7:49: spec.services[a].onFailure.start: onFailure start cycle: a -> b -> c -> a`}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := validateSource(t, hostHeader+"spec:"+tc.spec+"\n")
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("errors:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(tc.want, "\n      "))
-			}
-		})
-	}
+	runSpecCases(t, cases)
 }
 
 // A Host's onFailure replaces a Defaults' whole: `report` switches a

@@ -9,11 +9,7 @@ import (
 // TestValidateRefusesPathsAndGlobs: names that would match many objects and
 // paths that walk elsewhere are invalid whatever the agent's limits.
 func TestValidateRefusesPathsAndGlobs(t *testing.T) {
-	cases := []struct {
-		name string
-		spec string
-		want []string
-	}{
+	cases := []specCase{
 		{"unit with ../", `
   services:
     - {name: a, driver: systemd, unit: ../../etc/x.service, replicas: 1}`,
@@ -62,14 +58,7 @@ func TestValidateRefusesPathsAndGlobs(t *testing.T) {
       autoscale: {amqp: {urlFile: amqp-url, queue: q}, min: 1, max: 2}`,
 			[]string{`x.yaml:10:35: spec.services[p].autoscale.amqp.urlFile: must be an absolute path, not "amqp-url"`}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := validateSource(t, hostHeader+"spec:"+tc.spec+"\n")
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("errors:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(tc.want, "\n      "))
-			}
-		})
-	}
+	runSpecCases(t, cases)
 }
 
 // reachOf parses a valid Host and checks its effective state against lim.

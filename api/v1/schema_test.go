@@ -211,15 +211,49 @@ metadata:
   name: h1
 `
 
+// schemaCase is one document and whether it is valid.
+type schemaCase struct {
+	name  string
+	doc   string
+	valid bool
+}
+
+// checkSchemaAgrees checks, for each case, that the schema editors use
+// and the parser with document validation both say what the case says.
+func checkSchemaAgrees(t *testing.T, cases []schemaCase) {
+	t.Helper()
+	sch := compile(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			docs := documents(t, []byte(c.doc))
+			if len(docs) != 1 {
+				t.Fatalf("%d documents", len(docs))
+			}
+			err := sch.Validate(docs[0])
+			if c.valid && err != nil {
+				t.Errorf("schema rejects it: %v", err)
+			}
+			if err != nil {
+				t.Logf("schema: %v", err) // with -v: the message an editor shows
+			}
+			if !c.valid && err == nil {
+				t.Errorf("schema accepts it")
+			}
+			parsed, errs := v1.ParseFile("x.yaml", []byte(c.doc))
+			for _, d := range parsed {
+				errs = append(errs, v1.ValidateDocument(d)...)
+			}
+			if c.valid != (len(errs) == 0) {
+				t.Errorf("the schema says valid=%v, the parser and ValidateDocument say: %v", c.valid, errs)
+			}
+		})
+	}
+}
+
 // TestSchemaAgreesWithParser: single documents the schema accepts, the
 // parser and document validation accept too, and the other way round.
 func TestSchemaAgreesWithParser(t *testing.T) {
-	sch := compile(t)
-	for _, c := range []struct {
-		name  string
-		doc   string
-		valid bool
-	}{
+	checkSchemaAgrees(t, []schemaCase{
 		{"host with a name only", host, true},
 		{"maintenance short form", host + "spec: {maintenance: true}\n", true},
 		{"maintenance long form", host + "spec: {maintenance: {enabled: true, until: \"2026-12-01T06:00:00Z\", reason: firmware}}\n", true},
@@ -264,31 +298,7 @@ spec: {hosts: ["fp-*"], selector: {matchLabels: {site: a}}, drift: report}
 		{"defaults that select nothing", "apiVersion: reconciler.dev/v1\nkind: Defaults\nmetadata: {name: d}\nspec: {drift: report}\n", false},
 		{"empty selector", "apiVersion: reconciler.dev/v1\nkind: Defaults\nmetadata: {name: d}\nspec: {selector: {matchLabels: {}}}\n", false},
 		{"a Host field in Defaults", "apiVersion: reconciler.dev/v1\nkind: Defaults\nmetadata: {name: d}\nspec: {hosts: [x], selector: {matchLabels: {a: b}}, nodes: [y]}\n", false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			docs := documents(t, []byte(c.doc))
-			if len(docs) != 1 {
-				t.Fatalf("%d documents", len(docs))
-			}
-			err := sch.Validate(docs[0])
-			if c.valid && err != nil {
-				t.Errorf("schema rejects it: %v", err)
-			}
-			if err != nil {
-				t.Logf("schema: %v", err) // with -v: the message an editor shows
-			}
-			if !c.valid && err == nil {
-				t.Errorf("schema accepts it")
-			}
-			parsed, errs := v1.ParseFile("x.yaml", []byte(c.doc))
-			for _, d := range parsed {
-				errs = append(errs, v1.ValidateDocument(d)...)
-			}
-			if c.valid != (len(errs) == 0) {
-				t.Errorf("the schema says valid=%v, the parser and ValidateDocument say: %v", c.valid, errs)
-			}
-		})
-	}
+	})
 }
 
 // TestSchemaDurationPattern: the pattern editors use accepts what the parser

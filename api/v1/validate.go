@@ -83,6 +83,17 @@ func checkHostName(name string) string {
 	return ""
 }
 
+// checkUniqueName reports the name of item i of list as a duplicate when
+// seen has it (with where it was first declared), or records it.
+func checkUniqueName(e *errs, seen map[string]int, list path, i int, name, what string) {
+	if first, dup := seen[name]; dup && name != "" {
+		e.add(list.item(i, name).field("name"), "duplicate %s name %q (first declared at %s)", what, name,
+			e.loc(list.item(first, name).idx))
+		return
+	}
+	seen[name] = i
+}
+
 // validateLocal checks what needs nothing beyond the spec at hand.
 func validateLocal(e *errs, s *HostSpec, sp path) {
 	checkDrift(e, s.Drift, sp.field("drift"))
@@ -90,24 +101,14 @@ func validateLocal(e *errs, s *HostSpec, sp path) {
 	for i := range s.Services {
 		svc := &s.Services[i]
 		p := sp.field("services").item(i, svc.Name)
-		if first, dup := seen[svc.Name]; dup && svc.Name != "" {
-			e.add(p.field("name"), "duplicate service name %q (first declared at %s)", svc.Name,
-				e.loc(sp.field("services").item(first, svc.Name).idx))
-		} else {
-			seen[svc.Name] = i
-		}
+		checkUniqueName(e, seen, sp.field("services"), i, svc.Name, "service")
 		validateServiceLocal(e, svc, p)
 	}
 	seenUnits := map[string]int{}
 	for i := range s.Units {
 		u := &s.Units[i]
 		p := sp.field("units").item(i, u.Name)
-		if first, dup := seenUnits[u.Name]; dup && u.Name != "" {
-			e.add(p.field("name"), "duplicate unit name %q (first declared at %s)", u.Name,
-				e.loc(sp.field("units").item(first, u.Name).idx))
-		} else {
-			seenUnits[u.Name] = i
-		}
+		checkUniqueName(e, seenUnits, sp.field("units"), i, u.Name, "unit")
 		switch {
 		case u.Name == "":
 			e.add(p.field("name"), "is required")

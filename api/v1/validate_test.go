@@ -8,6 +8,28 @@ import (
 
 // validateSource parses one file and validates each document on its own and
 // the first Host's state merged from it alone, as the loader would.
+// specCase is a Host's spec (YAML under "spec:", indented by two spaces)
+// and the errors validation must report for it, in order.
+type specCase struct {
+	name string
+	spec string
+	want []string
+}
+
+// runSpecCases validates each case's Host as a subtest and compares the
+// errors it reports.
+func runSpecCases(t *testing.T, cases []specCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := validateSource(t, hostHeader+"spec:"+tc.spec+"\n")
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("errors:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(tc.want, "\n      "))
+			}
+		})
+	}
+}
+
 func validateSource(t *testing.T, src string) []string {
 	t.Helper()
 	docs, errs := ParseFile("x.yaml", []byte(src))
@@ -30,11 +52,7 @@ func validateSource(t *testing.T, src string) []string {
 }
 
 func TestValidateErrors(t *testing.T) {
-	cases := []struct {
-		name string
-		spec string // YAML under "spec:", indented by two spaces
-		want []string
-	}{
+	cases := []specCase{
 		{"valid", `
   services:
     - {name: broker, replicas: 1}
@@ -166,14 +184,7 @@ func TestValidateErrors(t *testing.T) {
     - {name: "my service", replicas: 1}`,
 			[]string{`x.yaml:7:14: spec.services[my service].name: "my service" is not a valid service name (letters, digits, '_', '.', '@' and '-', starting with a letter or digit)`}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := validateSource(t, hostHeader+"spec:"+tc.spec+"\n")
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("errors:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(tc.want, "\n      "))
-			}
-		})
-	}
+	runSpecCases(t, cases)
 }
 
 func TestValidateMetadata(t *testing.T) {

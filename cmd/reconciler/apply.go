@@ -39,24 +39,14 @@ one-shot apply having no last applied revision (see plan --help).
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			start := time.Now()
-			snap, err := sf.resolve(ctx)
+			one, err := planOnce(ctx, &sf, stateDir)
 			if err != nil {
 				return err
 			}
-			w, err := newWiring()
-			if err != nil {
-				return err
-			}
-			defer w.close()
-			w.setStateDir(stateDir)
-			eng := w.engine
+			defer one.w.close()
+			snap, plan, eng := one.snap, one.plan, one.w.engine
 			eng.Concurrency = concurrency
-			eng.Sizer = w.autoscaler
 			stderr := termSafe(cmd.ErrOrStderr())
-			plan, err := eng.Plan(ctx, &snap.Effective.Spec)
-			if err != nil {
-				return err
-			}
 			fmt.Fprintf(stderr, "host %s at %s, maintenance %s: %d action(s) in %d stage(s)\n",
 				snap.Host, shortID(snap.Revision.ID), describeMaintenance(plan.Maintenance), len(plan.Actions), len(plan.Stages))
 			res := eng.Apply(engine.WithScope(ctx, engine.Scope{Progress: progressPrinter(stderr, len(plan.Stages))}), plan)

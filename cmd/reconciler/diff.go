@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -67,9 +66,7 @@ Exit status: 0 no host changes, 2 some host changes, 1 the head is invalid
 			out := cmd.OutOrStdout()
 			switch output {
 			case "json":
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				err = enc.Encode(rep)
+				err = writeIndentedJSON(out, rep)
 			case "markdown":
 				writeDiffMarkdown(out, &rep, base, head)
 			default:

@@ -31,13 +31,19 @@ func (f *sourceFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.path, "path", "", "folder inside the repository holding the documents")
 	fs.StringVar(&f.host, "host", "", "host name whose state to apply (default: the OS host name)")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "where fetched revisions are kept (default: the user cache folder, or /var/cache/reconciler)")
+	f.registerCredentials(fs)
+	f.trust.register(fs)
+	f.limits.register(fs)
+}
+
+// registerCredentials adds the flags that say how to reach a git --source:
+// credentials, the host key and the timeout.
+func (f *sourceFlags) registerCredentials(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tokenFile, "git-token-file", "", "https: file holding a token (sent as the password of user git)")
 	fs.StringVar(&f.basicAuth, "git-basic-auth-file", "", "https: file holding user:password")
 	fs.StringVar(&f.sshKey, "ssh-key-file", "", "ssh: private key file")
 	fs.StringVar(&f.knownHosts, "known-hosts-file", "", "ssh: known_hosts file the server's host key must be in (required for ssh)")
 	fs.DurationVar(&f.timeout, "git-timeout", source.DefaultTimeout, "timeout of each git network operation")
-	f.trust.register(fs)
-	f.limits.register(fs)
 }
 
 // registerFetch adds the flags that say how to fetch from a git --source
@@ -45,11 +51,7 @@ func (f *sourceFlags) register(fs *pflag.FlagSet) {
 // pass (validate --source, diff).
 func (f *sourceFlags) registerFetch(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "with --source: where fetched revisions are kept")
-	fs.StringVar(&f.tokenFile, "git-token-file", "", "https: file holding a token")
-	fs.StringVar(&f.basicAuth, "git-basic-auth-file", "", "https: file holding user:password")
-	fs.StringVar(&f.sshKey, "ssh-key-file", "", "ssh: private key file")
-	fs.StringVar(&f.knownHosts, "known-hosts-file", "", "ssh: known_hosts file (required for ssh)")
-	fs.DurationVar(&f.timeout, "git-timeout", source.DefaultTimeout, "timeout of each git network operation")
+	f.registerCredentials(fs)
 }
 
 func (f *sourceFlags) open() (source.Source, error) {

@@ -157,9 +157,7 @@ revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,
 			out := cmd.OutOrStdout()
 			switch output {
 			case "json":
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				err = enc.Encode(rep)
+				err = writeIndentedJSON(out, rep)
 			case "table", "":
 				printFleet(termSafe(out), rep, all)
 			default:
@@ -272,24 +270,12 @@ token is used to ask them: --listen must be a loopback address unless
 			}
 			cache := &fleet.Cache{TTL: cacheFor, Collect: ff.report}
 			mux := http.NewServeMux()
-			mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-				rep, err := cache.Report(r.Context(), time.Now())
-				if err != nil {
-					http.Error(w, err.Error(), http.StatusInternalServerError)
-					return
-				}
-				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				_ = fleet.WritePage(w, rep, r.URL.Query().Get("all") != "")
-			})
-			mux.HandleFunc("GET /fleet.json", func(w http.ResponseWriter, r *http.Request) {
-				rep, err := cache.Report(r.Context(), time.Now())
-				if err != nil {
-					http.Error(w, err.Error(), http.StatusInternalServerError)
-					return
-				}
-				w.Header().Set("Content-Type", "application/json")
-				_ = json.NewEncoder(w).Encode(rep)
-			})
+			mux.HandleFunc("GET /{$}", serveReport(cache, "text/html; charset=utf-8", func(w io.Writer, r *http.Request, rep fleet.Report) error {
+				return fleet.WritePage(w, rep, r.URL.Query().Get("all") != "")
+			}))
+			mux.HandleFunc("GET /fleet.json", serveReport(cache, "application/json", func(w io.Writer, _ *http.Request, rep fleet.Report) error {
+				return json.NewEncoder(w).Encode(rep)
+			}))
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return err
@@ -313,4 +299,18 @@ token is used to ask them: --listen must be a loopback address unless
 	cmd.Flags().DurationVar(&cacheFor, "cache", 5*time.Second, "how long one report of the agents is served before they are asked again")
 	cmd.Flags().BoolVar(&allowRemote, "allow-non-loopback", false, "serve on a --listen address that is not loopback")
 	return cmd
+}
+
+// serveReport answers with the cached fleet report written by write as
+// contentType, or 500 when no report could be made.
+func serveReport(cache *fleet.Cache, contentType string, write func(io.Writer, *http.Request, fleet.Report) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rep, err := cache.Report(r.Context(), time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		_ = write(w, r, rep)
+	}
 }

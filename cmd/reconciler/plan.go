@@ -60,23 +60,12 @@ there is no anti-rollback check (that is the agent's, see run --help).
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			snap, err := sf.resolve(ctx)
+			one, err := planOnce(ctx, &sf, stateDir)
 			if err != nil {
 				return err
 			}
-			w, err := newWiring()
-			if err != nil {
-				return err
-			}
-			defer w.close()
-			w.setStateDir(stateDir)
-			eng := w.engine
-			as := w.autoscaler
-			eng.Sizer = as
-			plan, err := eng.Plan(ctx, &snap.Effective.Spec)
-			if err != nil {
-				return err
-			}
+			defer one.w.close()
+			snap, plan, as := one.snap, one.plan, one.w.autoscaler
 			out := cmd.OutOrStdout()
 			switch output {
 			case "json":
@@ -100,6 +89,14 @@ there is no anti-rollback check (that is the agent's, see run --help).
 	sf.reach.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
+}
+
+// writeIndentedJSON writes v as JSON indented by two spaces, the form every
+// -o json of the CLI prints.
+func writeIndentedJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // planDoc is the stable JSON form of a plan.
@@ -138,9 +135,7 @@ func writePlanJSON(w io.Writer, snap *desired.Snapshot, plan *engine.Plan, scale
 	if doc.Actions == nil {
 		doc.Actions = []controllers.Action{}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return writeIndentedJSON(w, doc)
 }
 
 func shortID(id string) string {

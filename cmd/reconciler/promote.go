@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -109,9 +108,7 @@ or is done, 2 when it is halted, 1 on error (git, or no agent answers).`,
 			out := cmd.OutOrStdout()
 			switch output {
 			case "json":
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(ro); err != nil {
+				if err := writeIndentedJSON(out, ro); err != nil {
 					return err
 				}
 			case "table", "":

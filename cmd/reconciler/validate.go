@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -196,9 +195,7 @@ func validateJSON(w io.Writer, repo *desired.Repo, errs v1.ErrorList, eff *desir
 		hd := effectiveHost(eff)
 		res.Effective, res.Origins = &hd, eff.Origins
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(res); err != nil {
+	if err := writeIndentedJSON(w, res); err != nil {
 		return err
 	}
 	if !res.Valid {

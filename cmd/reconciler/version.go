@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -19,9 +18,7 @@ func newVersionCommand() *cobra.Command {
 			info := version.Get()
 			switch output {
 			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(info)
+				return writeIndentedJSON(cmd.OutOrStdout(), info)
 			case "", "text":
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), info)
 				return err

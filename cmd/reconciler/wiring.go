@@ -22,6 +22,7 @@ import (
 	"reconciler.dev/reconciler/controllers/supervisor"
 	"reconciler.dev/reconciler/controllers/swarm"
 	"reconciler.dev/reconciler/controllers/systemd"
+	"reconciler.dev/reconciler/desired"
 )
 
 // wiring is the parts of one reconciler process that reach the host, each
@@ -68,6 +69,37 @@ func newWiring() (*wiring, error) {
 		},
 	}
 	return w, nil
+}
+
+// oneShot is what plan and apply share: the revision resolved from the
+// source flags, the wiring on the host and the plan of a pass to it, with
+// the autoscaler sizing services from their queues as they are now.
+type oneShot struct {
+	snap *desired.Snapshot
+	w    *wiring
+	plan *engine.Plan
+}
+
+// planOnce resolves the revision and plans one pass on it, with the
+// restartOn records in stateDir. The caller closes the wiring (one.w.close)
+// when it is done with it.
+func planOnce(ctx context.Context, sf *sourceFlags, stateDir string) (*oneShot, error) {
+	snap, err := sf.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w, err := newWiring()
+	if err != nil {
+		return nil, err
+	}
+	w.setStateDir(stateDir)
+	w.engine.Sizer = w.autoscaler
+	plan, err := w.engine.Plan(ctx, &snap.Effective.Spec)
+	if err != nil {
+		w.close()
+		return nil, err
+	}
+	return &oneShot{snap: snap, w: w, plan: plan}, nil
 }
 
 // setCallTimeout bounds each call of the drivers that talk to a daemon

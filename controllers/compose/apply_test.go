@@ -107,6 +107,15 @@ func withStop(s v1.Service, d time.Duration) v1.Service {
 	return s
 }
 
+// applyPollers applies, on rec, the first action of the plan that takes
+// the usm project's poller from the running replicas live to replicas.
+func applyPollers(ctx context.Context, rec *recorder, replicas int32, live ...int) error {
+	d := &Driver{API: rec}
+	ts := targets(declare("usm", "poller", replicas))
+	l := liveFromList(ts, pollers(running, live...))
+	return d.Apply(ctx, Plan(ts, l)[0], ts[0], l["compose/poller"])
+}
+
 func TestApplySequence(t *testing.T) {
 	cases := []struct {
 		name string
@@ -227,10 +236,7 @@ func TestApplyErrors(t *testing.T) {
 	})
 	t.Run("starts run concurrently, every one waited for", func(t *testing.T) {
 		rec := &recorder{tmpl: template("usm-poller-1"), fail: map[string]error{"start id-usm-poller-4": boom}}
-		d := &Driver{API: rec}
-		ts := targets(declare("usm", "poller", 6))
-		l := liveFromList(ts, pollers(running, 1))
-		err := d.Apply(context.Background(), Plan(ts, l)[0], ts[0], l["compose/poller"])
+		err := applyPollers(context.Background(), rec, 6, 1)
 		if err == nil || !strings.HasPrefix(err.Error(), "compose/poller: start usm-poller-4: ") {
 			t.Fatalf("err = %v", err)
 		}
@@ -251,10 +257,7 @@ func TestApplyErrors(t *testing.T) {
 			tmpl: twoNetworks(template("usm-poller-1")),
 			fail: map[string]error{"connect id-usm-poller-2 net-backend": boom},
 		}
-		d := &Driver{API: rec}
-		ts := targets(declare("usm", "poller", 2))
-		l := liveFromList(ts, pollers(running, 1))
-		err := d.Apply(context.Background(), Plan(ts, l)[0], ts[0], l["compose/poller"])
+		err := applyPollers(context.Background(), rec, 2, 1)
 		if err == nil || !strings.Contains(err.Error(), "connect usm-poller-2 to network net-backend") {
 			t.Fatalf("err = %v", err)
 		}
@@ -265,12 +268,9 @@ func TestApplyErrors(t *testing.T) {
 	})
 	t.Run("an abandoned pass stops between containers", func(t *testing.T) {
 		rec := &recorder{}
-		d := &Driver{API: rec}
-		ts := targets(declare("usm", "poller", 0))
-		l := liveFromList(ts, pollers(running, 1, 2))
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		err := d.Apply(ctx, Plan(ts, l)[0], ts[0], l["compose/poller"])
+		err := applyPollers(ctx, rec, 0, 1, 2)
 		if !errors.Is(err, context.Canceled) || len(rec.calls) != 0 {
 			t.Fatalf("err = %v, calls %q", err, rec.calls)
 		}

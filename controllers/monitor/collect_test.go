@@ -158,6 +158,19 @@ func aTreeWant(pid int) Resources {
 		Processes: 3, Threads: 6, OpenFiles: 8, Connections: 2}
 }
 
+// withReplica is want plus one more replica: a single process pid with
+// these figures (RSS in pages).
+func withReplica(want Resources, pid int, rssPages, vms uint64, cpu float64, threads int) Resources {
+	want.Replicas++
+	want.PIDs = append(want.PIDs, pid)
+	want.RSSBytes += rssPages * uint64(os.Getpagesize())
+	want.VMSBytes += vms
+	want.CPUSeconds += cpu
+	want.Processes++
+	want.Threads += threads
+	return want
+}
+
 func daemontoolsFolder(t *testing.T, pid int) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "svc")
@@ -288,13 +301,7 @@ func TestCollectDocker(t *testing.T) {
 	got, cost := c.Collect(context.Background(), targets)
 
 	// Docker had no figures for the swarm tasks: everything from /proc.
-	want := aTreeWant(500)
-	want.Replicas, want.PIDs = 2, []int{500, 600}
-	want.RSSBytes += 10 * uint64(os.Getpagesize())
-	want.VMSBytes += 1 << 20
-	want.CPUSeconds += 0.2
-	want.Processes++
-	want.Threads += 4
+	want := withReplica(aTreeWant(500), 600, 10, 1<<20, 0.2, 4)
 	want.Source = "proc"
 	r := got["swarm/proxy"]
 	if r == nil {
@@ -428,13 +435,7 @@ func TestCollectSystemd(t *testing.T) {
 	}
 	got, cost := c.Collect(context.Background(), targets)
 	// CPU accounting is off: CPU from /proc; memory both ways.
-	want := aTreeWant(40)
-	want.Replicas, want.PIDs = 2, []int{40, 70}
-	want.RSSBytes += 20 * uint64(os.Getpagesize())
-	want.VMSBytes += 2 << 20
-	want.CPUSeconds += 0.02
-	want.Processes++
-	want.Threads += 7
+	want := withReplica(aTreeWant(40), 70, 20, 2<<20, 0.02, 7)
 	want.CgroupMemoryBytes = 3 << 20
 	want.Source = "systemd+proc (" + f.root + ")"
 	if r := got["systemd/usm-poller"]; r == nil || !reflect.DeepEqual(withoutTime(r), want) {

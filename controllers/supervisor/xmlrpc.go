@@ -259,25 +259,30 @@ func (p *parser) element() (xml.Token, error) {
 }
 
 // open expects the start tag name next.
-func (p *parser) open(name string) error {
-	tok, err := p.element()
-	if err != nil {
-		return err
-	}
-	if s, ok := tok.(xml.StartElement); !ok || s.Name.Local != name {
-		return fmt.Errorf("want <%s>, got %s", name, describe(tok))
-	}
-	return nil
-}
+func (p *parser) open(name string) error { return p.expectTag(name, false) }
 
 // close expects the end tag name next.
-func (p *parser) close(name string) error {
+func (p *parser) close(name string) error { return p.expectTag(name, true) }
+
+// expectTag expects the start (or, with end, the end) tag name next.
+func (p *parser) expectTag(name string, end bool) error {
 	tok, err := p.element()
 	if err != nil {
 		return err
 	}
-	if e, ok := tok.(xml.EndElement); !ok || e.Name.Local != name {
-		return fmt.Errorf("want </%s>, got %s", name, describe(tok))
+	var ok bool
+	switch t := tok.(type) {
+	case xml.StartElement:
+		ok = !end && t.Name.Local == name
+	case xml.EndElement:
+		ok = end && t.Name.Local == name
+	}
+	if !ok {
+		want := "<" + name + ">"
+		if end {
+			want = "</" + name + ">"
+		}
+		return fmt.Errorf("want %s, got %s", want, describe(tok))
 	}
 	return nil
 }

@@ -19,6 +19,15 @@ func task(state swarm.TaskState, at time.Time, force uint64, image, err string) 
 	}
 }
 
+// failedTwice is two tasks of image that failed with err 3 s and 2 s
+// before now.
+func failedTwice(now time.Time, image, err string) []swarm.Task {
+	return []swarm.Task{
+		task(swarm.TaskStateFailed, now.Add(-3*time.Second), 0, image, err),
+		task(swarm.TaskStateFailed, now.Add(-2*time.Second), 0, image, err),
+	}
+}
+
 func TestFailingOf(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	svc := service("poller", 1, 0, "local/failing:1")
@@ -44,18 +53,9 @@ func TestFailingOf(t *testing.T) {
 			task(swarm.TaskStateFailed, now.Add(-10*time.Minute), 0, "local/failing:1", exit1),
 			task(swarm.TaskStateFailed, now.Add(-9*time.Minute), 0, "local/failing:1", exit1),
 		}, ""},
-		{"failures of an image since replaced", service("poller", 1, 0, "local/worker:1"), []swarm.Task{
-			task(swarm.TaskStateFailed, now.Add(-3*time.Second), 0, "local/failing:1", exit1),
-			task(swarm.TaskStateFailed, now.Add(-2*time.Second), 0, "local/failing:1", exit1),
-		}, ""},
-		{"failures from before a forced restart", forced, []swarm.Task{
-			task(swarm.TaskStateFailed, now.Add(-3*time.Second), 0, "local/failing:1", exit1),
-			task(swarm.TaskStateFailed, now.Add(-2*time.Second), 0, "local/failing:1", exit1),
-		}, ""},
-		{"image pinned by digest live", service("poller", 1, 0, "local/failing:1@sha256:abc"), []swarm.Task{
-			task(swarm.TaskStateFailed, now.Add(-3*time.Second), 0, "local/failing:1@sha256:abc", exit1),
-			task(swarm.TaskStateFailed, now.Add(-2*time.Second), 0, "local/failing:1@sha256:abc", exit1),
-		}, "2 tasks failed"},
+		{"failures of an image since replaced", service("poller", 1, 0, "local/worker:1"), failedTwice(now, "local/failing:1", exit1), ""},
+		{"failures from before a forced restart", forced, failedTwice(now, "local/failing:1", exit1), ""},
+		{"image pinned by digest live", service("poller", 1, 0, "local/failing:1@sha256:abc"), failedTwice(now, "local/failing:1@sha256:abc", exit1), "2 tasks failed"},
 		{"update paused on a failure", paused, nil, "update paused: update paused due to failure"},
 	}
 	for _, tc := range cases {

@@ -49,39 +49,30 @@ func DefaultLimits() Limits {
 // withDefaults fills zero fields; negative ones are an error.
 func (l Limits) withDefaults() (Limits, error) {
 	d := DefaultLimits()
-	for _, f := range []struct {
-		name string
-		v    *int64
-		def  int64
-	}{
-		{BoundFileBytes, &l.MaxFileBytes, d.MaxFileBytes},
-		{BoundRevisionBytes, &l.MaxRevisionBytes, d.MaxRevisionBytes},
-		{BoundRefBytes, &l.MaxRefBytes, d.MaxRefBytes},
-		{BoundPackBytes, &l.MaxPackBytes, d.MaxPackBytes},
+	for _, err := range []error{
+		fillLimit(BoundFileBytes, &l.MaxFileBytes, d.MaxFileBytes),
+		fillLimit(BoundRevisionBytes, &l.MaxRevisionBytes, d.MaxRevisionBytes),
+		fillLimit(BoundRefBytes, &l.MaxRefBytes, d.MaxRefBytes),
+		fillLimit(BoundPackBytes, &l.MaxPackBytes, d.MaxPackBytes),
+		fillLimit(BoundRefLines, &l.MaxRefLines, d.MaxRefLines),
+		fillLimit(BoundShallowLines, &l.MaxShallowLines, d.MaxShallowLines),
 	} {
-		if *f.v < 0 {
-			return l, fmt.Errorf("limit %s: negative value %d", f.name, *f.v)
-		}
-		if *f.v == 0 {
-			*f.v = f.def
-		}
-	}
-	for _, f := range []struct {
-		name string
-		v    *int
-		def  int
-	}{
-		{BoundRefLines, &l.MaxRefLines, d.MaxRefLines},
-		{BoundShallowLines, &l.MaxShallowLines, d.MaxShallowLines},
-	} {
-		if *f.v < 0 {
-			return l, fmt.Errorf("limit %s: negative value %d", f.name, *f.v)
-		}
-		if *f.v == 0 {
-			*f.v = f.def
+		if err != nil {
+			return l, err
 		}
 	}
 	return l, nil
+}
+
+// fillLimit sets a zero bound to its default; a negative one is an error.
+func fillLimit[T int | int64](name string, v *T, def T) error {
+	if *v < 0 {
+		return fmt.Errorf("limit %s: negative value %d", name, *v)
+	}
+	if *v == 0 {
+		*v = def
+	}
+	return nil
 }
 
 // ErrLimit is what every LimitError matches with errors.Is.

@@ -96,6 +96,16 @@ func (p *pktReader) line() (pktKind, string, error) {
 	return k, s, nil
 }
 
+// lineInAnswer is line where the answer must go on: the end of the stream
+// there is io.ErrUnexpectedEOF.
+func (p *pktReader) lineInAnswer() (pktKind, string, error) {
+	k, s, err := p.line()
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return k, s, err
+}
+
 // serverError is an error the server sent in the protocol ("ERR ...").
 type serverError struct{ msg string }
 

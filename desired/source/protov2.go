@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -124,11 +123,8 @@ func parseLsRefs(pr *pktReader, maxLines int) ([]lsRef, error) {
 		if len(out) >= maxLines {
 			return nil, &LimitError{Bound: BoundRefLines, What: "the ls-refs answer", Size: int64(len(out)) + 1, Limit: int64(maxLines), Unit: "lines", AtLeast: true}
 		}
-		k, line, err := pr.line()
+		k, line, err := pr.lineInAnswer()
 		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
 			return nil, err
 		}
 		switch k {
@@ -384,11 +380,8 @@ func (r *netRemote) fetchV2(ctx context.Context, dst *filesystem.Storage, req fe
 // skipped. The pack's sideband stream follows in the reader.
 func readFetchSections(pr *pktReader, maxShallow int) (shallow, unshallow []plumbing.Hash, err error) {
 	for {
-		k, name, err := pr.line()
+		k, name, err := pr.lineInAnswer()
 		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
 			return nil, nil, err
 		}
 		if k != pktData {
@@ -403,11 +396,8 @@ func readFetchSections(pr *pktReader, maxShallow int) (shallow, unshallow []plum
 			return nil, nil, fmt.Errorf("unknown section %q", name)
 		}
 		for {
-			k, line, err := pr.line()
+			k, line, err := pr.lineInAnswer()
 			if err != nil {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
 				return nil, nil, err
 			}
 			if k == pktDelim {

@@ -113,9 +113,6 @@ func parseHTTP(s string) (location, error) {
 	u.User = nil
 	u.Scheme = scheme
 	red := u.String()
-	if err := checkURLParts(u, red); err != nil {
-		return location{}, err
-	}
 	port, err := urlPort(u, red)
 	if err != nil {
 		return location{}, err
@@ -149,9 +146,6 @@ func parseSSHURL(s string) (location, error) {
 	}
 	u.Scheme = "ssh"
 	red := u.String()
-	if err := checkURLParts(u, red); err != nil {
-		return location{}, err
-	}
 	port, err := urlPort(u, red)
 	if err != nil {
 		return location{}, err
@@ -183,7 +177,12 @@ func checkURLParts(u *url.URL, red string) error {
 	return nil
 }
 
+// urlPort checks the URL's parts (checkURLParts) and returns its port, 0
+// when it names none.
 func urlPort(u *url.URL, red string) (int, error) {
+	if err := checkURLParts(u, red); err != nil {
+		return 0, err
+	}
 	p := u.Port()
 	if p == "" {
 		return 0, nil

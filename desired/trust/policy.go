@@ -110,28 +110,36 @@ type keys struct {
 
 func (p *Policy) loadKeys() (*keys, error) {
 	var k keys
+	var err error
 	if p.AllowedSignersFile != "" {
-		b, err := readBounded(p.AllowedSignersFile, maxKeyring)
-		if err != nil {
-			return nil, fmt.Errorf("--allowed-signers-file: %w", err)
-		}
-		if k.ssh, err = ParseAllowedSigners(b); err != nil {
-			return nil, fmt.Errorf("--allowed-signers-file %s: %w", p.AllowedSignersFile, err)
+		if k.ssh, err = loadKeyFile("--allowed-signers-file", p.AllowedSignersFile, ParseAllowedSigners); err != nil {
+			return nil, err
 		}
 		if len(k.ssh) == 0 {
 			return nil, fmt.Errorf("--allowed-signers-file %s lists no key", p.AllowedSignersFile)
 		}
 	}
 	if p.GPGKeyringFile != "" {
-		b, err := readBounded(p.GPGKeyringFile, maxKeyring)
-		if err != nil {
-			return nil, fmt.Errorf("--gpg-keyring-file: %w", err)
-		}
-		if k.pgp, err = ParseKeyring(b); err != nil {
-			return nil, fmt.Errorf("--gpg-keyring-file %s: %w", p.GPGKeyringFile, err)
+		if k.pgp, err = loadKeyFile("--gpg-keyring-file", p.GPGKeyringFile, ParseKeyring); err != nil {
+			return nil, err
 		}
 	}
 	return &k, nil
+}
+
+// loadKeyFile reads the key file that flag names (bounded) and parses it;
+// its errors name the flag and the file.
+func loadKeyFile[K any](flag, path string, parse func([]byte) (K, error)) (K, error) {
+	var zero K
+	b, err := readBounded(path, maxKeyring)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", flag, err)
+	}
+	k, err := parse(b)
+	if err != nil {
+		return zero, fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	return k, nil
 }
 
 func readBounded(path string, limit int64) ([]byte, error) {

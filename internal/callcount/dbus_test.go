@@ -151,16 +151,7 @@ func (bc *busConn) waitEOF(t *testing.T) {
 
 func newDBusProxy(t *testing.T, upstream string) *DBusProxy {
 	t.Helper()
-	p, err := NewDBusProxy(sockPath(t, "dbus.sock"), upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return p
+	return startProxy(t, "dbus.sock", upstream, NewDBusProxy)
 }
 
 func dialProxy(t *testing.T, p *DBusProxy) *net.UnixConn {

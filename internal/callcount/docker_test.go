@@ -73,16 +73,7 @@ func startFakeEngine(t *testing.T) *fakeEngine {
 
 func newDockerProxy(t *testing.T, upstream string) *DockerProxy {
 	t.Helper()
-	p, err := NewDockerProxy(sockPath(t, "docker.sock"), upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return p
+	return startProxy(t, "docker.sock", upstream, NewDockerProxy)
 }
 
 // TestDockerProxyForwardsAndCounts: requests arrive upstream as the client

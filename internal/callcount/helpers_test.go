@@ -59,3 +59,19 @@ func unixClient(t *testing.T, socket string) *http.Client {
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
+
+// startProxy opens a proxy of upstream on a socket named name in the
+// test's folder, closed (and the close checked) at the end of the test.
+func startProxy[P interface{ Close() error }](t *testing.T, name, upstream string, open func(socket, upstream string) (P, error)) P {
+	t.Helper()
+	p, err := open(sockPath(t, name), upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return p
+}

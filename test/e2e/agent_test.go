@@ -212,6 +212,20 @@ func (f *fpFixture) expectLive(ctx context.Context, within time.Duration, want m
 	})
 }
 
+// expectMaintenance checks the fixture is as maintenance on (every service
+// at 0, the timer disabled and inactive) or off (every service at 1, the
+// timer enabled and active) says.
+func (f *fpFixture) expectMaintenance(ctx context.Context, within time.Duration, on bool) {
+	f.t.Helper()
+	if on {
+		f.expectLive(ctx, within, fpAll(0))
+		expectTimerState(f.t, "disabled", "inactive")
+		return
+	}
+	f.expectLive(ctx, within, fpAll(1))
+	expectTimerState(f.t, "enabled", "active")
+}
+
 func expectTimerState(t *testing.T, enabled, active string) {
 	t.Helper()
 	if en, act := timerState(t); en != enabled || act != active {
@@ -266,8 +280,7 @@ func TestAgentCommitToFirstAction(t *testing.T) {
 		t.Errorf("webhook: first Docker action %s after the push, want < 10s (goal 1s)", webhookLatency)
 	}
 	awaitConverged(t, a, id, time.Minute)
-	f.expectLive(ctx, 30*time.Second, fpAll(0))
-	expectTimerState(t, "disabled", "inactive")
+	f.expectMaintenance(ctx, 30*time.Second, true)
 	a.stop()
 
 	// Polling, no webhook: a new agent on the same state dir.
@@ -281,8 +294,7 @@ func TestAgentCommitToFirstAction(t *testing.T) {
 		t.Errorf("polling: first Docker action %s after the push, want < 30s (goal 3s)", pollLatency)
 	}
 	awaitConverged(t, b, id2, time.Minute)
-	f.expectLive(ctx, 30*time.Second, fpAll(1))
-	expectTimerState(t, "enabled", "active")
+	f.expectMaintenance(ctx, 30*time.Second, false)
 }
 
 // ---------------------------------------------------------------------------
@@ -332,21 +344,7 @@ func TestAgentBadCommitsChangeNothing(t *testing.T) {
 	for _, c := range cases {
 		doc := withMaintenance(c.doc, true)
 		bad := f.repo.Commit("bad: "+c.name, map[string]string{fpFile: doc})
-		var st agent.Status
-		eventually(t, 30*time.Second, c.name+": refused, and a pass enforced the good revision after it", func() error {
-			var err error
-			if st, err = tryAgentStatus(a.Addr); err != nil {
-				return err
-			}
-			fr := st.FailedRevision
-			if fr == nil || fr.ID != bad {
-				return fmt.Errorf("failedRevision %+v, want %s", fr, shortRev(bad))
-			}
-			if lp := st.LastPass; lp == nil || !lp.End.After(fr.At) {
-				return fmt.Errorf("no pass has ended since the refusal at %s", fr.At)
-			}
-			return nil
-		})
+		st := awaitRefusal(t, a, bad, "", c.name+": refused, and a pass enforced the good revision after it")
 		fr := st.FailedRevision
 		if len(fr.Errors) == 0 {
 			t.Fatalf("%s: failedRevision has no positioned errors: %+v", c.name, fr)
@@ -692,8 +690,7 @@ func TestAgentSIGKILLDuringMaintenanceFlip(t *testing.T) {
 		bp.Reset()
 		b := startAgent(t, cfg)
 		st := awaitConverged(t, b, id, 90*time.Second)
-		f.expectLive(ctx, 30*time.Second, fpAll(0))
-		expectTimerState(t, "disabled", "inactive")
+		f.expectMaintenance(ctx, 30*time.Second, true)
 		if gitDownAtRestart && !st.Source.Failing {
 			t.Errorf("%s: source %+v, want failing", phase, st.Source)
 		}
@@ -755,8 +752,7 @@ func TestAgentSIGKILLDuringMaintenanceFlip(t *testing.T) {
 		t.Fatalf("webhook: %d", code)
 	}
 	awaitConverged(t, b, id, 90*time.Second)
-	f.expectLive(ctx, 30*time.Second, fpAll(1))
-	expectTimerState(t, "enabled", "active")
+	f.expectMaintenance(ctx, 30*time.Second, false)
 
 	c := flip("phase 2: restart with git unreachable", b, true)
 
@@ -798,8 +794,7 @@ func TestAgentSIGKILLDuringMaintenanceFlip(t *testing.T) {
 	bp.Reset()
 	d := startAgent(t, cfg)
 	st := awaitConverged(t, d, id, 90*time.Second)
-	f.expectLive(ctx, 30*time.Second, fpAll(1))
-	expectTimerState(t, "enabled", "active")
+	f.expectMaintenance(ctx, 30*time.Second, false)
 	if !hasEventType(st, "resumed") {
 		t.Errorf("phase 3: no event of type resumed in /status")
 	}

@@ -69,14 +69,7 @@ func TestCallCountDockerProxy(t *testing.T) {
 	// Create: the client negotiates the API version first, with HEAD /_ping
 	// (a GET /_ping would mean HEAD failed through the proxy).
 	name := uniqueName("callcount")
-	zero := uint64(0)
-	created, err := cli.ServiceCreate(ctx, swarm.ServiceSpec{
-		Annotations: swarm.Annotations{Name: name, Labels: map[string]string{tb.Label: "1"}},
-		TaskTemplate: swarm.TaskSpec{
-			ContainerSpec: &swarm.ContainerSpec{Image: "local/worker:1"},
-		},
-		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
-	}, swarm.ServiceCreateOptions{QueryRegistry: false})
+	created, err := cli.ServiceCreate(ctx, labelledServiceSpec(t, name, "local/worker:1", 0), swarm.ServiceCreateOptions{QueryRegistry: false})
 	if err != nil {
 		t.Fatalf("ServiceCreate through the proxy: %v", err)
 	}

@@ -166,18 +166,12 @@ func (p *composeProject) listOpts() container.ListOptions {
 // hostDoc is the desired state: the project's poller with replicas, and
 // extra lines under spec.
 func (p *composeProject) hostDoc(replicas int, specExtra string) string {
-	return fmt.Sprintf(`apiVersion: reconciler.dev/v1
-kind: Host
-metadata:
-  name: %s
-spec:
-%s  services:
-    - name: %s
+	return hostDocWith(composeHost, specExtra, fmt.Sprintf(`    - name: %s
       driver: compose
       project: %s
       replicas: %d
       stopTimeout: 10s
-`, composeHost, specExtra, composeService, p.name, replicas)
+`, composeService, p.name, replicas))
 }
 
 // commit commits the host document with the given count.

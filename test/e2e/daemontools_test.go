@@ -403,12 +403,7 @@ func dtZombie(pid int) bool {
 // root: supervise works in the service folder itself (its cwd).
 func dtSupervisePIDs(root, name string) []int {
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range hostPIDs() {
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err != nil || string(cmdline) != "supervise\x00"+name+"\x00" {
 			continue

@@ -89,18 +89,24 @@ func deployFactoryProxy(t *testing.T) *fpFixture {
 	return f
 }
 
+// labelledServiceSpec is a replicated service of image with the testbed's
+// label (so the testbed's clean-up finds it).
+func labelledServiceSpec(t testing.TB, name, image string, replicas uint64) swarm.ServiceSpec {
+	return swarm.ServiceSpec{
+		Annotations:  swarm.Annotations{Name: name, Labels: map[string]string{testbed(t).Label: "1"}},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}},
+		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
+	}
+}
+
 // createService creates a replicated service of the worker image, with a
 // short stop grace period, the way a stack file would declare it.
 func createService(t testing.TB, cli *client.Client, name string, replicas uint64) string {
 	t.Helper()
 	grace := 2 * time.Second
-	resp, err := cli.ServiceCreate(ctxT(t, 30*time.Second), swarm.ServiceSpec{
-		Annotations: swarm.Annotations{Name: name, Labels: map[string]string{testbed(t).Label: "1"}},
-		TaskTemplate: swarm.TaskSpec{
-			ContainerSpec: &swarm.ContainerSpec{Image: "local/worker:1", StopGracePeriod: &grace},
-		},
-		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
-	}, swarm.ServiceCreateOptions{})
+	spec := labelledServiceSpec(t, name, "local/worker:1", replicas)
+	spec.TaskTemplate.ContainerSpec.StopGracePeriod = &grace
+	resp, err := cli.ServiceCreate(ctxT(t, 30*time.Second), spec, swarm.ServiceCreateOptions{})
 	if err != nil {
 		t.Fatalf("creating service %s: %v", name, err)
 	}

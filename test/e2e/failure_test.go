@@ -352,16 +352,10 @@ func TestFailureSystemdStandby(t *testing.T) {
 func TestFailureSwarmTasksFailing(t *testing.T) {
 	docker := dockerClient(t)
 	name := uniqueName("fx-swarm-failing")
-	replicas := uint64(1)
 	delay := time.Second
-	_, err := docker.ServiceCreate(ctxT(t, 30*time.Second), swarm.ServiceSpec{
-		Annotations: swarm.Annotations{Name: name, Labels: map[string]string{testbed(t).Label: "1"}},
-		TaskTemplate: swarm.TaskSpec{
-			ContainerSpec: &swarm.ContainerSpec{Image: "local/failing:1"},
-			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny, Delay: &delay},
-		},
-		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
-	}, swarm.ServiceCreateOptions{})
+	spec := labelledServiceSpec(t, name, "local/failing:1", 1)
+	spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny, Delay: &delay}
+	_, err := docker.ServiceCreate(ctxT(t, 30*time.Second), spec, swarm.ServiceCreateOptions{})
 	if err != nil {
 		t.Fatalf("creating %s: %v", name, err)
 	}

@@ -85,12 +85,10 @@ func slowFactoryProxyAgent(t *testing.T) (*fpFixture, *agentProc) {
 	return f, a
 }
 
-func TestFaultDockerdKilledMidFlip(t *testing.T) {
-	holdDaemons(t, true) // it kills or restarts a daemon other test processes use
-	f, a := slowFactoryProxyAgent(t)
-
-	f.setMaintenance(true)
-	// Mid-flip: the timer is down and a scale-down has been sent.
+// awaitFlipUnderway waits until a maintenance flip is mid-way: the timer is
+// down and the scale-downs of factory-proxy and reference-BL have been sent.
+func awaitFlipUnderway(t testing.TB, f *fpFixture) {
+	t.Helper()
 	eventually(t, 60*time.Second, "the flip under way", func() error {
 		if en, act := timerState(t); en != "disabled" || act != "inactive" {
 			return fmt.Errorf("timer %s/%s", en, act)
@@ -102,6 +100,15 @@ func TestFaultDockerdKilledMidFlip(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestFaultDockerdKilledMidFlip(t *testing.T) {
+	holdDaemons(t, true) // it kills or restarts a daemon other test processes use
+	f, a := slowFactoryProxyAgent(t)
+
+	f.setMaintenance(true)
+	// Mid-flip: the timer is down and a scale-down has been sent.
+	awaitFlipUnderway(t, f)
 	killDockerd(t)
 	killed := time.Now()
 	// The agent keeps trying and says why: the pass under way keeps waiting
@@ -131,8 +138,7 @@ func TestFaultDockerdKilledMidFlip(t *testing.T) {
 	// Back: it converges, nothing left half-done.
 	head := fpHead(f)
 	st := awaitConverged(t, a, head, 3*time.Minute)
-	f.expectLive(ctxT(t, time.Minute), time.Minute, fpAll(0))
-	expectTimerState(t, "disabled", "inactive")
+	f.expectMaintenance(ctxT(t, time.Minute), time.Minute, true)
 	cli(t, nil, append([]string{"plan"}, f.source()...)...).mustCode(t, 0, "plan after dockerd came back")
 	// In order: in the pass that scaled the broker down, each dependent
 	// that pass scaled down too was seen drained first (a later pass that
@@ -182,14 +188,12 @@ func TestFaultSystemdRestartedMidPass(t *testing.T) {
 	run(t, "", "docker", "restart", "-t", "5", tb.SystemdContainer)
 	restartTestbed(t)
 	awaitConverged(t, a, fpHead(f), 3*time.Minute)
-	f.expectLive(ctxT(t, time.Minute), time.Minute, fpAll(0))
-	expectTimerState(t, "disabled", "inactive")
+	f.expectMaintenance(ctxT(t, time.Minute), time.Minute, true)
 
 	// And the other way, after the restart: the agent talks to the new bus.
 	f.setMaintenance(false)
 	awaitConverged(t, a, fpHead(f), 3*time.Minute)
-	f.expectLive(ctxT(t, time.Minute), time.Minute, fpAll(1))
-	expectTimerState(t, "enabled", "active")
+	f.expectMaintenance(ctxT(t, time.Minute), time.Minute, false)
 }
 
 func TestFaultStateDirFull(t *testing.T) {
@@ -221,8 +225,7 @@ func TestFaultStateDirFull(t *testing.T) {
 		return nil
 	})
 	// Live state is as the good revision says: nothing was half applied.
-	f.expectLive(ctxT(t, time.Minute), 10*time.Second, fpAll(1))
-	expectTimerState(t, "enabled", "active")
+	f.expectMaintenance(ctxT(t, time.Minute), 10*time.Second, false)
 
 	// Space returns: the next pass records and applies it.
 	if err := os.Remove(filler); err != nil {
@@ -404,6 +407,16 @@ type hangFigures struct {
 	goroutines []int
 }
 
+// startHangAgent starts an agent on the factory-proxy fixture, following
+// src with calls that time out after callTimeout, waits for it to
+// converge, then starts watching Docker's events and sampling its figures.
+func startHangAgent(t *testing.T, f *fpFixture, src string, callTimeout time.Duration) (*agentProc, *eventLog, *hangFigures) {
+	t.Helper()
+	a := startAgent(t, agentConfig{Source: src, Interval: "1s", Args: hangAgentArgs(callTimeout)})
+	awaitConverged(t, a, fpHead(f), 60*time.Second)
+	return a, watchDockerEvents(t, f.docker), newHangFigures(t, a)
+}
+
 func newHangFigures(t *testing.T, a *agentProc) *hangFigures {
 	h := &hangFigures{t: t, a: a}
 	h.sample("before the first freeze")
@@ -518,6 +531,20 @@ func (o hangOutcome) check(t *testing.T, st agent.Status) {
 	}
 }
 
+// settleReferenceBL waits, after a git fault, for the commit id that set
+// reference-BL to n replicas, and checks it was applied once: one update of
+// reference-BL since the fault, none of the other services.
+func (o *hangOutcome) settleReferenceBL(t *testing.T, a *agentProc, f *fpFixture, ev *eventLog, id string, n int) {
+	t.Helper()
+	st := awaitConverged(t, a, id, time.Minute)
+	o.settled = time.Now()
+	o.check(t, st)
+	want := fpAll(1)
+	want["reference-BL"] = n
+	f.expectLive(ctxT(t, time.Minute), time.Minute, want)
+	expectUpdates(t, ev, o.what, o.frozen, time.Now(), map[string]int{"reference-BL": 1, "factory-proxy": 0, "factory-broker": 0})
+}
+
 // sleepUntil sleeps until at.
 func sleepUntil(at time.Time) { time.Sleep(time.Until(at)) }
 
@@ -581,27 +608,14 @@ func TestFaultHangDockerdFrozenMidFlip(t *testing.T) {
 	holdDaemons(t, true) // it freezes a daemon other test processes use
 	f := deployFactoryProxy(t)
 	slowStopServices(t, f, 3*time.Second)
-	a := startAgent(t, agentConfig{Source: f.repo.HTTPURL, Interval: "1s", Args: hangAgentArgs(source.DefaultTimeout)})
-	awaitConverged(t, a, fpHead(f), 60*time.Second)
-	ev := watchDockerEvents(t, f.docker)
-	figs := newHangFigures(t, a)
+	a, ev, figs := startHangAgent(t, f, f.repo.HTTPURL, source.DefaultTimeout)
 	pid := dockerdPID(t)
 	const freezeFor = 5 * hangCallTimeout / 2
 	for i := 1; i <= hangFreezes; i++ {
 		what := fmt.Sprintf("freeze %d of dockerd", i)
 		start := time.Now()
 		id := f.setMaintenance(true)
-		eventually(t, 60*time.Second, "the flip under way", func() error {
-			if en, act := timerState(t); en != "disabled" || act != "inactive" {
-				return fmt.Errorf("timer %s/%s", en, act)
-			}
-			for _, s := range []string{"factory-proxy", "reference-BL"} {
-				if f.specReplicas(s) != 0 {
-					return fmt.Errorf("%s not scaled down yet", s)
-				}
-			}
-			return nil
-		})
+		awaitFlipUnderway(t, f)
 		o := hangOutcome{what: what, timeout: hangCallTimeout, frozen: freezeProcess(t, pid), healthz: watchEndpoint(a.Addr, "/healthz")}
 		o.stuck, o.seen = awaitStuck(t, a, "docker", 2*freezeFor)
 		sleepUntil(o.frozen.Add(freezeFor))
@@ -609,8 +623,7 @@ func TestFaultHangDockerdFrozenMidFlip(t *testing.T) {
 		st := awaitConverged(t, a, id, 2*time.Minute)
 		o.settled = time.Now()
 		o.check(t, st)
-		f.expectLive(ctxT(t, time.Minute), time.Minute, fpAll(0))
-		expectTimerState(t, "disabled", "inactive")
+		f.expectMaintenance(ctxT(t, time.Minute), time.Minute, true)
 		end := time.Now()
 		expectUpdates(t, ev, what, start, end, fpAll(1))
 		expectDrainOrder(t, ev, what, start, end)
@@ -618,8 +631,7 @@ func TestFaultHangDockerdFrozenMidFlip(t *testing.T) {
 		start = time.Now()
 		id = f.setMaintenance(false)
 		awaitConverged(t, a, id, time.Minute)
-		f.expectLive(ctxT(t, time.Minute), time.Minute, fpAll(1))
-		expectTimerState(t, "enabled", "active")
+		f.expectMaintenance(ctxT(t, time.Minute), time.Minute, false)
 		expectUpdates(t, ev, what+", leaving maintenance", start, time.Now(), fpAll(1))
 		figs.sample("after " + what)
 	}
@@ -659,17 +671,13 @@ func busDaemonPID(t *testing.T) int {
 func TestFaultHangSystemBusFrozenMidPass(t *testing.T) {
 	holdDaemons(t, true) // it freezes a daemon other test processes use
 	f := deployFactoryProxy(t)
-	a := startAgent(t, agentConfig{Source: f.repo.HTTPURL, Interval: "1s", Args: hangAgentArgs(source.DefaultTimeout)})
-	awaitConverged(t, a, fpHead(f), 60*time.Second)
-	ev := watchDockerEvents(t, f.docker)
-	figs := newHangFigures(t, a)
+	a, ev, figs := startHangAgent(t, f, f.repo.HTTPURL, source.DefaultTimeout)
 	const freezeFor = 5 * hangCallTimeout / 2
 	for i := 1; i <= hangFreezes; i++ {
 		what := fmt.Sprintf("freeze %d of the system bus", i)
 		id := f.setMaintenance(true)
 		awaitConverged(t, a, id, time.Minute)
-		f.expectLive(ctxT(t, time.Minute), time.Minute, fpAll(0))
-		expectTimerState(t, "disabled", "inactive")
+		f.expectMaintenance(ctxT(t, time.Minute), time.Minute, true)
 
 		start := time.Now()
 		id = f.setMaintenance(false)
@@ -690,8 +698,7 @@ func TestFaultHangSystemBusFrozenMidPass(t *testing.T) {
 		o.settled = time.Now()
 		t.Logf("%s: the timer was %s/%s at the freeze", what, en, act)
 		o.check(t, st)
-		f.expectLive(ctxT(t, time.Minute), time.Minute, fpAll(1))
-		expectTimerState(t, "enabled", "active")
+		f.expectMaintenance(ctxT(t, time.Minute), time.Minute, false)
 		expectUpdates(t, ev, what, start, time.Now(), fpAll(1))
 		// From systemd's journal: the timer started once, after every
 		// service's container.
@@ -791,10 +798,7 @@ func TestFaultHangGitServerSilent(t *testing.T) {
 	f := deployFactoryProxy(t)
 	g := startSilentGit(t, filepath.Dir(f.repo.Bare))
 	const gitTimeout = 2 * time.Second
-	a := startAgent(t, agentConfig{Source: g.url(f.repo.Name), Interval: "1s", Args: hangAgentArgs(gitTimeout)})
-	awaitConverged(t, a, fpHead(f), 60*time.Second)
-	ev := watchDockerEvents(t, f.docker)
-	figs := newHangFigures(t, a)
+	a, ev, figs := startHangAgent(t, f, g.url(f.repo.Name), gitTimeout)
 	const silentFor = 5 * gitTimeout / 2
 	for i := 1; i <= hangFreezes; i++ {
 		what := fmt.Sprintf("silence %d of the git server", i)
@@ -809,13 +813,7 @@ func TestFaultHangGitServerSilent(t *testing.T) {
 		}
 		g.silent.Store(false)
 		o.thawed = time.Now()
-		st := awaitConverged(t, a, id, time.Minute)
-		o.settled = time.Now()
-		o.check(t, st)
-		want := fpAll(1)
-		want["reference-BL"] = n
-		f.expectLive(ctxT(t, time.Minute), time.Minute, want)
-		expectUpdates(t, ev, what, o.frozen, time.Now(), map[string]int{"reference-BL": 1, "factory-proxy": 0, "factory-broker": 0})
+		o.settleReferenceBL(t, a, f, ev, id, n)
 		figs.sample("after " + what)
 	}
 	figs.check()
@@ -932,10 +930,7 @@ func TestFaultHangGitLinkCutMidFetch(t *testing.T) {
 	f := deployFactoryProxy(t)
 	g := startNetnsGit(t, filepath.Dir(f.repo.Bare))
 	const gitTimeout = 4 * time.Second
-	a := startAgent(t, agentConfig{Source: g.url(f.repo.Name), Interval: "1s", Args: hangAgentArgs(gitTimeout)})
-	awaitConverged(t, a, fpHead(f), 60*time.Second)
-	ev := watchDockerEvents(t, f.docker)
-	figs := newHangFigures(t, a)
+	a, ev, figs := startHangAgent(t, f, g.url(f.repo.Name), gitTimeout)
 	blob := make([]byte, 1<<20)
 	for i := 1; i <= hangFreezes; i++ {
 		what := fmt.Sprintf("cut %d of the link to git", i)
@@ -958,13 +953,7 @@ func TestFaultHangGitLinkCutMidFetch(t *testing.T) {
 			t.Fatalf("%s: with the link cut, revision in force %+v", what, st.Revision)
 		}
 		o.thawed = g.restore(t)
-		st := awaitConverged(t, a, id, time.Minute)
-		o.settled = time.Now()
-		o.check(t, st)
-		want := fpAll(1)
-		want["reference-BL"] = n
-		f.expectLive(ctxT(t, time.Minute), time.Minute, want)
-		expectUpdates(t, ev, what, o.frozen, time.Now(), map[string]int{"reference-BL": 1, "factory-proxy": 0, "factory-broker": 0})
+		o.settleReferenceBL(t, a, f, ev, id, n)
 		figs.sample("after " + what)
 	}
 	figs.check()

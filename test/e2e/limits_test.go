@@ -41,21 +41,7 @@ func TestTrustLimitsRefuseExecProbe(t *testing.T) {
       ready: {exec: [sh, -c, "touch %s"]}
 `, uniqueName("probe"), uniqueName("never"), marker)
 	c2 := repo.Commit("unit down, with an exec probe", map[string]string{"hosts/" + trustHost + ".yaml": bad})
-	var st agent.Status
-	eventually(t, 30*time.Second, shortRev(c2)+" refused, and a pass enforced "+shortRev(g1)+" after it", func() error {
-		var err error
-		if st, err = tryAgentStatus(a.Addr); err != nil {
-			return err
-		}
-		fr := st.FailedRevision
-		if fr == nil || fr.ID != c2 {
-			return fmt.Errorf("failedRevision %+v, want %s", fr, shortRev(c2))
-		}
-		if lp := st.LastPass; lp == nil || !lp.End.After(fr.At) || lp.Revision != g1 {
-			return fmt.Errorf("no pass of %s has ended since the refusal at %s", shortRev(g1), fr.At)
-		}
-		return nil
-	})
+	st := awaitRefusal(t, a, c2, g1, shortRev(c2)+" refused, and a pass enforced "+shortRev(g1)+" after it")
 	fr := st.FailedRevision
 	if fr.Cause != "invalid" || len(fr.Errors) != 1 || fr.Errors[0].Path == "" ||
 		!strings.HasSuffix(fr.Errors[0].Path, ".ready.exec") || !strings.Contains(fr.Errors[0].Msg, "--allow-exec-probes") {

@@ -68,12 +68,7 @@ func statusField(status, key string) (uint64, bool) {
 func descendants(t *testing.T, pid int) []int {
 	t.Helper()
 	children := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, p := range hostPIDs() {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
 		if err != nil {
 			continue
@@ -199,12 +194,7 @@ func hostPIDOfSystemdUnit(t *testing.T, unit string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range hostPIDs() {
 		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); l != ns {
 			continue
 		}
@@ -282,11 +272,7 @@ func resourcesOf(st agent.Status, subject string) *monitor.Resources {
 // logs what collections cost.
 func TestObserveResourceFigures(t *testing.T) {
 	tb := testbed(t)
-	lockTestbed(t, "usm-poller")
-	stopPollers(t)
-	t.Cleanup(func() { stopPollers(t) })
-	queue := uniqueName("obs-queue")
-	t.Cleanup(func() { deleteQueue(tb.AMQPURL, queue) })
+	queue := pollerQueue(t, "obs-queue")
 	setPollerEnv(t, tb.AMQPURL, queue, 0)
 
 	cli0 := dockerClient(t)

@@ -28,7 +28,13 @@ var pollerSequence = []int{1, 5, 2, 0, 3}
 
 // hostDoc is a one-service Host document.
 func hostDoc(host, service string) string {
-	return fmt.Sprintf("apiVersion: reconciler.dev/v1\nkind: Host\nmetadata:\n  name: %s\nspec:\n  services:\n%s", host, service)
+	return hostDocWith(host, "", service)
+}
+
+// hostDocWith is a Host document with specExtra (lines under spec, before
+// services) and the service list entries.
+func hostDocWith(host, specExtra, services string) string {
+	return fmt.Sprintf("apiVersion: reconciler.dev/v1\nkind: Host\nmetadata:\n  name: %s\nspec:\n%s  services:\n%s", host, specExtra, services)
 }
 
 func TestPollerCountsSwarm(t *testing.T) {
@@ -96,10 +102,27 @@ func stopPollers(t testing.TB) {
 	_ = exec.Command("docker", "exec", tb.SystemdContainer, "sh", "-c", "systemctl stop 'usm-poller@*.service'; systemctl reset-failed 'usm-poller@*' 2>/dev/null; true").Run()
 }
 
-func TestPollerCountsSystemdTemplate(t *testing.T) {
+// holdPollers takes the usm-poller template for the test: locked, every
+// instance stopped now and at the end.
+func holdPollers(t testing.TB) {
+	t.Helper()
 	lockTestbed(t, "usm-poller")
 	stopPollers(t)
 	t.Cleanup(func() { stopPollers(t) })
+}
+
+// pollerQueue holds the pollers (holdPollers) and names a fresh queue,
+// deleted at the end.
+func pollerQueue(t testing.TB, prefix string) string {
+	t.Helper()
+	holdPollers(t)
+	queue := uniqueName(prefix)
+	t.Cleanup(func() { deleteQueue(testbed(t).AMQPURL, queue) })
+	return queue
+}
+
+func TestPollerCountsSystemdTemplate(t *testing.T) {
+	holdPollers(t)
 	repo := newGitRepo(t, "pollers-systemd")
 	src := []string{"--source", repo.HTTPURL, "--host", "sat-systemd", "--cache-dir", t.TempDir()}
 	svc := "    - {name: usm-poller, driver: systemd, unit: usm-poller@.service, replicas: %d%s}\n"
@@ -244,11 +267,7 @@ type scaleSample struct {
 
 func TestAutoscaleFromRabbitMQ(t *testing.T) {
 	tb := testbed(t)
-	lockTestbed(t, "usm-poller")
-	stopPollers(t)
-	t.Cleanup(func() { stopPollers(t) })
-	queue := uniqueName("usm_poller-sat")
-	t.Cleanup(func() { deleteQueue(tb.AMQPURL, queue) })
+	queue := pollerQueue(t, "usm_poller-sat")
 	amqpPublish(t, tb.AMQPURL, queue, 0) // declare it
 	setPollerEnv(t, tb.AMQPURL, queue, 150*time.Millisecond)
 	urlFile := filepath.Join(t.TempDir(), "amqp-url")
@@ -377,9 +396,7 @@ func TestAutoscaleFromRabbitMQ(t *testing.T) {
 // backlog that needs ceil(340/50) = 7 of them.
 func TestExampleUsmPollerSatellite(t *testing.T) {
 	tb := testbed(t)
-	lockTestbed(t, "usm-poller")
-	stopPollers(t)
-	t.Cleanup(func() { stopPollers(t) })
+	holdPollers(t)
 	const queue = "usm_poller-sat-7"
 	deleteQueue(tb.AMQPURL, queue)
 	t.Cleanup(func() { deleteQueue(tb.AMQPURL, queue) })

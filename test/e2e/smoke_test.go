@@ -19,24 +19,15 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/storage/memory"
-	"github.com/kolo/xmlrpc"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func TestSmokeSwarmServiceCreatedAndScaled(t *testing.T) {
 	cli := dockerClient(t)
-	tb := testbed(t)
 	ctx := ctxT(t, 2*time.Minute)
 
 	name := uniqueName("smoke-swarm")
-	zero := uint64(0)
-	resp, err := cli.ServiceCreate(ctx, swarm.ServiceSpec{
-		Annotations: swarm.Annotations{Name: name, Labels: map[string]string{tb.Label: "1"}},
-		TaskTemplate: swarm.TaskSpec{
-			ContainerSpec: &swarm.ContainerSpec{Image: "local/worker:1"},
-		},
-		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}},
-	}, swarm.ServiceCreateOptions{QueryRegistry: false})
+	resp, err := cli.ServiceCreate(ctx, labelledServiceSpec(t, name, "local/worker:1", 0), swarm.ServiceCreateOptions{QueryRegistry: false})
 	if err != nil {
 		t.Fatalf("ServiceCreate %s: %v", name, err)
 	}
@@ -164,11 +155,7 @@ func TestSmokeRabbitMQPublishAndCount(t *testing.T) {
 func TestSmokeSupervisordStartsProcessOverXMLRPC(t *testing.T) {
 	lockTestbed(t, "supervisor-usm-poller")
 	tb := testbed(t)
-	rpc, err := xmlrpc.NewClient("http://supervisord/RPC2", unixHTTPClient(tb.SupervisorSocket).Transport)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rpc.Close() })
+	rpc := supervisorRPC(t, tb.SupervisorSocket)
 	const proc = "usm-poller:usm-poller_01"
 	var ok bool
 	// From a known state: a process left running by an earlier run is stopped.
@@ -214,32 +201,27 @@ func TestSmokeDaemontoolsServiceDownAndUp(t *testing.T) {
 	}
 	t.Cleanup(func() { dtRemove(dtDaemontools, tb.SvscanDir, name) })
 
-	svstat := func() string {
-		out, _ := exec.Command("svstat", dir).CombinedOutput()
-		return string(out)
-	}
+	// svstat's words for a service up and one down.
+	const up, down = ": up (pid ", ": down "
 	// svscan looks for new folders every 5 seconds.
-	eventually(t, 20*time.Second, name+" up under supervise", func() error {
-		if s := svstat(); !strings.Contains(s, ": up (pid ") {
-			return fmt.Errorf("svstat: %s", s)
-		}
-		return nil
-	})
+	awaitSvstat(t, 20*time.Second, dir, up)
 	if out, err := exec.Command("svc", "-d", dir).CombinedOutput(); err != nil {
 		t.Fatalf("svc -d: %v %s", err, out)
 	}
-	eventually(t, 10*time.Second, name+" down", func() error {
-		if s := svstat(); !strings.Contains(s, ": down ") {
-			return fmt.Errorf("svstat: %s", s)
-		}
-		return nil
-	})
+	awaitSvstat(t, 10*time.Second, dir, down)
 	if out, err := exec.Command("svc", "-u", dir).CombinedOutput(); err != nil {
 		t.Fatalf("svc -u: %v %s", err, out)
 	}
-	eventually(t, 10*time.Second, name+" up again", func() error {
-		if s := svstat(); !strings.Contains(s, ": up (pid ") {
-			return fmt.Errorf("svstat: %s", s)
+	awaitSvstat(t, 10*time.Second, dir, up)
+}
+
+// awaitSvstat waits until what `svstat dir` prints contains want.
+func awaitSvstat(t *testing.T, within time.Duration, dir, want string) {
+	t.Helper()
+	eventually(t, within, fmt.Sprintf("svstat %s says %q", dir, want), func() error {
+		out, _ := exec.Command("svstat", dir).CombinedOutput()
+		if !strings.Contains(string(out), want) {
+			return fmt.Errorf("svstat: %s", out)
 		}
 		return nil
 	})

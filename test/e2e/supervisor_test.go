@@ -73,12 +73,7 @@ stopsignal=TERM
 	if out, err := p.ctl("update", p.Name); err != nil || !strings.Contains(out, "added process group") {
 		t.Fatalf("supervisorctl update %s: %v\n%s", p.Name, err, out)
 	}
-	rpc, err := xmlrpc.NewClient("http://supervisord/RPC2", unixHTTPClient(p.socket).Transport)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rpc.Close() })
-	p.rpc = rpc
+	p.rpc = supervisorRPC(t, p.socket)
 	if got := len(p.procs()); got != numprocs {
 		t.Fatalf("supervisord lists %d processes of %s, want %d", got, p.Name, numprocs)
 	}
@@ -283,19 +278,13 @@ func svDescribe(calls []svCall) string {
 
 // svHost is a Host document with one supervisor service.
 func svHost(host, service, program, socket string, replicas int, extra string) string {
-	return fmt.Sprintf(`apiVersion: reconciler.dev/v1
-kind: Host
-metadata:
-  name: %s
-spec:
-%s  services:
-    - name: %s
+	return hostDocWith(host, extra, fmt.Sprintf(`    - name: %s
       driver: supervisor
       program: %s
       socket: %s
       replicas: %d
       stopTimeout: 10s
-`, host, extra, service, program, socket, replicas)
+`, service, program, socket, replicas))
 }
 
 // svCallsOf lists the first argument (the process) of every call of method.
@@ -489,11 +478,7 @@ func TestSupervisorManualDrift(t *testing.T) {
 func TestSupervisorExampleSat08(t *testing.T) {
 	lockTestbed(t, "supervisor-usm-poller")
 	tb := testbed(t)
-	rpc, err := xmlrpc.NewClient("http://supervisord/RPC2", unixHTTPClient(tb.SupervisorSocket).Transport)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rpc.Close()
+	rpc := supervisorRPC(t, tb.SupervisorSocket)
 	stopAll := func() {
 		out, err := exec.Command("supervisorctl", "-s", "unix://"+tb.SupervisorSocket, "stop", "usm-poller:*").CombinedOutput()
 		if err != nil {

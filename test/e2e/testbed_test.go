@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/docker/docker/client"
+	"github.com/kolo/xmlrpc"
 )
 
 // Testbed is what `hack/testbed env` says about the running testbed.
@@ -249,6 +251,30 @@ func unixHTTPClient(socket string) *http.Client {
 }
 
 // uniqueName returns a name no other test run uses: prefix-<pid>-<n>.
+// hostPIDs lists the ids of every process on the host, from /proc.
+func hostPIDs() []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// supervisorRPC is an XML-RPC client of the supervisord on socket, closed
+// at the end of the test.
+func supervisorRPC(t testing.TB, socket string) *xmlrpc.Client {
+	t.Helper()
+	rpc, err := xmlrpc.NewClient("http://supervisord/RPC2", unixHTTPClient(socket).Transport)
+	if err != nil {
+		t.Fatalf("XML-RPC client of %s: %v", socket, err)
+	}
+	t.Cleanup(func() { rpc.Close() })
+	return rpc
+}
+
 func uniqueName(prefix string) string {
 	nameMu.Lock()
 	defer nameMu.Unlock()

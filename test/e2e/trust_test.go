@@ -95,25 +95,37 @@ func newTrustRepo(t *testing.T, prefix string, env []string) *trustRepo {
 	return r
 }
 
-// awaitRefused waits until /status refuses head and a pass has enforced
-// the revision in force after the refusal, then checks what /status says.
-func awaitRefused(t *testing.T, a *agentProc, head, good, cause, commit string) agent.Status {
+// awaitRefusal waits until /status names bad as the failed revision and a
+// pass (of good, unless good is empty) has ended since the refusal; what
+// says so in a failure. It returns that status.
+func awaitRefusal(t *testing.T, a *agentProc, bad, good, what string) agent.Status {
 	t.Helper()
 	var st agent.Status
-	eventually(t, 30*time.Second, cause+": "+shortRev(head)+" refused, and a pass enforced "+shortRev(good)+" after it", func() error {
+	eventually(t, 30*time.Second, what, func() error {
 		var err error
 		if st, err = tryAgentStatus(a.Addr); err != nil {
 			return err
 		}
 		fr := st.FailedRevision
-		if fr == nil || fr.ID != head {
-			return fmt.Errorf("failedRevision %+v, want %s", fr, shortRev(head))
+		if fr == nil || fr.ID != bad {
+			return fmt.Errorf("failedRevision %+v, want %s", fr, shortRev(bad))
 		}
-		if lp := st.LastPass; lp == nil || !lp.End.After(fr.At) {
+		if lp := st.LastPass; lp == nil || !lp.End.After(fr.At) || (good != "" && lp.Revision != good) {
+			if good != "" {
+				return fmt.Errorf("no pass of %s has ended since the refusal at %s", shortRev(good), fr.At)
+			}
 			return fmt.Errorf("no pass has ended since the refusal at %s", fr.At)
 		}
 		return nil
 	})
+	return st
+}
+
+// awaitRefused waits until /status refuses head and a pass has enforced
+// the revision in force after the refusal, then checks what /status says.
+func awaitRefused(t *testing.T, a *agentProc, head, good, cause, commit string) agent.Status {
+	t.Helper()
+	st := awaitRefusal(t, a, head, "", cause+": "+shortRev(head)+" refused, and a pass enforced "+shortRev(good)+" after it")
 	fr := st.FailedRevision
 	if fr.Cause != cause || fr.Commit != commit || !strings.Contains(fr.Reason, shortRev(commit)) {
 		t.Errorf("failedRevision cause %q commit %s reason %q; want cause %q, commit %s named in the reason", fr.Cause, shortRev(fr.Commit), fr.Reason, cause, shortRev(commit))

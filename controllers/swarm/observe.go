@@ -91,7 +91,10 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	}
 	live := liveFromList(named, list)
 	members := selectMembers(selectors, list, live)
-	d.observeTasks(ctx, append(named, members...), live, role.Kind == RoleLeader)
+	if err := d.observeTasks(ctx, append(named, members...), live, role.Kind == RoleLeader); err != nil {
+		d.roles.forget()
+		return nil, err
+	}
 	for _, t := range members {
 		// Failures seen of a member go back into its selector's list.
 		sel := controllers.Target{Kind: controllers.KindSelector, Name: t.Note, Driver: v1.DriverSwarm}
@@ -208,9 +211,11 @@ const (
 //     takes seconds: a drain judged from the count alone would let a
 //     dependency go down while its dependents still run.
 //
-// A TaskList that fails leaves the services as listed: the failure policy
-// then waits for a pass that can see their tasks.
-func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target, live map[string]controllers.Live, cluster bool) {
+// A TaskList that fails leaves the suspects as listed (the failure policy
+// then waits for a pass that can see their tasks), but fails the
+// observation when it was to count a changed service's tasks: a drain is
+// never judged without them (right after an election such calls fail).
+func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target, live map[string]controllers.Live, cluster bool) error {
 	args := filters.NewArgs()
 	var suspects, changed []string
 	waiting := controllers.Waiting(ctx)
@@ -237,19 +242,22 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 		}
 	}
 	if len(suspects) == 0 && len(changed) == 0 {
-		return
+		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.timeout())
 	defer cancel()
 	d.Count.Add("tasks")
 	tasks, err := d.API.TaskList(cctx, swarm.TaskListOptions{Filters: args})
 	if err != nil {
+		if len(changed) > 0 {
+			return fmt.Errorf("listing the tasks of services changed lately: %w", err)
+		}
 		for _, subj := range suspects {
 			l := live[subj]
 			l.Details = withDetail(l.Details, "tasks", "not read: "+err.Error())
 			live[subj] = l
 		}
-		return
+		return nil
 	}
 	byService := map[string][]swarm.Task{}
 	for _, task := range tasks {
@@ -280,6 +288,7 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 			live[subj] = l
 		}
 	}
+	return nil
 }
 
 // withDetail sets one detail, making the map if needed.

@@ -56,11 +56,11 @@ demo: build testbed-up
 
 # Speed, calls and memory, each measured side by side with what operators do
 # today (hack/bench/runbook-*.sh), on the testbed; about 20 minutes. Prints one
-# table and rewrites the results section of docs/BENCHMARKS.md and the plot
-# docs/bench-scenario2.png. BENCH_FLAGS, e.g. -scenarios 3,5 -pairs 5.
+# table and rewrites the results section of docs/BENCHMARKS.md and the plots
+# docs/bench-flip.png and docs/bench-services.png. BENCH_FLAGS, e.g. -scenarios 3,5 -pairs 5.
 BENCH_FLAGS ?=
 bench: build testbed-up
-	$(GO) run ./hack/bench -doc docs/BENCHMARKS.md -plot docs/bench-scenario2.png $(BENCH_FLAGS)
+	$(GO) run ./hack/bench -doc docs/BENCHMARKS.md -plot docs/bench $(BENCH_FLAGS)
 
 # Every fuzz target of the repository for FUZZTIME each, one at a time
 # (-parallel 1: the machine is shared), printing per target the executions

@@ -117,6 +117,9 @@ type Agent struct {
 	// selectors matched too.
 	planned    *v1.HostSpec
 	plannedRev string
+	// targets are those of the last pass that planned, for the drift
+	// watch (taken by Run).
+	targets []controllers.Target
 
 	ready     bool // a pass completed since start and the last one did not fail
 	readyMu   sync.Mutex
@@ -254,13 +257,27 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent started", "pass", "-", "revision", a.goodID(), "host", a.cfg.Host,
 		"source", a.cfg.Source.String(), "interval", a.cfg.Interval.String(), "listen", a.cfg.Listen)
 
-	trigger := "startup"
+	trigger := names.TriggerStartup
 	backoff := time.Duration(0)
 	first := true // the next interval wait is the first since start
+	// Drift seen when it happens: the drivers' event streams say when
+	// someone else changes what the pass's targets own, and a pass follows
+	// (debounced), the same level-based pass as any other.
+	drift := make(chan struct{}, 1)
+	stopDrift := func() {}
+	defer func() { stopDrift() }()
+	var lastDrift time.Time
 	for {
 		err := a.pass(ctx, trigger)
 		if ctx.Err() != nil {
 			break
+		}
+		if ts := a.takeTargets(); ts != nil {
+			stopDrift()
+			stopDrift = a.cfg.Engine.WatchDrift(ts, drift)
+		}
+		if trigger == names.TriggerDriftEvent {
+			lastDrift = time.Now()
 		}
 		wait := NextWait(a.cfg.Interval, first, mathrand.Float64())
 		if err != nil && !errors.Is(err, controllers.ErrTerminal) {
@@ -270,10 +287,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			// configuration does.
 			backoff = min(max(2*backoff, time.Second), a.cfg.Interval)
 			wait = backoff
-			trigger = "retry"
+			trigger = names.TriggerRetry
 		} else {
 			backoff = 0
-			trigger = "interval"
+			trigger = names.TriggerInterval
 			first = false
 		}
 		a.status.update(func(s *Status) { s.Phase = "idle" })
@@ -290,6 +307,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case reason := <-a.trigger:
 			trigger = reason
+		case <-drift:
+			if a.driftSettle(ctx, lastDrift) {
+				trigger = names.TriggerDriftEvent
+			}
 		case <-timer.C:
 		case err := <-srvErr:
 			timer.Stop()
@@ -309,6 +330,36 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent stopped", "pass", "-", "revision", a.goodID())
 	return nil
+}
+
+// Drift passes: a burst of events (a scale's update and its containers, a
+// unit's job and properties) gathers for driftDebounce before the pass, and
+// drift passes start at least driftMinGap apart, so a unit that systemd
+// restarts over and over does not keep the agent in passes.
+const (
+	driftDebounce = 250 * time.Millisecond
+	driftMinGap   = time.Second
+)
+
+// driftSettle waits out the debounce (and the gap since the last drift
+// pass, lastDrift); false when ctx ended meanwhile.
+func (a *Agent) driftSettle(ctx context.Context, lastDrift time.Time) bool {
+	wait := max(driftDebounce, driftMinGap-time.Since(lastDrift))
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(wait):
+		return true
+	}
+}
+
+// takeTargets returns the targets of the last pass that planned, once.
+func (a *Agent) takeTargets() []controllers.Target {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ts := a.targets
+	a.targets = nil
+	return ts
 }
 
 // releaseAfter is the shortest wait before the next pass for which the
@@ -517,6 +568,7 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 	a.recordPlan(p, plan)
 	a.mu.Lock()
 	a.planned, a.plannedRev = plan.Spec, good.Revision.ID
+	a.targets = plan.Targets
 	a.mu.Unlock()
 
 	enforce := 0

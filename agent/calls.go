@@ -201,6 +201,10 @@ func watchDrivers(drivers map[v1.Driver]controllers.Driver, w *callWatch, after 
 	return out
 }
 
+// Unwrap is the driver watched, so its optional interfaces (its event
+// stream: controllers.WatcherOf) stay reachable.
+func (d *watchedDriver) Unwrap() controllers.Driver { return d.Driver }
+
 func (d *watchedDriver) Observe(ctx context.Context, targets []controllers.Target) (map[string]controllers.Live, error) {
 	end := d.w.begin(d.daemon, "observe "+string(d.Name()), d.after)
 	live, err := d.Driver.Observe(ctx, targets)

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"reconciler.dev/reconciler/api/names"
 )
 
 // maxWebhookBody bounds what a webhook may send; pushes are far smaller.
@@ -100,7 +102,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.trigger != nil {
-		h.trigger("webhook")
+		h.trigger(names.TriggerWebhook)
 	}
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = io.WriteString(w, "pass triggered\n")

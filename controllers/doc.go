@@ -1,7 +1,9 @@
 // Package controllers holds the contract between the engine and the drivers
 // (types.go: Target, Live, Action, Health, the Driver interface; errors.go:
 // ErrTerminal; log.go: the pass logger a driver finds in its context;
-// maintenance.go: the maintenance state of a pass), what every driver would
+// maintenance.go: the maintenance state of a pass; watch.go: the optional
+// Watcher a driver with an event stream implements, and its Feed), what
+// every driver would
 // otherwise write again (kit.go: Counter, Clock, PlanEach, ScaleActions,
 // Target.Base, Action.Set) and, below it, one package per part of the work
 // of a pass.

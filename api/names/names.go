@@ -58,6 +58,17 @@ var EventTypes = []string{
 	EventRevisionHealthy, EventQuarantined, EventReverted, EventQuarantineReleased, EventTrigger,
 }
 
+// Pass triggers (PassSummary.Trigger): what started a pass.
+const (
+	TriggerStartup  = "startup"  // the agent started
+	TriggerInterval = "interval" // the interval passed
+	TriggerWebhook  = "webhook"  // a push notification
+	TriggerRetry    = "retry"    // the last pass failed; backing off
+	// TriggerDriftEvent: a daemon's event stream (Docker /events, systemd's
+	// signals) said someone else changed what the reconciler owns.
+	TriggerDriftEvent = "drift-event"
+)
+
 // Condition types.
 const (
 	ConditionReady           = "Ready"     // the last pass succeeded

@@ -55,7 +55,7 @@ func newWiring() (*wiring, error) {
 	}
 	w := &wiring{docker: docker, bus: &systemd.Bus{}, supervisors: &supervisor.Clients{}, amqp: &autoscale.AMQPReader{}}
 	w.autoscaler = autoscale.New(w.amqp)
-	w.swarm = &swarm.Driver{API: docker, Cluster: docker}
+	w.swarm = &swarm.Driver{API: docker, Cluster: docker, Events: swarm.DockerEvents(docker)}
 	w.systemd = systemd.New(w.bus)
 	w.compose = &compose.Driver{API: docker}
 	w.supervisor = supervisor.New(w.supervisors)
@@ -135,6 +135,8 @@ func registerStateDir(fs *pflag.FlagSet, dir *string) {
 
 // close closes every client.
 func (w *wiring) close() {
+	w.swarm.Close() // the event streams first: they use the clients
+	w.systemd.Close()
 	w.docker.Close()
 	w.bus.Close()
 	w.supervisors.Close()

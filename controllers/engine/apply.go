@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"reconciler.dev/reconciler/api/names"
+	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 )
 
@@ -31,6 +32,8 @@ type pass struct {
 	ran   map[string]bool
 	scope Scope
 	res   *Result
+	// feeds are the event streams of the drivers that have one (watch.go).
+	feeds map[v1.Driver]*controllers.Feed
 }
 
 func (p *pass) emit(ev Event) {
@@ -51,7 +54,8 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) *Result {
 		runs: map[string]controllers.RunResult{}, ran: map[string]bool{},
 		targets: map[string]controllers.Target{}, byName: map[string]controllers.Target{},
 		failures: map[string]error{}, ready: map[string]bool{}, drained: map[string]bool{}, started: map[string]bool{},
-		res: &Result{Plan: plan, Live: make(map[string]controllers.Live, len(plan.Live))},
+		res:   &Result{Plan: plan, Live: make(map[string]controllers.Live, len(plan.Live))},
+		feeds: e.watch(plan.Targets),
 	}
 	for k, v := range plan.Live {
 		p.res.Live[k] = v
@@ -176,6 +180,7 @@ func (p *pass) runStage(ctx context.Context, st Stage) {
 	if conc <= 0 {
 		conc = 4
 	}
+	since := markAll(p.feeds)
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
 	var applied []string
@@ -225,7 +230,7 @@ func (p *pass) runStage(ctx context.Context, st Stage) {
 	}
 	wg.Wait()
 	sort.Strings(applied)
-	p.await(ctx, st.Number, applied, st.Phase)
+	p.await(ctx, st.Number, applied, st.Phase, since)
 	if st.Phase == controllers.PhaseUp {
 		p.fireTriggers(ctx, st.Number, order)
 	}

@@ -28,7 +28,7 @@ func (p *pass) awaitDependencies(ctx context.Context, st Stage, subjects []strin
 			}
 		}
 		if len(deps) > 0 {
-			p.await(ctx, st.Number, deps, controllers.PhaseUp)
+			p.await(ctx, st.Number, deps, controllers.PhaseUp, nil)
 		}
 		for _, d := range p.graph.deps[t.Name] {
 			if s := p.byName[d].Subject(); p.failed(s) {
@@ -69,7 +69,7 @@ func (p *pass) awaitDependents(ctx context.Context, st Stage, subjects []string)
 			wait = append(wait, dt.Subject())
 		}
 		if len(wait) > 0 {
-			p.await(ctx, st.Number, wait, controllers.PhaseDown)
+			p.await(ctx, st.Number, wait, controllers.PhaseDown, nil)
 		}
 		for _, s := range wait {
 			if p.failed(s) {
@@ -107,16 +107,53 @@ func (p *pass) awaitServicesUp(ctx context.Context, stage int) {
 		wait = append(wait, s)
 	}
 	sort.Strings(wait)
-	p.await(ctx, stage, wait, controllers.PhaseUp)
+	p.await(ctx, stage, wait, controllers.PhaseUp, nil)
 }
 
 // await waits until every subject is ready (up) or drained (down), by
-// observing, then runs the ready probes of services that declare one.
-func (p *pass) await(ctx context.Context, stage int, subjects []string, phase controllers.Phase) {
+// observing, then runs the ready probes of services that declare one. It
+// reads when the drivers' streams say something changed (watch.go), or on
+// a timer while they are not live. since, when set, are the feeds'
+// positions when the subjects' actions were sent: if their streams are
+// live and said nothing since, the first read is skipped (nothing can have
+// changed yet).
+func (p *pass) await(ctx context.Context, stage int, subjects []string, phase controllers.Phase, since marks) {
 	if len(subjects) == 0 {
 		return
 	}
 	e := p.e
+	// The feeds of the drivers waited on, and one channel they all wake.
+	feeds := map[*controllers.Feed]bool{}
+	subjByFeed := map[*controllers.Feed][]string{}
+	for _, s := range subjects {
+		if f := p.feeds[p.targets[s].Driver]; f != nil {
+			feeds[f] = true
+			subjByFeed[f] = append(subjByFeed[f], s)
+		}
+	}
+	wake := make(chan struct{}, 1)
+	for f := range feeds {
+		defer f.Subscribe(wake, subjByFeed[f], false)()
+	}
+	// streaming is true when every subject's driver has a live stream.
+	streaming := func() bool {
+		for _, s := range subjects {
+			f := p.feeds[p.targets[s].Driver]
+			if f == nil || !f.Live() {
+				return false
+			}
+		}
+		return true
+	}
+	skipRead := since != nil && streaming()
+	if skipRead {
+		for f, m := range since {
+			if feeds[f] && f.ChangedSince(m, subjByFeed[f]) {
+				skipRead = false
+			}
+		}
+	}
+	rechecks := 0 // reads since the last wake-up, each waiting twice as long
 	// Most drains and starts end within a few seconds, so the first
 	// seconds of a wait look every 100 ms (a stage waited on ends that much
 	// sooner, and the next one starts), then every 250 ms.
@@ -145,6 +182,11 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 	const maxBackoff = 5 * time.Second
 	sleep := interval
 	for len(pending) > 0 {
+		if skipRead {
+			skipRead = false
+			p.waitWake(ctx, wake, watchSafety)
+			continue
+		}
 		var ts []controllers.Target
 		for s := range pending {
 			ts = append(ts, p.targets[s])
@@ -217,6 +259,16 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 		if len(pending) == 0 {
 			return
 		}
+		if err == nil && streaming() {
+			// Read again on the next event; soon anyway after one that
+			// did not settle it, and within watchSafety at the latest.
+			within := min(watchRecheck<<rechecks, watchSafety)
+			rechecks++
+			if p.waitWake(ctx, wake, within) {
+				rechecks = 0
+			}
+			continue
+		}
 		if err != nil {
 			sleep = min(2*sleep, maxBackoff)
 		} else {
@@ -227,6 +279,25 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 		case <-time.After(sleep):
 		}
 	}
+}
+
+// waitWake waits for a wake-up (then lets the burst settle) or for within
+// to pass; true when woken.
+func (p *pass) waitWake(ctx context.Context, wake <-chan struct{}, within time.Duration) bool {
+	t := time.NewTimer(within)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return false
+	case <-wake:
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(watchSettle):
+	}
+	return true
 }
 
 // probe runs a service's ready probe after its replicas run.
@@ -324,8 +395,17 @@ func (p *pass) verifyAll(ctx context.Context) {
 			p.probe(ctx, 0, t)
 			continue
 		}
+		// One this pass saw drained is judged from that read: a read
+		// again would say the same (its drift would be the next pass's).
+		p.mu.Lock()
+		seen, drained := p.res.Live[s], p.drained[s]
+		p.mu.Unlock()
+		if drained && p.e.Drivers[t.Driver].Health(t, seen).Ready {
+			p.probe(ctx, 0, t)
+			continue
+		}
 		up = append(up, s)
 	}
 	sort.Strings(up)
-	p.await(ctx, 0, up, controllers.PhaseUp)
+	p.await(ctx, 0, up, controllers.PhaseUp, nil)
 }

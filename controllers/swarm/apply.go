@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 
 	"github.com/docker/docker/api/types/swarm"
 
@@ -40,9 +41,13 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		// The update is sent whole or not at all: shutting down does not cut
 		// a request in flight (its own timeout still bounds it).
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout())
+		undo := d.wroteField(t.Name, a, spec)
 		d.Count.Add("update")
 		resp, err := d.API.ServiceUpdate(cctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{})
 		cancel()
+		if err != nil {
+			undo()
+		}
 		if err == nil {
 			for _, w := range resp.Warnings {
 				controllers.Logger(ctx).Warn("swarm update warning", "subject", a.Subject, "warning", w)
@@ -141,4 +146,20 @@ func setField(spec *swarm.ServiceSpec, a controllers.Action) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("field %q is not owned by the swarm driver", a.Field)
+}
+
+// wroteField records the owned value an update is about to write, so the
+// event stream can tell the driver's own update from drift (watch.go).
+func (d *Driver) wroteField(name string, a controllers.Action, spec swarm.ServiceSpec) (undo func()) {
+	switch a.Field {
+	case "replicas":
+		if r := spec.Mode.Replicated; r != nil && r.Replicas != nil {
+			return d.wrote(name, "replicas", strconv.FormatUint(*r.Replicas, 10))
+		}
+	case "image":
+		if cs := spec.TaskTemplate.ContainerSpec; cs != nil {
+			return d.wrote(name, "image", cs.Image)
+		}
+	}
+	return func() {}
 }

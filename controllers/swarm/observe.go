@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/reference"
@@ -44,6 +45,13 @@ type Driver struct {
 	Cluster ClusterAPI
 
 	roles roleCache
+
+	// Events opens Docker's event stream (DockerEvents); nil: no stream,
+	// waits poll (watch.go).
+	Events EventStream
+
+	wmu sync.Mutex
+	w   *watch
 }
 
 // nameFilterLimit is the most names sent as list filters; beyond it the

@@ -102,6 +102,7 @@ func (d *Driver) unitFile(ctx context.Context, api API, subject, verb string, ch
 	cctx, cancel := context.WithTimeout(ctx, d.callTimeout())
 	defer cancel()
 	d.Count.Add(verb)
+	d.ownFileChange() // the UnitFilesChanged that follows is not drift (watch.go)
 	if err := change(cctx); err != nil {
 		return fmt.Errorf("%s: %s: %w", subject, verb, err)
 	}
@@ -118,16 +119,18 @@ func (d *Driver) job(ctx context.Context, api API, subject, verb, unit string) e
 	ch := make(chan string, 1) // buffered: go-systemd must never block on us
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.callTimeout())
 	var err error
+	var id int
 	d.Count.Add(verb)
 	switch verb {
 	case "start":
-		_, err = api.StartUnitContext(cctx, unit, "replace", ch)
+		id, err = api.StartUnitContext(cctx, unit, "replace", ch)
 	case "restart":
-		_, err = api.RestartUnitContext(cctx, unit, "replace", ch)
+		id, err = api.RestartUnitContext(cctx, unit, "replace", ch)
 	default:
-		_, err = api.StopUnitContext(cctx, unit, "replace", ch)
+		id, err = api.StopUnitContext(cctx, unit, "replace", ch)
 	}
 	cancel()
+	d.ownJob(id) // its JobRemoved is not drift (watch.go)
 	if err != nil {
 		return fmt.Errorf("%s: %s %s: %w", subject, verb, unit, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
@@ -52,8 +53,13 @@ type Driver struct {
 	// package restarton). nil keeps none: a restartOn change then fails,
 	// saying so.
 	Records *restarton.Store
+	// Signals opens the bus connection of the signal stream (watch.go;
+	// default: a system bus connection of its own).
+	Signals func(ctx context.Context) (*dbus.Conn, error)
 
 	once sync.Once
+	wmu  sync.Mutex
+	w    *watch
 }
 
 // New returns a driver on bus (nil: a connection of its own).
@@ -162,8 +168,9 @@ func (b *Bus) Close() {
 	}
 }
 
-// Close closes the driver's bus connection.
+// Close closes the driver's bus connection and its signal stream.
 func (d *Driver) Close() {
+	d.closeWatch()
 	if d.Bus != nil {
 		d.Bus.Close()
 	}

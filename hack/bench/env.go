@@ -183,7 +183,13 @@ func (e *env) inSystemd(ctx context.Context, args ...string) (string, error) {
 // lock takes the testbed lock the e2e tests take on a shared part
 // (lockTestbed in test/e2e/testbed_test.go): the factory-proxy services
 // and timer are the e2e tests' too.
-func (e *env) lock(part string) (func(), error) {
+func (e *env) lock(part string) (func(), error) { return e.flock(part, syscall.LOCK_EX) }
+
+// lockShared takes a testbed lock shared: "daemons", which the e2e fault
+// tests take exclusively while they kill and restart daemons.
+func (e *env) lockShared(part string) (func(), error) { return e.flock(part, syscall.LOCK_SH) }
+
+func (e *env) flock(part string, how int) (func(), error) {
 	dir := "/run/reconciler-testbed/locks"
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -200,7 +206,7 @@ func (e *env) lock(part string) (func(), error) {
 			e.logf("waiting for the testbed lock %q (a test holds it)", part)
 		}
 	}()
-	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	err = syscall.Flock(int(f.Fd()), how)
 	close(done)
 	if err != nil {
 		f.Close()

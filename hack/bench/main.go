@@ -14,6 +14,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -34,6 +35,8 @@ type config struct {
 	sizes3    []int
 	idle      time.Duration
 	doc, plot string
+	// partialPlot: where a partial run writes its plots (never docs/).
+	partialPlot string
 	// profile, when set, runs the agent in-process under the profiler
 	// instead of the scenarios (profile.go).
 	profile    string
@@ -44,6 +47,36 @@ type config struct {
 // row is one line of the table.
 type row struct {
 	scenario, reconciler, baseline, ratio, calls, target string
+	// floor and floorRatio: the floor's figure (floor.go) and reconciler /
+	// floor; empty where the scenario has none.
+	floor, floorRatio string
+}
+
+// scenario is one numbered scenario of the bench. Each scenario's file
+// registers itself (register, in an init function), so a new scenario is a
+// new file and main.go need not change.
+type scenario struct {
+	n int
+	// services is how many bench swarm services (bench-svc-NNNN, 0
+	// replicas) the scenario needs made before it runs.
+	services func(cfg config) int
+	run      func(b *bench, ctx context.Context) error
+}
+
+var scenarios []scenario
+
+func register(n int, services func(config) int, run func(*bench, context.Context) error) {
+	scenarios = append(scenarios, scenario{n: n, services: services, run: run})
+	slices.SortFunc(scenarios, func(a, b scenario) int { return a.n - b.n })
+}
+
+// allScenarios is every registered scenario's number, "1,2,...".
+func allScenarios() string {
+	var ns []string
+	for _, s := range scenarios {
+		ns = append(ns, strconv.Itoa(s.n))
+	}
+	return strings.Join(ns, ",")
 }
 
 // bench is one run of the benchmarks.
@@ -52,9 +85,15 @@ type bench struct {
 	cfg   config
 	rows  []row
 	notes []string
-	// s2 holds scenario 2's wall times by service count, for the plot.
-	s2 map[int]paired
+	// s2 holds scenario 2's wall times by service count (a: reconciler,
+	// b: runbook) and its floor's, for the plot.
+	s2, s2floor map[int]paired
+	// flip holds scenario 1's times, enter and leave: reconciler, floor,
+	// runbook, for the plot.
+	flip map[string]flipTimes
 }
+
+type flipTimes struct{ reconciler, floor, runbook sample }
 
 func (b *bench) add(r row)                    { b.rows = append(b.rows, r) }
 func (b *bench) note(format string, a ...any) { b.notes = append(b.notes, fmt.Sprintf(format, a...)) }
@@ -63,12 +102,13 @@ func main() {
 	var cfg config
 	var only, sizes2, sizes3 string
 	flag.IntVar(&cfg.pairs, "pairs", 5, "reconciler/baseline pairs per timed figure (at least 5 for published figures)")
-	flag.StringVar(&only, "scenarios", "1,2,3,4,5,6,7", "scenarios to run")
+	flag.StringVar(&only, "scenarios", allScenarios(), "scenarios to run")
 	flag.StringVar(&sizes2, "sizes2", "50,200", "scenario 2: declared swarm services")
 	flag.StringVar(&sizes3, "sizes3", "10,200,1000", "scenario 3: declared services (the largest is also scenario 4's)")
 	flag.DurationVar(&cfg.idle, "idle", 2*time.Minute, "scenario 4: how long the agent idles")
 	flag.StringVar(&cfg.doc, "doc", "", "update the results section of this markdown file (docs/BENCHMARKS.md)")
-	flag.StringVar(&cfg.plot, "plot", "", "write scenario 2's plot to this PNG (docs/bench-scenario2.png)")
+	flag.StringVar(&cfg.plot, "plot", "", "write the plots to PNGs named after this prefix: PREFIX-flip.png and PREFIX-services.png (docs/bench)")
+	flag.StringVar(&cfg.partialPlot, "partial-plot", "", "a partial run: write its plots to PNGs named after this prefix (outside docs/, to look at them)")
 	flag.StringVar(&cfg.profile, "profile", "", "instead of the scenarios: profile the idle agent in-process, writing cpu.pprof and heap.pprof (allocations) to this folder")
 	flag.IntVar(&cfg.profileN, "profile-services", 1000, "-profile: declared swarm services")
 	flag.DurationVar(&cfg.profileFor, "profile-for", 30*time.Second, "-profile: how long the agent idles at --interval 1s")
@@ -99,7 +139,21 @@ func main() {
 	if err != nil {
 		fatalf("%v", err)
 	}
-	b := &bench{e: e, cfg: cfg, s2: map[int]paired{}}
+	// One bench at a time on the testbed: each one's set-up and clean-up
+	// remove every bench-labelled service, the other's too.
+	// The e2e tests' order: "daemons" (shared; a fault test that kills
+	// dockerd takes it exclusively) before any part.
+	undaemons, err := e.lockShared("daemons")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	e.cleanup(undaemons)
+	unlock, err := e.lock("bench")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	e.cleanup(unlock)
+	b := &bench{e: e, cfg: cfg, s2: map[int]paired{}, s2floor: map[int]paired{}, flip: map[string]flipTimes{}}
 	start := time.Now()
 	var runErr error
 	if cfg.profile != "" {
@@ -125,15 +179,24 @@ func main() {
 	if runErr != nil {
 		fatalf("%v", runErr)
 	}
-	if (cfg.doc != "" || cfg.plot != "") && (len(cfg.only) < 6 || cfg.pairs < 5 || cfg.profile != "") {
+	partial := len(cfg.only) < len(scenarios) || cfg.pairs < 5 || cfg.profile != ""
+	if partial && cfg.partialPlot != "" {
+		written, err := b.writePlots(cfg.partialPlot)
+		if err != nil {
+			fatalf("plot: %v", err)
+		}
+		e.logf("wrote %s (a partial run's plots)", strings.Join(written, ", "))
+	}
+	if (cfg.doc != "" || cfg.plot != "") && partial {
 		e.logf("a partial run (-scenarios, -pairs < 5 or -profile): %s and %s are left as they are", cfg.doc, cfg.plot)
 		return
 	}
-	if cfg.plot != "" && len(b.s2) > 0 {
-		if err := b.writePlot(filepath.Join(root, cfg.plot)); err != nil {
+	if cfg.plot != "" {
+		written, err := b.writePlots(filepath.Join(root, cfg.plot))
+		if err != nil {
 			fatalf("plot: %v", err)
 		}
-		e.logf("wrote %s", cfg.plot)
+		e.logf("wrote %s", strings.Join(written, ", "))
 	}
 	if cfg.doc != "" {
 		if err := b.writeDoc(filepath.Join(root, cfg.doc), table, time.Since(start)); err != nil {
@@ -146,14 +209,10 @@ func main() {
 func (b *bench) run(ctx context.Context) error {
 	e := b.e
 	largest := 0
-	if b.cfg.only[2] {
-		largest = max(largest, slices.Max(b.cfg.sizes2))
-	}
-	if b.cfg.only[3] || b.cfg.only[4] {
-		largest = max(largest, slices.Max(b.cfg.sizes3))
-	}
-	if b.cfg.only[6] {
-		largest = max(largest, 10)
+	for _, s := range scenarios {
+		if b.cfg.only[s.n] && s.services != nil {
+			largest = max(largest, s.services(b.cfg))
+		}
 	}
 	if largest > 0 {
 		start := time.Now()
@@ -162,19 +221,13 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		e.logf("created %d swarm services (0 replicas) in %s", largest, time.Since(start).Round(100*time.Millisecond))
 	}
-	steps := []struct {
-		n  int
-		fn func(context.Context) error
-	}{
-		{1, b.scenario1}, {2, b.scenario2}, {3, b.scenario3}, {4, b.scenario4}, {5, b.scenario5}, {6, b.scenario6}, {7, b.scenario7},
-	}
-	for _, s := range steps {
+	for _, s := range scenarios {
 		if !b.cfg.only[s.n] {
 			continue
 		}
 		start := time.Now()
 		e.logf("scenario %d", s.n)
-		if err := s.fn(ctx); err != nil {
+		if err := s.run(b, ctx); err != nil {
 			return fmt.Errorf("scenario %d: %w", s.n, err)
 		}
 		e.logf("scenario %d done in %s", s.n, time.Since(start).Round(time.Second))
@@ -205,10 +258,11 @@ func hostDoc(host string, names []string, replicas func(i int) int, units string
 
 func (b *bench) table() string {
 	var sb strings.Builder
-	sb.WriteString("| scenario | reconciler | baseline | ratio (baseline / reconciler) | calls | target |\n")
-	sb.WriteString("|---|---|---|---|---|---|\n")
+	sb.WriteString("| scenario | reconciler | floor | reconciler / floor (goal ≤ 1.3x) | baseline (runbook) | baseline / reconciler | calls | target |\n")
+	sb.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, r := range b.rows {
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s |\n", r.scenario, r.reconciler, r.baseline, r.ratio, r.calls, r.target)
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.scenario, r.reconciler, cmp.Or(r.floor, "—"), cmp.Or(r.floorRatio, "—"),
+			r.baseline, r.ratio, r.calls, r.target)
 	}
 	return sb.String()
 }

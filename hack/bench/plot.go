@@ -3,89 +3,243 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"os"
 	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// writePlot draws scenario 2: wall time against the number of declared
-// services, the reconciler and the runbook, each as the median with the
-// min–max of its runs.
-func (b *bench) writePlot(path string) error {
+// The plots `make bench` writes from its own numbers, one per scenario
+// family: the maintenance flip (reconciler, floor, runbook, as bars) and N
+// services (time against N, the three as lines). Every figure is the median
+// of its runs, with the min–max; the legend sits beside the data, never on
+// it.
+
+var (
+	colReconciler = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
+	colFloor      = color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}
+	colRunbook    = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
+)
+
+const (
+	plotW, plotH = 9 * vg.Inch, 5 * vg.Inch
+	legendW      = 2.3 * vg.Inch
+)
+
+// writePlots writes PREFIX-flip.png (scenario 1) and PREFIX-services.png
+// (scenario 2), each when its scenario ran; it returns the files written.
+func (b *bench) writePlots(prefix string) ([]string, error) {
+	var written []string
+	if len(b.flip) > 0 {
+		p, l, err := b.flipPlot()
+		if err != nil {
+			return written, err
+		}
+		if err := savePlot(p, l, prefix+"-flip.png"); err != nil {
+			return written, err
+		}
+		written = append(written, prefix+"-flip.png")
+	}
+	if len(b.s2) > 0 {
+		p, l, err := b.servicesPlot()
+		if err != nil {
+			return written, err
+		}
+		if err := savePlot(p, l, prefix+"-services.png"); err != nil {
+			return written, err
+		}
+		written = append(written, prefix+"-services.png")
+	}
+	return written, nil
+}
+
+// savePlot draws the plot on the left and its legend in a column of its
+// own on the right.
+func savePlot(p *plot.Plot, l plot.Legend, path string) error {
+	c := vgimg.New(plotW, plotH)
+	dc := draw.New(c)
+	// White behind everything (the legend column too).
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+	p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
+	l.Top, l.Left = true, true
+	l.Draw(draw.Crop(dc, plotW-legendW+vg.Points(6), 0, 0, -vg.Points(40)))
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func newLegend() plot.Legend {
+	l := plot.NewLegend()
+	l.TextStyle.Font.Size = vg.Points(10)
+	l.Padding = vg.Points(12) // entries of two lines must not touch
+	return l
+}
+
+// flipPlot: enter and leave, three bars each, the median written above
+// each bar with the spread under it.
+func (b *bench) flipPlot() (*plot.Plot, plot.Legend, error) {
+	l := newLegend()
+	p := plot.New()
+	p.Title.Text = "Scenario 1: maintenance flip of examples/factory-proxy\n(3 swarm services + timer; median of the runs, min-max)"
+	p.Y.Label.Text = "wall time, seconds"
+	p.Add(plotter.NewGrid())
+	groups := []string{"enter", "leave"}
+	p.NominalX("enter maintenance", "leave maintenance")
+	width := vg.Points(48)
+	series := []struct {
+		name string
+		pick func(flipTimes) sample
+		col  color.Color
+	}{
+		{"reconciler apply", func(f flipTimes) sample { return f.reconciler }, colReconciler},
+		{"floor: minimal client,\nsame stages", func(f flipTimes) sample { return f.floor }, colFloor},
+		{"runbook (seed 000's\nscripts, in order)", func(f flipTimes) sample { return f.runbook }, colRunbook},
+	}
+	top := 0.0
+	for si, s := range series {
+		vals := make(plotter.Values, len(groups))
+		var pts plotter.XYs
+		var lbls []string
+		for gi, g := range groups {
+			v := s.pick(b.flip[g])
+			if len(v) == 0 {
+				continue
+			}
+			vals[gi] = v.median()
+			top = max(top, v.max())
+			pts = append(pts, plotter.XY{X: float64(gi), Y: v.median()})
+			lbls = append(lbls, fmt.Sprintf("%s s\n%s–%s", sig(v.median()), sig(v.min()), sig(v.max())))
+		}
+		bars, err := plotter.NewBarChart(vals, width)
+		if err != nil {
+			return nil, l, err
+		}
+		bars.Color, bars.LineStyle.Width = s.col, 0
+		bars.Offset = vg.Length(si-1) * width
+		p.Add(bars)
+		l.Add(s.name, bars)
+		if len(pts) == 0 {
+			continue
+		}
+		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: lbls})
+		if err != nil {
+			return nil, l, err
+		}
+		for i := range lb.TextStyle {
+			lb.TextStyle[i].XAlign = draw.XCenter
+			lb.TextStyle[i].YAlign = draw.YBottom
+			lb.TextStyle[i].Font.Size = vg.Points(9)
+		}
+		lb.Offset = vg.Point{X: bars.Offset, Y: vg.Points(3)}
+		p.Add(lb)
+	}
+	p.Y.Min, p.Y.Max = 0, top*1.25 // room for the labels above the bars
+	return p, l, nil
+}
+
+// servicesPlot: time against N declared services (10% changed), for the
+// reconciler, the floor and the runbook, on a log scale (the runbook is
+// ten times slower; a linear axis would flatten the other two).
+func (b *bench) servicesPlot() (*plot.Plot, plot.Legend, error) {
+	l := newLegend()
 	var sizes []int
 	for n := range b.s2 {
 		sizes = append(sizes, n)
 	}
 	slices.Sort(sizes)
 	p := plot.New()
-	p.Title.Text = "Scenario 2: 10% of N swarm services change (replicas 0 <-> 1)"
-	p.X.Label.Text = "declared swarm services (N)"
-	p.Y.Label.Text = "wall time, seconds (median, min-max)"
-	p.Legend.Top, p.Legend.Left = true, true
+	p.Title.Text = "Scenario 2: 10% of N swarm services change (replicas 0 <-> 1)\n(median of the runs, bars: min-max; log scale)"
+	p.X.Label.Text = "declared swarm services (N); every 10th changes"
+	p.Y.Label.Text = "wall time, seconds"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Add(plotter.NewGrid())
 	series := []struct {
 		name  string
-		pick  func(paired) sample
-		color color.Color
+		pick  func(n int) sample
+		col   color.Color
 		shape draw.GlyphDrawer
+		// where the value labels go: the reconciler's above, the floor's
+		// below (the two lie close), the runbook's above.
+		yAlign draw.YAlignment
+		dy     vg.Length
 	}{
-		{"reconciler apply (one commit)", func(p paired) sample { return p.a }, color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, draw.CircleGlyph{}},
-		{"runbook: docker service scale, one by one", func(p paired) sample { return p.b }, color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, draw.SquareGlyph{}},
+		{"reconciler apply\n(one commit)", func(n int) sample { return b.s2[n].a }, colReconciler, draw.CircleGlyph{}, draw.YBottom, vg.Points(6)},
+		{"floor: every update at\nonce, await the manager", func(n int) sample { return b.s2floor[n].b }, colFloor, draw.TriangleGlyph{}, draw.YTop, -vg.Points(6)},
+		{"runbook: docker service\nscale, one by one", func(n int) sample { return b.s2[n].b }, colRunbook, draw.SquareGlyph{}, draw.YBottom, vg.Points(6)},
 	}
+	lo, hi := 1e9, 0.0
 	for _, s := range series {
-		pts := make(plotter.XYs, len(sizes))
-		errs := make(plotter.YErrors, len(sizes))
-		for i, n := range sizes {
-			v := s.pick(b.s2[n])
+		var pts plotter.XYs
+		var errs plotter.YErrors
+		var lbls []string
+		for _, n := range sizes {
+			v := s.pick(n)
+			if len(v) == 0 {
+				continue
+			}
 			m := v.median()
-			pts[i] = plotter.XY{X: float64(n), Y: m}
-			errs[i] = struct{ Low, High float64 }{m - v.min(), v.max() - m}
+			pts = append(pts, plotter.XY{X: float64(n), Y: m})
+			errs = append(errs, struct{ Low, High float64 }{m - v.min(), v.max() - m})
+			lbls = append(lbls, fmt.Sprintf("%s s", sig(m)))
+			lo, hi = min(lo, v.min()), max(hi, v.max())
+		}
+		if len(pts) == 0 {
+			continue
 		}
 		line, points, err := plotter.NewLinePoints(pts)
 		if err != nil {
-			return err
+			return nil, l, err
 		}
-		line.Color, points.Color, points.Shape = s.color, s.color, s.shape
-		points.Radius = vg.Points(3)
+		line.Color, points.Color, points.Shape = s.col, s.col, s.shape
+		points.Radius = vg.Points(3.5)
 		bars, err := plotter.NewYErrorBars(struct {
 			plotter.XYer
 			plotter.YErrorer
 		}{pts, errs})
 		if err != nil {
-			return err
+			return nil, l, err
 		}
-		bars.Color = s.color
-		p.Add(line, points, bars)
-		p.Legend.Add(s.name, line, points)
-		for i, n := range sizes {
-			lbl, err := plotter.NewLabels(plotter.XYLabels{
-				XYs:    plotter.XYs{pts[i]},
-				Labels: []string{fmt.Sprintf(" %s s (%d changed)", sig(pts[i].Y), (n+9)/10)},
-			})
-			if err != nil {
-				return err
-			}
-			p.Add(lbl)
+		bars.Color = s.col
+		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: lbls})
+		if err != nil {
+			return nil, l, err
 		}
+		for i := range lb.TextStyle {
+			lb.TextStyle[i].XAlign = draw.XLeft
+			lb.TextStyle[i].YAlign = s.yAlign
+			lb.TextStyle[i].Font.Size = vg.Points(10)
+			lb.TextStyle[i].Color = s.col
+		}
+		lb.Offset = vg.Point{X: vg.Points(6), Y: s.dy}
+		p.Add(line, points, bars, lb)
+		l.Add(s.name, line, points)
 	}
-	// The design's target for 200 services, as a dashed line.
-	target, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 5}, {X: float64(sizes[len(sizes)-1]) * 1.25, Y: 5}})
+	target, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 5}, {X: float64(sizes[len(sizes)-1]) * 1.3, Y: 5}})
 	if err != nil {
-		return err
+		return nil, l, err
 	}
 	target.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 	target.Color = color.Gray{Y: 0x70}
 	p.Add(target)
-	p.Legend.Add("target: a 200-service pass in < 5 s", target)
-	p.X.Min, p.Y.Min = 0, 0
-	p.X.Max = float64(sizes[len(sizes)-1]) * 1.25
-	top := 0.0
+	l.Add("target: 200 services\nin < 5 s", target)
+	p.X.Min, p.X.Max = 0, float64(sizes[len(sizes)-1])*1.3
+	p.Y.Min, p.Y.Max = min(lo, 5)/1.6, hi*1.6
+	var ticks []plot.Tick
 	for _, n := range sizes {
-		top = max(top, b.s2[n].b.max(), b.s2[n].a.max())
+		ticks = append(ticks, plot.Tick{Value: float64(n), Label: fmt.Sprintf("%d\n(%d changed)", n, (n+9)/10)})
 	}
-	p.Y.Max = top * 1.3 // room for the legend above the lines
-	return p.Save(8*vg.Inch, 5*vg.Inch, path)
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	return p, l, nil
 }

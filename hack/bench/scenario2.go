@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,13 +18,17 @@ import (
 // B the bench puts the services back directly (untimed), so both start
 // from the same state.
 
+func init() {
+	register(2, func(c config) int { return slices.Max(c.sizes2) }, (*bench).scenario2)
+}
+
 func (b *bench) scenario2(ctx context.Context) error {
 	for _, n := range b.cfg.sizes2 {
 		if err := b.scenario2Size(ctx, n); err != nil {
 			return fmt.Errorf("%d services: %w", n, err)
 		}
 	}
-	b.note("Scenario 2: the changed services are every 10th declared one; pairs alternate 0→1 and 1→0. ServiceUpdate calls are counted by the Docker proxy in every reconciler run and must equal the changed count.")
+	b.note("Scenario 2: the changed services are every 10th declared one; pairs alternate 0→1 and 1→0. ServiceUpdate calls are counted by the Docker proxy in every reconciler run and must equal the changed count. Floor: the changed services' updates fired at once by a minimal client (its reads done before the clock), then the manager's running counts polled every 100 ms until all are at the new figure; each round runs reconciler, floor, runbook from the same state.")
 	return nil
 }
 
@@ -60,6 +65,7 @@ func (b *bench) scenario2Size(ctx context.Context, n int) error {
 	var updates []calls
 	var cpu, lastWrite sample
 	byDirection := map[int]paired{} // target replicas -> the pairs going there
+	var fl paired                   // a: the reconciler, b: the floor
 	p, err := alternate(b.cfg.pairs,
 		func(i int) (float64, error) {
 			target := 1 - state
@@ -90,7 +96,17 @@ func (b *bench) scenario2Size(ctx context.Context, n int) error {
 			d := byDirection[target]
 			d.a = append(d.a, seconds(r.wall))
 			byDirection[target] = d
-			// Back where B starts from (not timed).
+			// Back (not timed), then the floor: every changed service's
+			// update at once by a minimal client, awaited until the
+			// manager counts them all; then back again where B starts.
+			if err := e.scale(ctx, changed, uint64(state)); err != nil {
+				return 0, err
+			}
+			f, err := e.floorScale(ctx, changed, uint64(target))
+			if err != nil {
+				return 0, err
+			}
+			fl.a, fl.b = append(fl.a, seconds(r.wall)), append(fl.b, seconds(f))
 			return seconds(r.wall), e.scale(ctx, changed, uint64(state))
 		},
 		func(i int) (float64, error) {
@@ -110,7 +126,7 @@ func (b *bench) scenario2Size(ctx context.Context, n int) error {
 			if err := e.waitRunning(ctx, want); err != nil {
 				return 0, err
 			}
-			e.logf("  %d services, pair %d (%d→%d): reconciler %.2fs, runbook %.1fs", n, i+1, state, target, byDirection[target].a[len(byDirection[target].a)-1], r.wall.Seconds())
+			e.logf("  %d services, pair %d (%d→%d): reconciler %.2fs, floor %.2fs, runbook %.1fs", n, i+1, state, target, fl.a[i], fl.b[i], r.wall.Seconds())
 			d := byDirection[target]
 			d.b = append(d.b, seconds(r.wall))
 			byDirection[target] = d
@@ -124,12 +140,14 @@ func (b *bench) scenario2Size(ctx context.Context, n int) error {
 	if err := e.scale(ctx, changed, 0); err != nil {
 		return err
 	}
-	b.s2[n] = p
+	b.s2[n], b.s2floor[n] = p, fl
+	flo, flr := fmtFloor(fl, fmtSeconds)
 	m := p.a.median()
 	target := "writes = changed: met"
 	if n == 200 {
 		target = "writes = changed: met; " + verdict(m < 5, "< 5 s", fmt.Sprintf("%.2f s", m))
 	}
+	target += "; " + floorVerdict(fl)
 	var dirs []string
 	for _, t := range []int{1, 0} {
 		if d := byDirection[t]; len(d.a) > 0 {
@@ -139,6 +157,8 @@ func (b *bench) scenario2Size(ctx context.Context, n int) error {
 	b.add(row{
 		scenario:   fmt.Sprintf("2. %d swarm services, %d changed (0↔1)", n, len(changed)),
 		reconciler: fmt.Sprintf("%s; last write after %s; CPU %s", fmtSeconds(p.a), fmtSeconds(lastWrite), fmtSeconds(cpu)),
+		floor:      flo,
+		floorRatio: flr,
 		baseline:   fmtSeconds(p.b),
 		ratio:      fmt.Sprintf("%s; by direction, medians in s: %s", fmtRatio(p), strings.Join(dirs, "; ")),
 		calls:      describeCalls(updates),

@@ -42,6 +42,12 @@ func (b *bench) idleRepo(n int) (*gitRepo, string, error) {
 	return repo, rev, err
 }
 
+func init() {
+	sizes := func(c config) int { return slices.Max(c.sizes3) }
+	register(3, sizes, (*bench).scenario3)
+	register(4, sizes, (*bench).scenario4)
+}
+
 func (b *bench) scenario3(ctx context.Context) error {
 	e := b.e
 	for _, n := range b.cfg.sizes3 {
@@ -100,8 +106,8 @@ func (b *bench) scenario3(ctx context.Context) error {
 		ok := ip.dockerWrites == 0 && ip.dbusWrites == 0 && ip.swarmLists <= 1 && ip.dbusReads <= 2
 		b.add(row{
 			scenario: fmt.Sprintf("3. idle pass, %d services + 1 unit: agent, per pass", n),
-			reconciler: fmt.Sprintf("CPU %s (RSS %s)",
-				fmtMillis(ip.cpu), fmtBytes(ip.rss)),
+			reconciler: fmt.Sprintf("CPU %s (RSS %s after %d passes back to back, peak %s; anonymous %s)",
+				fmtMillis(ip.cpu), fmtBytes(ip.rss), 3*idlePasses, fmtBytes(ip.peak), fmtBytes(ip.anon)),
 			baseline: "—", ratio: "—",
 			calls: fmt.Sprintf("Docker: %s writes, %s reads (%s); D-Bus: %s writes, %s reads (%s); git: %s request(s), %s",
 				sig(ip.dockerWrites), sig(ip.dockerReads), ip.dockerKeys, sig(ip.dbusWrites), sig(ip.dbusReads), ip.dbusKeys,
@@ -124,7 +130,7 @@ func (b *bench) scenario3(ctx context.Context) error {
 // idlePass is what one idle pass costs, averaged.
 type idlePass struct {
 	cpu                                              sample // seconds, one value per measurement window
-	rss                                              float64
+	rss, peak, anon                                  float64
 	dockerReads, dockerWrites, dbusReads, dbusWrites float64
 	gitRequests, gitBytes                            float64
 	dockerKeys, dbusKeys                             string
@@ -192,7 +198,7 @@ func (b *bench) measurePasses(ctx context.Context, a *agentProc, repo *gitRepo, 
 	ip.dockerKeys, ip.dbusKeys = perPass(c.docker, passes), perPass(c.dbus, passes)
 	ip.swarmLists = float64(c.docker["GET /services"]) / passes
 	m, err := a.memory()
-	ip.rss = m.rss
+	ip.rss, ip.peak, ip.anon = m.rss, m.peak, m.anon
 	return ip, err
 }
 

@@ -32,6 +32,8 @@ const (
 	s5Tags     = 1000
 )
 
+func init() { register(5, nil, (*bench).scenario5) }
+
 func (b *bench) scenario5(ctx context.Context) error {
 	e := b.e
 	repo, err := e.newRepo("history")
@@ -57,7 +59,8 @@ func (b *bench) scenario5(ctx context.Context) error {
 	}
 
 	type cost struct{ requests, bytes, out, in sample }
-	var rec, gitFetch, v0 cost
+	var rec, gitFetch, v0, floorC cost
+	var fl paired // a: the reconciler's wall, b: the floor's
 	measure := func(c *cost, f func() error) (float64, error) {
 		before, err := repo.stats()
 		if err != nil {
@@ -81,13 +84,20 @@ func (b *bench) scenario5(ctx context.Context) error {
 	}
 	wall, err := alternate(b.cfg.pairs,
 		func(int) (float64, error) {
-			return measure(&rec, func() error {
+			w, err := measure(&rec, func() error {
 				_, changed, err := src.Fetch(ctx)
 				if err == nil && changed {
 					err = fmt.Errorf("a poll with nothing new said changed")
 				}
 				return err
 			})
+			if err != nil {
+				return 0, err
+			}
+			// The floor: one ls-refs for main by a minimal client.
+			f, err := measure(&floorC, func() error { return floorLsRefs(ctx, repo.httpURL, "refs/heads/main") })
+			fl.a, fl.b = append(fl.a, w), append(fl.b, f)
+			return w, err
 		},
 		func(int) (float64, error) {
 			w, err := measure(&gitFetch, func() error {
@@ -117,18 +127,25 @@ func (b *bench) scenario5(ctx context.Context) error {
 	}
 	bytesRatio := paired{a: rec.bytes, b: gitFetch.bytes}
 	small := rec.requests.max() == 1 && rec.bytes.max() < 1024
+	flBytes := paired{a: rec.bytes, b: floorC.bytes}
+	flo, flr := fmtFloor(flBytes, func(s sample) string { return "1 ls-refs: " + describe(floorC) })
 	b.add(row{
 		scenario:   fmt.Sprintf("5. poll, nothing changed: %d commits, %d refs (bytes)", s5Commits, 1+s5Branches+s5Tags),
 		reconciler: describe(rec),
+		floor:      flo,
+		floorRatio: flr,
 		baseline:   "`git fetch`: " + describe(gitFetch),
 		ratio:      fmtRatio(bytesRatio),
 		calls:      "before protocol v2 (go-git v0/v1 lookup): " + describe(v0),
-		target:     verdict(small, "a single small request (< 1 KiB)", describe(rec)),
+		target:     verdict(small, "a single small request (< 1 KiB)", describe(rec)) + "; " + floorVerdict(flBytes),
 	})
+	flo, flr = fmtFloor(fl, fmtMillis)
 	b.add(row{
 		scenario:   "5. poll, nothing changed (wall time)",
 		reconciler: fmtMillis(wall.a), baseline: "`git fetch`: " + fmtMillis(wall.b), ratio: fmtRatio(wall),
-		calls: "—", target: "—",
+		floor:      flo,
+		floorRatio: flr,
+		calls:      "—", target: floorVerdict(fl),
 	})
 	return nil
 }

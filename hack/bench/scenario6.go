@@ -22,6 +22,8 @@ import (
 // start the pass), one polling every 2 s; their trials alternate, each
 // flipping one service's replicas.
 
+func init() { register(6, func(config) int { return 10 }, (*bench).scenario6) }
+
 func (b *bench) scenario6(ctx context.Context) error {
 	e := b.e
 	secret := fmt.Sprintf("bench-%d-%d", os.Getpid(), time.Now().UnixNano())

@@ -66,6 +66,8 @@ type fleetRun struct {
 	served         int64   // ls-refs requests by the server's own counter
 }
 
+func init() { register(7, nil, (*bench).scenario7) }
+
 func (b *bench) scenario7(ctx context.Context) error {
 	e := b.e
 	sizes, err := ints(*fleetSizes)

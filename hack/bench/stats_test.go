@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -49,23 +46,5 @@ func TestAlternateRunsABAB(t *testing.T) {
 	}
 	if len(p.a) != 3 || len(p.b) != 3 || p.b[2] != 20 {
 		t.Errorf("pairs %+v", p)
-	}
-}
-
-func TestWritePlot(t *testing.T) {
-	b := &bench{s2: map[int]paired{
-		50:  {a: sample{2.2, 1.9, 2.5}, b: sample{29, 26, 30}},
-		200: {a: sample{7.8, 3.6, 7.9}, b: sample{120, 104, 121}},
-	}}
-	out := filepath.Join(t.TempDir(), "s2.png")
-	if keep := os.Getenv("BENCH_PLOT_OUT"); keep != "" {
-		out = keep // to look at it
-	}
-	if err := b.writePlot(out); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(out)
-	if err != nil || !bytes.HasPrefix(data, []byte("\x89PNG")) {
-		t.Fatalf("not a PNG: %v", err)
 	}
 }

@@ -126,8 +126,10 @@ host_dockerd_up() {
 
 host_images() {
 	local i=$1 want have
-	want=$(for img in "${HOSTS_IMAGES[@]}"; do docker image inspect -f '{{.Id}}' "$img"; done)
-	have=$(for img in "${HOSTS_IMAGES[@]}"; do host_docker "$i" image inspect -f '{{.Id}}' "$img" 2>/dev/null || echo none; done)
+	# One inspect of all the images per dockerd: on a loaded machine each
+	# docker call costs most of a second, and `hosts up` runs in every test.
+	want=$(docker image inspect -f '{{.Id}}' "${HOSTS_IMAGES[@]}")
+	have=$(host_docker "$i" image inspect -f '{{.Id}}' "${HOSTS_IMAGES[@]}" 2>/dev/null) || have=none
 	[ "$want" = "$have" ] && return 0
 	log "loading the test images into rtb-h$i"
 	docker save "${HOSTS_IMAGES[@]}" | host_docker "$i" load -q >/dev/null

@@ -92,6 +92,31 @@ func testHosts(t *testing.T, n int) ([]*testHost, string) {
 	return hosts, env["TESTBED_HOSTS_GIT_HTTP_URL"]
 }
 
+// composeContainers creates, stopped, the container of each compose
+// service of project on the host's own dockerd (as docker-compose names and
+// labels them), removed when the test ends: the node-scoped objects of the
+// hosts' tests.
+func (h *testHost) composeContainers(ctx context.Context, t *testing.T, project string, services ...string) {
+	t.Helper()
+	tb := testbed(t)
+	for _, svc := range services {
+		name := compose.ContainerName(project, svc, 1)
+		_, err := h.cli.ContainerCreate(ctx, &container.Config{
+			Image: "local/worker:1",
+			Labels: map[string]string{compose.LabelProject: project, compose.LabelService: svc, compose.LabelNumber: "1",
+				compose.LabelOneoff: "False", tb.Label: "1", "com.docker.compose.version": "2.29.1"},
+		}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
+		if err != nil {
+			t.Fatalf("%s: creating %s: %v", h.Name, name, err)
+		}
+		t.Cleanup(func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = h.cli.ContainerRemove(cctx, name, container.RemoveOptions{Force: true})
+		})
+	}
+}
+
 // swarmLeader asks the managers' dockerds, in turn, which node leads.
 func swarmLeader(ctx context.Context, hosts []*testHost) (string, error) {
 	var last error
@@ -295,20 +320,7 @@ func TestHostsLeaderWritesAndFailover(t *testing.T) {
 	// compose project at 0 keeps its container): node-scoped.
 	project := uniqueName("mhc")
 	for _, h := range hosts {
-		name := compose.ContainerName(project, "local", 1)
-		_, err := h.cli.ContainerCreate(ctx, &container.Config{
-			Image: "local/worker:1",
-			Labels: map[string]string{compose.LabelProject: project, compose.LabelService: "local", compose.LabelNumber: "1",
-				compose.LabelOneoff: "False", tb.Label: "1", "com.docker.compose.version": "2.29.1"},
-		}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
-		if err != nil {
-			t.Fatalf("%s: creating %s: %v", h.Name, name, err)
-		}
-		t.Cleanup(func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = h.cli.ContainerRemove(cctx, name, container.RemoveOptions{Force: true})
-		})
+		h.composeContainers(ctx, t, project, "local")
 	}
 
 	repo := newGitRepo(t, "hosts")

@@ -116,34 +116,9 @@ func TestWavesRollout(t *testing.T) {
 	promoteArgs := []string{"fleet", "promote", "--agents", strings.Join(addrs, ","), "--source", repo.FileURL,
 		"--waves", strings.Join(waves, ","), "--soak", soak.String(), "--timeout", "3s"}
 
-	// promoteUntil runs promote every second until done says so, and
-	// returns when each wave's branch moved (by promote's own report).
 	promoteUntil := func(what string, within time.Duration, done func(ro fleet.Rollout, code int) bool) (map[string]time.Time, fleet.Rollout, Run) {
 		t.Helper()
-		moved := map[string]time.Time{}
-		deadline := time.Now().Add(within)
-		for {
-			r := cli(t, nil, append(promoteArgs, "-o", "json")...)
-			if r.Code == 1 {
-				t.Fatalf("%s: promote failed:\n%s\n%s", what, r.Stdout, r.Stderr)
-			}
-			var ro fleet.Rollout
-			if err := json.Unmarshal([]byte(r.Stdout), &ro); err != nil {
-				t.Fatalf("%s: promote -o json: %v\n%s", what, err, r.Stdout)
-			}
-			for _, w := range ro.Waves {
-				if w.Promote != nil {
-					moved[w.Name] = time.Now()
-				}
-			}
-			if done(ro, r.Code) {
-				return moved, ro, r
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %s; last promote (exit %d):\n%s", what, within, r.Code, r.Stdout)
-			}
-			time.Sleep(time.Second)
-		}
+		return wvPromoteUntil(t, promoteArgs, what, within, done)
 	}
 
 	// The good revision: main started everywhere, wave by wave.
@@ -157,34 +132,17 @@ func TestWavesRollout(t *testing.T) {
 	})
 	// Each wave began only after every host of the wave before it was
 	// healthy on r1 for the soak time (the hosts' own healthySince).
-	healthy := map[string]time.Time{} // wave -> when its last host became healthy on r1
+	var sts []agent.Status
+	var hostWave []string
 	for _, h := range hosts {
-		st := statusOf(t, h.a.Addr)
-		if st.Revision == nil || st.Revision.ID != r1 || st.Revision.HealthySince.IsZero() {
-			t.Fatalf("%s: revision %+v after the rollout", h.name, st.Revision)
-		}
-		if hs := st.Revision.HealthySince; hs.After(healthy[h.wave]) {
-			healthy[h.wave] = hs
-		}
+		sts = append(sts, statusOf(t, h.a.Addr))
+		hostWave = append(hostWave, h.wave)
 		if unitActive(t, h.main+".service") != "active" {
 			t.Errorf("%s: %s is %s", h.name, h.main, unitActive(t, h.main+".service"))
 		}
 	}
-	var timings []string
-	for i, w := range waves {
-		if moved[w].IsZero() {
-			t.Fatalf("wave %s was never promoted: %v", w, moved)
-		}
-		if i > 0 {
-			prev := waves[i-1]
-			if gate := healthy[prev].Add(soak); moved[w].Before(gate) {
-				t.Errorf("wave %s promoted at %s, before wave %s was healthy for %s (at %s)", w,
-					moved[w].Format("15:04:05.000"), prev, soak, gate.Format("15:04:05.000"))
-			}
-		}
-		timings = append(timings, fmt.Sprintf("%s promoted +%s, healthy +%s", w,
-			moved[w].Sub(start).Round(100*time.Millisecond), healthy[w].Sub(start).Round(100*time.Millisecond)))
-	}
+	healthy := wvHealthySince(t, r1, sts, hostWave)
+	timings := wvWaveTimings(t, waves, moved, healthy, soak, start)
 	t.Logf("good revision %s in 3 waves (soak %s): %s; done +%s", shortRev(r1), soak, strings.Join(timings, "; "),
 		ro.At.Sub(start).Round(100*time.Millisecond))
 
@@ -193,24 +151,7 @@ func TestWavesRollout(t *testing.T) {
 	canary := hosts[0]
 	r2 := repo.Commit("r2: extra units with a probe that never passes", docs(1, freePort(t)))
 	badStart := time.Now()
-	_, halted, hr := promoteUntil("r2 halted at the canary", 60*time.Second, func(ro fleet.Rollout, code int) bool {
-		return code == 2 && ro.Halted
-	})
-	cw := halted.Waves[0]
-	if cw.State != fleet.WaveHalted || cw.Halt == nil || cw.Halt.Host != canary.name || !strings.Contains(cw.Halt.Reason, "quarantined "+shortRev(r2)) {
-		t.Errorf("canary wave %+v: want halted by %s quarantining r2", cw, canary.name)
-	}
-	haltedAt := time.Now()
-	// A few more promote runs past the soak time: nothing moves past the canary.
-	for range 4 {
-		r := cli(t, nil, promoteArgs...).mustCode(t, 2, "promote while halted")
-		if strings.Contains(r.Stderr, "promoted") {
-			t.Errorf("promote moved a branch while halted:\n%s", r.Stderr)
-		}
-		hr = r
-		time.Sleep(time.Second)
-	}
-	t.Logf("promote while halted:\n%s", hr.Stdout)
+	haltedAt := wvPromoteHalted(t, promoteArgs, canary.name, 60*time.Second)
 	st := statusOf(t, canary.a.Addr)
 	if st.QuarantinedRevision == nil || st.QuarantinedRevision.ID != r2 || st.Revision.ID != r1 {
 		t.Errorf("canary: quarantined %+v, in force %+v", st.QuarantinedRevision, st.Revision)
@@ -250,4 +191,109 @@ func hasRevisionEvent(st agent.Status, rev string) bool {
 		}
 	}
 	return false
+}
+
+// wvPromoteUntil runs `reconciler promote promoteArgs -o json` every second
+// until done says so, and returns when each wave's branch moved (by
+// promote's own report), the last report and its run.
+func wvPromoteUntil(t *testing.T, promoteArgs []string, what string, within time.Duration, done func(ro fleet.Rollout, code int) bool) (map[string]time.Time, fleet.Rollout, Run) {
+	t.Helper()
+	moved := map[string]time.Time{}
+	deadline := time.Now().Add(within)
+	for {
+		r := cli(t, nil, append(promoteArgs, "-o", "json")...)
+		if r.Code == 1 {
+			t.Fatalf("%s: promote failed:\n%s\n%s", what, r.Stdout, r.Stderr)
+		}
+		var ro fleet.Rollout
+		if err := json.Unmarshal([]byte(r.Stdout), &ro); err != nil {
+			t.Fatalf("%s: promote -o json: %v\n%s", what, err, r.Stdout)
+		}
+		for _, w := range ro.Waves {
+			if w.Promote != nil {
+				moved[w.Name] = time.Now()
+			}
+		}
+		if done(ro, r.Code) {
+			return moved, ro, r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; last promote (exit %d):\n%s", what, within, r.Code, r.Stdout)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// wvWaveTimings checks that each wave was promoted only after every host of
+// the wave before it was healthy (healthy: wave -> when its last host became
+// healthy) for the soak time, and says when each wave was promoted and
+// healthy, counted from start.
+func wvWaveTimings(t *testing.T, waves []string, moved, healthy map[string]time.Time, soak time.Duration, start time.Time) []string {
+	t.Helper()
+	var timings []string
+	for i, w := range waves {
+		if moved[w].IsZero() {
+			t.Fatalf("wave %s was never promoted: %v", w, moved)
+		}
+		if i > 0 {
+			prev := waves[i-1]
+			if gate := healthy[prev].Add(soak); moved[w].Before(gate) {
+				t.Errorf("wave %s promoted at %s, before wave %s was healthy for %s (at %s)", w,
+					moved[w].Format("15:04:05.000"), prev, soak, gate.Format("15:04:05.000"))
+			}
+		}
+		timings = append(timings, fmt.Sprintf("%s promoted +%s, healthy +%s", w,
+			moved[w].Sub(start).Round(100*time.Millisecond), healthy[w].Sub(start).Round(100*time.Millisecond)))
+	}
+	return timings
+}
+
+// wvHealthySince checks that every host (sts[i], of wave hostWave[i]) runs
+// rev healthy, and returns, per wave, when its last host became healthy on
+// it (the hosts' own healthySince): what promote had to wait the soak time
+// after.
+func wvHealthySince(t *testing.T, rev string, sts []agent.Status, hostWave []string) map[string]time.Time {
+	t.Helper()
+	healthy := map[string]time.Time{}
+	for i, st := range sts {
+		if st.Revision == nil || st.Revision.ID != rev || st.Revision.HealthySince.IsZero() {
+			t.Fatalf("%s: revision %+v after the rollout", st.Host, st.Revision)
+		}
+		if hs := st.Revision.HealthySince; hs.After(healthy[hostWave[i]]) {
+			healthy[hostWave[i]] = hs
+		}
+	}
+	return healthy
+}
+
+// wvPromoteHalted runs promote every second until the rollout halts at the
+// canary (exit 2), checks that canary halted it, then runs it a few more
+// times past the soak time, none of which may move a branch. It returns
+// when the halt was first seen.
+func wvPromoteHalted(t *testing.T, promoteArgs []string, canary string, within time.Duration) time.Time {
+	t.Helper()
+	_, halted, _ := wvPromoteUntil(t, promoteArgs, "the bad revision halted at the canary", within, func(ro fleet.Rollout, code int) bool {
+		return code == 2 && ro.Halted
+	})
+	haltedAt := time.Now()
+	cw := halted.Waves[0]
+	var canaryState fleet.HostState
+	for _, h := range cw.Hosts {
+		if h.Host == canary {
+			canaryState = h.State
+		}
+	}
+	if cw.State != fleet.WaveHalted || cw.Halt == nil || cw.Halt.Host != canary || canaryState != fleet.HostHalted {
+		t.Errorf("canary wave %+v: want halted by %s", cw, canary)
+	}
+	var hr Run
+	for range 4 {
+		hr = cli(t, nil, promoteArgs...).mustCode(t, 2, "promote while halted")
+		if strings.Contains(hr.Stderr, "promoted") {
+			t.Errorf("promote moved a branch while halted:\n%s", hr.Stderr)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("promote while halted:\n%s", hr.Stdout)
+	return haltedAt
 }

@@ -184,6 +184,29 @@ type Follower struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+	retgt  chan struct{}
+}
+
+// Retarget tells the goroutine that what it follows changed (a Watch with
+// other targets), so it re-subscribes; several calls before it looks are
+// one.
+func (f *Follower) Retarget() {
+	select {
+	case f.retargets() <- struct{}{}:
+	default:
+	}
+}
+
+// Retargets is what the goroutine waits on for Retarget.
+func (f *Follower) Retargets() <-chan struct{} { return f.retargets() }
+
+func (f *Follower) retargets() chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.retgt == nil {
+		f.retgt = make(chan struct{}, 1)
+	}
+	return f.retgt
 }
 
 // Start runs follow in its own goroutine unless it was started before, and

@@ -81,7 +81,6 @@ type watch struct {
 	// own is the last value this process wrote, by "name/field": an update
 	// event that carries it is the driver's own doing, not drift.
 	own    map[string]string
-	retgt  chan struct{}
 	follow controllers.Follower
 }
 
@@ -91,7 +90,7 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	if d.w == nil {
-		d.w = &watch{names: map[string]bool{}, open: map[string]bool{}, own: map[string]string{}, retgt: make(chan struct{}, 1)}
+		d.w = &watch{names: map[string]bool{}, open: map[string]bool{}, own: map[string]string{}}
 	}
 	w := d.w
 	w.mu.Lock()
@@ -108,10 +107,7 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 	start := d.Events != nil && len(w.names) > 0 && w.follow.Start(func(ctx context.Context) { d.follow(ctx, w) })
 	w.mu.Unlock()
 	if grow && !start {
-		select {
-		case w.retgt <- struct{}{}:
-		default:
-		}
+		w.follow.Retarget()
 	}
 	return &w.feed
 }
@@ -222,7 +218,7 @@ func (d *Driver) follow(ctx context.Context, w *watch) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-w.retgt:
+		case <-w.follow.Retargets():
 			if s, err := open(); err == nil {
 				cur.body.Close()
 				cur = s

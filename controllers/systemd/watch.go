@@ -49,7 +49,6 @@ type watch struct {
 	conn      *dbus.Conn
 	ownJobs   map[uint32]bool
 	ownFiles  time.Time // when this process last enabled or disabled a unit file
-	retgt     chan struct{}
 	follow    controllers.Follower
 }
 
@@ -58,7 +57,7 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	if d.w == nil {
-		d.w = &watch{ownJobs: map[uint32]bool{}, matched: map[dbus.ObjectPath]bool{}, retgt: make(chan struct{}, 1)}
+		d.w = &watch{ownJobs: map[uint32]bool{}, matched: map[dbus.ObjectPath]bool{}}
 	}
 	w := d.w
 	w.mu.Lock()
@@ -79,10 +78,7 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 		w.follow.Start(func(ctx context.Context) { d.follow(ctx, w) })
 	}
 	w.mu.Unlock()
-	select {
-	case w.retgt <- struct{}{}:
-	default:
-	}
+	w.follow.Retarget()
 	return &w.feed
 }
 
@@ -190,7 +186,7 @@ func (d *Driver) subscribed(ctx context.Context, w *watch) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-w.retgt:
+		case <-w.follow.Retargets():
 			if err := w.rematch(ctx); err != nil {
 				return err
 			}

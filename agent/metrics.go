@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/desired/source"
 )
 
@@ -36,6 +37,7 @@ type metrics struct {
 	autoscaleErrors    *prometheus.CounterVec
 
 	webhookRefusals *prometheus.CounterVec
+	started         *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -44,6 +46,13 @@ func newMetrics() *metrics {
 		webhookRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reconciler_webhook_refusals_total", Help: "Webhook deliveries refused: unauthorized (a bad or missing signature, a body too large) or limited (answered 429 unread, past the refusals a minute admits). Events fold them; this counts every one.",
 		}, []string{"reason"}),
+		// A start time, not an uptime gauge: it changes only when the
+		// service restarts, so a scrape missed loses nothing, restarts show
+		// as steps (changes() counts them), and time() - it is the uptime
+		// at any instant, with no sample needed to keep it current.
+		started: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reconciler_service_started_timestamp_seconds", Help: "Since when each declared service or unit has run (its earliest running replica), as its driver observed it in the last pass; absent when it does not run or the driver does not tell.",
+		}, []string{"driver", "service"}),
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reconciler_passes_total", Help: "Passes by result (in-sync, converged, failed, error, abandoned).",
 		}, []string{"result"}),
@@ -117,7 +126,7 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.passes, m.passDuration, m.lastPass, m.drift, m.revision, m.revisionTime, m.host, m.lastResult, m.failedRevision, m.quarantined, m.reverts, m.refusals, m.historyFetches,
 		m.sourceUp, m.sourceLastFetch, m.sourceErrors, m.maintenance, m.apiCalls, m.actions,
-		m.autoscaleDesired, m.autoscaleReady, m.autoscaleConsumers, m.autoscaleErrors, m.webhookRefusals,
+		m.autoscaleDesired, m.autoscaleReady, m.autoscaleConsumers, m.autoscaleErrors, m.webhookRefusals, m.started,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -132,4 +141,18 @@ func (m *metrics) setRevision(r source.Revision) {
 // CallCounter returns a hook for a driver's Count field.
 func (a *Agent) CallCounter(driver string) func(verb string) {
 	return func(verb string) { a.metrics.apiCalls.WithLabelValues(driver, verb).Inc() }
+}
+
+// setStarted puts the objects' start times in force: only those that run
+// and whose driver tells have a series.
+func (m *metrics) setStarted(objects []status.ObjectStatus) {
+	if m == nil {
+		return
+	}
+	m.started.Reset()
+	for _, o := range objects {
+		if !o.Since.IsZero() {
+			m.started.WithLabelValues(o.Driver, o.Name).Set(float64(o.Since.Unix()))
+		}
+	}
 }

@@ -254,8 +254,10 @@ func (a *Agent) objects(targets []controllers.Target, live map[string]controller
 			Ready:     l.Exists && health[t.Subject()].Ready,
 			Details:   l.Details,
 			Resources: a.resourcesOf(t.Subject()),
+			Since:     l.Since, ReplicasSince: l.ReplicasSince,
 		})
 	}
+	a.metrics.setStarted(out)
 	return out
 }
 

@@ -152,6 +152,14 @@ type Live struct {
 	// restarting or exited with an error), among the replicas the target
 	// wants. Drivers also show it as Details["failing"].
 	Failing string
+	// Since is since when the object has run, as its driver read it in the
+	// observation anyway (zero when it does not run or the driver cannot
+	// tell without another call): the earliest of its running replicas.
+	Since time.Time
+	// ReplicasSince is since when each running replica has run, by the
+	// driver's name of it ("web.1", "worker@2.service", "pollers:poller_00"),
+	// where known.
+	ReplicasSince map[string]time.Time
 	// Members are what a selector target matched (KindSelector only).
 	Members []Member
 	// ConvergedBy is set when this agent only observes the object and
@@ -325,4 +333,16 @@ func (o Op) Phase() Phase {
 		return PhaseDown
 	}
 	return PhaseUp
+}
+
+// EarliestSince is the earliest of the replicas' start times (zero if none):
+// a service's Since from its ReplicasSince.
+func EarliestSince(replicas map[string]time.Time) time.Time {
+	var first time.Time
+	for _, t := range replicas {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	return first
 }

@@ -203,6 +203,13 @@ type ObjectStatus struct {
 	// Details are what the driver knows beyond the state: pid, uptime,
 	// crash-looping, resource figures.
 	Details map[string]string `json:"details,omitempty"`
+	// Since is since when the object has run (its earliest running
+	// replica), as its driver observed it; absent when it does not run or
+	// the driver does not tell (see the README's Uptime).
+	Since time.Time `json:"since,omitzero"`
+	// ReplicasSince is since when each running replica has run, by the
+	// driver's name of it, where the driver tells.
+	ReplicasSince map[string]time.Time `json:"replicasSince,omitempty"`
 	// Resources are the service's last resource figures (services only;
 	// collected every --monitor-interval, apart from passes).
 	Resources *monitor.Resources `json:"resources,omitempty"`

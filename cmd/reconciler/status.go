@@ -166,6 +166,7 @@ func printStatus(w io.Writer, st status.Status) {
 	}
 	fmt.Fprintf(w, "conditions:  %s\n", strings.Join(conds, " "))
 	printResources(w, st)
+	printUptime(w, st, time.Now())
 	if len(st.Drift) == 0 {
 		fmt.Fprintln(w, "drift:       none")
 		return

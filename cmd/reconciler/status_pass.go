@@ -161,3 +161,36 @@ func printResources(w io.Writer, st status.Status) {
 	}
 	tw.Flush()
 }
+
+// printUptime prints since when each object that runs has run, and each
+// replica where its driver tells: svstat's uptime for every driver. Nothing
+// when no object tells.
+func printUptime(w io.Writer, st status.Status, now time.Time) {
+	var objs []status.ObjectStatus
+	for _, o := range st.Objects {
+		if !o.Since.IsZero() {
+			objs = append(objs, o)
+		}
+	}
+	if len(objs) == 0 {
+		return
+	}
+	sort.Slice(objs, func(i, j int) bool { return objs[i].Subject < objs[j].Subject })
+	up := func(t time.Time) string { return now.Sub(t).Truncate(time.Second).String() }
+	fmt.Fprintln(w, "uptime:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SUBJECT\tSINCE\tUP\tREPLICAS")
+	for _, o := range objs {
+		names := make([]string, 0, len(o.ReplicasSince))
+		for n := range o.ReplicasSince {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		reps := make([]string, 0, len(names))
+		for _, n := range names {
+			reps = append(reps, n+" "+up(o.ReplicasSince[n]))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", o.Subject, o.Since.UTC().Format(time.RFC3339), up(o.Since), orNone(strings.Join(reps, ", ")))
+	}
+	tw.Flush()
+}

@@ -74,6 +74,50 @@ func TestPrintResources(t *testing.T) {
 	}
 }
 
+func TestPrintUptime(t *testing.T) {
+	now := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		objs []status.ObjectStatus
+		want []string
+		not  []string
+	}{
+		{name: "none tells", objs: []status.ObjectStatus{{Subject: "compose/web"}}},
+		{
+			name: "service with replicas and a unit",
+			objs: []status.ObjectStatus{
+				{Subject: "unit/b.service"},
+				{Subject: "swarm/web", Since: now.Add(-90 * time.Minute), ReplicasSince: map[string]time.Time{
+					"web.2": now.Add(-5 * time.Second), "web.1": now.Add(-90 * time.Minute)}},
+				{Subject: "daemontools/squid", Since: now.Add(-3 * time.Second)},
+			},
+			want: []string{"uptime:\n", "swarm/web          2026-12-02T04:30:00Z  1h30m0s  web.1 1h30m0s, web.2 5s\n",
+				"daemontools/squid  2026-12-02T05:59:57Z  3s       none\n"},
+			not: []string{"b.service"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			printUptime(&b, status.Status{Objects: tc.objs}, now)
+			out := b.String()
+			if len(tc.want) == 0 && out != "" {
+				t.Errorf("printed %q, want nothing", out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("no %q in:\n%s", w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("%q in:\n%s", n, out)
+				}
+			}
+		})
+	}
+}
+
 func TestMarshalValidRefusesABadHostName(t *testing.T) {
 	h := &v1.Host{TypeMeta: v1.TypeMeta{APIVersion: v1.APIVersion, Kind: v1.KindHost}, Metadata: v1.ObjectMeta{Name: "bad_host"}}
 	if _, _, err := marshalValid(h, nil); err == nil || !strings.Contains(err.Error(), "--host") {

@@ -355,6 +355,8 @@ func liveOf(sl *Folder, exists bool, now time.Time) controllers.Live {
 	up := st.Running()
 	if up {
 		l.Running = 1
+		// The record's label is when it came up: svstat's uptime.
+		l.Since = st.Changed.UTC()
 	}
 	if st.WantsUp() || up {
 		l.Replicas = 1

@@ -340,6 +340,8 @@ func liveFrom(targets []controllers.Target, procs map[string][]Process) map[stri
 			}
 		}
 		l.State = fmt.Sprintf("%d/%d running, numprocs %d", l.Running, l.Replicas, len(gl.Procs))
+		l.ReplicasSince = runningSince(gl.Procs)
+		l.Since = controllers.EarliestSince(l.ReplicasSince)
 		summary := make([]string, 0, len(order))
 		for _, st := range order {
 			summary = append(summary, fmt.Sprintf("%d %s", counts[st], st))
@@ -401,4 +403,20 @@ func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []
 }
 func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
 	return Health(t, l)
+}
+
+// runningSince is since when each RUNNING process has run: the start of
+// getAllProcessInfo's answer, already read to observe (nil when none runs).
+func runningSince(procs []Process) map[string]time.Time {
+	var out map[string]time.Time
+	for _, p := range procs {
+		if p.State != stateRunning || p.Start <= 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string]time.Time{}
+		}
+		out[p.namespec()] = time.Unix(p.Start, 0).UTC()
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -271,6 +272,15 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 	for _, task := range tasks {
 		byService[task.ServiceID] = append(byService[task.ServiceID], task)
 	}
+	for _, subj := range append(changed, suspects...) {
+		// Tasks read anyway: their own start times beat the spec's.
+		l := live[subj]
+		s := l.Raw.(swarm.Service)
+		if rs := tasksSince(s, byService[s.ID]); len(rs) > 0 {
+			l.ReplicasSince, l.Since = rs, controllers.EarliestSince(rs)
+			live[subj] = l
+		}
+	}
 	for _, subj := range changed {
 		l := live[subj]
 		s := l.Raw.(swarm.Service)
@@ -395,6 +405,9 @@ func liveOf(s swarm.Service) controllers.Live {
 	if s.ServiceStatus != nil {
 		l.Running = int32(s.ServiceStatus.RunningTasks)
 	}
+	if l.Running > 0 {
+		l.Since = specSince(s)
+	}
 	l.State = fmt.Sprintf("%d/%d running", l.Running, l.Replicas)
 	if updating(s) {
 		l.State += ", updating"
@@ -453,4 +466,35 @@ func (d *Driver) Plan(ts []controllers.Target, l map[string]controllers.Live) []
 }
 func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.Health {
 	return Health(t, l)
+}
+
+// specSince is since when a service has run its current task spec, from
+// the service list alone: when its last update completed, else when it was
+// created. UpdatedAt is not used: a scale changes it and restarts nothing.
+// A task Swarm restarted since (after a crash) is not seen here: only a
+// TaskList tells, and a healthy pass on one node makes none (tasksSince
+// serves when the pass reads tasks anyway).
+func specSince(s swarm.Service) time.Time {
+	if u := s.UpdateStatus; u != nil && u.CompletedAt != nil && u.CompletedAt.After(s.CreatedAt) {
+		return u.CompletedAt.UTC()
+	}
+	return s.CreatedAt.UTC()
+}
+
+// tasksSince is since when each running task of the service's current spec
+// has run (its status timestamp: when it became running), by task name
+// "web.1" (nil when none runs).
+func tasksSince(s swarm.Service, tasks []swarm.Task) map[string]time.Time {
+	var out map[string]time.Time
+	for _, task := range tasks {
+		if task.Status.State != swarm.TaskStateRunning || task.Status.Timestamp.IsZero() || !currentSpec(s, task) {
+			continue
+		}
+		if out == nil {
+			out = map[string]time.Time{}
+		}
+		name := s.Spec.Name + "." + strconv.Itoa(task.Slot)
+		out[name] = task.Status.Timestamp.UTC()
+	}
+	return out
 }

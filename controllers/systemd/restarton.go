@@ -104,9 +104,16 @@ func (d *Driver) readRestart(ctx context.Context, api API, targets []controllers
 					return fmt.Errorf("%s: reading %s's start time: %w", t.Subject(), u, err)
 				}
 				if us, ok := props["ExecMainStartTimestamp"].(uint64); ok && us > 0 {
-					rs.Started[u] = time.UnixMicro(int64(us))
+					rs.Started[u] = time.UnixMicro(int64(us)).UTC()
 				}
 			}
+		}
+		if len(rs.Started) > 0 {
+			// Read anyway for restartOn: the units' uptime, for nothing more.
+			// A unit without restartOn shows none: the unit list carries no
+			// start time, and a property call per unit per pass is not worth it.
+			l.ReplicasSince = rs.Started
+			l.Since = controllers.EarliestSince(rs.Started)
 		}
 		switch raw := l.Raw.(type) {
 		case templateLive:

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,6 +74,13 @@ func TestUptimeInStatus(t *testing.T) {
 	}
 	if sdSince.Before(start.Add(-time.Second)) {
 		t.Errorf("%s since %v, before the agent started it (%v)", sdSubj, sdSince, start)
+	}
+	out = cli(t, nil, "status", "--listen", a.Addr).mustCode(t, 0, "reconciler status").Stdout
+	for _, w := range []string{`uptime:`, regexp.QuoteMeta(swarmSubj) + ` +` + swarmSince.UTC().Format(time.RFC3339),
+		regexp.QuoteMeta(sdSubj) + ` +` + want.UTC().Format(time.RFC3339) + ` +\S+ +usm-poller@1\.service `} {
+		if !regexp.MustCompile(w).MatchString(out) {
+			t.Errorf("reconciler status does not show %q:\n%s", w, out)
+		}
 	}
 	_, page, err := agentGet(a.Addr, "/")
 	if err != nil {

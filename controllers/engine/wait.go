@@ -184,7 +184,7 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 	for len(pending) > 0 {
 		if skipRead {
 			skipRead = false
-			p.waitWake(ctx, wake, watchSafety)
+			waitWake(ctx, wake, watchSafety, settleFor(phase))
 			continue
 		}
 		var ts []controllers.Target
@@ -264,7 +264,7 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 			// did not settle it, and within watchSafety at the latest.
 			within := min(watchRecheck<<rechecks, watchSafety)
 			rechecks++
-			if p.waitWake(ctx, wake, within) {
+			if waitWake(ctx, wake, within, settleFor(phase)) {
 				rechecks = 0
 			}
 			continue
@@ -281,9 +281,11 @@ func (p *pass) await(ctx context.Context, stage int, subjects []string, phase co
 	}
 }
 
-// waitWake waits for a wake-up (then lets the burst settle) or for within
-// to pass; true when woken.
-func (p *pass) waitWake(ctx context.Context, wake <-chan struct{}, within time.Duration) bool {
+// waitWake waits for a wake-up (then lets the burst settle, see settleFor)
+// or for within to pass; true when woken. Wake-ups that come while it
+// settles are taken with it: the read that follows sees them, so they
+// must not start another read at once.
+func waitWake(ctx context.Context, wake <-chan struct{}, within, settle time.Duration) bool {
 	t := time.NewTimer(within)
 	defer t.Stop()
 	select {
@@ -295,9 +297,27 @@ func (p *pass) waitWake(ctx context.Context, wake <-chan struct{}, within time.D
 	}
 	select {
 	case <-ctx.Done():
-	case <-time.After(watchSettle):
+	case <-time.After(settle):
+	}
+	select {
+	case <-wake:
+	default:
 	}
 	return true
+}
+
+// settleFor is how long a wait lets events gather before it reads. A wait
+// for services to come up is woken by their containers starting, but Swarm
+// counts a task running only once its node has reported it (the dispatcher
+// batches those reports), a few hundred milliseconds later: a read at once
+// would still see it not running, and the next container of the stage
+// would wake another. A drain's count drops as soon as the scale-down is
+// in, so it reads after a short settle. It is pure.
+func settleFor(phase controllers.Phase) time.Duration {
+	if phase == controllers.PhaseUp {
+		return watchStartSettle
+	}
+	return watchSettle
 }
 
 // probe runs a service's ready probe after its replicas run.

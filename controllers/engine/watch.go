@@ -18,6 +18,10 @@ const (
 	// watchSettle is how long a wait lets a burst of events gather before
 	// it reads: one read for a service's update and its containers.
 	watchSettle = 20 * time.Millisecond
+	// watchStartSettle is watchSettle for a wait on services coming up:
+	// the time Swarm takes from a container's start to counting its task
+	// running (see settleFor), so one read sees it.
+	watchStartSettle = 300 * time.Millisecond
 	// watchRecheck is when a wait reads again after an event-driven read
 	// that did not settle it, while no further event comes; each further
 	// read without an event waits twice as long, up to watchSafety.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -89,6 +90,10 @@ func (b *bench) scenario8(ctx context.Context) error {
 			return err
 		}
 		flip := func(maint bool) (time.Duration, int, error) {
+			what := "up"
+			if maint {
+				what = "down"
+			}
 			if err := repo.commit("main", fmt.Sprintf("maintenance: %v", maint), map[string]string{file: s8Doc(host, deps, maint)}); err != nil {
 				return 0, 0, err
 			}
@@ -110,6 +115,7 @@ func (b *bench) scenario8(ctx context.Context) error {
 				return 0, 0, err
 			}
 			c := e.calls()
+			e.logf("  %s %s calls: %s", host, what, callBreakdown(c.docker))
 			return took, c.dockerReads + c.dockerWrites, nil
 		}
 		stages := [][]string{s8Services}
@@ -236,4 +242,24 @@ func (e *env) scaleFast(ctx context.Context, names []string, n uint64) error {
 		}
 	}
 	return e.awaitCount(ctx, names, int(n))
+}
+
+// callBreakdown shows calls by endpoint, most made first, so a figure over
+// its goal says which call to cut.
+func callBreakdown(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", m[k], k)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -12,7 +12,7 @@ DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 PKG     := reconciler.dev/reconciler
 LDFLAGS := -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT) -X $(PKG)/internal/version.Date=$(DATE)
 BIN     := bin/reconciler
-E2E_TIMEOUT ?= 40m
+E2E_TIMEOUT ?= 50m
 
 .PHONY: build dist test test-unit test-e2e test-faults testbed-up testbed-down demo bench lint fuzz clean
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -271,15 +272,26 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 	for _, task := range tasks {
 		byService[task.ServiceID] = append(byService[task.ServiceID], task)
 	}
+	var unsettled []string
+	if len(changed) > 0 && d.Cluster != nil {
+		// After a leader change the new leader's store knows a node's tasks
+		// only once the node's agent has registered with it again: until
+		// then its tasks may be stale or gone, so no drain is judged.
+		d.Count.Add("nodes")
+		nodes, err := d.Cluster.NodeList(cctx, swarm.NodeListOptions{})
+		if err != nil {
+			return fmt.Errorf("listing the nodes of services changed lately: %w", err)
+		}
+		unsettled = unsettledNodes(nodes)
+	}
 	for _, subj := range changed {
 		l := live[subj]
 		s := l.Raw.(swarm.Service)
-		n := int32(0)
-		for _, task := range byService[s.ID] {
-			if task.Status.State == swarm.TaskStateRunning {
-				n++
-			}
+		if len(unsettled) > 0 {
+			l.Details = withDetail(l.Details, DetailUnsettled, "not re-registered with the leader: "+strings.Join(unsettled, ", "))
+			live[subj] = l
 		}
+		n := mayRun(byService[s.ID])
 		if n > l.Running {
 			l.Details = withDetail(l.Details, "stopping", fmt.Sprintf("%d task(s) still running on their nodes", n-l.Running))
 			l.Running = n
@@ -297,6 +309,54 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 		}
 	}
 	return nil
+}
+
+// DetailUnsettled names the nodes whose tasks the leader does not know yet
+// (see unsettledNodes); while it is set a service is never judged drained.
+const DetailUnsettled = "unsettled"
+
+// unsettledNodes is pure: the nodes (host names) whose status is neither
+// ready nor down. A new leader marks every node unknown until the node's
+// agent registers with it again, and only then hears of its tasks; a node
+// that is down has no running tasks, as far as the manager says.
+func unsettledNodes(nodes []swarm.Node) []string {
+	var out []string
+	for _, n := range nodes {
+		if st := n.Status.State; st != swarm.NodeStateReady && st != swarm.NodeStateDown {
+			out = append(out, cmp.Or(n.Description.Hostname, n.ID)+" ("+string(st)+")")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// mayRun is pure: how many of a service's tasks may have a container
+// running. A task told to stop (desired state past running) counts until
+// its node reports it ended, from any state it may have started the
+// container in: its node's last report may be lost with the old leader.
+func mayRun(tasks []swarm.Task) int32 {
+	n := int32(0)
+	for _, t := range tasks {
+		switch {
+		case t.Status.State == swarm.TaskStateRunning:
+			n++
+		case stopping(t.DesiredState) && startedOrStarting(t.Status.State):
+			n++
+		}
+	}
+	return n
+}
+
+func stopping(s swarm.TaskState) bool {
+	return s == swarm.TaskStateShutdown || s == swarm.TaskStateRemove || s == swarm.TaskStateComplete
+}
+
+func startedOrStarting(s swarm.TaskState) bool {
+	switch s {
+	case swarm.TaskStateAssigned, swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady, swarm.TaskStateStarting:
+		return true
+	}
+	return false
 }
 
 // withDetail sets one detail, making the map if needed.

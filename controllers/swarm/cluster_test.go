@@ -245,6 +245,10 @@ func TestUnsettledNodes(t *testing.T) {
 		{"all ready", []swarm.Node{node("a", swarm.NodeStateReady), node("b", swarm.NodeStateReady)}, nil},
 		{"a down node has no running tasks", []swarm.Node{node("a", swarm.NodeStateReady), node("b", swarm.NodeStateDown)}, nil},
 		{"unknown after an election", []swarm.Node{node("b", swarm.NodeStateUnknown), node("a", swarm.NodeStateReady)}, []string{"b (unknown)"}},
+		{"a manager Raft finds unreachable is as down", []swarm.Node{{ID: "m", Description: swarm.NodeDescription{Hostname: "m"},
+			Status: swarm.NodeStatus{State: swarm.NodeStateUnknown}, ManagerStatus: &swarm.ManagerStatus{Reachability: swarm.ReachabilityUnreachable}}}, nil},
+		{"a reachable manager not re-registered", []swarm.Node{{ID: "m", Description: swarm.NodeDescription{Hostname: "m"},
+			Status: swarm.NodeStatus{State: swarm.NodeStateUnknown}, ManagerStatus: &swarm.ManagerStatus{Reachability: swarm.ReachabilityReachable}}}, []string{"m (unknown)"}},
 		{"disconnected, no host name", []swarm.Node{{ID: "x", Status: swarm.NodeStatus{State: swarm.NodeStateDisconnected}}, node("a", swarm.NodeStateUnknown)}, []string{"a (unknown)", "x (disconnected)"}},
 	} {
 		if got := unsettledNodes(c.nodes); !slices.Equal(got, c.want) {

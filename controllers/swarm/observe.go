@@ -318,10 +318,15 @@ const DetailUnsettled = "unsettled"
 // unsettledNodes is pure: the nodes (host names) whose status is neither
 // ready nor down. A new leader marks every node unknown until the node's
 // agent registers with it again, and only then hears of its tasks; a node
-// that is down has no running tasks, as far as the manager says.
+// that is down has no running tasks, as far as the manager says, and
+// neither has a manager that Raft finds unreachable (the old leader whose
+// dockerd died stays unknown for half a minute before it is down).
 func unsettledNodes(nodes []swarm.Node) []string {
 	var out []string
 	for _, n := range nodes {
+		if m := n.ManagerStatus; m != nil && m.Reachability == swarm.ReachabilityUnreachable {
+			continue
+		}
 		if st := n.Status.State; st != swarm.NodeStateReady && st != swarm.NodeStateDown {
 			out = append(out, cmp.Or(n.Description.Hostname, n.ID)+" ("+string(st)+")")
 		}

@@ -279,3 +279,32 @@ func TestMayRun(t *testing.T) {
 		}
 	}
 }
+
+func TestRejoined(t *testing.T) {
+	now := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	grace := 5 * time.Second
+	svc := swarm.Service{Meta: swarm.Meta{UpdatedAt: now.Add(-20 * time.Second)},
+		Spec: swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{StopGracePeriod: &grace}}}}
+	node := func(name string, st swarm.NodeState, ago time.Duration) swarm.Node {
+		return swarm.Node{ID: "id-" + name, Meta: swarm.Meta{UpdatedAt: now.Add(-ago)},
+			Description: swarm.NodeDescription{Hostname: name}, Status: swarm.NodeStatus{State: st}}
+	}
+	noGrace := svc
+	noGrace.Spec.TaskTemplate.ContainerSpec = &swarm.ContainerSpec{}
+	for _, c := range []struct {
+		name  string
+		svc   swarm.Service
+		nodes []swarm.Node
+		want  []string
+	}{
+		{"ready since before the change", svc, []swarm.Node{node("a", swarm.NodeStateReady, time.Minute)}, nil},
+		{"re-registered after the change, 2 s ago", svc, []swarm.Node{node("a", swarm.NodeStateReady, 2*time.Second), node("b", swarm.NodeStateReady, time.Hour)}, []string{"a (3s left)"}},
+		{"re-registered after the change, past the grace period", svc, []swarm.Node{node("a", swarm.NodeStateReady, 6*time.Second)}, nil},
+		{"dockerd's default grace period", noGrace, []swarm.Node{node("a", swarm.NodeStateReady, 6*time.Second)}, []string{"a (4s left)"}},
+		{"down nodes are unsettledNodes' business", svc, []swarm.Node{node("a", swarm.NodeStateDown, time.Second)}, nil},
+	} {
+		if got := rejoined(c.nodes, c.svc, now); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -273,6 +273,7 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 		byService[task.ServiceID] = append(byService[task.ServiceID], task)
 	}
 	var unsettled []string
+	var nodeList []swarm.Node
 	if len(changed) > 0 && d.Cluster != nil {
 		// After a leader change the new leader's store knows a node's tasks
 		// only once the node's agent has registered with it again: until
@@ -283,12 +284,16 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 			return fmt.Errorf("listing the nodes of services changed lately: %w", err)
 		}
 		unsettled = unsettledNodes(nodes)
+		nodeList = nodes
 	}
 	for _, subj := range changed {
 		l := live[subj]
 		s := l.Raw.(swarm.Service)
 		if len(unsettled) > 0 {
 			l.Details = withDetail(l.Details, DetailUnsettled, "not re-registered with the leader: "+strings.Join(unsettled, ", "))
+			live[subj] = l
+		} else if r := rejoined(nodeList, s, now); len(r) > 0 {
+			l.Details = withDetail(l.Details, DetailUnsettled, "re-registered since the change, within its stop grace period: "+strings.Join(r, ", "))
 			live[subj] = l
 		}
 		n := mayRun(byService[s.ID])
@@ -329,6 +334,31 @@ func unsettledNodes(nodes []swarm.Node) []string {
 		}
 		if st := n.Status.State; st != swarm.NodeStateReady && st != swarm.NodeStateDown {
 			out = append(out, cmp.Or(n.Description.Hostname, n.ID)+" ("+string(st)+")")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// rejoined is pure: the ready nodes whose status changed after the
+// service's spec did, less than its stop grace period ago. Such a node
+// registered again (with a new leader) after the change: it may have heard
+// of the stop only then, and the leader's store may already have dropped
+// the task while its container is still stopping; the grace period bounds
+// how long the container may take. A node ready since before the change
+// holds nothing back.
+func rejoined(nodes []swarm.Node, s swarm.Service, now time.Time) []string {
+	grace := 10 * time.Second // dockerd's default
+	if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
+		grace = *cs.StopGracePeriod
+	}
+	var out []string
+	for _, n := range nodes {
+		if n.Status.State != swarm.NodeStateReady || !n.UpdatedAt.After(s.UpdatedAt) {
+			continue
+		}
+		if left := grace - now.Sub(n.UpdatedAt); left > 0 {
+			out = append(out, fmt.Sprintf("%s (%s left)", cmp.Or(n.Description.Hostname, n.ID), left.Round(100*time.Millisecond)))
 		}
 	}
 	sort.Strings(out)

@@ -3,6 +3,8 @@ package swarm
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +26,9 @@ type clusterAPI struct {
 	svc      swarm.Service
 
 	taskList []swarm.Task
+	// unknown: the nodes whose status is unknown (not re-registered with
+	// a new leader); the others are ready.
+	unknown map[string]bool
 
 	infos, nodeLists, lists, updates, tasks int
 }
@@ -40,8 +45,12 @@ func (f *clusterAPI) NodeList(context.Context, swarm.NodeListOptions) ([]swarm.N
 	f.nodeLists++
 	var out []swarm.Node
 	for _, id := range []string{"n1", "n2", "n3"} {
+		st := swarm.NodeStateReady
+		if f.unknown[id] {
+			st = swarm.NodeStateUnknown
+		}
 		out = append(out, swarm.Node{ID: id, Description: swarm.NodeDescription{Hostname: "host-" + id},
-			ManagerStatus: &swarm.ManagerStatus{Leader: id == f.leader}})
+			ManagerStatus: &swarm.ManagerStatus{Leader: id == f.leader}, Status: swarm.NodeStatus{State: st}})
 	}
 	return out, nil
 }
@@ -200,6 +209,19 @@ func TestDrainCountsTasksStillRunningOnTheirNodes(t *testing.T) {
 	if h := d.Health(ts[0], live[ts[0].Subject()]); !h.Drained {
 		t.Errorf("leader of three, the task stopped: %+v, want drained", h)
 	}
+	// Right after an election: a node not yet re-registered with the new
+	// leader, whose tasks the leader's store may have stale or not at all.
+	leader.unknown = map[string]bool{"n3": true}
+	leader.taskList = nil
+	live, _ = d.Observe(controllers.WithWaiting(ctx), ts)
+	if h := d.Health(ts[0], live[ts[0].Subject()]); h.Drained || !strings.Contains(h.Reason, "host-n3") {
+		t.Errorf("leader of three, node n3 unknown: %+v, want not drained, naming host-n3", h)
+	}
+	leader.unknown = nil
+	live, _ = d.Observe(controllers.WithWaiting(ctx), ts)
+	if h := d.Health(ts[0], live[ts[0].Subject()]); !h.Drained {
+		t.Errorf("leader of three, n3 ready again: %+v, want drained", h)
+	}
 
 	single := &clusterAPI{node: "n1", manager: true, managers: 1, svc: svc, taskList: []swarm.Task{stopping}}
 	d = newClusterDriver(single)
@@ -208,5 +230,81 @@ func TestDrainCountsTasksStillRunningOnTheirNodes(t *testing.T) {
 	}
 	if single.tasks != 0 {
 		t.Errorf("a one-node swarm read the tasks %d times", single.tasks)
+	}
+}
+
+func TestUnsettledNodes(t *testing.T) {
+	node := func(name string, st swarm.NodeState) swarm.Node {
+		return swarm.Node{ID: "id-" + name, Description: swarm.NodeDescription{Hostname: name}, Status: swarm.NodeStatus{State: st}}
+	}
+	for _, c := range []struct {
+		name  string
+		nodes []swarm.Node
+		want  []string
+	}{
+		{"all ready", []swarm.Node{node("a", swarm.NodeStateReady), node("b", swarm.NodeStateReady)}, nil},
+		{"a down node has no running tasks", []swarm.Node{node("a", swarm.NodeStateReady), node("b", swarm.NodeStateDown)}, nil},
+		{"unknown after an election", []swarm.Node{node("b", swarm.NodeStateUnknown), node("a", swarm.NodeStateReady)}, []string{"b (unknown)"}},
+		{"a manager Raft finds unreachable is as down", []swarm.Node{{ID: "m", Description: swarm.NodeDescription{Hostname: "m"},
+			Status: swarm.NodeStatus{State: swarm.NodeStateUnknown}, ManagerStatus: &swarm.ManagerStatus{Reachability: swarm.ReachabilityUnreachable}}}, nil},
+		{"a reachable manager not re-registered", []swarm.Node{{ID: "m", Description: swarm.NodeDescription{Hostname: "m"},
+			Status: swarm.NodeStatus{State: swarm.NodeStateUnknown}, ManagerStatus: &swarm.ManagerStatus{Reachability: swarm.ReachabilityReachable}}}, []string{"m (unknown)"}},
+		{"disconnected, no host name", []swarm.Node{{ID: "x", Status: swarm.NodeStatus{State: swarm.NodeStateDisconnected}}, node("a", swarm.NodeStateUnknown)}, []string{"a (unknown)", "x (disconnected)"}},
+	} {
+		if got := unsettledNodes(c.nodes); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestMayRun(t *testing.T) {
+	task := func(desired, state swarm.TaskState) swarm.Task {
+		return swarm.Task{DesiredState: desired, Status: swarm.TaskStatus{State: state}}
+	}
+	for _, c := range []struct {
+		name  string
+		tasks []swarm.Task
+		want  int32
+	}{
+		{"none", nil, 0},
+		{"running, to run", []swarm.Task{task(swarm.TaskStateRunning, swarm.TaskStateRunning)}, 1},
+		{"running, told to stop", []swarm.Task{task(swarm.TaskStateShutdown, swarm.TaskStateRunning), task(swarm.TaskStateRemove, swarm.TaskStateRunning)}, 2},
+		{"starting, told to stop: its container may run", []swarm.Task{task(swarm.TaskStateRemove, swarm.TaskStateStarting), task(swarm.TaskStateShutdown, swarm.TaskStateAssigned)}, 2},
+		{"starting, to run: not yet running", []swarm.Task{task(swarm.TaskStateRunning, swarm.TaskStateStarting)}, 0},
+		{"ended", []swarm.Task{task(swarm.TaskStateRemove, swarm.TaskStateShutdown), task(swarm.TaskStateShutdown, swarm.TaskStateComplete), task(swarm.TaskStateShutdown, swarm.TaskStateFailed)}, 0},
+		{"never placed", []swarm.Task{task(swarm.TaskStateRemove, swarm.TaskStatePending)}, 0},
+	} {
+		if got := mayRun(c.tasks); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestRejoined(t *testing.T) {
+	now := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	grace := 5 * time.Second
+	svc := swarm.Service{Meta: swarm.Meta{UpdatedAt: now.Add(-20 * time.Second)},
+		Spec: swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{StopGracePeriod: &grace}}}}
+	node := func(name string, st swarm.NodeState, ago time.Duration) swarm.Node {
+		return swarm.Node{ID: "id-" + name, Meta: swarm.Meta{UpdatedAt: now.Add(-ago)},
+			Description: swarm.NodeDescription{Hostname: name}, Status: swarm.NodeStatus{State: st}}
+	}
+	noGrace := svc
+	noGrace.Spec.TaskTemplate.ContainerSpec = &swarm.ContainerSpec{}
+	for _, c := range []struct {
+		name  string
+		svc   swarm.Service
+		nodes []swarm.Node
+		want  []string
+	}{
+		{"ready since before the change", svc, []swarm.Node{node("a", swarm.NodeStateReady, time.Minute)}, nil},
+		{"re-registered after the change, 2 s ago", svc, []swarm.Node{node("a", swarm.NodeStateReady, 2*time.Second), node("b", swarm.NodeStateReady, time.Hour)}, []string{"a (3s left)"}},
+		{"re-registered after the change, past the grace period", svc, []swarm.Node{node("a", swarm.NodeStateReady, 6*time.Second)}, nil},
+		{"dockerd's default grace period", noGrace, []swarm.Node{node("a", swarm.NodeStateReady, 6*time.Second)}, []string{"a (4s left)"}},
+		{"down nodes are unsettledNodes' business", svc, []swarm.Node{node("a", swarm.NodeStateDown, time.Second)}, nil},
+	} {
+		if got := rejoined(c.nodes, c.svc, now); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // Health is pure. A service is drained when no more tasks run than its
-// target, and ready when its spec and its running tasks both equal the
+// target and no node's tasks are unknown to the leader (DetailUnsettled), and ready when its spec and its running tasks both equal the
 // target, with the declared image and no update in progress (Swarm's own
 // rollout still replacing tasks).
 func Health(t controllers.Target, l controllers.Live) controllers.Health {
@@ -21,8 +21,11 @@ func Health(t controllers.Target, l controllers.Live) controllers.Health {
 		return h
 	}
 	h = controllers.Health{
-		Drained: l.Running <= t.Replicas,
+		Drained: l.Running <= t.Replicas && l.Details[DetailUnsettled] == "",
 		Reason:  fmt.Sprintf("%d/%d running", l.Running, t.Replicas),
+	}
+	if u := l.Details[DetailUnsettled]; u != "" {
+		h.Reason += ", nodes " + u
 	}
 	ready := l.Replicas == t.Replicas && l.Running == t.Replicas
 	if img := t.Service.Image; img != "" && !sameImage(l.Image, img) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -281,15 +282,31 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 			live[subj] = l
 		}
 	}
+	var unsettled []string
+	var nodeList []swarm.Node
+	if len(changed) > 0 && d.Cluster != nil {
+		// After a leader change the new leader's store knows a node's tasks
+		// only once the node's agent has registered with it again: until
+		// then its tasks may be stale or gone, so no drain is judged.
+		d.Count.Add("nodes")
+		nodes, err := d.Cluster.NodeList(cctx, swarm.NodeListOptions{})
+		if err != nil {
+			return fmt.Errorf("listing the nodes of services changed lately: %w", err)
+		}
+		unsettled = unsettledNodes(nodes)
+		nodeList = nodes
+	}
 	for _, subj := range changed {
 		l := live[subj]
 		s := l.Raw.(swarm.Service)
-		n := int32(0)
-		for _, task := range byService[s.ID] {
-			if task.Status.State == swarm.TaskStateRunning {
-				n++
-			}
+		if len(unsettled) > 0 {
+			l.Details = withDetail(l.Details, DetailUnsettled, "not re-registered with the leader: "+strings.Join(unsettled, ", "))
+			live[subj] = l
+		} else if r := rejoined(nodeList, s, now); len(r) > 0 {
+			l.Details = withDetail(l.Details, DetailUnsettled, "re-registered since the change, within its stop grace period: "+strings.Join(r, ", "))
+			live[subj] = l
 		}
+		n := mayRun(byService[s.ID])
 		if n > l.Running {
 			l.Details = withDetail(l.Details, "stopping", fmt.Sprintf("%d task(s) still running on their nodes", n-l.Running))
 			l.Running = n
@@ -307,6 +324,84 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 		}
 	}
 	return nil
+}
+
+// DetailUnsettled names the nodes whose tasks the leader does not know yet
+// (see unsettledNodes); while it is set a service is never judged drained.
+const DetailUnsettled = "unsettled"
+
+// unsettledNodes is pure: the nodes (host names) whose status is neither
+// ready nor down. A new leader marks every node unknown until the node's
+// agent registers with it again, and only then hears of its tasks; a node
+// that is down has no running tasks, as far as the manager says, and
+// neither has a manager that Raft finds unreachable (the old leader whose
+// dockerd died stays unknown for half a minute before it is down).
+func unsettledNodes(nodes []swarm.Node) []string {
+	var out []string
+	for _, n := range nodes {
+		if m := n.ManagerStatus; m != nil && m.Reachability == swarm.ReachabilityUnreachable {
+			continue
+		}
+		if st := n.Status.State; st != swarm.NodeStateReady && st != swarm.NodeStateDown {
+			out = append(out, cmp.Or(n.Description.Hostname, n.ID)+" ("+string(st)+")")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// rejoined is pure: the ready nodes whose status changed after the
+// service's spec did, less than its stop grace period ago. Such a node
+// registered again (with a new leader) after the change: it may have heard
+// of the stop only then, and the leader's store may already have dropped
+// the task while its container is still stopping; the grace period bounds
+// how long the container may take. A node ready since before the change
+// holds nothing back.
+func rejoined(nodes []swarm.Node, s swarm.Service, now time.Time) []string {
+	grace := 10 * time.Second // dockerd's default
+	if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
+		grace = *cs.StopGracePeriod
+	}
+	var out []string
+	for _, n := range nodes {
+		if n.Status.State != swarm.NodeStateReady || !n.UpdatedAt.After(s.UpdatedAt) {
+			continue
+		}
+		if left := grace - now.Sub(n.UpdatedAt); left > 0 {
+			out = append(out, fmt.Sprintf("%s (%s left)", cmp.Or(n.Description.Hostname, n.ID), left.Round(100*time.Millisecond)))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// mayRun is pure: how many of a service's tasks may have a container
+// running. A task told to stop (desired state past running) counts until
+// its node reports it ended, from any state it may have started the
+// container in: its node's last report may be lost with the old leader.
+func mayRun(tasks []swarm.Task) int32 {
+	n := int32(0)
+	for _, t := range tasks {
+		switch {
+		case t.Status.State == swarm.TaskStateRunning:
+			n++
+		case stopping(t.DesiredState) && startedOrStarting(t.Status.State):
+			n++
+		}
+	}
+	return n
+}
+
+func stopping(s swarm.TaskState) bool {
+	return s == swarm.TaskStateShutdown || s == swarm.TaskStateRemove || s == swarm.TaskStateComplete
+}
+
+func startedOrStarting(s swarm.TaskState) bool {
+	switch s {
+	case swarm.TaskStateAssigned, swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady, swarm.TaskStateStarting:
+		return true
+	}
+	return false
 }
 
 // withDetail sets one detail, making the map if needed.

@@ -249,22 +249,36 @@ func replicaUpdateTime(s string) time.Time {
 	return time.Date(now.Year(), now.Month(), now.Day(), at.Hour(), at.Minute(), at.Second(), at.Nanosecond(), time.UTC)
 }
 
-// TestHostsLeaderWritesAndFailover: five hosts, an agent on each.
-//
-//  1. maintenance: false is committed: the broker, then proxy and BL, come
-//     up; every ServiceUpdate reaching any dockerd comes from the leader's
-//     agent; every host's own compose container is started by its own
-//     agent; the followers report the services as observed (naming the
-//     leader), the workers as not readable.
-//  2. maintenance: true is committed; once the leader's agent sent its
-//     first scale-down, it is killed and its dockerd stopped: a new leader
-//     is elected, and its agent scales the broker down after proxy and BL
-//     drained, each service updated once in all (Docker's events).
-//  3. rtb-h5 gets a compose project it does not have: the testbed's
-//     Prometheus fires ReconcilerDrift for it and `fleet status
-//     --prometheus` names it.
-func TestHostsLeaderWritesAndFailover(t *testing.T) {
-	const interval = 2 * time.Second
+// hostsCluster is the set-up both hosts tests share: five hosts, the
+// cluster's three services (broker <- proxy, bl dependsOn broker; their
+// tasks on the workers only, so stopping a manager's dockerd stops no task;
+// proxy and BL take 3 s to stop), a compose project on every host, an agent
+// on each behind a counting Docker proxy, all on the first revision (in
+// maintenance).
+type hostsCluster struct {
+	hosts, managers []*testHost
+	byName          map[string]*testHost
+	leader          *testHost
+	leaderName      string
+	svc             [3]string
+	project         string
+	repo            *GitRepo
+	token           string
+	addrs           []string
+	tb              Testbed
+	ctx             context.Context
+	began           time.Time
+	setup           time.Duration
+}
+
+const (
+	hostsInterval = 2 * time.Second
+	// hostsStopGrace is the services' stop grace period.
+	hostsStopGrace = 5 * time.Second
+)
+
+func newHostsCluster(t *testing.T) *hostsCluster {
+	const interval = hostsInterval
 	began := time.Now()
 	hosts, gitURL := testHosts(t, 5)
 	ctx := ctxT(t, 3*time.Minute)
@@ -281,15 +295,12 @@ func TestHostsLeaderWritesAndFailover(t *testing.T) {
 	leader := byName[leaderName]
 	t.Logf("swarm leader at start: %s", leaderName)
 
-	// The cluster's services, their tasks on the workers only (so stopping a
-	// manager's dockerd stops no task); proxy and BL take 3 s to stop, the
-	// time the failover happens in.
 	tb := testbed(t)
 	pfx := uniqueName("mh")
 	svc := [3]string{pfx + "-broker", pfx + "-proxy", pfx + "-bl"}
 	for i, name := range svc {
 		zero := uint64(0)
-		grace := 5 * time.Second
+		grace := hostsStopGrace
 		var env []string
 		if i > 0 {
 			env = []string{"WORKER_STOP_DELAY=3s"}
@@ -366,7 +377,15 @@ func TestHostsLeaderWritesAndFailover(t *testing.T) {
 	})
 	setup := time.Since(began)
 
-	// 1. Leaving maintenance.
+	return &hostsCluster{hosts: hosts, managers: managers, byName: byName, leader: leader, leaderName: leaderName,
+		svc: svc, project: project, repo: repo, token: token, addrs: addrs, tb: tb, ctx: ctx, began: began, setup: setup}
+}
+
+// leaveMaintenance commits maintenance: false and waits for the services
+// up and every host's compose container running; the proxies' counts then
+// hold that flip's calls only.
+func (c *hostsCluster) leaveMaintenance(t *testing.T) time.Duration {
+	hosts, svc, project, leader, ctx, repo := c.hosts, c.svc, c.project, c.leader, c.ctx, c.repo
 	for _, h := range hosts {
 		h.proxy.Reset()
 	}
@@ -393,7 +412,23 @@ func TestHostsLeaderWritesAndFailover(t *testing.T) {
 		}
 		return nil
 	})
-	upTook := time.Since(upAt)
+	return time.Since(upAt)
+}
+
+// TestHostsLeaderWrites: five hosts, an agent on each.
+//
+//  1. maintenance: false is committed: the broker, then proxy and BL, come
+//     up; every ServiceUpdate reaching any dockerd comes from the leader's
+//     agent; every host's own compose container is started by its own
+//     agent; the followers report the services as observed (naming the
+//     leader), the workers as not readable.
+//  2. rtb-h5 gets a compose project it does not have: the testbed's
+//     Prometheus fires ReconcilerDrift for it and `fleet status
+//     --prometheus` names it.
+func TestHostsLeaderWrites(t *testing.T) {
+	c := newHostsCluster(t)
+	hosts, leader, leaderName, token, repo, project, addrs, tb := c.hosts, c.leader, c.leaderName, c.token, c.repo, c.project, c.addrs, c.tb
+	upTook := c.leaveMaintenance(t)
 	for _, h := range hosts {
 		updates := h.proxy.Counts()["POST /services/{id}/update"]
 		switch {
@@ -445,7 +480,45 @@ func TestHostsLeaderWritesAndFailover(t *testing.T) {
 		}
 	}
 
-	// 2. Entering maintenance, the leader failing half way.
+	// A drifted host, seen by Prometheus: rtb-h5 gets a compose project
+	// that does not exist (drift "missing", left after every pass); the
+	// rules' ReconcilerDrift fires for its instance and `fleet status
+	// --prometheus` names it.
+	h5 := hosts[4]
+	driftAt := time.Now()
+	repo.Commit("rtb-h5: a project it does not have", map[string]string{"hosts/rtb-h5.yaml": fmt.Sprintf(`apiVersion: reconciler.dev/v1
+kind: Host
+metadata:
+  name: rtb-h5
+spec:
+  services:
+    - name: absent
+      driver: compose
+      project: %s-absent
+      replicas: 1
+`, project)})
+	alert := awaitPromAlert(t, "ReconcilerDrift", h5.Addr+":9440", 60*time.Second)
+	t.Logf("ReconcilerDrift firing for %s %s after the commit: %v", h5.Name, time.Since(driftAt).Round(time.Millisecond), alert.Labels)
+	pr := cli(t, nil, "fleet", "status", "--prometheus", tb.PrometheusURL, "--agents", strings.Join(addrs, ","))
+	t.Logf("fleet status --prometheus (exit %d):\n%s%s", pr.Code, pr.Stdout, pr.Stderr)
+	if pr.Code != 2 || !regexp.MustCompile(`(?m)^rtb-h5\s+`+regexp.QuoteMeta(h5.Addr+":9440")+`\s+\S+\s+no\s`).MatchString(pr.Stdout) {
+		t.Errorf("fleet status --prometheus: exit %d, want 2 and a drifted row for rtb-h5", pr.Code)
+	}
+	t.Logf("timings: setup (hosts, services, 5 agents converged) %s; leave maintenance %s; whole test %s",
+		c.setup.Round(time.Millisecond), upTook.Round(time.Millisecond), time.Since(c.began).Round(time.Millisecond))
+}
+
+// TestHostsLeaderFailover: five hosts, an agent on each, the services up.
+// maintenance: true is committed; once the leader's agent sent its first
+// scale-down, it is killed and its dockerd stopped: a new leader is
+// elected, and its agent scales the broker down after proxy and BL
+// drained, each service updated once in all (Docker's events).
+func TestHostsLeaderFailover(t *testing.T) {
+	const interval = hostsInterval
+	c := newHostsCluster(t)
+	hosts, managers, leader, leaderName, byName, ctx, repo, project, svc := c.hosts, c.managers, c.leader, c.leaderName, c.byName, c.ctx, c.repo, c.project, c.svc
+	upTook := c.leaveMaintenance(t)
+
 	watch := watchHostsEvents(t, append(append([]*testHost{}, hosts[3:]...), managersBut(managers, leader)...))
 	for _, h := range hosts {
 		h.proxy.Reset()
@@ -549,6 +622,8 @@ func TestHostsLeaderWritesAndFailover(t *testing.T) {
 	t.Logf("service updates through the proxies in the flip: %d (old leader %s: %d, new leader %s: %d)", total,
 		leader.Name, leader.proxy.Counts()["POST /services/{id}/update"], newLeader.Name, newLeader.proxy.Counts()["POST /services/{id}/update"])
 	// The new leader's agent took over within one interval of the election
+	// (plus the stop grace period a worker that registered with the new
+	// leader holds a drain for, controllers/swarm rejoined)
 	// (plus the drain it had to wait for).
 	if !brokerAt.IsZero() {
 		lastDie := time.Time{}
@@ -561,8 +636,8 @@ func TestHostsLeaderWritesAndFailover(t *testing.T) {
 		if lastDie.After(ready) {
 			ready = lastDie
 		}
-		if late := brokerAt.Sub(ready); late > interval+2*time.Second {
-			t.Errorf("the broker was scaled down %s after the election and the drain, want within the interval (%s) and a little", late, interval)
+		if late := brokerAt.Sub(ready); late > interval+hostsStopGrace+2*time.Second {
+			t.Errorf("the broker was scaled down %s after the election and the drain, want within the interval (%s), the stop grace period (%s) and a little", late, interval, hostsStopGrace)
 		}
 		t.Logf("failover: dockerd stopped -> new leader seen %s; -> broker scaled down %s (election %s, last dependent died %s)",
 			electedAt.Sub(stoppedAt).Round(time.Millisecond), brokerAt.Sub(stoppedAt).Round(time.Millisecond),
@@ -584,32 +659,8 @@ func TestHostsLeaderWritesAndFailover(t *testing.T) {
 		}
 		return nil
 	})
-	// A drifted host, seen by Prometheus: rtb-h5 gets a compose project
-	// that does not exist (drift "missing", left after every pass); the
-	// rules' ReconcilerDrift fires for its instance and `fleet status
-	// --prometheus` names it.
-	h5 := hosts[4]
-	driftAt := time.Now()
-	repo.Commit("rtb-h5: a project it does not have", map[string]string{"hosts/rtb-h5.yaml": fmt.Sprintf(`apiVersion: reconciler.dev/v1
-kind: Host
-metadata:
-  name: rtb-h5
-spec:
-  services:
-    - name: absent
-      driver: compose
-      project: %s-absent
-      replicas: 1
-`, project)})
-	alert := awaitPromAlert(t, "ReconcilerDrift", h5.Addr+":9440", 60*time.Second)
-	t.Logf("ReconcilerDrift firing for %s %s after the commit: %v", h5.Name, time.Since(driftAt).Round(time.Millisecond), alert.Labels)
-	pr := cli(t, nil, "fleet", "status", "--prometheus", tb.PrometheusURL, "--agents", strings.Join(addrs, ","))
-	t.Logf("fleet status --prometheus (exit %d):\n%s%s", pr.Code, pr.Stdout, pr.Stderr)
-	if pr.Code != 2 || !regexp.MustCompile(`(?m)^rtb-h5\s+`+regexp.QuoteMeta(h5.Addr+":9440")+`\s+\S+\s+no\s`).MatchString(pr.Stdout) {
-		t.Errorf("fleet status --prometheus: exit %d, want 2 and a drifted row for rtb-h5", pr.Code)
-	}
 	t.Logf("timings: setup (hosts, services, 5 agents converged) %s; leave maintenance %s; enter maintenance with failover %s; whole test %s",
-		setup.Round(time.Millisecond), upTook.Round(time.Millisecond), brokerDown.Sub(inAt).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+		c.setup.Round(time.Millisecond), upTook.Round(time.Millisecond), brokerDown.Sub(inAt).Round(time.Millisecond), time.Since(c.began).Round(time.Millisecond))
 }
 
 func managersBut(managers []*testHost, but *testHost) []*testHost {

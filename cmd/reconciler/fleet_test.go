@@ -18,6 +18,7 @@ import (
 	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/controllers/drivertest"
 )
 
 // simAgents serves simulated agents' /status, one listener each, all from
@@ -88,18 +89,6 @@ func simStatus(host, rev string, at time.Time, drift int) status.Status {
 	return st
 }
 
-// closedAddr is an address nothing listens on: asking it is refused.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestFleetStatusThousandAgents: `fleet status` against 1,000 status
 // endpoints (990 converged, 4 drifted, 3 on an older revision, 2 refusing
 // connections, 1 that never answers) prints the summary line first and the
@@ -132,7 +121,7 @@ func TestFleetStatusThousandAgents(t *testing.T) {
 	addrs := simAgents(t, n, func(i int) []byte { return bodies[i] })
 	refused := []int{500, 900}
 	for _, i := range refused {
-		addrs[i] = closedAddr(t)
+		addrs[i] = drivertest.ClosedAddr(t)
 	}
 	list := filepath.Join(t.TempDir(), "agents")
 	if err := os.WriteFile(list, []byte(strings.Join(addrs, "\n")+"\n"), 0o644); err != nil {

@@ -31,6 +31,9 @@ type recorder struct {
 	list    []container.Summary
 	exit    int64 // what ContainerWait answers, unless waitErr
 	waitErr error
+	// startErr fails every start (the names of one-offs are random, so
+	// fail cannot name them).
+	startErr error
 }
 
 func (r *recorder) record(call string) error {
@@ -70,7 +73,7 @@ func (r *recorder) NetworkConnect(_ context.Context, net, id string, _ *network.
 }
 
 func (r *recorder) ContainerStart(_ context.Context, id string, _ container.StartOptions) error {
-	return r.record("start " + id)
+	return errors.Join(r.record("start "+id), r.startErr)
 }
 
 func (r *recorder) ContainerStop(_ context.Context, id string, o container.StopOptions) error {

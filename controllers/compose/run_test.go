@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,82 +111,61 @@ func runMigrate(ctx context.Context, t *testing.T, rec *recorder) (controllers.R
 }
 
 func TestRunAOneOff(t *testing.T) {
+	made := []string{
+		"list",
+		"inspect id-usm_migrate_1",
+		"create usm_migrate_run_<slug>",
+		"start id-usm_migrate_run_<slug>",
+	}
+	waited := append(slices.Clone(made), "wait id-usm_migrate_run_<slug> not-running")
+	removed := "remove id-usm_migrate_run_<slug> force volumes"
 	for _, tc := range []struct {
-		name string
-		exit int64
-		want controllers.RunResult
+		name    string
+		rec     *recorder
+		want    controllers.RunResult
+		wantErr error  // errors.Is
+		errText string // in the error
+		calls   []string
 	}{
-		{"exit 0", 0, controllers.RunResult{Exited: true, Succeeded: true, Detail: "exited 0"}},
-		{"exit 3", 3, controllers.RunResult{Exited: true, Detail: "exited 3"}},
+		{name: "exit 0", rec: &recorder{}, want: controllers.RunResult{Exited: true, Succeeded: true, Detail: "exited 0"},
+			calls: append(slices.Clone(waited), removed)},
+		{name: "exit 3", rec: &recorder{exit: 3}, want: controllers.RunResult{Exited: true, Detail: "exited 3"},
+			calls: append(slices.Clone(waited), removed)},
+		{name: "the wait is cut short: stopped and removed", rec: &recorder{waitErr: context.Canceled}, wantErr: context.Canceled,
+			calls: append(slices.Clone(waited), "stop id-usm_migrate_run_<slug> 10s", removed)},
+		{name: "a start that fails removes the one-off", rec: &recorder{startErr: errors.New("no space left on device")},
+			errText: "start usm_migrate_run_", calls: append(slices.Clone(made), removed)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{exit: tc.exit}
-			res, calls, err := runMigrate(context.Background(), t, rec)
-			if err != nil {
+			res, calls, err := runMigrate(context.Background(), t, tc.rec)
+			switch {
+			case tc.wantErr == nil && tc.errText == "" && err != nil:
 				t.Fatal(err)
+			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
+				t.Errorf("err = %v, want %v", err, tc.wantErr)
+			case tc.errText != "" && (err == nil || !strings.Contains(err.Error(), tc.errText)):
+				t.Errorf("err = %v, want one saying %q", err, tc.errText)
 			}
 			if res != tc.want {
 				t.Errorf("result %+v, want %+v", res, tc.want)
 			}
-			want := []string{
-				"list",
-				"inspect id-usm_migrate_1",
-				"create usm_migrate_run_<slug>",
-				"start id-usm_migrate_run_<slug>",
-				"wait id-usm_migrate_run_<slug> not-running",
-				"remove id-usm_migrate_run_<slug> force volumes",
+			if !reflect.DeepEqual(calls, tc.calls) {
+				t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(tc.calls, "\n"))
 			}
-			if !reflect.DeepEqual(calls, want) {
-				t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
-			}
-			if len(rec.created) != 1 || rec.created[0].Config.Labels[LabelOneoff] != "True" {
-				t.Errorf("created %+v", rec.created)
+			if len(tc.rec.created) != 1 || tc.rec.created[0].Config.Labels[LabelOneoff] != "True" {
+				t.Errorf("created %+v", tc.rec.created)
 			}
 		})
 	}
 }
 
-func TestRunAOneOffFails(t *testing.T) {
+func TestRunAOneOffCannot(t *testing.T) {
 	t.Run("no container to make it from", func(t *testing.T) {
 		rec := &recorder{}
 		d := &Driver{API: rec, CallTimeout: time.Second}
 		_, err := d.Run(context.Background(), targets(declare("usm", "migrate", 0))[0])
 		if err == nil || !strings.Contains(err.Error(), "no container of compose service usm/migrate to make a one-off from") {
 			t.Errorf("err = %v", err)
-		}
-	})
-	t.Run("the wait is cut short: stopped and removed", func(t *testing.T) {
-		rec := &recorder{waitErr: context.Canceled}
-		_, calls, err := runMigrate(context.Background(), t, rec)
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("err = %v, want context.Canceled", err)
-		}
-		want := []string{
-			"list",
-			"inspect id-usm_migrate_1",
-			"create usm_migrate_run_<slug>",
-			"start id-usm_migrate_run_<slug>",
-			"wait id-usm_migrate_run_<slug> not-running",
-			"stop id-usm_migrate_run_<slug> 10s",
-			"remove id-usm_migrate_run_<slug> force volumes",
-		}
-		if !reflect.DeepEqual(calls, want) {
-			t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
-		}
-	})
-	t.Run("a start that fails removes the one-off", func(t *testing.T) {
-		rec := &recorder{}
-		// The name is random: every start fails.
-		failing := &failStart{recorder: rec}
-		failing.tmpl = template("usm_migrate_1")
-		failing.list = []container.Summary{migrate()}
-		d := &Driver{API: failing, CallTimeout: time.Second}
-		_, err := d.Run(context.Background(), targets(declare("usm", "migrate", 0))[0])
-		if err == nil || !strings.Contains(err.Error(), "start usm_migrate_run_") {
-			t.Errorf("err = %v", err)
-		}
-		if last := rec.calls[len(rec.calls)-1]; !strings.HasPrefix(last, "remove id-usm_migrate_run_") {
-			t.Errorf("last call %q, want the one-off removed", last)
 		}
 	})
 	t.Run("a selector is not run", func(t *testing.T) {
@@ -196,12 +176,4 @@ func TestRunAOneOffFails(t *testing.T) {
 			t.Errorf("err = %v, want ErrCannotRun", err)
 		}
 	})
-}
-
-// failStart is the recorder with every start failing.
-type failStart struct{ *recorder }
-
-func (f *failStart) ContainerStart(ctx context.Context, id string, o container.StartOptions) error {
-	_ = f.record("start " + id)
-	return errors.New("no space left on device")
 }

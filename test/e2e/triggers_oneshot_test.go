@@ -144,41 +144,26 @@ services:
 // composeSeen collects the one-off containers `docker-compose ps` lists
 // while it is polled.
 type composeSeen struct {
-	mu     sync.Mutex
-	names  map[string]bool
-	cancel context.CancelFunc
-	done   chan struct{}
+	*background
+	mu    sync.Mutex
+	names map[string]bool
 }
 
 // watchComposePS runs `docker-compose ps` over and over until stopped, and
 // keeps the names of the project's one-offs it listed.
 func (p *composeProject) watchComposePS() *composeSeen {
-	ctx, cancel := context.WithCancel(context.Background())
-	w := &composeSeen{names: map[string]bool{}, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		for ctx.Err() == nil {
-			out, _ := exec.CommandContext(ctx, "docker-compose", "--no-ansi", "-p", p.name, "-f", p.file, "ps").Output()
-			for _, line := range strings.Split(string(out), "\n") {
-				if f := strings.Fields(line); len(f) > 0 && strings.Contains(f[0], "_run_") {
-					w.mu.Lock()
-					w.names[f[0]] = true
-					w.mu.Unlock()
-				}
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
+	w := &composeSeen{names: map[string]bool{}}
+	w.background = p.every(100*time.Millisecond, func(ctx context.Context) {
+		out, _ := exec.CommandContext(ctx, "docker-compose", "--no-ansi", "-p", p.name, "-f", p.file, "ps").Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && strings.Contains(f[0], "_run_") {
+				w.mu.Lock()
+				w.names[f[0]] = true
+				w.mu.Unlock()
 			}
 		}
-	}()
-	p.t.Cleanup(w.stop)
+	})
 	return w
-}
-
-func (w *composeSeen) stop() {
-	w.cancel()
-	<-w.done
 }
 
 func (w *composeSeen) seen() []string {
@@ -323,7 +308,7 @@ func TestTriggersRunAChainOfComposeOneOffsInOnePass(t *testing.T) {
 
 	// Level-based: api runs as declared and the tasks are at 0, so a later
 	// plan finds nothing to do and runs no chain.
-	r := p.reconciler(nil, "plan")
+	r := cli(t, nil, "plan", "--source", p.repo.FileURL, "--host", composeHost, "--cache-dir", p.cache)
 	r.mustCode(t, 0, fmt.Sprintf("plan after the chain ran:\n%s", r.Stdout))
 }
 

@@ -226,7 +226,9 @@ func (d *watchedDriver) Run(ctx context.Context, t controllers.Target) (controll
 	if !ok {
 		return controllers.RunResult{}, fmt.Errorf("%s: %w", t.Subject(), controllers.ErrCannotRun)
 	}
-	end := d.w.begin(d.daemon, "run "+t.Subject(), d.allowance(t))
+	// A run lasts as long as the one-shot does: the drivers wait up to
+	// runAllowance for it to end, and a daemon is not stuck meanwhile.
+	end := d.w.begin(d.daemon, "run "+t.Subject(), d.allowance(t)+runAllowance)
 	res, err := r.Run(ctx, t)
 	end(ctx, err)
 	return res, err
@@ -241,6 +243,11 @@ func (d *watchedNotReady) NotReady(ctx context.Context, t controllers.Target, ca
 
 // allowance is how long an action may take before it counts as stuck: a
 // stop may wait for the object's graceful stop first.
+// runAllowance is how long the drivers wait, by default, for a one-shot
+// run (a systemd start job, a daemontools once run, a compose one-off) to
+// end.
+const runAllowance = 2 * time.Minute
+
 func (d *watchedDriver) allowance(t controllers.Target) time.Duration {
 	if t.Service != nil {
 		return d.after + t.Service.StopTimeout.Duration

@@ -147,6 +147,40 @@ func TestWatchedDriverReportsAStuckObserve(t *testing.T) {
 	}
 }
 
+// slowRunner runs a one-shot until released.
+type slowRunner struct {
+	blockingDriver
+	started, release chan struct{}
+}
+
+func (d slowRunner) Run(context.Context, controllers.Target) (controllers.RunResult, error) {
+	close(d.started)
+	<-d.release
+	return controllers.RunResult{Exited: true, Succeeded: true, Detail: "exited 0"}, nil
+}
+
+// A one-shot that runs for longer than a call may take (a compose one-off,
+// a daemontools once run) does not make its daemon look stuck.
+func TestWatchedRunOfAOneShotIsNotStuck(t *testing.T) {
+	w := newCallWatch()
+	run := slowRunner{started: make(chan struct{}), release: make(chan struct{})}
+	drivers := watchDrivers(map[v1.Driver]controllers.Driver{v1.DriverCompose: run}, w, 20*time.Millisecond)
+	done := make(chan error, 1)
+	go func() {
+		_, err := drivers[v1.DriverCompose].(controllers.Runner).Run(context.Background(), controllers.Target{Name: "migrate", Driver: v1.DriverCompose})
+		done <- err
+	}()
+	<-run.started
+	time.Sleep(60 * time.Millisecond) // three times the call allowance
+	if got := w.stuck(time.Now()); len(got) != 0 {
+		t.Errorf("a one-shot running is reported stuck: %+v", got)
+	}
+	close(run.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestStuckMetric(t *testing.T) {
 	w := newCallWatch()
 	reg := prometheus.NewRegistry()

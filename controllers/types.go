@@ -288,10 +288,13 @@ type NotReadyHandler interface {
 }
 
 // Runner is implemented by drivers that can run a service once, as the
-// triggers onStart and onExit do (systemd: a plain unit).
+// triggers onStart and onExit do: systemd (a plain unit), daemontools (a
+// once service: svc -o) and compose (a one-off container, as
+// `docker-compose run` makes).
 type Runner interface {
 	// Run starts the service's object once and returns when it has
-	// started, or, for a one-shot (Type=oneshot), when it has exited.
+	// started, or, for a one-shot (Type=oneshot, a daemontools once
+	// service, a compose one-off), when it has exited.
 	// An error says it could not be started at all; a one-shot that ran
 	// and failed is a RunResult with Succeeded false.
 	Run(ctx context.Context, t Target) (RunResult, error)
@@ -302,7 +305,10 @@ type RunResult struct {
 	// Exited is true for a one-shot that ran to its end.
 	Exited bool
 	// Succeeded is true when it exited with status 0 (or, not being a
-	// one-shot, started).
+	// one-shot, started). daemontools and runit record no exit status: a
+	// once run there that ended counts as succeeded (its Detail says the
+	// status was not recorded), which is why validation takes only
+	// onExit on: any for them.
 	Succeeded bool
 	// Detail says what happened, for people: "exited 0 (success)".
 	Detail string

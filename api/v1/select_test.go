@@ -49,11 +49,35 @@ func TestValidateSelectorsAndTriggers(t *testing.T) {
     - {name: p, driver: systemd, unit: p@.service, replicas: 2, onStart: {start: [s]}}`, []string{
 			`x.yaml:6:7: spec.services[a]: trigger cycle (onStart/onExit): a -> b -> a`,
 			`x.yaml:7:68: spec.services[b].onStart.start[1]: unknown service "nope"`,
-			`x.yaml:8:38: spec.services[s].onExit: needs a one-shot service: a plain systemd unit (Type=oneshot), not driver swarm`,
+			`x.yaml:8:38: spec.services[s].onExit: needs a one-shot service: driver swarm has no one-shot services (triggers run systemd units, daemontools once services and compose one-offs)`,
 			`x.yaml:8:55: spec.services[s].onExit.on: unknown exit condition "sometimes" (want success, failure or any)`,
 			`x.yaml:10:64: spec.services[c].onExit.start[0]: "sel" is a selector; a trigger starts one service`,
 			`x.yaml:10:69: spec.services[c].onExit.start[1]: service "c" cannot trigger itself`,
-			`x.yaml:11:83: spec.services[p].onStart.start[0]: "s" cannot be run by a trigger: triggers run plain systemd units, not driver swarm`,
+			`x.yaml:11:83: spec.services[p].onStart.start[0]: "s" cannot be run by a trigger: driver swarm has no one-shot services (triggers run systemd units, daemontools once services and compose one-offs)`,
+		}},
+		{"valid daemontools and compose one-shot chains", `
+  services:
+    - {name: d1, driver: daemontools, once: true, replicas: 1, onExit: {start: [d2], on: any}}
+    - {name: d2, driver: daemontools, once: true, replicas: 0, onExit: {start: [c1], on: any}}
+    - {name: c1, driver: compose, project: p, replicas: 0, onExit: {start: [c2], on: failure}}
+    - {name: c2, driver: compose, project: p, replicas: 0, onStart: {start: [u]}}
+    - {name: u, driver: systemd, replicas: 0}`, nil},
+		{"daemontools exits have no status; compose one-offs are declared at 0", `
+  services:
+    - {name: d1, driver: daemontools, once: true, replicas: 1, onExit: {start: [u]}}
+    - {name: d2, driver: daemontools, once: true, replicas: 0, onExit: {start: [u], on: success}}
+    - {name: d3, driver: daemontools, replicas: 0, onExit: {start: [u], on: any}}
+    - {name: c1, driver: compose, project: p, replicas: 2, onExit: {start: [d3, c2]}}
+    - {name: c2, driver: compose, project: p, replicas: 1}
+    - {name: t, driver: systemd, unit: t@.service, replicas: 1, onExit: {start: [u]}}
+    - {name: u, driver: systemd, replicas: 0}`, []string{
+			`x.yaml:6:72: spec.services[d1].onExit: daemontools and runit record no exit status of a once service, so onExit cannot tell success from failure: write on: any (got the default, success)`,
+			`x.yaml:7:89: spec.services[d2].onExit.on: daemontools and runit record no exit status of a once service, so onExit cannot tell success from failure: write on: any (got success)`,
+			`x.yaml:8:60: spec.services[d3].onExit: needs a one-shot service: a daemontools service runs once (svc -o) only with once: true`,
+			`x.yaml:9:68: spec.services[c1].onExit: needs a one-shot service: a compose service runs as a one-off container (docker-compose run) only when declared replicas: 0`,
+			`x.yaml:9:77: spec.services[c1].onExit.start[0]: "d3" cannot be run by a trigger: a daemontools service runs once (svc -o) only with once: true`,
+			`x.yaml:9:81: spec.services[c1].onExit.start[1]: "c2" cannot be run by a trigger: a compose service runs as a one-off container (docker-compose run) only when declared replicas: 0`,
+			`x.yaml:11:73: spec.services[t].onExit: needs a one-shot service: systemd template t@.service runs instances, not one unit once`,
 		}},
 	}
 	for _, tc := range cases {

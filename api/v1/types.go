@@ -185,7 +185,8 @@ type Service struct {
 	// /service/<name>).
 	Dir string `json:"dir,omitempty"`
 	// Once (daemontools) starts the service once and does not restart it when
-	// it exits (svc -o).
+	// it exits (svc -o). A once service is a one-shot for triggers: it may
+	// have onExit (with on: any) and be run by another's onStart or onExit.
 	Once *bool `json:"once,omitempty"`
 	// OnNotReady (daemontools) says what to do when a start never becomes
 	// ready: down (bring it down again; the default, as svcstart does) or keep.
@@ -213,8 +214,10 @@ type Service struct {
 	OnStart *StartTrigger `json:"onStart,omitempty" merge:"replace"`
 	// OnExit names declared services that a pass runs once, in the same
 	// pass, when this one-shot service (a systemd Type=oneshot unit, a
-	// daemontools service with once) that the pass started has exited, as
-	// on says (success by default).
+	// daemontools service with once, a compose service declared replicas 0,
+	// run as a one-off container) that the pass ran has exited, as on says
+	// (success by default; daemontools records no exit status, so there
+	// only on: any is taken).
 	OnExit *ExitTrigger `json:"onExit,omitempty" merge:"replace"`
 
 	// OnFailure is what the agent does while the service is failing (swarm
@@ -258,7 +261,8 @@ type ExitTrigger struct {
 	// before it is ready (or, for a one-shot, has exited).
 	Start []string `json:"start"`
 	// On is which exits fire the trigger: success (exit status 0; the
-	// default), failure or any.
+	// default), failure or any. daemontools services take only any: supervise
+	// records no exit status.
 	On ExitCondition `json:"on,omitempty"`
 }
 

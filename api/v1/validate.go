@@ -1,6 +1,7 @@
 package v1
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/url"
@@ -423,8 +424,10 @@ func ValidateEffective(s *HostSpec, loc func(idx string) Pos, partial bool) Erro
 					e.add(tp, "unknown service %q", d)
 				case target.Select != nil:
 					e.add(tp, "%q is a selector; a trigger starts one service", d)
-				case !target.runnable() && slices.Contains(Drivers, target.Driver):
-					e.add(tp, "%q cannot be run by a trigger: triggers run plain systemd units, not driver %s%s", d, target.Driver, templateNote(target))
+				default:
+					if why := target.runProblem(); why != "" {
+						e.add(tp, "%q cannot be run by a trigger: %s", d, why)
+					}
 				}
 			}
 		}
@@ -563,14 +566,6 @@ func joinDrivers(ds []Driver) string {
 	return strings.Join(out, " or ")
 }
 
-// templateNote explains why a systemd service is not runnable.
-func templateNote(s *Service) string {
-	if s.Driver == DriverSystemd {
-		return " template " + s.Unit
-	}
-	return ""
-}
-
 // selectorFields says which selector criteria each driver takes.
 var selectorFields = []struct {
 	name    string
@@ -623,19 +618,54 @@ func validateSelectorEffective(e *errs, svc *Service, p path) {
 	}
 }
 
-// runnable says whether a trigger can run the service once and see it
-// exit: a plain systemd unit (Type=oneshot for onExit). daemontools once
-// and compose one-offs are not run by triggers yet.
-func (s *Service) runnable() bool {
-	return s.Driver == DriverSystemd && !IsTemplateUnit(s.Unit)
+// runProblem says why a trigger cannot run the service once and see it
+// end, or "" when it can: a plain systemd unit (Type=oneshot for onExit),
+// a daemontools (or runit) service with once: true (svc -o), or a compose
+// service declared replicas: 0, which a trigger runs as a one-off
+// container, as `docker-compose run` does. A compose service with replicas
+// has replicas the plan starts and keeps; running it once would be a
+// second thing of the same name, so a one-off task is declared at 0 (a
+// missing count is reported as such, not here). An unknown driver is
+// reported elsewhere.
+func (s *Service) runProblem() string {
+	switch s.Driver {
+	case DriverSystemd:
+		if IsTemplateUnit(s.Unit) {
+			return "systemd template " + s.Unit + " runs instances, not one unit once"
+		}
+	case DriverDaemontools:
+		if s.Once == nil || !*s.Once {
+			return "a daemontools service runs once (svc -o) only with once: true"
+		}
+	case DriverCompose:
+		if s.Autoscale != nil || s.Replicas != nil && *s.Replicas != 0 {
+			return "a compose service runs as a one-off container (docker-compose run) only when declared replicas: 0"
+		}
+	default:
+		if slices.Contains(Drivers, s.Driver) {
+			return fmt.Sprintf("driver %s has no one-shot services (triggers run systemd units, daemontools once services and compose one-offs)", s.Driver)
+		}
+	}
+	return ""
 }
 
 func validateServiceEffective(e *errs, svc *Service, p path) {
 	if svc.Select != nil {
 		validateSelectorEffective(e, svc, p)
 	}
-	if svc.OnExit != nil && !svc.runnable() && slices.Contains(Drivers, svc.Driver) {
-		e.add(p.field("onExit"), "needs a one-shot service: a plain systemd unit (Type=oneshot), not driver %s%s", svc.Driver, templateNote(svc))
+	if tr := svc.OnExit; tr != nil && svc.Select == nil { // a selector's is refused as shared
+		if why := svc.runProblem(); why != "" {
+			e.add(p.field("onExit"), "needs a one-shot service: %s", why)
+		} else if svc.Driver == DriverDaemontools && (tr.On == "" || tr.On == ExitSuccess || tr.On == ExitFailure) {
+			// supervise's status record holds a pid, a time and what it
+			// wants, never how the run ended (runit's neither): success
+			// and failure cannot be told apart, so only any is honest.
+			op := p.field("onExit")
+			if tr.On != "" {
+				op = op.field("on")
+			}
+			e.add(op, "daemontools and runit record no exit status of a once service, so onExit cannot tell success from failure: write on: any (got %s)", cmp.Or(string(tr.On), "the default, success"))
+		}
 	}
 	for _, f := range driverFields {
 		if f.set(svc) && !slices.Contains(f.drivers, svc.Driver) && slices.Contains(Drivers, svc.Driver) {

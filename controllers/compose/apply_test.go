@@ -28,6 +28,12 @@ type recorder struct {
 	created []spec
 	tmpl    container.InspectResponse
 	fail    map[string]error // call -> error returned
+	list    []container.Summary
+	exit    int64 // what ContainerWait answers, unless waitErr
+	waitErr error
+	// startErr fails every start (the names of one-offs are random, so
+	// fail cannot name them).
+	startErr error
 }
 
 func (r *recorder) record(call string) error {
@@ -38,7 +44,17 @@ func (r *recorder) record(call string) error {
 }
 
 func (r *recorder) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
-	return nil, r.record("list")
+	return r.list, r.record("list")
+}
+
+func (r *recorder) ContainerWait(_ context.Context, id string, cond container.WaitCondition) (<-chan container.WaitResponse, <-chan error) {
+	ok, errc := make(chan container.WaitResponse, 1), make(chan error, 1)
+	if err := errors.Join(r.record(fmt.Sprintf("wait %s %s", id, cond)), r.waitErr); err != nil {
+		errc <- err
+	} else {
+		ok <- container.WaitResponse{StatusCode: r.exit}
+	}
+	return ok, errc
 }
 
 func (r *recorder) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
@@ -57,7 +73,7 @@ func (r *recorder) NetworkConnect(_ context.Context, net, id string, _ *network.
 }
 
 func (r *recorder) ContainerStart(_ context.Context, id string, _ container.StartOptions) error {
-	return r.record("start " + id)
+	return errors.Join(r.record("start "+id), r.startErr)
 }
 
 func (r *recorder) ContainerStop(_ context.Context, id string, o container.StopOptions) error {
@@ -76,6 +92,9 @@ func (r *recorder) ContainerRemove(_ context.Context, id string, o container.Rem
 	call := "remove " + id
 	if o.Force {
 		call += " force"
+	}
+	if o.RemoveVolumes {
+		call += " volumes"
 	}
 	return r.record(call)
 }

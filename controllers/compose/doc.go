@@ -67,6 +67,8 @@
 //
 // # Files
 //
+// run.go runs a service once for a trigger as a one-off container, as
+// `docker-compose run --rm` does (controllers.Runner);
 // recreate.go plans and carries out image and restartOn rollouts;
 // observe.go lists every compose container on the host in one call (All,
 // filtered on the project label key; Docker ANDs label filters, so the

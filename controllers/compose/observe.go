@@ -30,6 +30,9 @@ const (
 	// labelReplace names the container a recreated one replaced; it says
 	// nothing true of a new replica, so it is not copied.
 	labelReplace = "com.docker.compose.replace"
+	// labelConfigHash is the hash of the service's configuration the
+	// compose client compares on up; it is on replicas, not on one-offs.
+	labelConfigHash = "com.docker.compose.config-hash"
 )
 
 // API is the part of the Docker client this driver uses. The real client
@@ -44,6 +47,7 @@ type API interface {
 	ContainerRestart(ctx context.Context, containerID string, options container.StopOptions) error
 	ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error
 	ContainerRename(ctx context.Context, containerID, newContainerName string) error
+	ContainerWait(ctx context.Context, containerID string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error)
 }
 
 // Driver scales the services of Compose projects through the Docker API.
@@ -57,7 +61,7 @@ type Driver struct {
 	Concurrency int
 	// Count, when set, is told of every API call ("list", "inspect",
 	// "create", "connect", "start", "stop", "restart", "remove",
-	// "rename"), for metrics.
+	// "rename", "wait"), for metrics.
 	Count controllers.Counter
 	// MinReady is how long a recreated container must have run before it
 	// counts as ready and the one it replaces is removed (default 1s).
@@ -65,6 +69,10 @@ type Driver struct {
 	// PollInterval is how often a recreated container is inspected while
 	// waiting for it to be ready (default 200ms).
 	PollInterval time.Duration
+	// RunTimeout bounds how long Run waits for a one-off container to
+	// exit (default 2 minutes); one still running then is stopped and
+	// removed.
+	RunTimeout time.Duration
 }
 
 func (d *Driver) concurrency() int { return cmp.Or(d.Concurrency, 4) }

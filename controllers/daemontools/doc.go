@@ -64,5 +64,6 @@
 // observe.go reads every declared folder's files in one pass; plan.go is the
 // pure planner; apply.go writes commands and files, errors wrapped with the
 // subject, and implements controllers.NotReadyHandler; health.go is the pure
-// readiness check; status.go parses the status record.
+// readiness check; status.go parses the status record; run.go runs a once
+// service for a trigger and waits for its end (controllers.Runner).
 package daemontools

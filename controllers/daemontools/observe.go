@@ -48,6 +48,9 @@ type Driver struct {
 	// Count, when set, is told of every command sent to a control FIFO
 	// ("u", "d", "o", "t", "c", "k"), for metrics.
 	Count controllers.Counter
+	// RunTimeout bounds how long Run waits for a once run to end (default
+	// 2 minutes); the run itself carries on under supervise.
+	RunTimeout time.Duration
 
 	mu sync.Mutex
 	// started says, per service folder, whether the last up-phase action

@@ -103,6 +103,11 @@ func TestPlan(t *testing.T) {
 	}{
 		{name: "up and up: nothing", svc: declare("squid", 1), live: ptr(supervised(dtUp(10)))},
 		{name: "down and down: nothing", svc: declare("mldonkey", 0), live: ptr(supervised(dtDown()).down())},
+		// What Run leaves for a trigger chain (run.go): nothing to do next pass.
+		{name: "a chain's once head after its run: nothing", svc: declare("task-1", 1, once), live: ptr(supervised(dtOnce(0)).down())},
+		{name: "runit: a chain's once head after its run (mark): nothing", svc: declare("task-1", 1, once), live: ptr(supervised(rnDown()).down().marked())},
+		{name: "a once task run by a trigger, sent down after: nothing", svc: declare("task-2", 0, once), live: ptr(supervised(dtDown()).down())},
+		{name: "runit: a once task run by a trigger (no mark): nothing", svc: declare("task-2", 0, once), live: ptr(supervised(rnDown()).down())},
 		{
 			name: "start: down file removed first, then svc -u",
 			svc:  declare("slapd", 1),

@@ -546,51 +546,66 @@ func (p *composeProject) commitService(replicas int, serviceExtra string) {
 	p.repo.Commit(fmt.Sprintf("poller replicas: %d %s", replicas, strings.TrimSpace(serviceExtra)), map[string]string{"hosts/sat-7.yaml": doc})
 }
 
-// readySampler counts, every 50ms while a step runs, the poller
-// containers numbered 1..n that run, and keeps the fewest seen.
-type readySampler struct {
-	mu     sync.Mutex
-	fewest int
-	counts []int
+// background calls f over and over, interval apart, until stopped (or
+// the test ends); stop returns once the last call has.
+type background struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func (p *composeProject) sampleReady(n int) *readySampler {
+func (p *composeProject) every(interval time.Duration, f func(ctx context.Context)) *background {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &readySampler{fewest: n + 1, cancel: cancel, done: make(chan struct{})}
+	b := &background{cancel: cancel, done: make(chan struct{})}
 	go func() {
-		defer close(s.done)
+		defer close(b.done)
 		for ctx.Err() == nil {
-			list, err := p.docker.ContainerList(ctx, p.listOpts())
-			if err == nil {
-				running := 0
-				for _, c := range list {
-					num, _ := strconv.Atoi(c.Labels[compose.LabelNumber])
-					if c.Labels[compose.LabelService] == composeService && num >= 1 && num <= n && c.State == container.StateRunning {
-						running++
-					}
-				}
-				s.mu.Lock()
-				s.fewest = min(s.fewest, running)
-				if len(s.counts) == 0 || s.counts[len(s.counts)-1] != running {
-					s.counts = append(s.counts, running)
-				}
-				s.mu.Unlock()
-			}
+			f(ctx)
 			select {
 			case <-ctx.Done():
-			case <-time.After(50 * time.Millisecond):
+			case <-time.After(interval):
 			}
 		}
 	}()
-	p.t.Cleanup(s.stop)
-	return s
+	p.t.Cleanup(b.stop)
+	return b
 }
 
-func (s *readySampler) stop() {
-	s.cancel()
-	<-s.done
+func (b *background) stop() {
+	b.cancel()
+	<-b.done
+}
+
+// readySampler counts, every 50ms while a step runs, the poller
+// containers numbered 1..n that run, and keeps the fewest seen.
+type readySampler struct {
+	*background
+	mu     sync.Mutex
+	fewest int
+	counts []int
+}
+
+func (p *composeProject) sampleReady(n int) *readySampler {
+	s := &readySampler{fewest: n + 1}
+	s.background = p.every(50*time.Millisecond, func(ctx context.Context) {
+		list, err := p.docker.ContainerList(ctx, p.listOpts())
+		if err != nil {
+			return
+		}
+		running := 0
+		for _, c := range list {
+			num, _ := strconv.Atoi(c.Labels[compose.LabelNumber])
+			if c.Labels[compose.LabelService] == composeService && num >= 1 && num <= n && c.State == container.StateRunning {
+				running++
+			}
+		}
+		s.mu.Lock()
+		s.fewest = min(s.fewest, running)
+		if len(s.counts) == 0 || s.counts[len(s.counts)-1] != running {
+			s.counts = append(s.counts, running)
+		}
+		s.mu.Unlock()
+	})
+	return s
 }
 
 // TestComposeImageRolling is seed 001's upgrade as a commit: the poller

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"reconciler.dev/reconciler/agent"
 )
 
 // The chain's units (hack/testbed.d/units): one-shots that log their start
@@ -61,79 +63,92 @@ func TestTriggersRunAChainOfOneShotUnitsInOnePass(t *testing.T) {
 	a := startAgent(t, agentConfig{Source: repo.FileURL, Host: "tasks-01", Interval: "1m"})
 	st := awaitConverged(t, a, rev, 60*time.Second)
 	t.Logf("first pass converged %s after the agent started", time.Since(start).Round(time.Millisecond))
-	lp := st.LastPass
-
-	// The pass record: task-1 started by the plan, then task-2 and task-3
-	// run by triggers, in order.
-	applied := false
-	for _, act := range lp.Actions {
-		if act.Subject == "systemd/task-1" && act.Outcome == "applied" && act.Pass == lp.ID {
-			applied = true
-		}
-	}
-	if !applied {
-		t.Fatalf("pass %s did not apply the start of task-1: %+v", lp.ID, lp.Actions)
-	}
-	if len(lp.Triggers) != 2 {
-		t.Fatalf("pass %s ran %d services by triggers, want 2 (task-2, task-3): %+v", lp.ID, len(lp.Triggers), lp.Triggers)
-	}
-	for i, want := range []struct{ name, by string }{
-		{"task-2", "onExit of task-1 (exited 0 (success))"},
-		{"task-3", "onExit of task-2 (exited 0 (success))"},
-	} {
-		tr := lp.Triggers[i]
-		if tr.Step != i+1 || tr.Name != want.name || tr.By != want.by || !tr.Succeeded || tr.Outcome != "exited 0 (success)" {
-			t.Errorf("trigger step %d: %+v, want %s run by %q, exited 0", i+1, tr, want.name, want.by)
-		}
-	}
-	t.Logf("pass %s triggers: %+v", lp.ID, lp.Triggers)
-
-	// The events: every step under the same pass id.
-	var steps []string
-	for _, ev := range st.Events {
-		if ev.Pass != lp.ID {
-			continue
-		}
-		switch {
-		case ev.Type == "action" && ev.Subject == "systemd/task-1":
-			steps = append(steps, "start task-1")
-		case ev.Type == "trigger" && ev.To != "":
-			steps = append(steps, ev.Subject+": "+ev.Message)
-		}
-	}
-	want := []string{
-		"start task-1",
-		"systemd/task-2: onExit of task-1 (exited 0 (success)): exited 0 (success)",
-		"systemd/task-3: onExit of task-2 (exited 0 (success)): exited 0 (success)",
-	}
-	if strings.Join(steps, "\n") != strings.Join(want, "\n") {
-		t.Errorf("events of pass %s:\n%s\nwant:\n%s", lp.ID, strings.Join(steps, "\n"), strings.Join(want, "\n"))
-	}
-
-	// The units' own log: each ran once, each after the one before ended.
-	lines := strings.Split(strings.TrimSpace(inSystemd(t, "cat", taskLog)), "\n")
-	var order []string
-	var last float64
-	for _, l := range lines {
-		f := strings.Fields(l)
-		if len(f) != 3 {
-			t.Fatalf("odd line in %s: %q", taskLog, l)
-		}
-		at, err := strconv.ParseFloat(f[2], 64)
-		if err != nil || at < last {
-			t.Fatalf("%s is not in time order at %q:\n%s", taskLog, l, strings.Join(lines, "\n"))
-		}
-		last = at
-		order = append(order, f[0]+" "+f[1])
-	}
-	if got := strings.Join(order, ", "); got != "task-1 start, task-1 end, task-2 start, task-2 end, task-3 start, task-3 end" {
-		t.Fatalf("the tasks ran as: %s", got)
-	}
-	first, _ := strconv.ParseFloat(strings.Fields(lines[0])[2], 64)
-	t.Logf("chain ran in %.2fs (task-1 start to task-3 end)", last-first)
+	checkChain(t, st, "systemd/task-1", []chainStep{
+		{"systemd/task-2", "task-2", "onExit of task-1 (exited 0 (success))", "exited 0 (success)"},
+		{"systemd/task-3", "task-3", "onExit of task-2 (exited 0 (success))", "exited 0 (success)"},
+	})
+	checkTaskLog(t, taskLog, inSystemd(t, "cat", taskLog), "task-1", "task-2", "task-3")
 
 	// Level-based: a later plan finds nothing to do (task-1 stays active
 	// after its exit, the others are declared 0), so nothing runs again.
 	r := cli(t, nil, "plan", "--source", repo.FileURL, "--host", "tasks-01", "--cache-dir", t.TempDir())
 	r.mustCode(t, 0, fmt.Sprintf("plan after the chain ran:\n%s", r.Stdout))
+}
+
+// chainStep is one service a trigger ran, as the pass record shows it.
+type chainStep struct{ subject, name, by, outcome string }
+
+// checkChain checks the converged pass of a trigger chain: the plan
+// applied the start of head, then the triggers ran steps, in order, each
+// succeeding, in the pass record (lastPass.triggers) and in the events,
+// all under the pass's id.
+func checkChain(t *testing.T, st agent.Status, head string, steps []chainStep) {
+	t.Helper()
+	lp := st.LastPass
+	applied := false
+	for _, act := range lp.Actions {
+		if act.Subject == head && act.Outcome == "applied" && act.Pass == lp.ID {
+			applied = true
+		}
+	}
+	if !applied {
+		t.Fatalf("pass %s did not apply the start of %s: %+v", lp.ID, head, lp.Actions)
+	}
+	if len(lp.Triggers) != len(steps) {
+		t.Fatalf("pass %s ran %d services by triggers, want %d: %+v", lp.ID, len(lp.Triggers), len(steps), lp.Triggers)
+	}
+	want := []string{"start " + head}
+	for i, w := range steps {
+		tr := lp.Triggers[i]
+		if tr.Step != i+1 || tr.Subject != w.subject || tr.Name != w.name || tr.By != w.by || !tr.Succeeded || tr.Outcome != w.outcome {
+			t.Errorf("trigger step %d: %+v, want %s run by %q, %s", i+1, tr, w.name, w.by, w.outcome)
+		}
+		want = append(want, w.subject+": "+w.by+": "+w.outcome)
+	}
+	t.Logf("pass %s triggers: %+v", lp.ID, lp.Triggers)
+	var got []string
+	for _, ev := range st.Events {
+		if ev.Pass != lp.ID {
+			continue
+		}
+		switch {
+		case ev.Type == "action" && ev.Subject == head:
+			got = append(got, "start "+head)
+		case ev.Type == "trigger" && ev.To != "":
+			got = append(got, ev.Subject+": "+ev.Message)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events of pass %s:\n%s\nwant:\n%s", lp.ID, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// checkTaskLog checks the tasks' own log (lines "NAME start|end
+// SECONDS"): each task ran once, each after the one before it ended.
+func checkTaskLog(t *testing.T, path, log string, tasks ...string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	var order []string
+	var last float64
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			t.Fatalf("odd line in %s: %q", path, l)
+		}
+		at, err := strconv.ParseFloat(f[2], 64)
+		if err != nil || at < last {
+			t.Fatalf("%s is not in time order at %q:\n%s", path, l, strings.Join(lines, "\n"))
+		}
+		last = at
+		order = append(order, f[0]+" "+f[1])
+	}
+	var want []string
+	for _, task := range tasks {
+		want = append(want, task+" start", task+" end")
+	}
+	if got := strings.Join(order, ", "); got != strings.Join(want, ", ") {
+		t.Fatalf("the tasks ran as: %s", got)
+	}
+	first, _ := strconv.ParseFloat(strings.Fields(lines[0])[2], 64)
+	t.Logf("chain ran in %.2fs (%s start to %s end)", last-first, tasks[0], tasks[len(tasks)-1])
 }

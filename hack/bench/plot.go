@@ -33,26 +33,28 @@ const (
 // writePlots writes PREFIX-flip.png (scenario 1) and PREFIX-services.png
 // (scenario 2), each when its scenario ran; it returns the files written.
 func (b *bench) writePlots(prefix string) ([]string, error) {
-	var written []string
-	if len(b.flip) > 0 {
-		p, l, err := b.flipPlot()
-		if err != nil {
-			return written, err
-		}
-		if err := savePlot(p, l, prefix+"-flip.png"); err != nil {
-			return written, err
-		}
-		written = append(written, prefix+"-flip.png")
+	plots := []struct {
+		ran    bool
+		make   func() (*plot.Plot, plot.Legend, error)
+		suffix string
+	}{
+		{len(b.flip) > 0, b.flipPlot, "-flip.png"},
+		{len(b.s2) > 0, b.servicesPlot, "-services.png"},
 	}
-	if len(b.s2) > 0 {
-		p, l, err := b.servicesPlot()
+	var written []string
+	for _, pl := range plots {
+		if !pl.ran {
+			continue
+		}
+		p, l, err := pl.make()
 		if err != nil {
 			return written, err
 		}
-		if err := savePlot(p, l, prefix+"-services.png"); err != nil {
+		path := prefix + pl.suffix
+		if err := savePlot(p, l, path); err != nil {
 			return written, err
 		}
-		written = append(written, prefix+"-services.png")
+		written = append(written, path)
 	}
 	return written, nil
 }

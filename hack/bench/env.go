@@ -22,6 +22,7 @@ import (
 
 	"reconciler.dev/reconciler/internal/callcount"
 	"reconciler.dev/reconciler/internal/gitserver"
+	"reconciler.dev/reconciler/internal/testbedlock"
 )
 
 // benchLabel marks everything the bench creates, besides the testbed's own
@@ -190,29 +191,7 @@ func (e *env) lock(part string) (func(), error) { return e.flock(part, syscall.L
 func (e *env) lockShared(part string) (func(), error) { return e.flock(part, syscall.LOCK_SH) }
 
 func (e *env) flock(part string, how int) (func(), error) {
-	dir := "/run/reconciler-testbed/locks"
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, part+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			e.logf("waiting for the testbed lock %q (a test holds it)", part)
-		}
-	}()
-	err = syscall.Flock(int(f.Fd()), how)
-	close(done)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
+	return testbedlock.Take(part, how, func() { e.logf("waiting for the testbed lock %q (a test holds it)", part) })
 }
 
 // ---------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"reconciler.dev/reconciler/internal/callcount"
+	"reconciler.dev/reconciler/internal/filetree"
 	"reconciler.dev/reconciler/internal/gitserver"
 	"reconciler.dev/reconciler/internal/testbedlock"
 )
@@ -389,19 +389,8 @@ func (r *gitRepo) git(dir string, args ...string) error {
 // the http server's counters see only the reconciler). It returns when
 // `git push` has returned.
 func (r *gitRepo) commit(branch, msg string, files map[string]string) error {
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		p := filepath.Join(r.work, n)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, []byte(files[n]), 0o644); err != nil {
-			return err
-		}
+	if err := filetree.Write(r.work, files); err != nil {
+		return err
 	}
 	if err := r.git(r.work, "add", "-A"); err != nil {
 		return err

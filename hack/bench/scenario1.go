@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/internal/callcount"
+	"reconciler.dev/reconciler/internal/filetree"
 )
 
 // Scenario 1: the maintenance flip of examples/factory-proxy (seed 000),
@@ -70,7 +70,7 @@ func (b *bench) scenario1(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	files, err := readTree(filepath.Join(e.root, "examples", "factory-proxy"))
+	files, err := filetree.Read(filepath.Join(e.root, "examples", "factory-proxy"))
 	if err != nil {
 		return err
 	}
@@ -348,22 +348,4 @@ func verdict(ok bool, target, got string) string {
 		return target + ": met"
 	}
 	return target + ": MISSED (" + got + ")"
-}
-
-// readTree returns every file below dir by relative path.
-func readTree(dir string) (map[string]string, error) {
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		files[rel] = string(data)
-		return nil
-	})
-	return files, err
 }

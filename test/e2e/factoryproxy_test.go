@@ -100,6 +100,15 @@ func createService(t testing.TB, cli *client.Client, name string, replicas uint6
 	return resp.ID
 }
 
+// ownService is createService for a service of the test's own: it is
+// removed (and waited for) when the test ends.
+func ownService(t testing.TB, cli *client.Client, name string, replicas uint64) string {
+	t.Helper()
+	id := createService(t, cli, name, replicas)
+	t.Cleanup(func() { removeServices(t, cli, []string{name}) })
+	return id
+}
+
 // removeServices removes the named services if they exist and waits until
 // their containers are gone, so the next test starts clean.
 func removeServices(t testing.TB, cli *client.Client, names []string) {

@@ -43,6 +43,12 @@ func newGitRepo(t testing.TB, prefix string) *GitRepo {
 	return r
 }
 
+// sourceArgs are the flags of plan and apply that read host's desired
+// state from the repository over HTTP, with a cache of the test's own.
+func (r *GitRepo) sourceArgs(host string) []string {
+	return []string{"--source", r.HTTPURL, "--host", host, "--cache-dir", r.t.TempDir()}
+}
+
 // Commit writes files (path -> content; empty content deletes), commits them
 // with msg, pushes to main, and returns the new commit id.
 func (r *GitRepo) Commit(msg string, files map[string]string) string {

@@ -2,6 +2,7 @@ package v1
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -28,16 +29,22 @@ func ParseDuration(s string) (time.Duration, error) {
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
 
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	v, err := unmarshalString(b, "a duration must be a string like 60s", ParseDuration)
+	if err == nil {
+		d.Duration = v
+	}
+	return err
+}
+
+// unmarshalString reads a scalar written as a JSON string with parse, its
+// Parse function; notString is the message when b is not a string.
+func unmarshalString[T any](b []byte, notString string, parse func(string) (T, error)) (T, error) {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration must be a string like 60s")
+		var zero T
+		return zero, errors.New(notString)
 	}
-	v, err := ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	d.Duration = v
-	return nil
+	return parse(s)
 }
 
 // Time is an RFC 3339 time, for maintenance windows.
@@ -55,16 +62,11 @@ func ParseTime(s string) (time.Time, error) {
 func (t Time) MarshalJSON() ([]byte, error) { return json.Marshal(t.Time.UTC().Format(time.RFC3339)) }
 
 func (t *Time) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a time must be an RFC 3339 string")
+	v, err := unmarshalString(b, "a time must be an RFC 3339 string", ParseTime)
+	if err == nil {
+		t.Time = v
 	}
-	v, err := ParseTime(s)
-	if err != nil {
-		return err
-	}
-	t.Time = v
-	return nil
+	return err
 }
 
 // maintenanceLong has Maintenance's fields without its methods, so decoding

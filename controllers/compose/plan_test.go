@@ -11,15 +11,13 @@ import (
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/drivertest"
-	"reconciler.dev/reconciler/controllers/engine"
+	"reconciler.dev/reconciler/controllers/engine/enginetest"
 )
 
 // targets builds the pass's targets from declared services the way the
-// engine does: defaults applied, no maintenance, no autoscaling.
+// engine does (enginetest.Targets).
 func targets(services ...v1.Service) []controllers.Target {
-	spec := &v1.HostSpec{Services: append([]v1.Service(nil), services...)}
-	v1.SetDefaults(spec)
-	return engine.Targets(spec, engine.Maintenance{}, nil)
+	return enginetest.Targets(v1.HostSpec{Services: services})
 }
 
 // declare is a compose service as the YAML would declare it.

@@ -171,6 +171,17 @@ func (e *testEngine) Apply(ctx context.Context, plan *Plan) *Result {
 	return e.Engine.Apply(e.scope(ctx), plan)
 }
 
+// planApply plans spec and applies the plan, as one pass does; a plan
+// error fails the test.
+func (e *testEngine) planApply(t *testing.T, spec *v1.HostSpec) (*Plan, *Result) {
+	t.Helper()
+	plan, err := e.Plan(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan, e.Apply(context.Background(), plan)
+}
+
 func newTestEngine(drivers ...controllers.Driver) (*testEngine, *recorder) {
 	rec := &recorder{}
 	e := &Engine{Drivers: map[v1.Driver]controllers.Driver{}, PollInterval: time.Millisecond}
@@ -197,11 +208,7 @@ func TestApplyEnterMaintenanceDrainsInOrder(t *testing.T) {
 	}
 	sd.units["unit/hk.timer"] = true
 	e, rec := newTestEngine(sw, sd)
-	plan, err := e.Plan(context.Background(), spec(true, factoryProxy(), housekeeping))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := e.Apply(context.Background(), plan)
+	_, res := e.planApply(t, spec(true, factoryProxy(), housekeeping))
 	if err := res.Err(); err != nil || !res.Converged() {
 		t.Fatalf("not converged: %v", err)
 	}
@@ -265,11 +272,7 @@ func TestApplyLeaveMaintenanceWaitsForReadyAndStartsUnitsLast(t *testing.T) {
 	sw := newMem(v1.DriverSwarm, 3)
 	sd := newMem(v1.DriverSystemd, 0)
 	e, rec := newTestEngine(sw, sd)
-	plan, err := e.Plan(context.Background(), spec(false, factoryProxy(), housekeeping))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := e.Apply(context.Background(), plan)
+	_, res := e.planApply(t, spec(false, factoryProxy(), housekeeping))
 	if err := res.Err(); err != nil || !res.Converged() {
 		t.Fatalf("not converged: %v", err)
 	}
@@ -298,11 +301,7 @@ func TestApplyFailedProbeBlocksDependents(t *testing.T) {
 	services[0].Ready = &v1.Probe{TCP: closedPort(t), Timeout: v1.NewDuration(300 * time.Millisecond), Interval: v1.NewDuration(50 * time.Millisecond)}
 	services = append(services, svc("independent", 1))
 	e, _ := newTestEngine(sw, sd)
-	plan, err := e.Plan(context.Background(), spec(false, services, housekeeping))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := e.Apply(context.Background(), plan)
+	_, res := e.planApply(t, spec(false, services, housekeeping))
 	if res.Converged() {
 		t.Fatal("converged although the broker's probe never passes")
 	}
@@ -333,11 +332,7 @@ func TestApplyCollectsEveryFailure(t *testing.T) {
 	sw.failOn["swarm/a"] = errors.New("daemon says no")
 	sw.failOn["swarm/b"] = errors.New("also no")
 	e, _ := newTestEngine(sw)
-	plan, err := e.Plan(context.Background(), spec(false, []v1.Service{svc("a", 1), svc("b", 1), svc("c", 1)}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := e.Apply(context.Background(), plan)
+	_, res := e.planApply(t, spec(false, []v1.Service{svc("a", 1), svc("b", 1), svc("c", 1)}))
 	msg := res.Err().Error()
 	if !strings.Contains(msg, "swarm/a: daemon says no") || !strings.Contains(msg, "swarm/b: also no") {
 		t.Errorf("one failure hid another:\n%s", msg)
@@ -395,11 +390,7 @@ func TestApplyDrainTimeoutBlocksDependencies(t *testing.T) {
 	}
 	e, _ := newTestEngine(sw)
 	e.DrainSlack = 100 * time.Millisecond
-	plan, err := e.Plan(context.Background(), spec(true, services))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := e.Apply(context.Background(), plan)
+	_, res := e.planApply(t, spec(true, services))
 	if got := sw.want["swarm/broker"]; got != 1 {
 		t.Errorf("broker scaled to %d while its dependents had not drained", got)
 	}

@@ -23,11 +23,7 @@ func TestApplyOutcomes(t *testing.T) {
 	b := svc("b", 1)
 	b.DependsOn = []string{"a"}
 	e, _ := newTestEngine(sw)
-	plan, err := e.Plan(context.Background(), spec(false, []v1.Service{svc("a", 1), b, svc("c", 1), svc("ghost", 1)}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := e.Apply(context.Background(), plan)
+	plan, res := e.planApply(t, spec(false, []v1.Service{svc("a", 1), b, svc("c", 1), svc("ghost", 1)}))
 	if len(res.Outcomes) != len(plan.Actions) {
 		t.Fatalf("%d outcomes for %d actions", len(res.Outcomes), len(plan.Actions))
 	}

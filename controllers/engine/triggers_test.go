@@ -108,11 +108,7 @@ func TestTriggers(t *testing.T) {
 			}
 			e, rec := newTestEngine(d)
 			spec := &v1.HostSpec{Services: tc.services}
-			plan, err := e.Plan(context.Background(), spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res := e.Apply(context.Background(), plan)
+			_, res := e.planApply(t, spec)
 			if strings.Join(d.order, ",") != strings.Join(tc.want, ",") {
 				t.Errorf("ran %v, want %v", d.order, tc.want)
 			}

@@ -9,7 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"reconciler.dev/reconciler/controllers"
 )
+
+// Field is the field of a restartOn action.
+const Field = "restartOn"
 
 // Record is the restartOn value last applied to a service, and since when:
 // every replica started before Since runs with an older value.
@@ -111,6 +116,31 @@ func (s Seen) From(value string) string {
 		return value + " (part)"
 	}
 	return s.Record.Value
+}
+
+// Plan is the restartOn part of a service's plan on a driver that keeps a
+// record: of the replicas running now (in the order they are to be
+// restarted, as far as the declared count goes), those Due for value are
+// the Steps of one OpRestart action on Field, from what seen shows (From)
+// to value; no action when no value is declared or nothing is due. started
+// tells a replica's start time. S is the driver's own Steps type, the one
+// its Apply asserts. It is pure.
+func Plan[S ~[]R, R any](base controllers.Action, seen Seen, value string, running S, started func(R) time.Time) []controllers.Action {
+	if value == "" {
+		return nil
+	}
+	var steps S
+	for _, r := range running {
+		if seen.Due(value, started(r)) {
+			steps = append(steps, r)
+		}
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+	a := base.Set(Field, seen.From(value), value, controllers.OpRestart)
+	a.Steps = steps
+	return []controllers.Action{a}
 }
 
 // Next is the record to save before a rolling restart to value begins at

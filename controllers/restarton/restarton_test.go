@@ -1,8 +1,11 @@
 package restarton
 
 import (
+	"reflect"
 	"testing"
 	"time"
+
+	"reconciler.dev/reconciler/controllers"
 )
 
 func TestDue(t *testing.T) {
@@ -30,6 +33,28 @@ func TestDue(t *testing.T) {
 		if got := tc.seen.From(tc.value); tc.value != "" && got != tc.from {
 			t.Errorf("%s: from %q, want %q", tc.name, got, tc.from)
 		}
+	}
+}
+
+// TestPlan: the due replicas, in the order given, are the steps of one
+// restart action, in the driver's own Steps type; nothing due, no action.
+func TestPlan(t *testing.T) {
+	type steps []string
+	since := time.Date(2026, 12, 2, 4, 0, 1, 0, time.UTC)
+	started := map[string]time.Time{"b": since.Add(-time.Second), "c": since.Add(time.Second), "a": since.Add(-time.Hour)}
+	at := func(r string) time.Time { return started[r] }
+	base := controllers.Action{Subject: "supervisor/x", Name: "x"}
+	rec := Seen{Record: Record{Value: "v2", Since: since}, Has: true}
+	got := Plan(base, rec, "v2", steps{"b", "c", "a"}, at)
+	if len(got) != 1 || got[0].Field != Field || got[0].From != "v2 (part)" || got[0].To != "v2" || got[0].Op != controllers.OpRestart ||
+		!reflect.DeepEqual(got[0].Steps, steps{"b", "a"}) {
+		t.Errorf("cut short: %+v, want one restart of b then a", got)
+	}
+	if got := Plan(base, rec, "v2", steps{"c"}, at); got != nil {
+		t.Errorf("nothing due: %+v, want no action", got)
+	}
+	if got := Plan(base, Seen{}, "", steps{"a"}, at); got != nil {
+		t.Errorf("no value declared: %+v, want no action", got)
 	}
 }
 

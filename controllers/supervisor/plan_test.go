@@ -6,24 +6,18 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/drivertest"
-	"reconciler.dev/reconciler/controllers/engine"
+	"reconciler.dev/reconciler/controllers/engine/enginetest"
 )
 
 const sock = "/run/reconciler-testbed/supervisor.sock"
 
-// targets builds the pass's targets the way the engine does: defaults
-// applied, maintenance evaluated, no autoscaling.
-func targets(spec v1.HostSpec) []controllers.Target {
-	spec.Services = append([]v1.Service(nil), spec.Services...)
-	v1.SetDefaults(&spec)
-	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	return engine.Targets(&spec, engine.MaintenanceAt(&spec, now), nil)
-}
+// targets builds the pass's targets the way the engine does
+// (enginetest.Targets).
+func targets(spec v1.HostSpec) []controllers.Target { return enginetest.Targets(spec) }
 
 func services(ss ...v1.Service) v1.HostSpec { return v1.HostSpec{Services: ss} }
 

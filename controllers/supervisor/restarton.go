@@ -13,8 +13,6 @@ import (
 // among the first N to restart, in order, one at a time.
 type restartSteps []Process
 
-const fieldRestartOn = "restartOn"
-
 // restartActions is the restartOn part of a plan: when the declared value
 // is not the one recorded (or a rolling restart was cut short), every
 // RUNNING process of the first N started before the value was applied is
@@ -22,22 +20,13 @@ const fieldRestartOn = "restartOn"
 // the driver's own (package restarton), judged against each process's
 // start time. Processes that do not run are not restarted. It is pure.
 func restartActions(t controllers.Target, gl groupLive, base controllers.Action) []controllers.Action {
-	value := t.Service.RestartOn
-	if value == "" {
-		return nil
-	}
-	var steps restartSteps
+	var running restartSteps
 	for _, p := range gl.Procs[:min(int(t.Replicas), len(gl.Procs))] {
-		if p.State == stateRunning && gl.RestartOn.Due(value, time.Unix(p.Start, 0)) {
-			steps = append(steps, p)
+		if p.State == stateRunning {
+			running = append(running, p)
 		}
 	}
-	if len(steps) == 0 {
-		return nil
-	}
-	a := base.Set(fieldRestartOn, gl.RestartOn.From(value), value, controllers.OpRestart)
-	a.Steps = steps
-	return []controllers.Action{a}
+	return restarton.Plan(base, gl.RestartOn, t.Service.RestartOn, running, func(p Process) time.Time { return time.Unix(p.Start, 0) })
 }
 
 // rollingRestart records the value first (so a restart cut short carries on

@@ -112,12 +112,16 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 	return &w.feed
 }
 
+// watching is the driver's stream, nil before the first Watch.
+func (d *Driver) watching() *watch {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	return d.w
+}
+
 // Close stops the event stream.
 func (d *Driver) Close() {
-	d.wmu.Lock()
-	w := d.w
-	d.wmu.Unlock()
-	if w != nil {
+	if w := d.watching(); w != nil {
 		w.follow.Stop()
 	}
 }
@@ -125,9 +129,7 @@ func (d *Driver) Close() {
 // wrote records a value the driver is about to write (see watch.own);
 // undo puts the previous one back when the write failed.
 func (d *Driver) wrote(name, field, value string) (undo func()) {
-	d.wmu.Lock()
-	w := d.w
-	d.wmu.Unlock()
+	w := d.watching()
 	if w == nil {
 		return func() {}
 	}

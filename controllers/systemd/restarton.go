@@ -13,7 +13,7 @@ import (
 // instances to restart, in order, one at a time.
 type restartSteps []string
 
-const fieldRestartOn = "restartOn"
+const fieldRestartOn = restarton.Field
 
 // restartSeen is what Observe read for a service that declares restartOn:
 // its record (package restarton: a unit reached over D-Bus takes no value
@@ -61,23 +61,8 @@ func restartOf(l controllers.Live) restartSeen {
 // the record holds another value or none) are restarted, one at a time;
 // units that do not run are not. It is pure.
 func restartActions(base controllers.Action, t controllers.Target, l controllers.Live) []controllers.Action {
-	value := t.Service.RestartOn
-	if value == "" {
-		return nil
-	}
 	rs := restartOf(l)
-	var steps restartSteps
-	for _, u := range runningUnits(t, l) {
-		if rs.Seen.Due(value, rs.Started[u]) {
-			steps = append(steps, u)
-		}
-	}
-	if len(steps) == 0 {
-		return nil
-	}
-	a := base.Set(fieldRestartOn, rs.Seen.From(value), value, controllers.OpRestart)
-	a.Steps = steps
-	return []controllers.Action{a}
+	return restarton.Plan(base, rs.Seen, t.Service.RestartOn, restartSteps(runningUnits(t, l)), func(u string) time.Time { return rs.Started[u] })
 }
 
 // readRestart reads the record of every service that declares restartOn

@@ -9,18 +9,14 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"reconciler.dev/reconciler/internal/filetree"
 )
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
-	for p, c := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := filetree.Write(dir, files); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -33,8 +33,12 @@ type gitSource struct {
 	overBound map[string]error
 }
 
-// lock serialises use of the cache folder between goroutines and processes.
+// lock serialises use of the cache folder between goroutines and processes;
+// with ctx already done it takes nothing and says so, the subject named.
 func (s *gitSource) lock(ctx context.Context) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, s.errorf("%w", err)
+	}
 	s.mu.Lock()
 	unlock, err := lockDir(ctx, s.cache.dir)
 	if err != nil {
@@ -59,9 +63,6 @@ func (s *gitSource) errorf(format string, args ...any) error {
 }
 
 func (s *gitSource) Last(ctx context.Context) (Artifact, error) {
-	if err := ctx.Err(); err != nil {
-		return Artifact{}, s.errorf("%w", err)
-	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return Artifact{}, err
@@ -87,9 +88,6 @@ func (s *gitSource) Fetch(ctx context.Context) (a Artifact, changed bool, err er
 		logctx.From(ctx).Debug("source fetched", "source", s.loc.redacted, "revision", a.Revision.ID, "changed", changed,
 			"blobs_read", blobReads.Load()-reads, "took", time.Since(start), "err", err)
 	}()
-	if err := ctx.Err(); err != nil {
-		return Artifact{}, false, s.errorf("%w", err)
-	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return Artifact{}, false, err

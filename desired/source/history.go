@@ -106,9 +106,6 @@ func (s *gitSource) History(ctx context.Context, req HistoryRequest) (History, e
 	if req.MaxDepth <= 0 {
 		req.MaxDepth = DefaultHistoryDepth
 	}
-	if err := ctx.Err(); err != nil {
-		return History{}, s.errorf("%w", err)
-	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return History{}, err

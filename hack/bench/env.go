@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,7 +20,9 @@ import (
 	"github.com/docker/docker/client"
 
 	"reconciler.dev/reconciler/internal/callcount"
+	"reconciler.dev/reconciler/internal/filetree"
 	"reconciler.dev/reconciler/internal/gitserver"
+	"reconciler.dev/reconciler/internal/testbedlock"
 )
 
 // benchLabel marks everything the bench creates, besides the testbed's own
@@ -190,29 +191,7 @@ func (e *env) lock(part string) (func(), error) { return e.flock(part, syscall.L
 func (e *env) lockShared(part string) (func(), error) { return e.flock(part, syscall.LOCK_SH) }
 
 func (e *env) flock(part string, how int) (func(), error) {
-	dir := "/run/reconciler-testbed/locks"
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, part+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			e.logf("waiting for the testbed lock %q (a test holds it)", part)
-		}
-	}()
-	err = syscall.Flock(int(f.Fd()), how)
-	close(done)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
+	return testbedlock.Take(part, how, func() { e.logf("waiting for the testbed lock %q (a test holds it)", part) })
 }
 
 // ---------------------------------------------------------------------------
@@ -410,19 +389,8 @@ func (r *gitRepo) git(dir string, args ...string) error {
 // the http server's counters see only the reconciler). It returns when
 // `git push` has returned.
 func (r *gitRepo) commit(branch, msg string, files map[string]string) error {
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		p := filepath.Join(r.work, n)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, []byte(files[n]), 0o644); err != nil {
-			return err
-		}
+	if err := filetree.Write(r.work, files); err != nil {
+		return err
 	}
 	if err := r.git(r.work, "add", "-A"); err != nil {
 		return err

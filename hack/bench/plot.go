@@ -33,28 +33,48 @@ const (
 // writePlots writes PREFIX-flip.png (scenario 1) and PREFIX-services.png
 // (scenario 2), each when its scenario ran; it returns the files written.
 func (b *bench) writePlots(prefix string) ([]string, error) {
-	var written []string
-	if len(b.flip) > 0 {
-		p, l, err := b.flipPlot()
-		if err != nil {
-			return written, err
-		}
-		if err := savePlot(p, l, prefix+"-flip.png"); err != nil {
-			return written, err
-		}
-		written = append(written, prefix+"-flip.png")
+	plots := []struct {
+		ran    bool
+		make   func() (*plot.Plot, plot.Legend, error)
+		suffix string
+	}{
+		{len(b.flip) > 0, b.flipPlot, "-flip.png"},
+		{len(b.s2) > 0, b.servicesPlot, "-services.png"},
 	}
-	if len(b.s2) > 0 {
-		p, l, err := b.servicesPlot()
+	var written []string
+	for _, pl := range plots {
+		if !pl.ran {
+			continue
+		}
+		p, l, err := pl.make()
 		if err != nil {
 			return written, err
 		}
-		if err := savePlot(p, l, prefix+"-services.png"); err != nil {
+		path := prefix + pl.suffix
+		if err := savePlot(p, l, path); err != nil {
 			return written, err
 		}
-		written = append(written, prefix+"-services.png")
+		written = append(written, path)
 	}
 	return written, nil
+}
+
+// pointLabels writes lbls at pts, aligned at x and y, size points large,
+// in col (nil: the default colour).
+func pointLabels(pts plotter.XYs, lbls []string, x draw.XAlignment, y draw.YAlignment, size float64, col color.Color) (*plotter.Labels, error) {
+	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: lbls})
+	if err != nil {
+		return nil, err
+	}
+	for i := range lb.TextStyle {
+		lb.TextStyle[i].XAlign = x
+		lb.TextStyle[i].YAlign = y
+		lb.TextStyle[i].Font.Size = vg.Points(size)
+		if col != nil {
+			lb.TextStyle[i].Color = col
+		}
+	}
+	return lb, nil
 }
 
 // savePlot draws the plot on the left and its legend in a column of its
@@ -132,14 +152,9 @@ func (b *bench) flipPlot() (*plot.Plot, plot.Legend, error) {
 		if len(pts) == 0 {
 			continue
 		}
-		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: lbls})
+		lb, err := pointLabels(pts, lbls, draw.XCenter, draw.YBottom, 9, nil)
 		if err != nil {
 			return nil, l, err
-		}
-		for i := range lb.TextStyle {
-			lb.TextStyle[i].XAlign = draw.XCenter
-			lb.TextStyle[i].YAlign = draw.YBottom
-			lb.TextStyle[i].Font.Size = vg.Points(9)
 		}
 		lb.Offset = vg.Point{X: bars.Offset, Y: vg.Points(3)}
 		p.Add(lb)
@@ -212,15 +227,9 @@ func (b *bench) servicesPlot() (*plot.Plot, plot.Legend, error) {
 			return nil, l, err
 		}
 		bars.Color = s.col
-		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: lbls})
+		lb, err := pointLabels(pts, lbls, draw.XLeft, s.yAlign, 10, s.col)
 		if err != nil {
 			return nil, l, err
-		}
-		for i := range lb.TextStyle {
-			lb.TextStyle[i].XAlign = draw.XLeft
-			lb.TextStyle[i].YAlign = s.yAlign
-			lb.TextStyle[i].Font.Size = vg.Points(10)
-			lb.TextStyle[i].Color = s.col
 		}
 		lb.Offset = vg.Point{X: vg.Points(6), Y: s.dy}
 		p.Add(line, points, bars, lb)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/internal/callcount"
+	"reconciler.dev/reconciler/internal/filetree"
 )
 
 // Scenario 1: the maintenance flip of examples/factory-proxy (seed 000),
@@ -70,7 +70,7 @@ func (b *bench) scenario1(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	files, err := readTree(filepath.Join(e.root, "examples", "factory-proxy"))
+	files, err := filetree.Read(filepath.Join(e.root, "examples", "factory-proxy"))
 	if err != nil {
 		return err
 	}
@@ -145,29 +145,27 @@ func (b *bench) scenario1(ctx context.Context) error {
 	var enter, leave, enterFloor, leaveFloor paired
 	var enterCalls, leaveCalls []calls
 	for i := 0; i < b.cfg.pairs; i++ {
-		// A: reconciler, enter then leave.
-		r, c, err := apply("maintenance")
+		// A: reconciler, enter then leave: the apply of ref, timed, then
+		// the order its stages ran in and the state it left checked.
+		reconciler := func(ref, what string, order func() error, replicas int) (float64, calls, error) {
+			r, c, err := apply(ref)
+			if err == nil {
+				err = order()
+			}
+			if err != nil {
+				return 0, c, fmt.Errorf("pair %d, reconciler %s: %w", i+1, what, err)
+			}
+			return seconds(r.wall), c, b.fpState(ctx, replicas)
+		}
+		wall, c, err := reconciler("maintenance", "enter", b.checkEnterOrder, 0)
 		if err != nil {
-			return fmt.Errorf("pair %d, reconciler enter: %w", i+1, err)
-		}
-		if err := b.checkEnterOrder(); err != nil {
-			return fmt.Errorf("pair %d, reconciler enter: %w", i+1, err)
-		}
-		if err := b.fpState(ctx, 0); err != nil {
 			return err
 		}
-		enter.a, enterCalls = append(enter.a, seconds(r.wall)), append(enterCalls, c)
-		r, c, err = apply("main")
-		if err != nil {
-			return fmt.Errorf("pair %d, reconciler leave: %w", i+1, err)
-		}
-		if err := b.checkLeaveOrder(); err != nil {
-			return fmt.Errorf("pair %d, reconciler leave: %w", i+1, err)
-		}
-		if err := b.fpState(ctx, 1); err != nil {
+		enter.a, enterCalls = append(enter.a, wall), append(enterCalls, c)
+		if wall, c, err = reconciler("main", "leave", b.checkLeaveOrder, 1); err != nil {
 			return err
 		}
-		leave.a, leaveCalls = append(leave.a, seconds(r.wall)), append(leaveCalls, c)
+		leave.a, leaveCalls = append(leave.a, wall), append(leaveCalls, c)
 		// F: the floor, the same two ways.
 		f, err := floor(false)
 		if err != nil {
@@ -185,7 +183,8 @@ func (b *bench) scenario1(ctx context.Context) error {
 		}
 		leaveFloor.a, leaveFloor.b = append(leaveFloor.a, leave.a[i]), append(leaveFloor.b, f)
 		// B: the runbook, the same two ways.
-		if r, err = runbook("stop"); err != nil {
+		r, err := runbook("stop")
+		if err != nil {
 			return fmt.Errorf("pair %d, runbook stop: %w", i+1, err)
 		}
 		if err := b.fpState(ctx, 0); err != nil {
@@ -348,22 +347,4 @@ func verdict(ok bool, target, got string) string {
 		return target + ": met"
 	}
 	return target + ": MISSED (" + got + ")"
-}
-
-// readTree returns every file below dir by relative path.
-func readTree(dir string) (map[string]string, error) {
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		files[rel] = string(data)
-		return nil
-	})
-	return files, err
 }

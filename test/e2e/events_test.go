@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
 
 	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
@@ -27,14 +28,21 @@ const driftBound = 6 * time.Second
 // scaleByHand sets a service's replicas as `docker service scale` does.
 func (f *fpFixture) scaleByHand(name string, n uint64) time.Time {
 	f.t.Helper()
-	ctx := ctxT(f.t, 30*time.Second)
-	s, _, err := f.docker.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+	return scaleByHand(f.t, f.docker, name, n)
+}
+
+// scaleByHand sets the replicas of the Swarm service name (or ID) as an
+// operator's `docker service scale` does, and returns when it did.
+func scaleByHand(t testing.TB, docker *client.Client, name string, n uint64) time.Time {
+	t.Helper()
+	ctx := ctxT(t, 30*time.Second)
+	s, _, err := docker.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
 	if err != nil {
-		f.t.Fatalf("inspect %s: %v", name, err)
+		t.Fatalf("inspect %s: %v", name, err)
 	}
 	s.Spec.Mode.Replicated.Replicas = &n
-	if _, err := f.docker.ServiceUpdate(ctx, s.ID, s.Version, s.Spec, swarm.ServiceUpdateOptions{}); err != nil {
-		f.t.Fatalf("scaling %s by hand: %v", name, err)
+	if _, err := docker.ServiceUpdate(ctx, s.ID, s.Version, s.Spec, swarm.ServiceUpdateOptions{}); err != nil {
+		t.Fatalf("scaling %s by hand: %v", name, err)
 	}
 	return time.Now()
 }

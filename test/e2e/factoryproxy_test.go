@@ -5,8 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io/fs"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -21,6 +19,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+
+	"reconciler.dev/reconciler/internal/filetree"
 )
 
 // The Factory Proxy fixture (seed 000): the three Swarm services a stack
@@ -45,20 +45,7 @@ type fpFixture struct {
 // readExample returns every file of an example folder, by relative path.
 func readExample(t testing.TB, name string) map[string]string {
 	t.Helper()
-	root := filepath.Join(repoRoot(), "examples", name)
-	files := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		files[rel] = string(b)
-		return nil
-	})
+	files, err := filetree.Read(filepath.Join(repoRoot(), "examples", name))
 	if err != nil {
 		t.Fatalf("reading examples/%s: %v", name, err)
 	}
@@ -111,6 +98,15 @@ func createService(t testing.TB, cli *client.Client, name string, replicas uint6
 		t.Fatalf("creating service %s: %v", name, err)
 	}
 	return resp.ID
+}
+
+// ownService is createService for a service of the test's own: it is
+// removed (and waited for) when the test ends.
+func ownService(t testing.TB, cli *client.Client, name string, replicas uint64) string {
+	t.Helper()
+	id := createService(t, cli, name, replicas)
+	t.Cleanup(func() { removeServices(t, cli, []string{name}) })
+	return id
 }
 
 // removeServices removes the named services if they exist and waits until

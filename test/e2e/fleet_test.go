@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/docker/docker/api/types/swarm"
 )
 
 // TestFleetStatus: three agents on 127.0.0.1 with different --host names,
@@ -84,8 +82,7 @@ func TestFleetStatusPrometheus(t *testing.T) {
 	docker := dockerClient(t)
 	const svc = "prom-drift"
 	removeServices(t, docker, []string{svc})
-	createService(t, docker, svc, 1)
-	t.Cleanup(func() { removeServices(t, docker, []string{svc}) })
+	ownService(t, docker, svc, 1)
 
 	repo := newGitRepo(t, "fleet-prom")
 	hosts := []string{"prom-a", "prom-b", "prom-c"}
@@ -119,18 +116,7 @@ func TestFleetStatusPrometheus(t *testing.T) {
 	})
 
 	// By hand, as an operator would: the agent reports, does not revert.
-	ctx := ctxT(t, time.Minute)
-	s, _, err := docker.ServiceInspectWithRaw(ctx, svc, swarm.ServiceInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	two := uint64(2)
-	spec := s.Spec
-	spec.Mode.Replicated.Replicas = &two
-	if _, err := docker.ServiceUpdate(ctx, s.ID, s.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
-		t.Fatalf("scaling %s by hand: %v", svc, err)
-	}
-	scaled := time.Now()
+	scaled := scaleByHand(t, docker, svc, 2)
 	alert := awaitPromAlert(t, "ReconcilerDrift", addrs[1], 60*time.Second)
 	t.Logf("ReconcilerDrift firing for %s (%s) %s after the manual scale: %v", hosts[1], addrs[1], time.Since(scaled).Round(time.Millisecond), alert.Labels)
 

@@ -15,11 +15,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"reconciler.dev/reconciler/internal/filetree"
 )
 
 // gitea is the testbed's Gitea, through its API as the admin.
@@ -154,14 +155,8 @@ func TestForgeLoopGitea(t *testing.T) {
 	run(t, work, "git", "remote", "add", "origin", pushURL)
 	commit := func(branch, msg string, files map[string]string) string {
 		t.Helper()
-		for p, c := range files {
-			full := filepath.Join(work, p)
-			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-				t.Fatal(err)
-			}
+		if err := filetree.Write(work, files); err != nil {
+			t.Fatal(err)
 		}
 		run(t, work, "git", "add", "-A")
 		run(t, work, "git", "-c", "user.name=Operator", "-c", "user.email=op@127.0.0.1.invalid", "commit", "-q", "-m", msg)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"reconciler.dev/reconciler/internal/filetree"
 )
 
 // GitRepo is a bare repository on the testbed's git server plus a work tree
@@ -41,22 +43,18 @@ func newGitRepo(t testing.TB, prefix string) *GitRepo {
 	return r
 }
 
+// sourceArgs are the flags of plan and apply that read host's desired
+// state from the repository over HTTP, with a cache of the test's own.
+func (r *GitRepo) sourceArgs(host string) []string {
+	return []string{"--source", r.HTTPURL, "--host", host, "--cache-dir", r.t.TempDir()}
+}
+
 // Commit writes files (path -> content; empty content deletes), commits them
 // with msg, pushes to main, and returns the new commit id.
 func (r *GitRepo) Commit(msg string, files map[string]string) string {
 	r.t.Helper()
-	for p, content := range files {
-		full := filepath.Join(r.WorkTree, p)
-		if content == "" {
-			os.Remove(full)
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
+	if err := filetree.Write(r.WorkTree, files); err != nil {
+		r.t.Fatal(err)
 	}
 	run(r.t, r.WorkTree, "git", "add", "-A")
 	run(r.t, r.WorkTree, "git", "commit", "-q", "--allow-empty", "-m", msg)

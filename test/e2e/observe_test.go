@@ -277,8 +277,7 @@ func TestObserveResourceFigures(t *testing.T) {
 
 	cli0 := dockerClient(t)
 	swarmName := uniqueName("obs-swarm")
-	createService(t, cli0, swarmName, 1)
-	t.Cleanup(func() { removeServices(t, cli0, []string{swarmName}) })
+	ownService(t, cli0, swarmName, 1)
 
 	dtName := uniqueName("obs-dt")
 	dirs := dtInstall(t, dtDaemontools, tb.SvscanDir, map[string]string{

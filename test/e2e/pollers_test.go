@@ -40,10 +40,9 @@ func hostDocWith(host, specExtra, services string) string {
 func TestPollerCountsSwarm(t *testing.T) {
 	cli0 := dockerClient(t)
 	name := uniqueName("usm-poller-swarm")
-	createService(t, cli0, name, 1)
-	t.Cleanup(func() { removeServices(t, cli0, []string{name}) })
+	ownService(t, cli0, name, 1)
 	repo := newGitRepo(t, "pollers-swarm")
-	src := []string{"--source", repo.HTTPURL, "--host", "sat-swarm", "--cache-dir", t.TempDir()}
+	src := repo.sourceArgs("sat-swarm")
 	ctx := ctxT(t, 5*time.Minute)
 	for _, n := range pollerSequence {
 		repo.Commit(fmt.Sprintf("%d pollers", n), map[string]string{"host.yaml": hostDoc("sat-swarm",
@@ -124,7 +123,7 @@ func pollerQueue(t testing.TB, prefix string) string {
 func TestPollerCountsSystemdTemplate(t *testing.T) {
 	holdPollers(t)
 	repo := newGitRepo(t, "pollers-systemd")
-	src := []string{"--source", repo.HTTPURL, "--host", "sat-systemd", "--cache-dir", t.TempDir()}
+	src := repo.sourceArgs("sat-systemd")
 	svc := "    - {name: usm-poller, driver: systemd, unit: usm-poller@.service, replicas: %d%s}\n"
 	for _, n := range pollerSequence {
 		repo.Commit(fmt.Sprintf("%d pollers", n), map[string]string{"host.yaml": hostDoc("sat-systemd", fmt.Sprintf(svc, n, ""))})
@@ -513,10 +512,9 @@ func TestSystemdRestartOn(t *testing.T) {
 func TestSwarmRestartOn(t *testing.T) {
 	cli0 := dockerClient(t)
 	name := uniqueName("usm-poller-swarm-ro")
-	createService(t, cli0, name, 2)
-	t.Cleanup(func() { removeServices(t, cli0, []string{name}) })
+	ownService(t, cli0, name, 2)
 	repo := newGitRepo(t, "pollers-swarm-restart-on")
-	src := []string{"--source", repo.HTTPURL, "--host", "sat-swarm", "--cache-dir", t.TempDir()}
+	src := repo.sourceArgs("sat-swarm")
 	ctx := ctxT(t, 5*time.Minute)
 	running := func() []string {
 		tasks, err := cli0.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", name), filters.Arg("desired-state", "running"))})

@@ -33,16 +33,7 @@ func TestSmokeSwarmServiceCreatedAndScaled(t *testing.T) {
 	}
 	t.Cleanup(func() { cli.ServiceRemove(context.Background(), resp.ID) })
 
-	svc, _, err := cli.ServiceInspectWithRaw(ctx, resp.ID, swarm.ServiceInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	two := uint64(2)
-	spec := svc.Spec
-	spec.Mode.Replicated.Replicas = &two
-	if _, err := cli.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
-		t.Fatalf("ServiceUpdate %s replicas=2: %v", name, err)
-	}
+	scaleByHand(t, cli, resp.ID, 2)
 	eventually(t, 60*time.Second, name+" running 2 tasks", func() error {
 		list, err := cli.ServiceList(ctx, swarm.ServiceListOptions{
 			Filters: filters.NewArgs(filters.Arg("name", name)),

@@ -190,12 +190,7 @@ type svProxy struct {
 
 func svStartProxy(t *testing.T, upstream string) *svProxy {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "svp") // short: socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := &svProxy{Socket: filepath.Join(dir, "s.sock")}
+	p := &svProxy{Socket: filepath.Join(shortSockDir(t), "s.sock")}
 	ln, err := net.Listen("unix", p.Socket)
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +303,7 @@ func TestSupervisorScaleByCommits(t *testing.T) {
 	prog := svAddProgram(t, 6, `environment=WORKER_STOP_DELAY="2s"`)
 	proxy := svStartProxy(t, prog.socket)
 	repo := newGitRepo(t, "supervisor-scale")
-	src := []string{"--source", repo.HTTPURL, "--host", "sv-sat", "--cache-dir", t.TempDir()}
+	src := repo.sourceArgs("sv-sat")
 
 	prev := 0
 	for _, n := range []int{1, 5, 2, 0, 3} {
@@ -419,7 +414,7 @@ func svCheckGracefulStops(t *testing.T, calls []svCall, procs []svProc, prev, n 
 func TestSupervisorManualDrift(t *testing.T) {
 	prog := svAddProgram(t, 4)
 	repo := newGitRepo(t, "supervisor-drift")
-	src := []string{"--source", repo.HTTPURL, "--host", "sv-drift", "--cache-dir", t.TempDir()}
+	src := repo.sourceArgs("sv-drift")
 	repo.Commit("2 pollers", map[string]string{
 		"hosts/sv-drift.yaml": svHost("sv-drift", "sv-poller", prog.Name, prog.socket, 2, ""),
 	})

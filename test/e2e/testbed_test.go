@@ -22,6 +22,8 @@ import (
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/docker/docker/client"
 	"github.com/kolo/xmlrpc"
+
+	"reconciler.dev/reconciler/internal/testbedlock"
 )
 
 // Testbed is what `hack/testbed env` says about the running testbed.
@@ -308,27 +310,9 @@ func lockTestbed(t testing.TB, part string) {
 // file until the test ends.
 func flockPart(t testing.TB, part string, how int) {
 	t.Helper()
-	dir := "/run/reconciler-testbed/locks"
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("lock %s: %v", part, err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, part+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	release, err := testbedlock.Take(part, how, func() { t.Logf("waiting for the testbed lock %q held by another test process", part) })
 	if err != nil {
-		t.Fatalf("lock %s: %v", part, err)
+		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Logf("waiting for the testbed lock %q held by another test process", part)
-		}
-	}()
-	err = syscall.Flock(int(f.Fd()), how)
-	close(done)
-	if err != nil {
-		f.Close()
-		t.Fatalf("lock %s: %v", part, err)
-	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock
+	t.Cleanup(release)
 }

@@ -23,8 +23,7 @@ func TestUptimeInStatus(t *testing.T) {
 	t.Cleanup(func() { stopPollers(t) })
 	cli0 := dockerClient(t)
 	name := uniqueName("uptime-swarm")
-	createService(t, cli0, name, 1)
-	t.Cleanup(func() { removeServices(t, cli0, []string{name}) })
+	ownService(t, cli0, name, 1)
 	ctx := ctxT(t, 2*time.Minute)
 	svc, _, err := cli0.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
 	if err != nil {

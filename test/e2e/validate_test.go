@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"reconciler.dev/reconciler/internal/filetree"
 )
 
 // TestValidateFromGit: `reconciler validate --source` judges a revision on
@@ -82,9 +84,8 @@ func TestValidateFolderConfined(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	for p, c := range readExample(t, "factory-proxy") {
-		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
-		os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644)
+	if err := filetree.Write(dir, readExample(t, "factory-proxy")); err != nil {
+		t.Fatal(err)
 	}
 	link := filepath.Join(dir, "t.yaml")
 	if err := os.Symlink(filepath.Join(outside, "token"), link); err != nil {

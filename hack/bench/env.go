@@ -409,7 +409,8 @@ func (r *gitRepo) head() (string, error) {
 // stats reads the git server's counters for the repository.
 func (r *gitRepo) stats() (gitserver.Counts, error) {
 	var c gitserver.Counts
-	resp, err := http.Get(r.e.testbed["TESTBED_GIT_HTTP_URL"] + "/_stats?repo=" + r.name)
+	c10 := &http.Client{Timeout: 10 * time.Second} // a loaded server must not stall the bench
+	resp, err := c10.Get(r.e.testbed["TESTBED_GIT_HTTP_URL"] + "/_stats?repo=" + r.name)
 	if err != nil {
 		return c, err
 	}

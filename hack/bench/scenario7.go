@@ -18,6 +18,7 @@ import (
 
 	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/desired/source"
+	"reconciler.dev/reconciler/internal/gitserver"
 )
 
 // Scenario 7: the git server's side of a fleet. K simulated agents, one
@@ -219,7 +220,7 @@ func simulateFleet(ctx context.Context, repo *gitRepo, pid, k int, mode fleetMod
 	if err != nil {
 		return run, err
 	}
-	after, err := repo.stats()
+	after, err := statsOnceDrained(ctx, repo)
 	if err != nil {
 		return run, err
 	}
@@ -231,6 +232,27 @@ func simulateFleet(ctx context.Context, repo *gitRepo, pid, k int, mode fleetMod
 		e.logf("scenario 7: %d of %d polls failed (timeouts or refusals): the server did not keep up", run.errs, run.requests)
 	}
 	return run, nil
+}
+
+// statsOnceDrained reads the git server's counters after a run. A fleet
+// larger than the server answers (10,000 agents at 30 s on this testbed)
+// leaves a backlog of connections behind it, so the first reads may time
+// out; they are retried, backing off, for up to two minutes.
+func statsOnceDrained(ctx context.Context, repo *gitRepo) (gitserver.Counts, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	wait := 500 * time.Millisecond
+	for {
+		c, err := repo.stats()
+		if err == nil || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return c, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
 }
 
 // pollOnce makes one agent's poll when nothing moved, and reads the answer.

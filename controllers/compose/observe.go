@@ -65,6 +65,13 @@ type Driver struct {
 	// PollInterval is how often a recreated container is inspected while
 	// waiting for it to be ready (default 200ms).
 	PollInterval time.Duration
+	// StartTimes has Observe tell since when each running container has
+	// run (Live.Since, ReplicasSince), inspecting a container once when it
+	// is first seen running (since.go). The agent sets it for its status;
+	// a one-shot plan or apply shows no uptime and leaves it off.
+	StartTimes bool
+
+	starts startTimes
 }
 
 func (d *Driver) concurrency() int { return cmp.Or(d.Concurrency, 4) }
@@ -182,6 +189,9 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	live := liveFromList(named, list)
 	for _, sel := range selectors {
 		live[sel.Subject()] = selectProject(sel, list)
+	}
+	if d.StartTimes {
+		d.fillSince(ctx, live, list)
 	}
 	return live, nil
 }

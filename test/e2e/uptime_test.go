@@ -178,7 +178,7 @@ func TestUptimeComposeAndSystemd(t *testing.T) {
 	}
 	for series, want := range map[string]int64{
 		fmt.Sprintf(`reconciler_service_started_timestamp_seconds{driver="compose",service=%q} `, composeService): c0.Unix(),
-		`reconciler_service_started_timestamp_seconds{driver="systemd",service="usm-poller"} `:                      sd0.Unix(),
+		`reconciler_service_started_timestamp_seconds{driver="systemd",service="usm-poller"} `:                    sd0.Unix(),
 	} {
 		_, v, found := strings.Cut(string(metrics), "\n"+series)
 		v, _, _ = strings.Cut(v, "\n")

@@ -49,6 +49,12 @@ type API interface {
 // Driver scales the services of Compose projects through the Docker API.
 type Driver struct {
 	API API
+	// StartTimes has Observe tell since when each running container has
+	// run (Live.Since, ReplicasSince), inspecting a container once when it
+	// is first seen running (since.go). The agent sets it for its status;
+	// a one-shot plan or apply shows no uptime and leaves it off.
+	StartTimes bool
+	starts     startTimes
 	// CallTimeout bounds every Docker API call (default 30s); a stop may
 	// take the service's stopTimeout on top of it.
 	CallTimeout time.Duration
@@ -65,13 +71,6 @@ type Driver struct {
 	// PollInterval is how often a recreated container is inspected while
 	// waiting for it to be ready (default 200ms).
 	PollInterval time.Duration
-	// StartTimes has Observe tell since when each running container has
-	// run (Live.Since, ReplicasSince), inspecting a container once when it
-	// is first seen running (since.go). The agent sets it for its status;
-	// a one-shot plan or apply shows no uptime and leaves it off.
-	StartTimes bool
-
-	starts startTimes
 }
 
 func (d *Driver) concurrency() int { return cmp.Or(d.Concurrency, 4) }

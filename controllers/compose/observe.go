@@ -177,14 +177,7 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	if err != nil {
 		return nil, fmt.Errorf("listing compose containers: %w", err)
 	}
-	var named, selectors []controllers.Target
-	for _, t := range targets {
-		if t.Kind == controllers.KindSelector {
-			selectors = append(selectors, t)
-		} else {
-			named = append(named, t)
-		}
-	}
+	named, selectors := controllers.SplitSelectors(targets)
 	live := liveFromList(named, list)
 	for _, sel := range selectors {
 		live[sel.Subject()] = selectProject(sel, list)

@@ -223,14 +223,7 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	var named, selectors []controllers.Target
-	for _, t := range targets {
-		if t.Kind == controllers.KindSelector {
-			selectors = append(selectors, t)
-		} else {
-			named = append(named, t)
-		}
-	}
+	named, selectors := controllers.SplitSelectors(targets)
 	live := liveFrom(named, procs)
 	if err := d.loadRecords(named, live); err != nil {
 		return nil, err

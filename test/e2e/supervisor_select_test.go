@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -120,17 +119,7 @@ func TestSupervisorGroupSelector(t *testing.T) {
 	write(a, b, c)
 	expect("after supervisorctl update", map[string]string{a + "_01": "STOPPED", b: "STOPPED", c: "STOPPED"})
 	r := cli(t, nil, append([]string{"plan", "-o", "json"}, src...)...).mustCode(t, 2, "plan with the new program")
-	var plan struct {
-		Selectors []struct {
-			Name    string   `json:"name"`
-			Select  string   `json:"select"`
-			Matched []string `json:"matched"`
-			Named   []string `json:"named"`
-		} `json:"selectors"`
-	}
-	if err := json.Unmarshal([]byte(r.Stdout), &plan); err != nil {
-		t.Fatalf("plan -o json: %v\n%s", err, r.Stdout)
-	}
+	plan := planSelectors(t, r.Stdout)
 	// Never started (the group is new to supervisord): by name.
 	if len(plan.Selectors) != 1 || plan.Selectors[0].Select != "group="+group ||
 		!slices.Equal(plan.Selectors[0].Matched, []string{a, c}) || !slices.Equal(plan.Selectors[0].Named, []string{b}) {

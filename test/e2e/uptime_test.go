@@ -85,19 +85,24 @@ func TestUptimeInStatus(t *testing.T) {
 	if n := strings.Count(string(page), "up since"); n < 2 {
 		t.Errorf("the page shows %d \"up since\", want 2", n)
 	}
-	_, metrics, err := agentGet(a.Addr, "/metrics")
+	expectStarted(t, a.Addr, map[[2]string]int64{{"swarm", name}: svc.CreatedAt.Unix(), {"systemd", "usm-poller"}: want.Unix()})
+}
+
+// expectStarted checks reconciler_service_started_timestamp_seconds of
+// each {driver, service} in the agent's /metrics.
+func expectStarted(t *testing.T, addr string, want map[[2]string]int64) {
+	t.Helper()
+	_, metrics, err := agentGet(addr, "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for series, want := range map[string]int64{
-		fmt.Sprintf(`reconciler_service_started_timestamp_seconds{driver="swarm",service=%q} `, name): svc.CreatedAt.Unix(),
-		`reconciler_service_started_timestamp_seconds{driver="systemd",service="usm-poller"} `:        want.Unix(),
-	} {
+	for ds, at := range want {
+		series := fmt.Sprintf(`reconciler_service_started_timestamp_seconds{driver=%q,service=%q} `, ds[0], ds[1])
 		_, v, found := strings.Cut(string(metrics), "\n"+series)
 		v, _, _ = strings.Cut(v, "\n")
 		got, err := strconv.ParseFloat(v, 64)
-		if !found || err != nil || int64(got) != want {
-			t.Errorf("/metrics %s= %q (%v), want %d", series, v, err, want)
+		if !found || err != nil || int64(got) != at {
+			t.Errorf("/metrics %s= %q (%v), want %d", series, v, err, at)
 		}
 	}
 }
@@ -172,21 +177,7 @@ func TestUptimeComposeAndSystemd(t *testing.T) {
 		return c.Equal(dockerStart(t, cName)) && sd.Equal(systemdStart(t, unit))
 	})
 	t.Logf("since: %s %s (docker inspect agrees), %s %s (systemctl show agrees)", cSubj, c0.Format(time.RFC3339Nano), sdSubj, sd0.Format(time.RFC3339Nano))
-	_, metrics, err := agentGet(a.Addr, "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for series, want := range map[string]int64{
-		fmt.Sprintf(`reconciler_service_started_timestamp_seconds{driver="compose",service=%q} `, composeService): c0.Unix(),
-		`reconciler_service_started_timestamp_seconds{driver="systemd",service="usm-poller"} `:                    sd0.Unix(),
-	} {
-		_, v, found := strings.Cut(string(metrics), "\n"+series)
-		v, _, _ = strings.Cut(v, "\n")
-		got, err := strconv.ParseFloat(v, 64)
-		if !found || err != nil || int64(got) != want {
-			t.Errorf("/metrics %s= %q (%v), want %d", series, v, err, want)
-		}
-	}
+	expectStarted(t, a.Addr, map[[2]string]int64{{"compose", composeService}: c0.Unix(), {"systemd", "usm-poller"}: sd0.Unix()})
 
 	// New starts: the container stopped by hand (the agent starts it again),
 	// the instance restarted by hand.

@@ -77,3 +77,16 @@ func (a Action) Set(field, from, to string, op Op) Action {
 	a.Field, a.From, a.To, a.Op = field, from, to, op
 	return a
 }
+
+// SplitSelectors parts the targets into services named and selectors
+// (KindSelector), for a driver that observes both from one list.
+func SplitSelectors(targets []Target) (named, selectors []Target) {
+	for _, t := range targets {
+		if t.Kind == KindSelector {
+			selectors = append(selectors, t)
+		} else {
+			named = append(named, t)
+		}
+	}
+	return named, selectors
+}

@@ -26,7 +26,7 @@ func TestValidateSelectorsAndTriggers(t *testing.T) {
     - {name: m, replicas: 1, select: {names: ["[x"]}}
     - {name: n, replicas: 1, select: {}}`, []string{
 			`x.yaml:6:47: spec.services[m].select.names[0]: invalid name glob "[x"`,
-			`x.yaml:7:38: spec.services[n].select: selects nothing: give namespace, labels or names (swarm) or project (compose)`,
+			`x.yaml:7:38: spec.services[n].select: selects nothing: give namespace, labels or names (swarm), project (compose) or group (supervisor)`,
 		}},
 		{"criteria of another driver, and fields a selector cannot share", `
   services:
@@ -37,7 +37,22 @@ func TestValidateSelectorsAndTriggers(t *testing.T) {
 			`x.yaml:6:62: spec.services[m].select.project: selects on driver compose, not swarm`,
 			`x.yaml:7:55: spec.services[c].select: needs project for driver compose (every service of that project)`,
 			`x.yaml:7:67: spec.services[c].select.namespace: selects on driver swarm, not compose`,
-			`x.yaml:8:55: spec.services[u].select: driver systemd cannot select services (swarm and compose can)`,
+			`x.yaml:8:55: spec.services[u].select: driver systemd cannot select services (swarm, compose and supervisor can)`,
+		}},
+		{"supervisor group selectors and GROUP:PROGRAM", `
+  services:
+    - {name: progs, driver: supervisor, replicas: 1, select: {group: factory}}
+    - {name: broker, driver: supervisor, program: "factory:broker", replicas: 1}
+    - {name: s1, driver: supervisor, replicas: 1, select: {project: p}}
+    - {name: s2, driver: supervisor, replicas: 1, program: x, select: {group: "a:b"}}
+    - {name: s3, driver: supervisor, replicas: 1, program: ":b"}
+    - {name: s4, replicas: 1, select: {group: g}}`, []string{
+			`x.yaml:8:59: spec.services[s1].select: needs group for driver supervisor (every program of that group)`,
+			`x.yaml:8:69: spec.services[s1].select.project: selects on driver compose, not supervisor`,
+			`x.yaml:9:60: spec.services[s2].program: cannot be shared by the services a selector matches; declare the service by name`,
+			`x.yaml:9:79: spec.services[s2].select.group: "a:b" is not a group name: it must not contain ':'`,
+			`x.yaml:10:60: spec.services[s3].program: ":b" is neither a program nor GROUP:PROGRAM`,
+			`x.yaml:11:47: spec.services[s4].select.group: selects on driver supervisor, not swarm`,
 		}},
 		{"trigger cycle, unknown target, onExit on a long-running service", `
   services:

@@ -177,6 +177,8 @@ type Service struct {
 	Project string `json:"project,omitempty"`
 	// Program (supervisor) is the supervisord program (group) name, declared
 	// with numprocs as the most it may run. Default: the service name.
+	// GROUP:PROGRAM names one program of a [group:GROUP] section (as a
+	// group selector's members are named): its processes only.
 	Program string `json:"program,omitempty"`
 	// Socket (supervisor) is supervisord's unix socket (default
 	// /var/run/supervisor.sock).
@@ -206,7 +208,7 @@ type Service struct {
 	// plans, the status and dependsOn (a service that depends on it depends
 	// on everything it matched). A service declared by its own name is
 	// never taken by a selector: its own entry wins. Drivers swarm (by
-	// namespace, labels, names) and compose (project).
+	// namespace, labels, names), compose (project) and supervisor (group).
 	Select *ServiceSelector `json:"select,omitempty" merge:"replace"`
 
 	// OnStart names declared services that a pass runs once, in the same
@@ -232,8 +234,7 @@ type Service struct {
 
 // ServiceSelector matches live services by what the driver lists: on
 // swarm every criterion given must match (namespace, labels and at least one
-// of names); compose takes project. (supervisord groups are not selected
-// yet: the supervisor driver manages one group as one service already.)
+// of names); compose takes project; supervisor takes group.
 type ServiceSelector struct {
 	// Namespace (swarm) is a stack's name: services labelled
 	// com.docker.stack.namespace=<namespace>, as `docker stack deploy`
@@ -246,6 +247,12 @@ type ServiceSelector struct {
 	Names []string `json:"names,omitempty"`
 	// Project (compose) selects every service of a compose project.
 	Project string `json:"project,omitempty"`
+	// Group (supervisor) selects every program of a supervisord process
+	// group: the programs a [group:NAME] section lists (programs=), or the
+	// one program of that name. Each program matched is one service, named
+	// after the program (see the supervisor package for how a program is
+	// told from its process names).
+	Group string `json:"group,omitempty"`
 }
 
 // StartTrigger is onStart: the services to run once this one started.
@@ -400,6 +407,9 @@ func (s *ServiceSelector) String() string {
 	}
 	if s.Project != "" {
 		parts = append(parts, "project="+s.Project)
+	}
+	if s.Group != "" {
+		parts = append(parts, "group="+s.Group)
 	}
 	return strings.Join(parts, ", ")
 }

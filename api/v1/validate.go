@@ -227,6 +227,9 @@ func validateServiceLocal(e *errs, svc *Service, p path) {
 		}
 	}
 	checkSingleName(e, p.field("program"), "program", svc.Program)
+	if g, prog, ok := strings.Cut(svc.Program, ":"); ok && (g == "" || prog == "" || strings.Contains(prog, ":")) {
+		e.add(p.field("program"), "%q is neither a program nor GROUP:PROGRAM", svc.Program)
+	}
 	checkSingleName(e, p.field("project"), "project", svc.Project)
 	checkHostPath(e, p.field("dir"), svc.Dir)
 	checkHostPath(e, p.field("socket"), svc.Socket)
@@ -321,8 +324,8 @@ func checkStartList(e *errs, self string, names []string, p path, instead string
 // something, and its globs parse. Which criteria its driver takes is
 // checked on the effective state, where the driver is known.
 func validateSelectorLocal(e *errs, sel *ServiceSelector, p path) {
-	if sel.Namespace == "" && len(sel.Labels) == 0 && len(sel.Names) == 0 && sel.Project == "" {
-		e.add(p, "selects nothing: give namespace, labels or names (swarm) or project (compose)")
+	if sel.Namespace == "" && len(sel.Labels) == 0 && len(sel.Names) == 0 && sel.Project == "" && sel.Group == "" {
+		e.add(p, "selects nothing: give namespace, labels or names (swarm), project (compose) or group (supervisor)")
 	}
 	for i, g := range sel.Names {
 		if _, err := pathpkg.Match(g, ""); err != nil || g == "" {
@@ -335,6 +338,10 @@ func validateSelectorLocal(e *errs, sel *ServiceSelector, p path) {
 		}
 	}
 	checkSingleName(e, p.field("project"), "project", sel.Project)
+	checkSingleName(e, p.field("group"), "group", sel.Group)
+	if strings.Contains(sel.Group, ":") {
+		e.add(p.field("group"), "%q is not a group name: it must not contain ':'", sel.Group)
+	}
 }
 
 func validateProbe(e *errs, pr *Probe, p path) {
@@ -576,6 +583,7 @@ var selectorFields = []struct {
 	{"labels", []Driver{DriverSwarm}, func(s *ServiceSelector) bool { return len(s.Labels) > 0 }},
 	{"names", []Driver{DriverSwarm}, func(s *ServiceSelector) bool { return len(s.Names) > 0 }},
 	{"project", []Driver{DriverCompose}, func(s *ServiceSelector) bool { return s.Project != "" }},
+	{"group", []Driver{DriverSupervisor}, func(s *ServiceSelector) bool { return s.Group != "" }},
 }
 
 // notWithSelect are the fields a selector cannot share with every service
@@ -595,10 +603,10 @@ var notWithSelect = []struct {
 func validateSelectorEffective(e *errs, svc *Service, p path) {
 	sp := p.field("select")
 	switch svc.Driver {
-	case DriverSwarm, DriverCompose:
+	case DriverSwarm, DriverCompose, DriverSupervisor:
 	default:
 		if slices.Contains(Drivers, svc.Driver) {
-			e.add(sp, "driver %s cannot select services (swarm and compose can)", svc.Driver)
+			e.add(sp, "driver %s cannot select services (swarm, compose and supervisor can)", svc.Driver)
 		}
 		return
 	}
@@ -610,6 +618,8 @@ func validateSelectorEffective(e *errs, svc *Service, p path) {
 	switch {
 	case svc.Driver == DriverCompose && svc.Select.Project == "" && !e.partial:
 		e.add(sp, "needs project for driver compose (every service of that project)")
+	case svc.Driver == DriverSupervisor && svc.Select.Group == "" && !e.partial:
+		e.add(sp, "needs group for driver supervisor (every program of that group)")
 	}
 	for _, f := range notWithSelect {
 		if f.set(svc) {

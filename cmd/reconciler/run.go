@@ -171,6 +171,8 @@ has waited half its timeout, until one of its calls is answered again.`,
 			defer w.close()
 			w.setCallTimeout(callTimeout)
 			w.setStateDir(stateDir)
+			// The status shows uptime: starts the lists lack are read once per run.
+			w.compose.StartTimes, w.systemd.StartTimes = true, true
 			eng := w.engine
 			var mon *monitor.Collector
 			if monitorInterval > 0 {

@@ -53,6 +53,12 @@ type API interface {
 // Driver scales the services of Compose projects through the Docker API.
 type Driver struct {
 	API API
+	// StartTimes has Observe tell since when each running container has
+	// run (Live.Since, ReplicasSince), inspecting a container once when it
+	// is first seen running (since.go). The agent sets it for its status;
+	// a one-shot plan or apply shows no uptime and leaves it off.
+	StartTimes bool
+	starts     startTimes
 	// CallTimeout bounds every Docker API call (default 30s); a stop may
 	// take the service's stopTimeout on top of it.
 	CallTimeout time.Duration
@@ -179,17 +185,13 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	if err != nil {
 		return nil, fmt.Errorf("listing compose containers: %w", err)
 	}
-	var named, selectors []controllers.Target
-	for _, t := range targets {
-		if t.Kind == controllers.KindSelector {
-			selectors = append(selectors, t)
-		} else {
-			named = append(named, t)
-		}
-	}
+	named, selectors := controllers.SplitSelectors(targets)
 	live := liveFromList(named, list)
 	for _, sel := range selectors {
 		live[sel.Subject()] = selectProject(sel, list)
+	}
+	if d.StartTimes {
+		d.fillSince(ctx, live, list)
 	}
 	return live, nil
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 
@@ -37,12 +38,14 @@ func SelectorTargets(spec *v1.HostSpec) []controllers.Target {
 //
 // A matched service takes the selector's settings and dependsOn. Members
 // of one selector start in the order the driver says they were started
-// (swarm: creation time; ties by name), each after the one before it is
+// (swarm: creation time; ties by name; one the driver never saw started,
+// a zero Started, after those it did), each after the one before it is
 // ready, and so stop in reverse: every member depends on the one started
 // before it. A service that depends on the selector depends on all its
 // members. A matched service that an entry declares by name (same live
 // object) is left to that entry, and so is one whose name another entry
-// already uses.
+// already uses (and, on supervisor, every program of a group an entry
+// declares whole).
 func Expand(spec *v1.HostSpec, live map[string]controllers.Live) (*v1.HostSpec, []controllers.Selection) {
 	out := *spec
 	named := map[string]bool{} // live objects and names declared by name
@@ -63,16 +66,19 @@ func Expand(spec *v1.HostSpec, live map[string]controllers.Live) (*v1.HostSpec, 
 		t := controllers.Target{Kind: controllers.KindSelector, Name: sel.Name, Driver: sel.Driver}
 		ms := slices.Clone(live[t.Subject()].Members)
 		slices.SortStableFunc(ms, func(a, b controllers.Member) int {
+			if c := cmp.Compare(boolInt(a.Started.IsZero()), boolInt(b.Started.IsZero())); c != 0 {
+				return c // never started: last
+			}
 			if c := a.Started.Compare(b.Started); c != 0 {
 				return c
 			}
 			return strings.Compare(a.Name, b.Name)
 		})
 		s := controllers.Selection{Name: sel.Name, Driver: sel.Driver, Select: sel.Select.String(), Matched: []string{}}
-		prev := ""
+		prev, whole := "", wholeGroup(sel)
 		for _, m := range ms {
 			svc := memberOf(sel, m.Name)
-			if named[svc.LiveObject()] || named["name "+svc.Name] {
+			if named[svc.LiveObject()] || named["name "+svc.Name] || (whole != "" && named[whole]) {
 				s.Named = append(s.Named, m.Name)
 				continue
 			}
@@ -111,10 +117,25 @@ func memberOf(sel *v1.Service, name string) v1.Service {
 	svc.Name = name
 	svc.Select = nil
 	svc.DependsOn = slices.Clone(sel.DependsOn)
-	if sel.Driver == v1.DriverCompose {
+	switch sel.Driver {
+	case v1.DriverCompose:
 		svc.Project = sel.Select.Project
+	case v1.DriverSupervisor:
+		svc.Program = sel.Select.Group + ":" + name
 	}
 	return svc
+}
+
+// wholeGroup is the live object of an entry that declares a supervisor
+// selector's whole group (program: GROUP, on the same socket): such an
+// entry manages every program of the group already, so the selector takes
+// none of them. "" for other drivers.
+func wholeGroup(sel *v1.Service) string {
+	if sel.Driver != v1.DriverSupervisor {
+		return ""
+	}
+	g := v1.Service{Driver: v1.DriverSupervisor, Socket: sel.Socket, Program: sel.Select.Group}
+	return g.LiveObject()
 }
 
 // withMembers replaces each selector name in deps by the selector's
@@ -132,4 +153,11 @@ func withMembers(deps []string, members map[string][]string) []string {
 		out = append(out, d)
 	}
 	return out
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

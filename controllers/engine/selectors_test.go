@@ -66,6 +66,12 @@ func TestExpand(t *testing.T) {
 		live:     selLive("modules", member("ref-b", 5), member("ref-a", 5)),
 		want:     map[string][]string{"factory-broker": nil, "ref-a": {"factory-broker"}, "ref-b": {"factory-broker", "ref-a"}},
 		matched:  []string{"ref-a", "ref-b"},
+	}, {
+		name:     "a member never started (zero) comes after those that were",
+		services: []v1.Service{broker, modules},
+		live:     selLive("modules", controllers.Member{Name: "ref-a"}, member("ref-b", 5)),
+		want:     map[string][]string{"factory-broker": nil, "ref-b": {"factory-broker"}, "ref-a": {"factory-broker", "ref-b"}},
+		matched:  []string{"ref-b", "ref-a"},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -165,15 +165,26 @@ func TestSupervisorPIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := SupervisorPIDs(ps)
 	// RUNNING and STARTING have a pid; the 13 STOPPED ones do not.
-	if want := map[string][]int{"usm-poller": {10244, 10273}}; !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
+	if got, ok := SupervisorPIDs(ps, "usm-poller"); !ok || !reflect.DeepEqual(got, []int{10244, 10273}) {
+		t.Errorf("usm-poller: %v %v, want [10244 10273]", got, ok)
 	}
 	// A group whose processes are all stopped is there, with no pid.
-	got = SupervisorPIDs([]supervisor.Process{{Name: "a", Group: "g", State: "STOPPED"}})
-	if !reflect.DeepEqual(got, map[string][]int{"g": {}}) {
-		t.Errorf("all stopped: %v", got)
+	stopped := []supervisor.Process{{Name: "a", Group: "g", State: "STOPPED"}}
+	if got, ok := SupervisorPIDs(stopped, "g"); !ok || len(got) != 0 {
+		t.Errorf("all stopped: %v %v", got, ok)
+	}
+	if _, ok := SupervisorPIDs(stopped, "other"); ok {
+		t.Error("a program of no process is there")
+	}
+	// One program of a [group:] section: its processes only.
+	joined := []supervisor.Process{
+		{Name: "broker", Group: "factory", State: "RUNNING", PID: 7},
+		{Name: "module_02", Group: "factory", State: "RUNNING", PID: 9},
+		{Name: "module_01", Group: "factory", State: "RUNNING", PID: 8},
+	}
+	if got, ok := SupervisorPIDs(joined, "factory:module"); !ok || !reflect.DeepEqual(got, []int{8, 9}) {
+		t.Errorf("factory:module: %v %v, want [8 9]", got, ok)
 	}
 }
 

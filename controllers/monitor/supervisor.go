@@ -11,39 +11,37 @@ import (
 	"reconciler.dev/reconciler/controllers/supervisor"
 )
 
-// SupervisorPIDs returns, by group, the pids of the processes that have one
-// (running, starting, stopping), in name order; a group whose processes
-// all rest is there with none. It is pure.
-func SupervisorPIDs(ps []supervisor.Process) map[string][]int {
-	byGroup := map[string][]supervisor.Process{}
+// SupervisorPIDs returns the pids of the processes a service's program
+// field selects (a group, or GROUP:PROGRAM: supervisor.Selects) that have
+// one (running, starting, stopping), in name order; ok is false when it
+// selects no process at all (a program whose processes all rest has none).
+// It is pure.
+func SupervisorPIDs(ps []supervisor.Process, program string) (pids []int, ok bool) {
+	var sel []supervisor.Process
 	for _, p := range ps {
-		if _, ok := byGroup[p.Group]; !ok {
-			byGroup[p.Group] = nil
-		}
-		if p.PID > 0 {
-			byGroup[p.Group] = append(byGroup[p.Group], p)
+		if supervisor.Selects(program, p) {
+			ok = true
+			if p.PID > 0 {
+				sel = append(sel, p)
+			}
 		}
 	}
-	out := map[string][]int{}
-	for g, ps := range byGroup {
-		sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
-		pids := []int{}
-		for _, p := range ps {
-			pids = append(pids, p.PID)
-		}
-		out[g] = pids
+	sort.Slice(sel, func(i, j int) bool { return sel[i].Name < sel[j].Name })
+	pids = []int{}
+	for _, p := range sel {
+		pids = append(pids, p.PID)
 	}
-	return out
+	return pids, ok
 }
 
 // supervisor samples supervisord groups: one getAllProcessInfo per socket.
 func (cl *collection) supervisor(ctx context.Context, targets []controllers.Target) map[string]*Resources {
 	c := cl.c
-	pidsBySocket := map[string]map[string][]int{}
+	procsBySocket := map[string][]supervisor.Process{}
 	errBySocket := map[string]error{}
 	for _, t := range targets {
 		s := t.Service.Socket
-		if _, done := pidsBySocket[s]; done || errBySocket[s] != nil {
+		if _, done := procsBySocket[s]; done || errBySocket[s] != nil {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, c.timeout())
@@ -51,7 +49,7 @@ func (cl *collection) supervisor(ctx context.Context, targets []controllers.Targ
 		ps, err := supervisor.ReadProcesses(cctx, c.supervisors().For(s))
 		cancel()
 		if err == nil {
-			pidsBySocket[s] = SupervisorPIDs(ps)
+			procsBySocket[s] = ps
 		}
 		if err != nil {
 			errBySocket[s] = err
@@ -60,11 +58,11 @@ func (cl *collection) supervisor(ctx context.Context, targets []controllers.Targ
 	}
 	out := map[string]*Resources{}
 	for _, t := range targets {
-		groups, ok := pidsBySocket[t.Service.Socket]
+		ps, ok := procsBySocket[t.Service.Socket]
 		if !ok {
 			continue
 		}
-		pids, ok := groups[t.Service.Program]
+		pids, ok := SupervisorPIDs(ps, t.Service.Program)
 		if !ok {
 			continue // no such program: the plan reports it missing
 		}

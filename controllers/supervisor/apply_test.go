@@ -69,7 +69,7 @@ func (f *fakeSupervisord) setState(namespec, state string) {
 func (f *fakeSupervisord) info(p Process) map[string]any {
 	return map[string]any{
 		"name": p.Name, "group": p.Group, "statename": p.State, "pid": int64(p.PID),
-		"start": int64(0), "stop": int64(0), "exitstatus": int64(0), "description": "",
+		"start": p.Start, "stop": int64(0), "exitstatus": int64(0), "description": "",
 	}
 }
 

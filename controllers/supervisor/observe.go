@@ -223,11 +223,97 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	live := liveFrom(targets, procs)
-	if err := d.loadRecords(targets, live); err != nil {
+	named, selectors := controllers.SplitSelectors(targets)
+	live := liveFrom(named, procs)
+	if err := d.loadRecords(named, live); err != nil {
 		return nil, err
 	}
+	for _, sel := range selectors {
+		l, members := selectGroup(sel, procs[sel.Service.Socket])
+		ml := liveFrom(members, procs)
+		if err := d.loadRecords(members, ml); err != nil {
+			return nil, err
+		}
+		for i := range l.Members {
+			l.Members[i].Live = ml[members[i].Subject()]
+		}
+		live[sel.Subject()] = l
+	}
 	return live, nil
+}
+
+// selectGroup lists the programs of the selector's group (select: {group})
+// from the one getAllProcessInfo answer of its socket, and the target each
+// is observed as: a service named after the program, with program
+// GROUP:PROGRAM and the selector's socket and settings. A program's start
+// is the earliest last start among its processes (zero when none has ever
+// started): supervisord starts by priority and the API tells none, so the
+// order the processes were last started in stands for it. It is pure.
+func selectGroup(sel controllers.Target, procs []Process) (controllers.Live, []controllers.Target) {
+	group := sel.Service.Select.Group
+	started := map[string]int64{}
+	var order []string
+	for _, p := range procs {
+		if p.Group != group {
+			continue
+		}
+		prog := ProgramOf(p.Name)
+		at, seen := started[prog]
+		if !seen {
+			order = append(order, prog)
+		}
+		if !seen || (p.Start > 0 && (at == 0 || p.Start < at)) {
+			started[prog] = p.Start
+		}
+	}
+	sort.Strings(order)
+	l := controllers.Live{Exists: true, Members: []controllers.Member{}}
+	targets := make([]controllers.Target, 0, len(order))
+	for _, prog := range order {
+		svc := *sel.Service
+		svc.Name, svc.Program, svc.Select = prog, group+":"+prog, nil
+		mt := controllers.Target{Kind: controllers.KindService, Name: prog, Driver: v1.DriverSupervisor, Service: &svc, Mode: sel.Mode}
+		if svc.Replicas != nil {
+			mt.Replicas = *svc.Replicas
+		}
+		targets = append(targets, mt)
+		m := controllers.Member{Name: prog}
+		if at := started[prog]; at > 0 {
+			m.Started = time.Unix(at, 0).UTC()
+		}
+		l.Members = append(l.Members, m)
+	}
+	l.State = fmt.Sprintf("%d matched", len(l.Members))
+	return l, targets
+}
+
+// ProgramOf is the program of a group's process, as far as its name tells:
+// supervisord's API knows groups and processes, not the programs a
+// [group:] section joins, so a program is told by its process names. A
+// name ending in a number after a separator ("poller_01", "poller-2", as
+// process_name=%(program_name)s_%(process_num)02d makes them) is of the
+// program before the separator ("poller"); any other name is a program of
+// its own (numprocs=1 takes the program's name). So two programs whose
+// own names differ only in such a number ("sat-7", "sat-8") read as one.
+func ProgramOf(name string) string {
+	end := len(name)
+	for end > 0 && name[end-1] >= '0' && name[end-1] <= '9' {
+		end--
+	}
+	if end == len(name) || end < 2 || !strings.ContainsRune("_-.", rune(name[end-1])) {
+		return name
+	}
+	return name[:end-1]
+}
+
+// Selects says whether process p is one of those a service's program
+// field names: every process of a group ("usm-poller"), or those of one
+// program of a group ("factory:broker", see ProgramOf).
+func Selects(program string, p Process) bool {
+	if g, prog, ok := strings.Cut(program, ":"); ok {
+		return p.Group == g && ProgramOf(p.Name) == prog
+	}
+	return p.Group == program
 }
 
 // ParseProcesses reads getAllProcessInfo's answer, as DecodeResponse
@@ -302,7 +388,7 @@ func liveFrom(targets []controllers.Target, procs map[string][]Process) map[stri
 	for _, t := range targets {
 		gl := groupLive{Socket: t.Service.Socket, Program: t.Service.Program}
 		for _, p := range procs[gl.Socket] {
-			if p.Group == gl.Program {
+			if Selects(gl.Program, p) {
 				gl.Procs = append(gl.Procs, p)
 			}
 		}

@@ -65,7 +65,7 @@ func (d *Driver) timeout() time.Duration { return cmp.Or(d.CallTimeout, 30*time.
 // Observe lists the declared services, with their task counts, in one call.
 func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map[string]controllers.Live, error) {
 	opts := swarm.ServiceListOptions{Status: true}
-	named, selectors := splitSelectors(targets)
+	named, selectors := controllers.SplitSelectors(targets)
 	if len(selectors) == 0 && len(targets) <= nameFilterLimit {
 		args := filters.NewArgs()
 		for _, t := range targets {
@@ -129,18 +129,6 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 // stackNamespace is the label `docker stack deploy` puts on the services of
 // a stack.
 const stackNamespace = "com.docker.stack.namespace"
-
-// splitSelectors parts the targets into services named and selectors.
-func splitSelectors(targets []controllers.Target) (named, selectors []controllers.Target) {
-	for _, t := range targets {
-		if t.Kind == controllers.KindSelector {
-			selectors = append(selectors, t)
-		} else {
-			named = append(named, t)
-		}
-	}
-	return named, selectors
-}
 
 // selectMembers puts into live, for each selector, the listed services it
 // matches, and returns them as targets (Note: the selector's name) so their

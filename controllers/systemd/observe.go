@@ -56,6 +56,14 @@ type Driver struct {
 	// Signals opens the bus connection of the signal stream (watch.go;
 	// default: a system bus connection of its own).
 	Signals func(ctx context.Context) (*dbus.Conn, error)
+	// StartTimes has Observe tell since when each active unit has run
+	// (Live.Since, ReplicasSince), reading a unit's start once when it is
+	// first seen active and again only after its state or a job changed
+	// (since.go). The agent sets it for its status; a one-shot plan or
+	// apply shows no uptime and leaves it off.
+	StartTimes bool
+
+	starts unitStarts
 
 	once sync.Once
 	wmu  sync.Mutex
@@ -227,6 +235,9 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	live := liveFrom(targets, files, units)
 	if err := d.readRestart(ctx, api, targets, live); err != nil {
 		return nil, err
+	}
+	if d.StartTimes {
+		d.fillSince(ctx, api, targets, live)
 	}
 	return live, nil
 }

@@ -94,9 +94,8 @@ func (d *Driver) readRestart(ctx context.Context, api API, targets []controllers
 			}
 		}
 		if len(rs.Started) > 0 {
-			// Read anyway for restartOn: the units' uptime, for nothing more.
-			// A unit without restartOn shows none: the unit list carries no
-			// start time, and a property call per unit per pass is not worth it.
+			// Read anyway for restartOn: the units' uptime, for nothing more
+			// (the uptime of other units: since.go, with StartTimes).
 			l.ReplicasSince = rs.Started
 			l.Since = controllers.EarliestSince(rs.Started)
 		}

@@ -50,6 +50,9 @@ type watch struct {
 	ownJobs   map[uint32]bool
 	ownFiles  time.Time // when this process last enabled or disabled a unit file
 	follow    controllers.Follower
+	// jobs counts the finished jobs of each followed unit, whoever queued
+	// them: a unit's start kept for its uptime is read again after one.
+	jobs map[string]uint64
 }
 
 // Watch follows the targets' units on the bus (see above).
@@ -269,6 +272,12 @@ func (w *watch) handle(s *dbus.Signal) {
 		subj := w.subjectOf(unit)
 		own := w.ownJobs[id]
 		delete(w.ownJobs, id)
+		if subj != "" {
+			if w.jobs == nil || len(w.jobs) >= maxUnitStarts {
+				w.jobs = map[string]uint64{}
+			}
+			w.jobs[unit]++
+		}
 		w.mu.Unlock()
 		if subj == "" {
 			return

@@ -32,6 +32,26 @@ func createStackService(t testing.TB, cli *client.Client, ns, name string) {
 	}
 }
 
+// planDoc is the selectors part of `plan -o json`.
+type planDoc struct {
+	Selectors []struct {
+		Name    string   `json:"name"`
+		Select  string   `json:"select"`
+		Matched []string `json:"matched"`
+		Named   []string `json:"named"`
+	} `json:"selectors"`
+}
+
+// planSelectors reads the selectors of a `plan -o json` output.
+func planSelectors(t *testing.T, out string) planDoc {
+	t.Helper()
+	var doc planDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("plan -o json: %v\n%s", err, out)
+	}
+	return doc
+}
+
 // Seed 000's stop.sh stops "every service on the machine". A business
 // module deployed after the commit is stopped by `maintenance: true` too, in
 // order, with no commit naming it, and plan lists it under its selector.
@@ -62,17 +82,7 @@ func TestSelectorStopsAModuleDeployedAfterTheCommit(t *testing.T) {
 	eventually(t, 60*time.Second, "the fourth module running", func() error { return f.replicasRunning(ctx, up) })
 
 	r := cli(t, nil, append([]string{"plan", "-o", "json"}, src...)...).mustCode(t, 0, "plan with the fourth module (in sync)")
-	var doc struct {
-		Selectors []struct {
-			Name    string   `json:"name"`
-			Select  string   `json:"select"`
-			Matched []string `json:"matched"`
-			Named   []string `json:"named"`
-		} `json:"selectors"`
-	}
-	if err := json.Unmarshal([]byte(r.Stdout), &doc); err != nil {
-		t.Fatalf("plan -o json: %v\n%s", err, r.Stdout)
-	}
+	doc := planSelectors(t, r.Stdout)
 	if len(doc.Selectors) != 1 || doc.Selectors[0].Name != "business-modules" ||
 		!slices.Equal(doc.Selectors[0].Matched, []string{"reference-BL", "reference-BL2"}) ||
 		!slices.Equal(doc.Selectors[0].Named, []string{"factory-broker", "factory-proxy"}) {

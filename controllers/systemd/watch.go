@@ -48,8 +48,18 @@ type watch struct {
 	matched   map[dbus.ObjectPath]bool // PropertiesChanged rules on the bus now
 	conn      *dbus.Conn
 	ownJobs   map[uint32]bool
-	ownFiles  time.Time // when this process last enabled or disabled a unit file
-	follow    controllers.Follower
+	// calls counts, by unit, the job calls of this process not answered
+	// yet: only while one is, can a JobRemoved of a job not known as ours
+	// still be ours.
+	calls    map[string]int
+	pending  map[uint32]pendingJob
+	ownFiles time.Time // when this process last enabled or disabled a unit file
+	follow   controllers.Follower
+}
+
+func newWatch() *watch {
+	return &watch{ownJobs: map[uint32]bool{}, calls: map[string]int{}, pending: map[uint32]pendingJob{}, matched: map[dbus.ObjectPath]bool{},
+		units: map[string]string{}, templates: map[string]string{}, paths: map[dbus.ObjectPath]string{}}
 }
 
 // Watch follows the targets' units on the bus (see above).
@@ -57,7 +67,7 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	if d.w == nil {
-		d.w = &watch{ownJobs: map[uint32]bool{}, matched: map[dbus.ObjectPath]bool{}}
+		d.w = newWatch()
 	}
 	w := d.w
 	w.mu.Lock()
@@ -92,20 +102,60 @@ func (d *Driver) closeWatch() {
 	}
 }
 
-// ownJob records a job this process queued, so its JobRemoved is not drift.
-func (d *Driver) ownJob(id int) {
+// jobCall is called before this process queues a job on unit; the func it
+// returns, called with the job's id once the call has returned (0: it
+// failed), records the job as this process's own, so its JobRemoved is not
+// drift. The JobRemoved may come first (it comes on the stream's own
+// connection): a JobRemoved of a job not known as ours, on a unit with a
+// call of ours in flight, waits for that call's answer; with none in
+// flight the job cannot be ours and is drift at once.
+func (d *Driver) jobCall(unit string) (queued func(id int)) {
 	d.wmu.Lock()
 	w := d.w
 	d.wmu.Unlock()
-	if w == nil || id <= 0 {
-		return
+	if w == nil {
+		return func(int) {}
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.ownJobs) > 1024 { // signals lost: forget, rather than grow
-		w.ownJobs = map[uint32]bool{}
+	w.calls[unit]++
+	w.mu.Unlock()
+	return func(id int) { w.answered(unit, id) }
+}
+
+// pendingJob is a JobRemoved heard while a call of ours on its unit was in
+// flight: whose it is is known when the call is answered.
+type pendingJob struct{ unit, subject string }
+
+// answered records the answer to a job call on unit (id 0: no job queued),
+// and settles the JobRemoved signals that waited for it.
+func (w *watch) answered(unit string, id int) {
+	w.mu.Lock()
+	if w.calls[unit]--; w.calls[unit] <= 0 {
+		delete(w.calls, unit)
 	}
-	w.ownJobs[uint32(id)] = true
+	if id > 0 {
+		if _, heard := w.pending[uint32(id)]; heard {
+			delete(w.pending, uint32(id)) // ours, finished before we knew its id
+		} else {
+			if len(w.ownJobs) > 1024 { // signals lost: forget, rather than grow
+				w.ownJobs = map[uint32]bool{}
+			}
+			w.ownJobs[uint32(id)] = true
+		}
+	}
+	var drift []string
+	if w.calls[unit] == 0 {
+		for jid, p := range w.pending {
+			if p.unit == unit {
+				drift = append(drift, p.subject)
+				delete(w.pending, jid)
+			}
+		}
+	}
+	w.mu.Unlock()
+	for _, subj := range drift {
+		w.feed.Changed(subj, true)
+	}
 }
 
 // ownFileChange records that this process enabled or disabled a unit file.
@@ -254,11 +304,6 @@ func (w *watch) subjectOf(unit string) string {
 // a UnitFilesChanged is taken for its own.
 const ownGrace = 2 * time.Second
 
-// jobGrace is how long a JobRemoved of a job not known as ours waits for
-// the reply to the call that queued it (another connection: the signal may
-// come first) before it counts as drift.
-const jobGrace = 200 * time.Millisecond
-
 // handle tells the feed about one signal.
 func (w *watch) handle(s *dbus.Signal) {
 	switch {
@@ -269,21 +314,13 @@ func (w *watch) handle(s *dbus.Signal) {
 		subj := w.subjectOf(unit)
 		own := w.ownJobs[id]
 		delete(w.ownJobs, id)
-		w.mu.Unlock()
-		if subj == "" {
-			return
+		inFlight := w.calls[unit] > 0
+		if subj != "" && !own && inFlight {
+			w.pending[id] = pendingJob{unit: unit, subject: subj} // answered settles it
 		}
-		w.feed.Changed(subj, false)
-		if !own {
-			time.AfterFunc(jobGrace, func() {
-				w.mu.Lock()
-				own := w.ownJobs[id]
-				delete(w.ownJobs, id)
-				w.mu.Unlock()
-				if !own {
-					w.feed.Changed(subj, true)
-				}
-			})
+		w.mu.Unlock()
+		if subj != "" {
+			w.feed.Changed(subj, !own && !inFlight)
 		}
 	case s.Name == managerIfc+".UnitFilesChanged":
 		w.mu.Lock()

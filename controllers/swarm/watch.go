@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +29,9 @@ import (
 //     shows as replicas.new);
 //   - container start and die, labelled com.docker.swarm.service.name: a
 //     task's container starting or stopping, which is when the service's
-//     running count can change.
+//     running count can change. A die with an error exit code (exitCode)
+//     is drift for a service whose failure policy acts
+//     (controllers.WakesOnCrash): a crash, so the policy acts at once.
 //
 // The `service` filter matches service names, and (by prefix) the names of
 // their containers ("NAME.1.TASKID"); what it matches beyond the managed
@@ -76,6 +79,9 @@ type watch struct {
 	mu   sync.Mutex
 	// names are the managed services, with whether git owns their image.
 	names map[string]bool
+	// crash are the services whose tasks dying with an error is drift
+	// (controllers.WakesOnCrash).
+	crash map[string]bool
 	// open are the names the stream's filter covers.
 	open map[string]bool
 	// own is the last value this process wrote, by "name/field": an update
@@ -94,9 +100,10 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 	}
 	w := d.w
 	w.mu.Lock()
-	w.names = map[string]bool{}
+	w.names, w.crash = map[string]bool{}, map[string]bool{}
 	for _, t := range targets {
 		w.names[t.Name] = t.Service != nil && t.Service.Image != ""
+		w.crash[t.Name] = controllers.WakesOnCrash(t)
 	}
 	grow := false
 	for n := range w.names {
@@ -266,8 +273,11 @@ func (w *watch) handle(m events.Message) {
 	}
 	ownsImage, managed := w.names[name]
 	drift := false
-	if managed && m.Type == events.ServiceEventType {
+	switch {
+	case managed && m.Type == events.ServiceEventType:
 		drift = serviceDrift(m, w.own[name+"/replicas"], w.own[name+"/image"], ownsImage)
+	case managed && w.crash[name]:
+		drift = taskCrashed(m)
 	}
 	w.mu.Unlock()
 	if managed && m.Type == events.ServiceEventType && m.Action == events.ActionUpdate && !drift && ownScaleOnly(m) {
@@ -298,6 +308,17 @@ func serviceDrift(m events.Message, ownReplicas, ownImage string, ownsImage bool
 		}
 	}
 	return false
+}
+
+// taskCrashed says whether a container event is a task's container dying
+// with an error (controllers.ErrorExit: not what a stop leaves behind, so
+// not the driver's own scale-down or update). It is pure.
+func taskCrashed(m events.Message) bool {
+	if m.Type != events.ContainerEventType || m.Action != events.ActionDie {
+		return false
+	}
+	code, err := strconv.Atoi(m.Actor.Attributes["exitCode"])
+	return err == nil && controllers.ErrorExit(code)
 }
 
 // ownScaleOnly is true for an update event that says only that the replica

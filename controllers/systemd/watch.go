@@ -22,7 +22,9 @@ import (
 //   - UnitFilesChanged on the manager: a unit file was enabled or disabled;
 //     drift unless this process just did it.
 //   - PropertiesChanged on each managed unit's object path (and instances
-//     1..N of a template): ActiveState moving, which is what waits wait for.
+//     1..N of a template): ActiveState moving, which is what waits wait for;
+//     and, for a service whose failure policy acts, a unit entering failed
+//     or auto-restart (a crash) is drift too (controllers.WakesOnCrash).
 
 const (
 	busName     = "org.freedesktop.systemd1"
@@ -44,10 +46,13 @@ type watch struct {
 	// the object paths matched, to their unit names.
 	units     map[string]string
 	templates map[string]string // "x@.service" -> subject
-	paths     map[dbus.ObjectPath]string
-	matched   map[dbus.ObjectPath]bool // PropertiesChanged rules on the bus now
-	conn      *dbus.Conn
-	ownJobs   map[uint32]bool
+	// crash are the subjects whose units failing on their own is drift
+	// (controllers.WakesOnCrash).
+	crash   map[string]bool
+	paths   map[dbus.ObjectPath]string
+	matched map[dbus.ObjectPath]bool // PropertiesChanged rules on the bus now
+	conn    *dbus.Conn
+	ownJobs map[uint32]bool
 	// calls counts, by unit, the job calls of this process not answered
 	// yet: only while one is, can a JobRemoved of a job not known as ours
 	// still be ours.
@@ -59,7 +64,7 @@ type watch struct {
 
 func newWatch() *watch {
 	return &watch{ownJobs: map[uint32]bool{}, calls: map[string]int{}, pending: map[uint32]pendingJob{}, matched: map[dbus.ObjectPath]bool{},
-		units: map[string]string{}, templates: map[string]string{}, paths: map[dbus.ObjectPath]string{}}
+		units: map[string]string{}, templates: map[string]string{}, paths: map[dbus.ObjectPath]string{}, crash: map[string]bool{}}
 }
 
 // Watch follows the targets' units on the bus (see above).
@@ -72,7 +77,11 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 	w := d.w
 	w.mu.Lock()
 	w.units, w.templates, w.paths = map[string]string{}, map[string]string{}, map[dbus.ObjectPath]string{}
+	w.crash = map[string]bool{}
 	for _, t := range targets {
+		if controllers.WakesOnCrash(t) {
+			w.crash[t.Subject()] = true
+		}
 		unit := unitName(t)
 		if _, ok := templatePrefix(unit); ok {
 			w.templates[unit] = t.Subject()
@@ -331,9 +340,31 @@ func (w *watch) handle(s *dbus.Signal) {
 		w.mu.Lock()
 		unit := w.paths[s.Path]
 		subj := w.subjectOf(unit)
+		crash := w.crash[subj] && crashed(s.Body)
 		w.mu.Unlock()
 		if subj != "" {
-			w.feed.Changed(subj, false)
+			w.feed.Changed(subj, crash)
 		}
 	}
+}
+
+// unitIfc is the interface of a unit's generic properties.
+const unitIfc = "org.freedesktop.systemd1.Unit"
+
+// crashed says whether a PropertiesChanged body (interface, changed,
+// invalidated) tells a unit entering failed, or auto-restart (systemd
+// restarting it after it died, its Restart=): what the failure policies
+// call failing. No job of anyone's is behind it. It is pure.
+func crashed(body []any) bool {
+	if len(body) < 2 {
+		return false
+	}
+	ifc, _ := body[0].(string)
+	changed, _ := body[1].(map[string]dbus.Variant)
+	if ifc != unitIfc {
+		return false
+	}
+	active, _ := changed["ActiveState"].Value().(string)
+	sub, _ := changed["SubState"].Value().(string)
+	return active == "failed" || sub == "auto-restart"
 }

@@ -83,3 +83,53 @@ func TestJobRemovedDrift(t *testing.T) {
 		})
 	}
 }
+
+// propertiesChanged is the signal systemd sends when a unit's generic
+// properties change.
+func propertiesChanged(unit string, changed map[string]string) *dbus.Signal {
+	props := map[string]dbus.Variant{}
+	for k, v := range changed {
+		props[k] = dbus.MakeVariant(v)
+	}
+	return &dbus.Signal{Name: propsIfc + ".PropertiesChanged", Path: unitPath(unit), Body: []any{unitIfc, props, []string{}}}
+}
+
+// TestCrashDrift: a managed unit entering failed or auto-restart is drift
+// for a service that wakes on crashes, and a mere change for one that
+// does not; other moves are never drift.
+func TestCrashDrift(t *testing.T) {
+	const unit, subj = "w.service", "systemd/w"
+	for _, c := range []struct {
+		name    string
+		crash   bool
+		changed map[string]string
+		ifc     string
+		want    bool
+	}{
+		{"failed", true, map[string]string{"ActiveState": "failed", "SubState": "failed"}, unitIfc, true},
+		{"auto-restart", true, map[string]string{"ActiveState": "activating", "SubState": "auto-restart"}, unitIfc, true},
+		{"stopped", true, map[string]string{"ActiveState": "inactive", "SubState": "dead"}, unitIfc, false},
+		{"started", true, map[string]string{"ActiveState": "active", "SubState": "running"}, unitIfc, false},
+		{"failed, no policy that acts", false, map[string]string{"ActiveState": "failed"}, unitIfc, false},
+		{"another interface", true, map[string]string{"ActiveState": "failed"}, "org.freedesktop.systemd1.Service", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWatch()
+			w.units[unit] = subj
+			w.paths[unitPath(unit)] = unit
+			w.crash[subj] = c.crash
+			drift, waits := make(chan struct{}, 1), make(chan struct{}, 1)
+			defer w.feed.Subscribe(drift, nil, true)()
+			defer w.feed.Subscribe(waits, []string{subj}, false)()
+			s := propertiesChanged(unit, c.changed)
+			s.Body[0] = c.ifc
+			w.handle(s)
+			if got := len(drift) == 1; got != c.want {
+				t.Errorf("drift %v, want %v", got, c.want)
+			}
+			if len(waits) != 1 {
+				t.Errorf("the change was not told to the waits")
+			}
+		})
+	}
+}

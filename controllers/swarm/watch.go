@@ -285,10 +285,26 @@ func (w *watch) handle(m events.Message) {
 		// (the containers starting or stopping will say so).
 		return
 	}
-	if managed {
-		w.feed.Changed(controllers.Target{Kind: controllers.KindService, Driver: "swarm", Name: name}.Subject(), drift)
+	if !managed {
+		return
 	}
+	subj := controllers.Target{Kind: controllers.KindService, Driver: "swarm", Name: name}.Subject()
+	if m.Type == events.ContainerEventType && drift {
+		// A crash: the waits hear of it at once; the drift pass only once
+		// Swarm can have counted the task failed, or it would see nothing.
+		w.feed.Changed(subj, false)
+		time.AfterFunc(crashSettle, func() { w.feed.Changed(subj, true) })
+		return
+	}
+	w.feed.Changed(subj, drift)
 }
+
+// crashSettle is how long after a task's container died with an error the
+// crash is told as drift: Swarm counts the task failed only once its node
+// has reported it (the dispatcher batches those reports, as it does a
+// start's: the engine's watchStartSettle), and a pass that read the tasks
+// before would not see the service failing.
+const crashSettle = 300 * time.Millisecond
 
 // serviceDrift judges a service event: created or removed (a managed service
 // appears or goes missing), or updated to a replica count or (when git owns

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 
 	"reconciler.dev/reconciler/agent"
@@ -292,6 +294,107 @@ func TestEventsCrashWakesFailurePolicy(t *testing.T) {
 	}
 	if f, _ := failureOf(st, name); len(f.Restarts) != 1 {
 		t.Errorf("failure status %+v, want the one restart counted", f)
+	}
+}
+
+// TestEventsSwarmCrashWakesFailurePolicy: with --interval 30s, a swarm
+// service whose task's container dies with an error (SIGQUIT: the Go worker
+// exits 2) twice is failing (2 failed tasks), and the second death wakes
+// the pass whose policy forces an update; timed by Docker's own records
+// (the die event, the service's UpdatedAt after the forced update).
+func TestEventsSwarmCrashWakesFailurePolicy(t *testing.T) {
+	docker := dockerClient(t)
+	name := uniqueName("fx-swarm-crash")
+	createService(t, docker, name, 1)
+	t.Cleanup(func() { removeServices(t, docker, []string{name}) })
+	src := fxSource(t, fmt.Sprintf("    - {name: %s, replicas: 1, onFailure: {restart: {limit: 2, window: 10m}}}\n", name))
+	a := startAgent(t, agentConfig{Source: src, Host: fxHost, Interval: "30s"})
+	ev := watchDockerEvents(t, docker)
+	// crash kills the task's running container with SIGQUIT once one runs,
+	// and returns when Docker said it died.
+	killed := map[string]bool{}
+	crash := func(n int) time.Time {
+		var id string
+		eventually(t, 30*time.Second, fmt.Sprintf("a running container of %s (crash %d)", name, n), func() error {
+			cs, err := docker.ContainerList(ctxT(t, 10*time.Second), container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.name="+name))})
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				if c.State == container.StateRunning && !killed[c.ID] {
+					id = c.ID
+					killed[id] = true
+					return nil
+				}
+			}
+			return fmt.Errorf("none runs (%d listed)", len(cs))
+		})
+		if err := docker.ContainerKill(ctxT(t, 10*time.Second), id, "QUIT"); err != nil {
+			t.Fatalf("killing %s: %v", id, err)
+		}
+		var died time.Time
+		eventually(t, 10*time.Second, "Docker's die event of "+id, func() error {
+			dies := ev.serviceEvents(name, string(events.ActionDie), time.Time{}, time.Now().Add(time.Minute))
+			if len(dies) < n {
+				return fmt.Errorf("%d die events", len(dies))
+			}
+			died = dies[n-1]
+			return nil
+		})
+		return died
+	}
+	eventually(t, time.Minute, "the agent's first pass", func() error {
+		st, err := tryAgentStatus(a.Addr)
+		if err != nil {
+			return err
+		}
+		if lp := st.LastPass; lp == nil || (lp.Result != "converged" && lp.Result != "in-sync") {
+			return fmt.Errorf("last pass %+v", lp)
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // the streams are up once the first pass has run
+	crash(1)
+	died := crash(2)
+	var restarted time.Time
+	eventually(t, driftBound, "the policy's forced update of "+name, func() error {
+		svc, _, err := docker.ServiceInspectWithRaw(ctxT(t, 10*time.Second), name, swarm.ServiceInspectOptions{})
+		if err != nil {
+			return err
+		}
+		if svc.Spec.TaskTemplate.ForceUpdate == 0 {
+			return fmt.Errorf("ForceUpdate %d", svc.Spec.TaskTemplate.ForceUpdate)
+		}
+		restarted = svc.UpdatedAt
+		return nil
+	})
+	took := restarted.Sub(died)
+	var pass agent.PassSummary
+	eventually(t, 10*time.Second, "the policy's restart of "+name+" in /status", func() error {
+		st, err := tryAgentStatus(a.Addr)
+		if err != nil {
+			return err
+		}
+		for _, ev := range policyEvents(st, "swarm/"+name) {
+			if ev.Field != failure.ActRestart {
+				continue
+			}
+			for _, p := range st.Passes {
+				if p.ID == ev.Pass {
+					pass = p
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("events so far:%s", describeEvents(policyEvents(st, "swarm/"+name)))
+	})
+	t.Logf("FIGURE swarm crash: %s's task died (second time) at %s, forced update at %s (Docker's die event, UpdatedAt): in %s (interval 30s); the pass (trigger %s) started %s after the death",
+		name, died.Format("15:04:05.000"), restarted.Format("15:04:05.000"), took.Round(time.Millisecond), pass.Trigger, pass.Start.Sub(died).Round(time.Millisecond))
+	if pass.Trigger != names.TriggerDriftEvent {
+		t.Errorf("the restart came in pass %s with trigger %q, want %s", pass.ID, pass.Trigger, names.TriggerDriftEvent)
+	}
+	if took <= 0 || took > driftBound {
+		t.Errorf("forced update %s after the death, want within %s", took, driftBound)
 	}
 }
 

@@ -247,6 +247,18 @@ func awaitRestartPass(t *testing.T, a *agentProc, subject string) (agent.Status,
 	return st, pass
 }
 
+// expectCrashPass checks that a crash's restart came in a drift-event pass,
+// took after the crash, within driftBound.
+func expectCrashPass(t *testing.T, pass agent.PassSummary, took time.Duration) {
+	t.Helper()
+	if pass.Trigger != names.TriggerDriftEvent {
+		t.Errorf("the restart came in pass %s with trigger %q, want %s", pass.ID, pass.Trigger, names.TriggerDriftEvent)
+	}
+	if took <= 0 || took > driftBound {
+		t.Errorf("restarted %s after the crash, want within %s", took, driftBound)
+	}
+}
+
 // TestEventsCrashWakesFailurePolicy: with --interval 30s, a managed unit
 // that fails on its own (its process killed: no job, nobody's doing) is
 // restarted by its failure policy from the signal stream, in a drift-event
@@ -293,12 +305,7 @@ func TestEventsCrashWakesFailurePolicy(t *testing.T) {
 	st, pass := awaitRestartPass(t, a, "systemd/"+name)
 	t.Logf("FIGURE crash: %s failed at %s, active again at %s (systemd's timestamps): restarted by its policy in %s (interval 30s); the pass (trigger %s) started %s after the crash",
 		unit, failed.Format("15:04:05.000000"), back.Format("15:04:05.000000"), took.Round(time.Millisecond), pass.Trigger, pass.Start.Sub(failed).Round(time.Millisecond))
-	if pass.Trigger != names.TriggerDriftEvent {
-		t.Errorf("the restart came in pass %s with trigger %q, want %s", pass.ID, pass.Trigger, names.TriggerDriftEvent)
-	}
-	if took <= 0 || took > driftBound {
-		t.Errorf("crashed unit restarted in %s, want within %s", took, driftBound)
-	}
+	expectCrashPass(t, pass, took)
 	if f, _ := failureOf(st, name); len(f.Restarts) != 1 {
 		t.Errorf("failure status %+v, want the one restart counted", f)
 	}
@@ -379,12 +386,7 @@ func TestEventsSwarmCrashWakesFailurePolicy(t *testing.T) {
 	_, pass := awaitRestartPass(t, a, "swarm/"+name)
 	t.Logf("FIGURE swarm crash: %s's task died (second time) at %s, forced update at %s (Docker's die event, UpdatedAt): in %s (interval 30s); the pass (trigger %s) started %s after the death",
 		name, died.Format("15:04:05.000"), restarted.Format("15:04:05.000"), took.Round(time.Millisecond), pass.Trigger, pass.Start.Sub(died).Round(time.Millisecond))
-	if pass.Trigger != names.TriggerDriftEvent {
-		t.Errorf("the restart came in pass %s with trigger %q, want %s", pass.ID, pass.Trigger, names.TriggerDriftEvent)
-	}
-	if took <= 0 || took > driftBound {
-		t.Errorf("forced update %s after the death, want within %s", took, driftBound)
-	}
+	expectCrashPass(t, pass, took)
 }
 
 // TestFaultDockerEventStreamCutMidWait restarts dockerd while a pass waits

@@ -725,7 +725,7 @@ func TestHostsLeaderFailover(t *testing.T) {
 		// sent both, the broker's, due once drained.
 		due, what := ready, "the election and the drain"
 		for _, dep := range svc[1:] {
-			if ups := el.replicaUpdates(dep, killedAt, to); len(ups) > 0 {
+			if ups := el.replicaUpdates(dep, electedAt, to); len(ups) > 0 {
 				due, what = electedAt, "the election"
 			}
 		}

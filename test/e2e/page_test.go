@@ -82,8 +82,17 @@ func TestPageInABrowser(t *testing.T) {
 	f.edit("report factory-proxy only", func(s string) string {
 		return strings.Replace(s, "    - name: factory-proxy\n      replicas: 1\n", "    - name: factory-proxy\n      replicas: 1\n      drift: report\n", 1)
 	})
-	run(t, "", "docker", "service", "scale", "-d", "factory-proxy=3")
+	// The report-only revision goes in force first: a scale by hand before
+	// it would be reverted at once by a drift pass of the enforcing one.
 	push()
+	head := fpHead(f)
+	wait("the page shows the report-only revision", func() error {
+		if got := b.text("#revision"); !strings.Contains(got, head[:12]) {
+			return fmt.Errorf("revision on the page: %q, want %s", got, head[:12])
+		}
+		return nil
+	})
+	run(t, "", "docker", "service", "scale", "-d", "factory-proxy=3")
 	wait("the page shows the drift (it updates itself)", func() error {
 		row := b.text(`tr[data-subject="swarm/factory-proxy"]`)
 		if !strings.Contains(row, "replicas 3 → 1") || !strings.Contains(row, "report-only") {

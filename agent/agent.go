@@ -258,18 +258,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		"source", a.cfg.Source.String(), "interval", a.cfg.Interval.String(), "listen", a.cfg.Listen)
 
 	trigger := names.TriggerStartup
-	sched := schedule{first: true}
+	backoff := time.Duration(0)
+	first := true // the next interval wait is the first since start
 	// Drift seen when it happens: the drivers' event streams say when
 	// someone else changes what the pass's targets own, and a pass follows
 	// (debounced), the same level-based pass as any other.
 	drift := make(chan struct{}, 1)
 	stopDrift := func() {}
 	defer func() { stopDrift() }()
-	var lastDrift time.Time // when the last drift pass started
+	var lastDrift time.Time
 	for {
-		if trigger == names.TriggerDriftEvent {
-			lastDrift = time.Now()
-		}
 		err := a.pass(ctx, trigger)
 		if ctx.Err() != nil {
 			break
@@ -278,8 +276,23 @@ func (a *Agent) Run(ctx context.Context) error {
 			stopDrift()
 			stopDrift = a.cfg.Engine.WatchDrift(ts, drift)
 		}
-		var wait time.Duration
-		wait, trigger = sched.after(trigger, err, time.Now(), a.cfg.Interval, mathrand.Float64())
+		if trigger == names.TriggerDriftEvent {
+			lastDrift = time.Now()
+		}
+		wait := NextWait(a.cfg.Interval, first, mathrand.Float64())
+		if err != nil && !errors.Is(err, controllers.ErrTerminal) {
+			// Back off on errors: 1s, 2s, 4s ... capped at the interval. A
+			// terminal error (a driver not wired in) is not retried sooner
+			// than the interval: nothing changes until the host's
+			// configuration does.
+			backoff = min(max(2*backoff, time.Second), a.cfg.Interval)
+			wait = backoff
+			trigger = names.TriggerRetry
+		} else {
+			backoff = 0
+			trigger = names.TriggerInterval
+			first = false
+		}
 		a.status.update(func(s *Status) { s.Phase = "idle" })
 		if wait >= releaseAfter {
 			// A pass leaves its garbage behind (at 1000 services some 10 MB:
@@ -295,7 +308,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case reason := <-a.trigger:
 			trigger = reason
 		case <-drift:
-			if a.driftSettle(ctx, drift, lastDrift) {
+			if a.driftSettle(ctx, lastDrift) {
 				trigger = names.TriggerDriftEvent
 			}
 		case <-timer.C:
@@ -328,23 +341,16 @@ const (
 	driftMinGap   = time.Second
 )
 
-// driftSettle waits out the debounce (and the rest of driftMinGap since
-// the last drift pass started, lastDrift: counted from its start, so drift
-// right after a long pass, a drain, is not held a further second), and
-// takes with it the drift told meanwhile; false when ctx ended meanwhile.
-func (a *Agent) driftSettle(ctx context.Context, drift <-chan struct{}, lastDrift time.Time) bool {
+// driftSettle waits out the debounce (and the gap since the last drift
+// pass, lastDrift); false when ctx ended meanwhile.
+func (a *Agent) driftSettle(ctx context.Context, lastDrift time.Time) bool {
 	wait := max(driftDebounce, driftMinGap-time.Since(lastDrift))
 	select {
 	case <-ctx.Done():
 		return false
 	case <-time.After(wait):
+		return true
 	}
-	// What came meanwhile is the same burst: the pass about to run sees it.
-	select {
-	case <-drift:
-	default:
-	}
-	return true
 }
 
 // takeTargets returns the targets of the last pass that planned, once.
@@ -529,16 +535,8 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 		a.finish(p, err)
 	}()
 
-	if trigger != names.TriggerDriftEvent {
-		// A drift pass puts live state back to the revision in force and
-		// does not look at git: the revert waits on no git server (one that
-		// hangs would hold it up to the fetch timeout), and drift bursts
-		// (a unit crash-looping, the same hand change fleet-wide) cost the
-		// git server nothing. New commits come with the interval or the
-		// webhook, as ever.
-		a.status.update(func(s *Status) { s.Phase = "fetching" })
-		a.fetch(ctx, p)
-	}
+	a.status.update(func(s *Status) { s.Phase = "fetching" })
+	a.fetch(ctx, p)
 
 	a.mu.Lock()
 	good := a.good

@@ -166,27 +166,6 @@ func notify(ch chan<- struct{}) {
 	}
 }
 
-// WakesOnCrash says whether a crash of t's objects (a systemd unit or
-// instance failing, a swarm task's container dying with an error: nobody's
-// doing) is told as drift, so a pass comes at once rather than with the
-// interval: only for an enforced service whose failure policy acts
-// (onFailure restart or start) and has not given up (t.Failure, this
-// pass's). A service that only reports, or whose restarts are used up,
-// waits for the next pass as before: a pass could do nothing about the
-// crash but start it again, with no limit, as often as it crashes.
-func WakesOnCrash(t Target) bool {
-	if t.Kind != KindService || t.Service == nil || t.Mode != Enforce || t.Failure == FailureGaveUp {
-		return false
-	}
-	p := t.Service.OnFailure
-	return p != nil && (p.Restart != nil || len(p.Start) > 0)
-}
-
-// ErrorExit says whether a container's exit code is a failure: non-zero,
-// and neither 137 nor 143 (KILL, TERM), which is what a stop leaves behind
-// (a scale-down, an update, docker stop).
-func ErrorExit(code int) bool { return code > 0 && code != 137 && code != 143 }
-
 // Backoff is the wait before the next attempt to re-establish a broken
 // stream: 250 ms doubling up to 10 s; a stream that stayed up a while
 // starts again from the shortest.

@@ -65,9 +65,7 @@ const (
 	TriggerWebhook  = "webhook"  // a push notification
 	TriggerRetry    = "retry"    // the last pass failed; backing off
 	// TriggerDriftEvent: a daemon's event stream (Docker /events, systemd's
-	// signals) said someone else changed what the reconciler owns, or a
-	// service whose failure policy acts crashed. Such a pass does not
-	// fetch: it enforces the revision in force.
+	// signals) said someone else changed what the reconciler owns.
 	TriggerDriftEvent = "drift-event"
 )
 

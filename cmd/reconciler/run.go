@@ -39,12 +39,6 @@ first wait since start by 50%, so agents restarted together do not poll git
 together), and at once when a verified webhook arrives, it looks the source's ref up (fetching only when it
 moved), validates the revision, plans and applies a pass, and reports.
 
-Between those, Docker's /events and systemd's bus signals start a pass
-(trigger drift-event) 250 ms after a change made by hand to what the agent
-manages (a docker service scale, a systemctl stop) or a crash of a service
-whose onFailure restarts or starts something: it enforces the revision in
-force without fetching, and the --interval poll keeps its time.
-
 A revision that fails to fetch, parse or validate is never applied: the last
 good revision stays in force and keeps being enforced, and /status says which
 revision failed and why (file:line:col). The revision in force is written to

@@ -103,13 +103,14 @@ type replica struct {
 }
 
 // failing is true for a container that is failing: Docker is restarting it
-// after it died (its restart policy), or it exited with an error (not what
-// a stop leaves behind: controllers.ErrorExit).
+// after it died (its restart policy), or it exited with an error. 137 and
+// 143 (KILL, TERM) are what a stop leaves behind (a scale-down, docker
+// stop), so they are not taken for a failure.
 func (r replica) failing() bool {
 	if r.State == container.StateRestarting {
 		return true
 	}
-	return r.State == container.StateExited && controllers.ErrorExit(r.ExitCode)
+	return r.State == container.StateExited && r.ExitCode > 0 && r.ExitCode != 137 && r.ExitCode != 143
 }
 
 // exitCode reads the code of "Exited (N) ..." from a container's status

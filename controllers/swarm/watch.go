@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,9 +28,7 @@ import (
 //     shows as replicas.new);
 //   - container start and die, labelled com.docker.swarm.service.name: a
 //     task's container starting or stopping, which is when the service's
-//     running count can change. A die with an error exit code (exitCode)
-//     is drift for a service whose failure policy acts
-//     (controllers.WakesOnCrash): a crash, so the policy acts at once.
+//     running count can change.
 //
 // The `service` filter matches service names, and (by prefix) the names of
 // their containers ("NAME.1.TASKID"); what it matches beyond the managed
@@ -79,9 +76,6 @@ type watch struct {
 	mu   sync.Mutex
 	// names are the managed services, with whether git owns their image.
 	names map[string]bool
-	// crash are the services whose tasks dying with an error is drift
-	// (controllers.WakesOnCrash).
-	crash map[string]bool
 	// open are the names the stream's filter covers.
 	open map[string]bool
 	// own is the last value this process wrote, by "name/field": an update
@@ -100,10 +94,9 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 	}
 	w := d.w
 	w.mu.Lock()
-	w.names, w.crash = map[string]bool{}, map[string]bool{}
+	w.names = map[string]bool{}
 	for _, t := range targets {
 		w.names[t.Name] = t.Service != nil && t.Service.Image != ""
-		w.crash[t.Name] = controllers.WakesOnCrash(t)
 	}
 	grow := false
 	for n := range w.names {
@@ -275,11 +268,8 @@ func (w *watch) handle(m events.Message) {
 	}
 	ownsImage, managed := w.names[name]
 	drift := false
-	switch {
-	case managed && m.Type == events.ServiceEventType:
+	if managed && m.Type == events.ServiceEventType {
 		drift = serviceDrift(m, w.own[name+"/replicas"], w.own[name+"/image"], ownsImage)
-	case managed && w.crash[name]:
-		drift = taskCrashed(m)
 	}
 	w.mu.Unlock()
 	if managed && m.Type == events.ServiceEventType && m.Action == events.ActionUpdate && !drift && ownScaleOnly(m) {
@@ -287,26 +277,10 @@ func (w *watch) handle(m events.Message) {
 		// (the containers starting or stopping will say so).
 		return
 	}
-	if !managed {
-		return
+	if managed {
+		w.feed.Changed(controllers.Target{Kind: controllers.KindService, Driver: "swarm", Name: name}.Subject(), drift)
 	}
-	subj := controllers.Target{Kind: controllers.KindService, Driver: "swarm", Name: name}.Subject()
-	if m.Type == events.ContainerEventType && drift {
-		// A crash: the waits hear of it at once; the drift pass only once
-		// Swarm can have counted the task failed, or it would see nothing.
-		w.feed.Changed(subj, false)
-		time.AfterFunc(crashSettle, func() { w.feed.Changed(subj, true) })
-		return
-	}
-	w.feed.Changed(subj, drift)
 }
-
-// crashSettle is how long after a task's container died with an error the
-// crash is told as drift: Swarm counts the task failed only once its node
-// has reported it (the dispatcher batches those reports, as it does a
-// start's: the engine's watchStartSettle), and a pass that read the tasks
-// before would not see the service failing.
-const crashSettle = 300 * time.Millisecond
 
 // serviceDrift judges a service event: created or removed (a managed service
 // appears or goes missing), or updated to a replica count or (when git owns
@@ -326,17 +300,6 @@ func serviceDrift(m events.Message, ownReplicas, ownImage string, ownsImage bool
 		}
 	}
 	return false
-}
-
-// taskCrashed says whether a container event is a task's container dying
-// with an error (controllers.ErrorExit: not what a stop leaves behind, so
-// not the driver's own scale-down or update). It is pure.
-func taskCrashed(m events.Message) bool {
-	if m.Type != events.ContainerEventType || m.Action != events.ActionDie {
-		return false
-	}
-	code, err := strconv.Atoi(m.Actor.Attributes["exitCode"])
-	return err == nil && controllers.ErrorExit(code)
 }
 
 // ownScaleOnly is true for an update event that says only that the replica

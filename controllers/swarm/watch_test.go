@@ -32,29 +32,3 @@ func TestServiceDrift(t *testing.T) {
 		}
 	}
 }
-
-func TestTaskCrashed(t *testing.T) {
-	die := func(code string) events.Message {
-		return events.Message{Type: events.ContainerEventType, Action: events.ActionDie,
-			Actor: events.Actor{Attributes: map[string]string{"com.docker.swarm.service.name": "a", "exitCode": code}}}
-	}
-	for _, c := range []struct {
-		name string
-		m    events.Message
-		want bool
-	}{
-		{"died with 1", die("1"), true},
-		{"segfault", die("139"), true},
-		{"stopped (TERM)", die("143"), false},
-		{"killed (KILL)", die("137"), false},
-		{"exited 0", die("0"), false},
-		{"no exit code", die(""), false},
-		{"started", events.Message{Type: events.ContainerEventType, Action: events.ActionStart}, false},
-		{"a service update", events.Message{Type: events.ServiceEventType, Action: events.ActionDie,
-			Actor: events.Actor{Attributes: map[string]string{"exitCode": "1"}}}, false},
-	} {
-		if got := taskCrashed(c.m); got != c.want {
-			t.Errorf("%s: %v, want %v", c.name, got, c.want)
-		}
-	}
-}

@@ -121,7 +121,6 @@ func (d *Driver) job(ctx context.Context, api API, subject, verb, unit string) e
 	var err error
 	var id int
 	d.Count.Add(verb)
-	queued := d.jobCall(unit) // its JobRemoved is not drift (watch.go)
 	switch verb {
 	case "start":
 		id, err = api.StartUnitContext(cctx, unit, "replace", ch)
@@ -131,7 +130,7 @@ func (d *Driver) job(ctx context.Context, api API, subject, verb, unit string) e
 		id, err = api.StopUnitContext(cctx, unit, "replace", ch)
 	}
 	cancel()
-	queued(id)
+	d.ownJob(id) // its JobRemoved is not drift (watch.go)
 	if err != nil {
 		return fmt.Errorf("%s: %s %s: %w", subject, verb, unit, err)
 	}

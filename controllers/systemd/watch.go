@@ -22,9 +22,7 @@ import (
 //   - UnitFilesChanged on the manager: a unit file was enabled or disabled;
 //     drift unless this process just did it.
 //   - PropertiesChanged on each managed unit's object path (and instances
-//     1..N of a template): ActiveState moving, which is what waits wait for;
-//     and, for a service whose failure policy acts, a unit entering failed
-//     or auto-restart (a crash) is drift too (controllers.WakesOnCrash).
+//     1..N of a template): ActiveState moving, which is what waits wait for.
 
 const (
 	busName     = "org.freedesktop.systemd1"
@@ -46,28 +44,15 @@ type watch struct {
 	// the object paths matched, to their unit names.
 	units     map[string]string
 	templates map[string]string // "x@.service" -> subject
-	// crash are the subjects whose units failing on their own is drift
-	// (controllers.WakesOnCrash).
-	crash   map[string]bool
-	paths   map[dbus.ObjectPath]string
-	matched map[dbus.ObjectPath]bool // PropertiesChanged rules on the bus now
-	conn    *dbus.Conn
-	ownJobs map[uint32]bool
-	// calls counts, by unit, the job calls of this process not answered
-	// yet: only while one is, can a JobRemoved of a job not known as ours
-	// still be ours.
-	calls    map[string]int
-	pending  map[uint32]pendingJob
-	ownFiles time.Time // when this process last enabled or disabled a unit file
-	follow   controllers.Follower
+	paths     map[dbus.ObjectPath]string
+	matched   map[dbus.ObjectPath]bool // PropertiesChanged rules on the bus now
+	conn      *dbus.Conn
+	ownJobs   map[uint32]bool
+	ownFiles  time.Time // when this process last enabled or disabled a unit file
+	follow    controllers.Follower
 	// jobs counts the finished jobs of each followed unit, whoever queued
 	// them: a unit's start kept for its uptime is read again after one.
 	jobs map[string]uint64
-}
-
-func newWatch() *watch {
-	return &watch{ownJobs: map[uint32]bool{}, calls: map[string]int{}, pending: map[uint32]pendingJob{}, matched: map[dbus.ObjectPath]bool{},
-		units: map[string]string{}, templates: map[string]string{}, paths: map[dbus.ObjectPath]string{}, crash: map[string]bool{}}
 }
 
 // Watch follows the targets' units on the bus (see above).
@@ -75,16 +60,12 @@ func (d *Driver) Watch(targets []controllers.Target) *controllers.Feed {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	if d.w == nil {
-		d.w = newWatch()
+		d.w = &watch{ownJobs: map[uint32]bool{}, matched: map[dbus.ObjectPath]bool{}}
 	}
 	w := d.w
 	w.mu.Lock()
 	w.units, w.templates, w.paths = map[string]string{}, map[string]string{}, map[dbus.ObjectPath]string{}
-	w.crash = map[string]bool{}
 	for _, t := range targets {
-		if controllers.WakesOnCrash(t) {
-			w.crash[t.Subject()] = true
-		}
 		unit := unitName(t)
 		if _, ok := templatePrefix(unit); ok {
 			w.templates[unit] = t.Subject()
@@ -114,60 +95,20 @@ func (d *Driver) closeWatch() {
 	}
 }
 
-// jobCall is called before this process queues a job on unit; the func it
-// returns, called with the job's id once the call has returned (0: it
-// failed), records the job as this process's own, so its JobRemoved is not
-// drift. The JobRemoved may come first (it comes on the stream's own
-// connection): a JobRemoved of a job not known as ours, on a unit with a
-// call of ours in flight, waits for that call's answer; with none in
-// flight the job cannot be ours and is drift at once.
-func (d *Driver) jobCall(unit string) (queued func(id int)) {
+// ownJob records a job this process queued, so its JobRemoved is not drift.
+func (d *Driver) ownJob(id int) {
 	d.wmu.Lock()
 	w := d.w
 	d.wmu.Unlock()
-	if w == nil {
-		return func(int) {}
+	if w == nil || id <= 0 {
+		return
 	}
 	w.mu.Lock()
-	w.calls[unit]++
-	w.mu.Unlock()
-	return func(id int) { w.answered(unit, id) }
-}
-
-// pendingJob is a JobRemoved heard while a call of ours on its unit was in
-// flight: whose it is is known when the call is answered.
-type pendingJob struct{ unit, subject string }
-
-// answered records the answer to a job call on unit (id 0: no job queued),
-// and settles the JobRemoved signals that waited for it.
-func (w *watch) answered(unit string, id int) {
-	w.mu.Lock()
-	if w.calls[unit]--; w.calls[unit] <= 0 {
-		delete(w.calls, unit)
+	defer w.mu.Unlock()
+	if len(w.ownJobs) > 1024 { // signals lost: forget, rather than grow
+		w.ownJobs = map[uint32]bool{}
 	}
-	if id > 0 {
-		if _, heard := w.pending[uint32(id)]; heard {
-			delete(w.pending, uint32(id)) // ours, finished before we knew its id
-		} else {
-			if len(w.ownJobs) > 1024 { // signals lost: forget, rather than grow
-				w.ownJobs = map[uint32]bool{}
-			}
-			w.ownJobs[uint32(id)] = true
-		}
-	}
-	var drift []string
-	if w.calls[unit] == 0 {
-		for jid, p := range w.pending {
-			if p.unit == unit {
-				drift = append(drift, p.subject)
-				delete(w.pending, jid)
-			}
-		}
-	}
-	w.mu.Unlock()
-	for _, subj := range drift {
-		w.feed.Changed(subj, true)
-	}
+	w.ownJobs[uint32(id)] = true
 }
 
 // ownFileChange records that this process enabled or disabled a unit file.
@@ -316,6 +257,11 @@ func (w *watch) subjectOf(unit string) string {
 // a UnitFilesChanged is taken for its own.
 const ownGrace = 2 * time.Second
 
+// jobGrace is how long a JobRemoved of a job not known as ours waits for
+// the reply to the call that queued it (another connection: the signal may
+// come first) before it counts as drift.
+const jobGrace = 200 * time.Millisecond
+
 // handle tells the feed about one signal.
 func (w *watch) handle(s *dbus.Signal) {
 	switch {
@@ -332,13 +278,21 @@ func (w *watch) handle(s *dbus.Signal) {
 			}
 			w.jobs[unit]++
 		}
-		inFlight := w.calls[unit] > 0
-		if subj != "" && !own && inFlight {
-			w.pending[id] = pendingJob{unit: unit, subject: subj} // answered settles it
-		}
 		w.mu.Unlock()
-		if subj != "" {
-			w.feed.Changed(subj, !own && !inFlight)
+		if subj == "" {
+			return
+		}
+		w.feed.Changed(subj, false)
+		if !own {
+			time.AfterFunc(jobGrace, func() {
+				w.mu.Lock()
+				own := w.ownJobs[id]
+				delete(w.ownJobs, id)
+				w.mu.Unlock()
+				if !own {
+					w.feed.Changed(subj, true)
+				}
+			})
 		}
 	case s.Name == managerIfc+".UnitFilesChanged":
 		w.mu.Lock()
@@ -349,31 +303,9 @@ func (w *watch) handle(s *dbus.Signal) {
 		w.mu.Lock()
 		unit := w.paths[s.Path]
 		subj := w.subjectOf(unit)
-		crash := w.crash[subj] && crashed(s.Body)
 		w.mu.Unlock()
 		if subj != "" {
-			w.feed.Changed(subj, crash)
+			w.feed.Changed(subj, false)
 		}
 	}
-}
-
-// unitIfc is the interface of a unit's generic properties.
-const unitIfc = "org.freedesktop.systemd1.Unit"
-
-// crashed says whether a PropertiesChanged body (interface, changed,
-// invalidated) tells a unit entering failed, or auto-restart (systemd
-// restarting it after it died, its Restart=): what the failure policies
-// call failing. No job of anyone's is behind it. It is pure.
-func crashed(body []any) bool {
-	if len(body) < 2 {
-		return false
-	}
-	ifc, _ := body[0].(string)
-	changed, _ := body[1].(map[string]dbus.Variant)
-	if ifc != unitIfc {
-		return false
-	}
-	active, _ := changed["ActiveState"].Value().(string)
-	sub, _ := changed["SubState"].Value().(string)
-	return active == "failed" || sub == "auto-restart"
 }

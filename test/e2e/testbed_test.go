@@ -204,15 +204,10 @@ func dockerClient(t testing.TB) *client.Client {
 	return cli
 }
 
-// systemdConn is a connection to systemd for the whole test. (godbus closes
-// a connection when the context it was made with ends: a 10 s one closed
-// it under tests that ran longer.)
 func systemdConn(t testing.TB) *sddbus.Conn {
 	t.Helper()
 	testbed(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	conn, err := sddbus.NewSystemConnectionContext(ctx)
+	conn, err := sddbus.NewSystemConnectionContext(ctxT(t, 10*time.Second))
 	if err != nil {
 		t.Fatalf("systemd over D-Bus (%s): %v", os.Getenv("DBUS_SYSTEM_BUS_ADDRESS"), err)
 	}

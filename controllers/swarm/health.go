@@ -11,7 +11,7 @@ import (
 // Health is pure. A service is drained when no more tasks run than its
 // target and no node's tasks are unknown to the leader (DetailUnsettled), and ready when its spec and its running tasks both equal the
 // target, with the declared image and no update in progress (Swarm's own
-// rollout still replacing tasks).
+// rollout still replacing tasks, or about to: DetailRollout).
 func Health(t controllers.Target, l controllers.Live) controllers.Health {
 	h := controllers.Health{Reason: "service missing"}
 	if _, ok := l.Raw.(unreadable); ok {
@@ -32,7 +32,7 @@ func Health(t controllers.Target, l controllers.Live) controllers.Health {
 		ready = false
 		h.Reason += ", image " + l.Image
 	}
-	if s, ok := l.Raw.(swarm.Service); ok && updating(s) {
+	if s, ok := l.Raw.(swarm.Service); ok && (updating(s) || l.Details[DetailRollout] != "") {
 		ready = false
 		h.Reason += ", update in progress"
 	}

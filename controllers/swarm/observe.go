@@ -101,6 +101,7 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	}
 	live := liveFromList(named, list)
 	members := selectMembers(selectors, list, live)
+	markRollouts(live, d.Now.Time())
 	if err := d.observeTasks(ctx, append(named, members...), live, role.Kind == RoleLeader); err != nil {
 		d.roles.forget()
 		return nil, err
@@ -499,6 +500,53 @@ func liveOf(s swarm.Service) controllers.Live {
 		l.State = "not replicated"
 	}
 	return l
+}
+
+// DetailRollout is set while a service's last update replaces its tasks
+// but Swarm's updater has not started on it yet (see rolloutPending); while
+// it is set the service is not ready.
+const DetailRollout = "rollout"
+
+// rolloutStart bounds how long after an update rolloutPending waits for
+// Swarm's updater to start (it starts within milliseconds; seconds under
+// load). Past it the update is taken to replace nothing: an update that
+// also scaled up from zero gives its new tasks the new spec at once, and
+// the updater, finding no task to replace, never records a status.
+const rolloutStart = 10 * time.Second
+
+// markRollouts sets DetailRollout on the services whose rollout is pending.
+func markRollouts(live map[string]controllers.Live, now time.Time) {
+	for k, l := range live {
+		if s, ok := l.Raw.(swarm.Service); ok && rolloutPending(s, now) {
+			l.Details = withDetail(l.Details, DetailRollout, "update not started yet")
+			l.State += ", updating"
+			live[k] = l
+		}
+	}
+}
+
+// rolloutPending is pure: the service's last update changed what every
+// task runs (a forced restart or a new image) and Swarm's updater has not
+// started replacing tasks since. Right after such a ServiceUpdate the
+// service still counts its old tasks running, and its update status is the
+// one of the update before (or none): judged from those alone, a restart
+// would be ready before a single task was replaced.
+func rolloutPending(s swarm.Service, now time.Time) bool {
+	p := s.PreviousSpec
+	if p == nil || s.Spec.Mode.Replicated == nil || s.Spec.Mode.Replicated.Replicas == nil || *s.Spec.Mode.Replicated.Replicas == 0 {
+		return false
+	}
+	if now.Sub(s.UpdatedAt) > rolloutStart {
+		return false
+	}
+	cs, pcs := s.Spec.TaskTemplate.ContainerSpec, p.TaskTemplate.ContainerSpec
+	replaces := p.TaskTemplate.ForceUpdate != s.Spec.TaskTemplate.ForceUpdate ||
+		(cs != nil && pcs != nil && cs.Image != pcs.Image)
+	if !replaces {
+		return false
+	}
+	u := s.UpdateStatus
+	return u == nil || u.StartedAt == nil || u.StartedAt.Before(s.UpdatedAt)
 }
 
 // updating is true while a rolling update is still in progress.

@@ -56,3 +56,38 @@ func TestTasksSince(t *testing.T) {
 		}
 	}
 }
+
+func TestRolloutPending(t *testing.T) {
+	at := time.Date(2026, 12, 2, 18, 0, 0, 0, time.UTC)
+	before, after := at.Add(-time.Minute), at.Add(200*time.Millisecond)
+	two, zero := uint64(2), uint64(0)
+	spec := func(force uint64, image string, replicas *uint64) swarm.ServiceSpec {
+		return swarm.ServiceSpec{Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: replicas}},
+			TaskTemplate: swarm.TaskSpec{ForceUpdate: force, ContainerSpec: &swarm.ContainerSpec{Image: image}}}
+	}
+	svc := func(prev, cur swarm.ServiceSpec, u *swarm.UpdateStatus) swarm.Service {
+		return swarm.Service{Meta: swarm.Meta{UpdatedAt: at}, PreviousSpec: &prev, Spec: cur, UpdateStatus: u}
+	}
+	tests := []struct {
+		name string
+		s    swarm.Service
+		now  time.Time
+		want bool
+	}{
+		{"forced, no update status yet", svc(spec(0, "w:1", &two), spec(1, "w:1", &two), nil), after, true},
+		{"forced, the previous update's status", svc(spec(0, "w:1", &two), spec(1, "w:1", &two),
+			&swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &before, CompletedAt: &before}), after, true},
+		{"forced, the updater started", svc(spec(0, "w:1", &two), spec(1, "w:1", &two),
+			&swarm.UpdateStatus{State: swarm.UpdateStateUpdating, StartedAt: &after}), after, false},
+		{"new image", svc(spec(0, "w:1", &two), spec(0, "w:2", &two), nil), after, true},
+		{"a scale replaces nothing", svc(spec(0, "w:1", &zero), spec(0, "w:1", &two), nil), after, false},
+		{"at zero replicas nothing is replaced", svc(spec(0, "w:1", &zero), spec(1, "w:1", &zero), nil), after, false},
+		{"the updater never started: bounded", svc(spec(0, "w:1", &two), spec(1, "w:1", &two), nil), at.Add(rolloutStart + time.Second), false},
+		{"never updated", swarm.Service{Spec: spec(0, "w:1", &two)}, after, false},
+	}
+	for _, tc := range tests {
+		if got := rolloutPending(tc.s, tc.now); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

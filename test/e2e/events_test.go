@@ -193,9 +193,23 @@ func TestFaultDockerEventStreamCutMidWait(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the Docker event stream never came back: a manual scale is not reverted by a drift-event pass:\n%s", lastLines(a.stderr.String(), 40))
+			t.Fatalf("the Docker event stream never came back: a manual scale is not reverted by a drift-event pass:\n%s\nlast events:\n%s", lastLines(a.stderr.String(), 40), lastEvents(statusOf(t, a.Addr), 30))
 		}
 	}
+}
+
+// lastEvents is the status's last n events, one per line: what a wait
+// waited on (its reasons) is there, not in the log.
+func lastEvents(st agent.Status, n int) string {
+	ev := st.Events
+	if len(ev) > n {
+		ev = ev[len(ev)-n:]
+	}
+	var b strings.Builder
+	for _, e := range ev {
+		fmt.Fprintf(&b, "%s %s %s %s %s->%s %s\n", e.Time.Format("15:04:05.000"), e.Pass, e.Type, e.Subject, e.From, e.To, e.Message)
+	}
+	return b.String()
 }
 
 func lastLines(s string, n int) string {

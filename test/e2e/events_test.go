@@ -176,20 +176,32 @@ func TestFaultDockerEventStreamCutMidWait(t *testing.T) {
 		t.Errorf("broker down at %v, factory-proxy drained at %v: want drained first", brokerDown, proxyDrained)
 	}
 	// The stream is back: a manual scale is reverted by a drift-event pass
-	// (tried again every few seconds while the stream reconnects).
+	// (tried again every few seconds while the stream reconnects). The
+	// revert is the pass's scale-down, seen in the spec at once; the pass
+	// then waits for the hand-started tasks to drain (3 s each), which is
+	// awaited with its own deadline: scaling again meanwhile would undo it.
+	// Each try scales to another count than the last (2, 3, 2, ...): a
+	// scale to the count the spec already has changes nothing, and Docker
+	// tells no event of it.
 	deadline := time.Now().Add(45 * time.Second)
-	for {
-		scaled := f.scaleByHand("reference-BL", 2)
-		var p agent.PassSummary
-		var ok bool
-		for time.Since(scaled) < 4*time.Second {
-			if p, ok = driftPassAfter(statusOf(t, a.Addr), scaled); ok && f.specReplicas("reference-BL") == 0 {
-				break
-			}
+	for try := 0; ; try++ {
+		scaled := f.scaleByHand("reference-BL", uint64(2+try%2))
+		reverted := false
+		for time.Since(scaled) < 4*time.Second && !reverted {
+			reverted = f.specReplicas("reference-BL") == 0
 			time.Sleep(50 * time.Millisecond)
 		}
-		if ok && f.specReplicas("reference-BL") == 0 {
-			t.Logf("stream back: manual scale reverted by pass %s, %s after it", p.ID, time.Since(scaled).Round(time.Millisecond))
+		if reverted {
+			took := time.Since(scaled)
+			var p agent.PassSummary
+			eventually(t, time.Minute, "the drift-event pass that reverted the scale finished", func() error {
+				var ok bool
+				if p, ok = driftPassAfter(statusOf(t, a.Addr), scaled); !ok {
+					return fmt.Errorf("no finished drift-event pass since the scale; last events:\n%s", lastEvents(statusOf(t, a.Addr), 10))
+				}
+				return nil
+			})
+			t.Logf("stream back: manual scale reverted by pass %s, %s after it (the pass took %s)", p.ID, took.Round(time.Millisecond), p.End.Sub(p.Start).Round(time.Millisecond))
 			break
 		}
 		if time.Now().After(deadline) {
@@ -198,8 +210,6 @@ func TestFaultDockerEventStreamCutMidWait(t *testing.T) {
 	}
 }
 
-// lastEvents is the status's last n events, one per line: what a wait
-// waited on (its reasons) is there, not in the log.
 func lastEvents(st agent.Status, n int) string {
 	ev := st.Events
 	if len(ev) > n {

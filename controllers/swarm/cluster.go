@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
@@ -65,10 +66,16 @@ var ErrNotLeader = errors.New("this node is no longer the swarm's leader")
 // have to fail or be demoted first, and every call of the driver that fails
 // forgets the role. So a one-node swarm pays one /info per agent, not per
 // pass. Any other role is read again on every plan.
+//
+// It also remembers since when this node has been the leader, as this
+// agent saw it (leaderSince): the first read that found it leading after
+// one that did not, or after a failed call (a failure may hide a lost and
+// regained leadership, so the time is taken again: later is the safe side).
 type roleCache struct {
-	mu    sync.Mutex
-	role  Role
-	valid bool
+	mu          sync.Mutex
+	role        Role
+	valid       bool
+	leaderSince time.Time
 }
 
 func (c *roleCache) get() (Role, bool) {
@@ -77,9 +84,15 @@ func (c *roleCache) get() (Role, bool) {
 	return c.role, c.valid
 }
 
-func (c *roleCache) set(r Role) {
+func (c *roleCache) set(r Role, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	switch {
+	case r.Kind != RoleLeader:
+		c.leaderSince = time.Time{}
+	case c.role.Kind != RoleLeader || c.leaderSince.IsZero():
+		c.leaderSince = now
+	}
 	c.role, c.valid = r, r.Kind == RoleSingle
 }
 
@@ -87,6 +100,15 @@ func (c *roleCache) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.valid = false
+	c.leaderSince = time.Time{}
+}
+
+// since is since when this node has led, as far as this agent saw (zero
+// when it does not lead).
+func (c *roleCache) since() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leaderSince
 }
 
 // last is the role read last, cached or not, and whether one was read.
@@ -111,7 +133,7 @@ func (d *Driver) Role(ctx context.Context) (Role, error) {
 		d.roles.forget()
 		return Role{}, err
 	}
-	d.roles.set(r)
+	d.roles.set(r, d.Now.Time())
 	return r, nil
 }
 
@@ -137,7 +159,7 @@ func (d *Driver) stillLeader(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.roles.set(fresh)
+	d.roles.set(fresh, d.Now.Time())
 	if !fresh.Kind.Writes() {
 		return fmt.Errorf("%w (%s)", ErrNotLeader, fresh.ConvergedBy())
 	}

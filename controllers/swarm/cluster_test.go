@@ -196,6 +196,13 @@ func TestDrainCountsTasksStillRunningOnTheirNodes(t *testing.T) {
 
 	leader := &clusterAPI{node: "n1", manager: true, managers: 3, leader: "n1", svc: svc, taskList: []swarm.Task{stopping, gone}}
 	d := newClusterDriver(leader)
+	// Its node has led for a minute (a leader of seconds holds every drain
+	// of a service changed lately: see TestSettling).
+	d.Now = func() time.Time { return time.Now().Add(-time.Minute) }
+	if _, err := d.Role(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.Now = nil
 	live, err := d.Observe(controllers.WithWaiting(ctx), ts)
 	if err != nil {
 		t.Fatal(err)
@@ -280,31 +287,85 @@ func TestMayRun(t *testing.T) {
 	}
 }
 
-func TestRejoined(t *testing.T) {
+func TestSettling(t *testing.T) {
 	now := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
 	grace := 5 * time.Second
-	svc := swarm.Service{Meta: swarm.Meta{UpdatedAt: now.Add(-20 * time.Second)},
-		Spec: swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{StopGracePeriod: &grace}}}}
+	changed := func(ago time.Duration) swarm.Service {
+		return swarm.Service{Meta: swarm.Meta{UpdatedAt: now.Add(-ago)},
+			Spec: swarm.ServiceSpec{TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{StopGracePeriod: &grace}}}}
+	}
+	svc := changed(20 * time.Second)
 	node := func(name string, st swarm.NodeState, ago time.Duration) swarm.Node {
 		return swarm.Node{ID: "id-" + name, Meta: swarm.Meta{UpdatedAt: now.Add(-ago)},
 			Description: swarm.NodeDescription{Hostname: name}, Status: swarm.NodeStatus{State: st}}
 	}
 	noGrace := svc
 	noGrace.Spec.TaskTemplate.ContainerSpec = &swarm.ContainerSpec{}
+	long := now.Add(-time.Hour) // led for long
 	for _, c := range []struct {
-		name  string
-		svc   swarm.Service
-		nodes []swarm.Node
-		want  []string
+		name        string
+		svc         swarm.Service
+		nodes       []swarm.Node
+		leaderSince time.Time
+		want        []string
 	}{
-		{"ready since before the change", svc, []swarm.Node{node("a", swarm.NodeStateReady, time.Minute)}, nil},
-		{"re-registered after the change, 2 s ago", svc, []swarm.Node{node("a", swarm.NodeStateReady, 2*time.Second), node("b", swarm.NodeStateReady, time.Hour)}, []string{"a (3s left)"}},
-		{"re-registered after the change, past the grace period", svc, []swarm.Node{node("a", swarm.NodeStateReady, 6*time.Second)}, nil},
-		{"dockerd's default grace period", noGrace, []swarm.Node{node("a", swarm.NodeStateReady, 6*time.Second)}, []string{"a (4s left)"}},
-		{"down nodes are unsettledNodes' business", svc, []swarm.Node{node("a", swarm.NodeStateDown, time.Second)}, nil},
+		{"every session older than the change", svc, []swarm.Node{node("a", swarm.NodeStateReady, time.Minute)}, long, nil},
+		// Told the stop by assignLag after registering, done by the grace
+		// period after that.
+		{"registered after the change, 2 s ago", svc, []swarm.Node{node("a", swarm.NodeStateReady, 2*time.Second), node("b", swarm.NodeStateReady, time.Hour)}, long, []string{"a (8s left)"}},
+		{"registered after the change, 9 s ago", svc, []swarm.Node{node("a", swarm.NodeStateReady, 9*time.Second)}, long, []string{"a (1s left)"}},
+		{"registered after the change, past the lag and the grace period", svc, []swarm.Node{node("a", swarm.NodeStateReady, 11*time.Second)}, long, nil},
+		{"dockerd's default grace period", noGrace, []swarm.Node{node("a", swarm.NodeStateReady, 11*time.Second)}, long, []string{"a (4s left)"}},
+		{"down nodes are unsettledNodes' business", svc, []swarm.Node{node("a", swarm.NodeStateDown, time.Second)}, long, nil},
+		// A failover measured: the worker registered with the new leader
+		// after the change, was told the stop 2.1 s later and its container
+		// died 5.3 s after it registered. The grace period from the node's
+		// update let go at 5 s: only the store's stopping task held the
+		// drain, and a failing run had none (the broker went down 250 ms
+		// before that container died).
+		{"told the stop 2.2 s into the session, died at 5.3 s", svc, []swarm.Node{node("a", swarm.NodeStateReady, 5300*time.Millisecond)}, long, []string{"a (4.7s left)"}},
+		{"changed 6 s into a session: the grace period from the change", changed(3 * time.Second),
+			[]swarm.Node{node("a", swarm.NodeStateReady, 9*time.Second)}, long, []string{"a (2s left)"}},
+		{"changed once the session had settled", changed(time.Second),
+			[]swarm.Node{node("a", swarm.NodeStateReady, 11*time.Second)}, long, nil},
+		// A node list read before the new leader's dispatcher marked the
+		// nodes unknown shows the old leader's sessions as ready.
+		{"the old leader's sessions: held from the election as this agent saw it", svc,
+			[]swarm.Node{node("a", swarm.NodeStateReady, time.Hour)}, now.Add(-time.Second), []string{"a (9s left)"}},
+		{"led past the lag and the grace period, old sessions", svc, []swarm.Node{node("a", swarm.NodeStateReady, time.Hour)}, now.Add(-11 * time.Second), nil},
 	} {
-		if got := rejoined(c.nodes, c.svc, now); !slices.Equal(got, c.want) {
+		if got := settling(c.nodes, c.svc, c.leaderSince, now); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestLeaderSince(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	var c roleCache
+	steps := []struct {
+		kind   RoleKind // "" forgets (a failed call)
+		at     time.Duration
+		want   time.Duration
+		leader bool
+	}{
+		{RoleFollower, 0, 0, false},
+		{RoleLeader, time.Second, time.Second, true},
+		{RoleLeader, 5 * time.Second, time.Second, true}, // still the same leadership
+		{"", 6 * time.Second, 0, false},                  // a failure may hide a lost one
+		{RoleLeader, 7 * time.Second, 7 * time.Second, true},
+		{RoleFollower, 8 * time.Second, 0, false},
+		{RoleLeader, 9 * time.Second, 9 * time.Second, true},
+	}
+	for i, s := range steps {
+		if s.kind == "" {
+			c.forget()
+		} else {
+			c.set(Role{Kind: s.kind}, t0.Add(s.at))
+		}
+		got := c.since()
+		if s.leader != !got.IsZero() || (s.leader && !got.Equal(t0.Add(s.want))) {
+			t.Errorf("step %d (%s at %s): leader since %v, want %s", i, s.kind, s.at, got, s.want)
 		}
 	}
 }

@@ -291,8 +291,8 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 		if len(unsettled) > 0 {
 			l.Details = withDetail(l.Details, DetailUnsettled, "not re-registered with the leader: "+strings.Join(unsettled, ", "))
 			live[subj] = l
-		} else if r := rejoined(nodeList, s, now); len(r) > 0 {
-			l.Details = withDetail(l.Details, DetailUnsettled, "re-registered since the change, within its stop grace period: "+strings.Join(r, ", "))
+		} else if r := settling(nodeList, s, d.roles.since(), now); len(r) > 0 {
+			l.Details = withDetail(l.Details, DetailUnsettled, "registered with the leader within the stop grace period of the change: "+strings.Join(r, ", "))
 			live[subj] = l
 		}
 		n := mayRun(byService[s.ID])
@@ -316,7 +316,8 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 }
 
 // DetailUnsettled names the nodes whose tasks the leader does not know yet
-// (see unsettledNodes); while it is set a service is never judged drained.
+// (see unsettledNodes), or may not know yet (settling); while it is set a
+// service is never judged drained.
 const DetailUnsettled = "unsettled"
 
 // unsettledNodes is pure: the nodes (host names) whose status is neither
@@ -339,24 +340,48 @@ func unsettledNodes(nodes []swarm.Node) []string {
 	return out
 }
 
-// rejoined is pure: the ready nodes whose status changed after the
-// service's spec did, less than its stop grace period ago. Such a node
-// registered again (with a new leader) after the change: it may have heard
-// of the stop only then, and the leader's store may already have dropped
-// the task while its container is still stopping; the grace period bounds
-// how long the container may take. A node ready since before the change
-// holds nothing back.
-func rejoined(nodes []swarm.Node, s swarm.Service, now time.Time) []string {
+// assignLag bounds how long after registering with a leader a node may
+// take to act on the assignments the leader sends it (a stop among them):
+// 2.1-2.2 s measured on the loaded testbed (a worker's first container
+// kill after it became ready again, TestHostsLeaderFailover).
+const assignLag = 5 * time.Second
+
+// settling is pure: the ready nodes whose session with the current leader
+// is too young for the leader's store to tell whether the service's tasks
+// there still run. A node's session began when it last became ready (its
+// UpdatedAt: a new leader marks every node unknown as it takes over, ready
+// again once the node's agent registered with it), and not before this
+// node became the leader (leaderSince: a node list read before the new
+// leader's dispatcher marked the nodes shows the old sessions). A young
+// session may not have delivered the stop yet, nor the node's reports
+// (the store may hold a stale task, or none, for a container still
+// stopping): a stop told to the node by the session's start plus
+// assignLag, or by the change when it came later, is done within the
+// service's stop grace period (dockerd's 10 s when unset). A change made
+// once the session had lasted assignLag and the grace period holds nothing
+// back: the leader's store then counts the tasks (mayRun).
+func settling(nodes []swarm.Node, s swarm.Service, leaderSince, now time.Time) []string {
 	grace := 10 * time.Second // dockerd's default
 	if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
 		grace = *cs.StopGracePeriod
 	}
 	var out []string
 	for _, n := range nodes {
-		if n.Status.State != swarm.NodeStateReady || !n.UpdatedAt.After(s.UpdatedAt) {
+		if n.Status.State != swarm.NodeStateReady {
 			continue
 		}
-		if left := grace - now.Sub(n.UpdatedAt); left > 0 {
+		session := n.UpdatedAt
+		if leaderSince.After(session) {
+			session = leaderSince
+		}
+		if s.UpdatedAt.Sub(session) >= assignLag+grace {
+			continue
+		}
+		told := session.Add(assignLag)
+		if s.UpdatedAt.After(told) {
+			told = s.UpdatedAt
+		}
+		if left := grace - now.Sub(told); left > 0 {
 			out = append(out, fmt.Sprintf("%s (%s left)", cmp.Or(n.Description.Hostname, n.ID), left.Round(100*time.Millisecond)))
 		}
 	}

@@ -217,13 +217,20 @@ type eventLog struct {
 	events []events.Message
 	cancel context.CancelFunc
 	done   chan struct{}
+	host   string // the dockerd's host, when a test watches several
 }
 
-func watchDockerEvents(t testing.TB, cli *client.Client) *eventLog {
+// watchDockerEvents records a dockerd's container and service events
+// always; extra names more types (node: the swarm's leader changes and
+// node states).
+func watchDockerEvents(t testing.TB, cli *client.Client, extra ...events.Type) *eventLog {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	el := &eventLog{cancel: cancel, done: make(chan struct{})}
 	args := filters.NewArgs(filters.Arg("type", "container"), filters.Arg("type", "service"))
+	for _, ty := range extra {
+		args.Add("type", string(ty))
+	}
 	msgs, errs := cli.Events(ctx, events.ListOptions{Filters: args})
 	go func() {
 		defer close(el.done)
@@ -296,9 +303,19 @@ func (el *eventLog) summary() string {
 	defer el.mu.Unlock()
 	var lines []string
 	for _, m := range el.events {
-		name := m.Actor.Attributes["com.docker.swarm.service.name"]
-		if m.Type == events.ServiceEventType {
-			name = m.Actor.Attributes["name"]
+		a := m.Actor.Attributes
+		name := a["com.docker.swarm.service.name"]
+		switch m.Type {
+		case events.ServiceEventType:
+			name = a["name"]
+		case events.NodeEventType:
+			name = a["name"] + " " + a["state.old"] + "->" + a["state.new"]
+			if a["leader.new"] == "true" {
+				name += " leader"
+			}
+		}
+		if on := a[eventHost]; on != "" {
+			name += " (on " + on + ")"
 		}
 		lines = append(lines, fmt.Sprintf("%s %s %s %s", time.Unix(0, m.TimeNano).Format("15:04:05.000"), m.Type, m.Action, name))
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 
@@ -116,17 +117,21 @@ func (h *testHost) composeContainers(ctx context.Context, t *testing.T, project 
 	}
 }
 
-// swarmLeader asks the managers' dockerds, in turn, which node leads.
+// swarmLeader asks the managers' dockerds, in turn, which node leads (Raft's
+// word: the leader's node state may still be unknown right after an
+// election, until its own swarm agent registered with it).
 func swarmLeader(ctx context.Context, hosts []*testHost) (string, error) {
 	var last error
 	for _, h := range hosts {
-		nodes, err := h.cli.NodeList(ctx, swarm.NodeListOptions{})
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		nodes, err := h.cli.NodeList(cctx, swarm.NodeListOptions{})
+		cancel()
 		if err != nil {
 			last = err
 			continue
 		}
 		for _, n := range nodes {
-			if n.ManagerStatus != nil && n.ManagerStatus.Leader && n.Status.State == swarm.NodeStateReady {
+			if n.ManagerStatus != nil && n.ManagerStatus.Leader {
 				return n.Description.Hostname, nil
 			}
 		}
@@ -181,25 +186,40 @@ spec:
 }
 
 // hostsEvents watches Docker's events on several dockerds at once (service
-// events on managers, container events where tasks run); merged gives them
-// as one log.
+// and node events on managers, container events where tasks run); merged
+// gives them as one log.
 type hostsEvents []*eventLog
+
+// eventHost is the attribute merged adds to every event: the host whose
+// dockerd reported it.
+const eventHost = "rtb.host"
 
 func watchHostsEvents(t *testing.T, hosts []*testHost) hostsEvents {
 	t.Helper()
 	var out hostsEvents
 	for _, h := range hosts {
-		out = append(out, watchDockerEvents(t, h.cli))
+		el := watchDockerEvents(t, h.cli, events.NodeEventType)
+		el.host = h.Name
+		out = append(out, el)
 	}
 	return out
 }
 
-// merged is every host's events so far, in one log (not watching).
+// merged is every host's events so far, in one log (not watching), each
+// event naming its host (eventHost).
 func (hs hostsEvents) merged() *eventLog {
 	all := &eventLog{}
 	for _, el := range hs {
 		el.mu.Lock()
-		all.events = append(all.events, el.events...)
+		for _, m := range el.events {
+			a := make(map[string]string, len(m.Actor.Attributes)+1)
+			for k, v := range m.Actor.Attributes {
+				a[k] = v
+			}
+			a[eventHost] = el.host
+			m.Actor.Attributes = a
+			all.events = append(all.events, m)
+		}
 		el.mu.Unlock()
 	}
 	sort.SliceStable(all.events, func(i, j int) bool { return all.events[i].TimeNano < all.events[j].TimeNano })
@@ -274,6 +294,9 @@ const (
 	hostsInterval = 2 * time.Second
 	// hostsStopGrace is the services' stop grace period.
 	hostsStopGrace = 5 * time.Second
+	// hostsAssignLag is the swarm driver's allowance for a node to act on
+	// its assignments after registering with a new leader (assignLag).
+	hostsAssignLag = 5 * time.Second
 )
 
 func newHostsCluster(t *testing.T) *hostsCluster {
@@ -390,7 +413,7 @@ func (c *hostsCluster) leaveMaintenance(t *testing.T) time.Duration {
 	}
 	upAt := time.Now()
 	repo.Commit("leave maintenance", map[string]string{"defaults.yaml": hostsDoc(svc, project, false)})
-	eventually(t, 60*time.Second, "the services up and every host's container running", func() error {
+	eventually(t, 60*time.Second, "the services' tasks and every host's container running", func() error {
 		for _, name := range svc {
 			s, _, err := leader.cli.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
 			if err != nil {
@@ -398,6 +421,16 @@ func (c *hostsCluster) leaveMaintenance(t *testing.T) time.Duration {
 			}
 			if r := s.Spec.Mode.Replicated.Replicas; r == nil || *r != 1 {
 				return fmt.Errorf("%s not scaled up yet", name)
+			}
+			// The task running, not only asked for: a flip judged from
+			// its container's events needs a container that started.
+			tasks, err := leader.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
+				filters.Arg("service", name), filters.Arg("desired-state", "running"))})
+			if err != nil {
+				return err
+			}
+			if len(tasks) != 1 || tasks[0].Status.State != swarm.TaskStateRunning {
+				return fmt.Errorf("%s: its task is not running yet", name)
 			}
 		}
 		for _, h := range hosts {
@@ -507,9 +540,232 @@ spec:
 		c.setup.Round(time.Millisecond), upTook.Round(time.Millisecond), time.Since(c.began).Round(time.Millisecond))
 }
 
-// The leader failover test (the leader's agent killed mid-flip, the new
-// leader finishing the flip in order) is on branch h18-failover-test: it
-// failed in a clean CI run and is kept out of make test until it is reliable.
+// TestHostsLeaderFailover: five hosts, an agent on each, the services'
+// tasks running. maintenance: true is committed; once the leader's agent
+// sent its first scale-down, it is killed and its dockerd stopped: a new
+// leader is elected, and its agent scales the broker down after proxy and
+// BL drained, each service updated once in all (Docker's events). Judged
+// from Docker's events on the surviving dockerds: the election (the new
+// leader's dispatcher marking every node unknown), each replica change,
+// each dependent's container dying; the order is judged once every
+// dependent's container stopped. Printed: kill -> election -> the new
+// leader's first write, and the drain -> the broker.
+func TestHostsLeaderFailover(t *testing.T) {
+	const interval = hostsInterval
+	c := newHostsCluster(t)
+	hosts, managers, leader, leaderName, byName, ctx, repo, project, svc := c.hosts, c.managers, c.leader, c.leaderName, c.byName, c.ctx, c.repo, c.project, c.svc
+	upTook := c.leaveMaintenance(t)
+
+	watch := watchHostsEvents(t, append(append([]*testHost{}, hosts[3:]...), managersBut(managers, leader)...))
+	for _, h := range hosts {
+		h.proxy.Reset()
+	}
+	inAt := time.Now()
+	repo.Commit("enter maintenance", map[string]string{"defaults.yaml": hostsDoc(svc, project, true)})
+	first := awaitFirstMutatingKey(t, leader.proxy, "POST /services/{id}/update", inAt, 30*time.Second)
+	leader.agent.kill()
+	killedAt := time.Now()
+	t.Cleanup(func() {
+		// `hosts up` starts the stopped dockerd again and it rejoins.
+		if out, err := exec.Command(filepath.Join(repoRoot(), "hack", "testbed"), "hosts", "up", "5").CombinedOutput(); err != nil {
+			t.Logf("restarting the hosts: %v\n%s", err, out)
+		}
+	})
+	stopDockerd(t, leader)
+	stoppedAt := time.Now()
+	t.Logf("the leader's (%s) agent's first scale-down at %s; agent killed %s later, its dockerd stopped %s after that",
+		leaderName, first.Time.Format("15:04:05.000"), killedAt.Sub(first.Time).Round(time.Millisecond), stoppedAt.Sub(killedAt).Round(time.Millisecond))
+	rest := managersBut(managers, leader)
+	var newLeader *testHost
+	eventually(t, 60*time.Second, "a new swarm leader", func() error {
+		name, err := swarmLeader(ctx, rest)
+		if err != nil {
+			return err
+		}
+		if name == leaderName {
+			return fmt.Errorf("%s still leads", name)
+		}
+		newLeader = byName[name]
+		return nil
+	})
+	// The election, from Docker's events: a new leader's dispatcher marks
+	// every node unknown the moment it takes over (its own node too, which
+	// is ready again only once its own swarm agent registered with it: a
+	// leader judged by its node's state is seen seconds, on a loaded
+	// machine half a minute, after it was elected).
+	var electedAt time.Time
+	eventually(t, 10*time.Second, "the new leader's dispatcher marking the nodes unknown (Docker's node events)", func() error {
+		electedAt = watch.merged().nodesUnknownAfter(killedAt)
+		if electedAt.IsZero() {
+			return fmt.Errorf("no node event ready->unknown since %s", killedAt.Format("15:04:05.000"))
+		}
+		return nil
+	})
+	// The drain, from the workers' dockerds: every container of the
+	// dependents stopped (waited for before judging, so a broker scaled
+	// down too early shows as such, not as a container that never died).
+	eventually(t, 60*time.Second, "every container of the dependents stopped", func() error {
+		for _, h := range hosts[3:] {
+			for _, dep := range svc[1:] {
+				cs, err := h.cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.name="+dep))})
+				if err != nil {
+					return fmt.Errorf("%s: %w", h.Name, err)
+				}
+				if len(cs) > 0 {
+					return fmt.Errorf("%s: %s still runs %d container(s)", h.Name, dep, len(cs))
+				}
+			}
+		}
+		return nil
+	})
+	var brokerDown time.Time
+	eventually(t, 60*time.Second, "the broker scaled down by the new leader's agent", func() error {
+		s, _, err := newLeader.cli.ServiceInspectWithRaw(ctx, svc[0], swarm.ServiceInspectOptions{})
+		if err != nil {
+			return err
+		}
+		if r := s.Spec.Mode.Replicated.Replicas; r == nil || *r != 0 {
+			return fmt.Errorf("broker at %d", *r)
+		}
+		brokerDown = time.Now()
+		return nil
+	})
+	// Each service updated once in all, the broker after its dependents'
+	// last containers died; and the new leader's proxy carried the broker's.
+	time.Sleep(time.Second) // the events of the last update
+	from, to := inAt, time.Now()
+	el := watch.merged()
+	var brokerAt time.Time
+	var order []string // the flip's stages, from Docker's events
+	for _, name := range svc {
+		ups := el.replicaUpdates(name, from, to)
+		if len(ups) != 1 {
+			t.Errorf("%s's replicas changed %d times in the flip, want once (Docker's events): %v\n%s", name, len(ups), ups, el.summary())
+			continue
+		}
+		order = append(order, ups[0]+" "+name)
+		if name == svc[0] {
+			brokerAt = replicaUpdateTime(ups[0])
+		}
+	}
+	var lastDie time.Time
+	for _, dep := range svc[1:] {
+		died := el.serviceEvents(dep, "die", from, to)
+		if len(died) == 0 {
+			t.Errorf("no container of %s died:\n%s", dep, el.summary())
+			continue
+		}
+		last := died[len(died)-1]
+		order = append(order, fmt.Sprintf("%s %s's container died", last.Format("15:04:05.000"), dep))
+		if last.After(lastDie) {
+			lastDie = last
+		}
+		if !brokerAt.IsZero() && !last.Before(brokerAt) {
+			tasks, _ := newLeader.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", dep))})
+			var ts []string
+			for _, task := range tasks {
+				ts = append(ts, fmt.Sprintf("%s desired %s state %s at %s", task.ID[:8], task.DesiredState, task.Status.State, task.Status.Timestamp.Format("15:04:05.000")))
+			}
+			t.Errorf("%s's last container died at %s, after the broker was scaled down at %s; its tasks: %v\n%s", dep,
+				last.Format("15:04:05.000"), brokerAt.Format("15:04:05.000"), ts, el.summary())
+		}
+	}
+	sort.Strings(order)
+	t.Logf("stage order (Docker's events): %s", strings.Join(order, "; "))
+	var flip []string // the services' events and the nodes' state changes
+	for _, l := range strings.Split(el.summary(), "\n") {
+		if strings.Contains(l, svc[0][:strings.LastIndex(svc[0], "-")]) || strings.Contains(l, " node ") && strings.Contains(l, "->") && !strings.Contains(l, " -> ") {
+			flip = append(flip, l)
+		}
+	}
+	t.Logf("Docker's events in the flip (each once per dockerd that reported it):\n%s", strings.Join(flip, "\n"))
+	newFirst, ok := firstCallSince(newLeader.proxy, "POST /services/{id}/update", killedAt)
+	if !ok {
+		t.Errorf("the new leader's agent (%s) sent no service update: %v", newLeader.Name, newLeader.proxy.Counts())
+	}
+	total := 0
+	for _, h := range hosts {
+		n := h.proxy.Counts()["POST /services/{id}/update"]
+		total += n
+		// Raft may elect twice (a leader that lost its quorum's vote
+		// again): then another manager's agent wrote while it led.
+		if n > 0 && h != leader && h != newLeader && elections(el, killedAt) < 2 {
+			t.Errorf("%s's agent, never the leader, sent %d service updates", h.Name, n)
+		}
+	}
+	t.Logf("elections since the kill (Docker's node events): %d", elections(el, killedAt))
+	// Docker's events above judge "once per service"; the proxies count
+	// calls as they arrive, so an update the old leader's agent had in
+	// flight when it was killed is counted though its dockerd dropped it
+	// with the connection. Every such call was sent before the kill.
+	for _, c := range leader.proxy.Log() {
+		if c.Key == "POST /services/{id}/update" && c.Time.After(killedAt) {
+			t.Errorf("the old leader's proxy saw a service update at %s, after its agent was killed at %s",
+				c.Time.Format("15:04:05.000"), killedAt.Format("15:04:05.000"))
+		}
+	}
+	var said []string // the new leader's agent's actions and complaints since the kill
+	for _, l := range strings.Split(newLeader.agent.stderr.String(), "\n") {
+		if (strings.Contains(l, "msg=action") || strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR")) && strings.Contains(l, "subject=swarm/") {
+			said = append(said, l)
+		}
+	}
+	t.Logf("the new leader's (%s) agent on the services:\n%s", newLeader.Name, strings.Join(said, "\n"))
+	t.Logf("service updates through the proxies in the flip: %d (old leader %s: %d, new leader %s: %d)", total,
+		leader.Name, leader.proxy.Counts()["POST /services/{id}/update"], newLeader.Name, newLeader.proxy.Counts()["POST /services/{id}/update"])
+	// The goals: the new leader's agent writes within one interval of the
+	// election, and scales the broker down within one interval of the
+	// drain (plus what a worker whose session with the new leader is young
+	// holds it for: the assignment lag allowed and the stop grace period,
+	// controllers/swarm settling). Asserted: ten times the interval, and
+	// the hold.
+	ready := electedAt // when the broker may go: the election and the drain
+	if lastDie.After(ready) {
+		ready = lastDie
+	}
+	if ok {
+		// Its first write is a dependent's scale-down the old leader's
+		// agent did not get to, due at the election; or, when the old one
+		// sent both, the broker's, due once drained.
+		due, what := ready, "the election and the drain"
+		for _, dep := range svc[1:] {
+			if ups := el.replicaUpdates(dep, electedAt, to); len(ups) > 0 {
+				due, what = electedAt, "the election"
+			}
+		}
+		if late := newFirst.Time.Sub(due); late > 10*interval {
+			t.Errorf("the new leader's agent wrote first %s after %s, want within %s (goal: one interval, %s)", late, what, 10*interval, interval)
+		}
+		t.Logf("the new leader's agent's first write %s after %s", newFirst.Time.Sub(due).Round(time.Millisecond), what)
+	}
+	if !brokerAt.IsZero() && !lastDie.IsZero() {
+		if late, within := brokerAt.Sub(ready), 10*interval+hostsAssignLag+hostsStopGrace; late > within {
+			t.Errorf("the broker was scaled down %s after the election and the drain, want within %s (goal: the interval, %s, the assignment lag allowed, %s, and the stop grace period, %s)", late, within, interval, hostsAssignLag, hostsStopGrace)
+		}
+		t.Logf("failover: agent killed -> new leader elected %s (Swarm; dockerd stopped %s after the kill); -> its agent's first write %s (election -> first write %s); last dependent died %s after the kill; -> broker scaled down %s after the kill (%s after the drain)",
+			electedAt.Sub(killedAt).Round(time.Millisecond), stoppedAt.Sub(killedAt).Round(time.Millisecond),
+			newFirst.Time.Sub(killedAt).Round(time.Millisecond), newFirst.Time.Sub(electedAt).Round(time.Millisecond),
+			lastDie.Sub(killedAt).Round(time.Millisecond), brokerAt.Sub(killedAt).Round(time.Millisecond), brokerAt.Sub(ready).Round(time.Millisecond))
+	}
+	// Node-scoped: every surviving host's own agent stopped its container.
+	eventually(t, 30*time.Second, "every surviving host's compose container stopped", func() error {
+		for _, h := range hosts {
+			if h == leader {
+				continue
+			}
+			c, err := h.cli.ContainerInspect(ctx, compose.ContainerName(project, "local", 1))
+			if err != nil {
+				return err
+			}
+			if c.State.Running {
+				return fmt.Errorf("%s: still running", h.Name)
+			}
+		}
+		return nil
+	})
+	t.Logf("timings: setup (hosts, services, 5 agents converged) %s; leave maintenance %s; enter maintenance with failover %s; whole test %s",
+		c.setup.Round(time.Millisecond), upTook.Round(time.Millisecond), brokerDown.Sub(inAt).Round(time.Millisecond), time.Since(c.began).Round(time.Millisecond))
+}
 
 func managersBut(managers []*testHost, but *testHost) []*testHost {
 	var out []*testHost
@@ -521,16 +777,56 @@ func managersBut(managers []*testHost, but *testHost) []*testHost {
 	return out
 }
 
+// firstCallSince is the first call of key through p after since.
+func firstCallSince(p *callcount.DockerProxy, key string, since time.Time) (callcount.Call, bool) {
+	for _, c := range p.Log() {
+		if c.Key == key && c.Time.After(since) {
+			return c, true
+		}
+	}
+	return callcount.Call{}, false
+}
+
+// nodesUnknownAfter is the time of the first node event ready->unknown
+// after since: a new leader's dispatcher marks every node so when it takes
+// over (swarmkit's markNodesUnknown), hence the election as Docker tells it.
+func (el *eventLog) nodesUnknownAfter(since time.Time) time.Time {
+	el.mu.Lock()
+	defer el.mu.Unlock()
+	var at time.Time
+	for _, m := range el.events {
+		a, ts := m.Actor.Attributes, time.Unix(0, m.TimeNano)
+		if m.Type == events.NodeEventType && a["state.old"] == "ready" && a["state.new"] == "unknown" && ts.After(since) && (at.IsZero() || ts.Before(at)) {
+			at = ts
+		}
+	}
+	return at
+}
+
+// elections counts the new leaders' takeovers after since: the distinct
+// batches of node events ready->unknown (one per takeover, each reported
+// by every manager's dockerd).
+func elections(el *eventLog, since time.Time) int {
+	el.mu.Lock()
+	defer el.mu.Unlock()
+	seen := map[int64]bool{}
+	for _, m := range el.events {
+		a, ts := m.Actor.Attributes, time.Unix(0, m.TimeNano)
+		if m.Type == events.NodeEventType && a["state.old"] == "ready" && a["state.new"] == "unknown" && ts.After(since) {
+			seen[ts.Truncate(time.Second).Unix()] = true
+		}
+	}
+	return len(seen)
+}
+
 // awaitFirstMutatingKey waits for the first call of key through p after
 // since.
 func awaitFirstMutatingKey(t *testing.T, p *callcount.DockerProxy, key string, since time.Time, within time.Duration) callcount.Call {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		for _, c := range p.Log() {
-			if c.Key == key && c.Time.After(since) {
-				return c
-			}
+		if c, ok := firstCallSince(p, key, since); ok {
+			return c
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no %s within %s", key, within)

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Origins says where each value of a merged spec was written: idx path in
@@ -86,23 +87,26 @@ func (m merger) merge(dst, src reflect.Value, dIdx, sIdx string) {
 			m.record(dIdx, sIdx)
 			return
 		}
-		t := src.Type()
-		eachField(t, func(i int, name string) {
-			f := t.Field(i)
-			if f.Tag.Get("merge") == "replace" {
-				if !src.Field(i).IsZero() {
-					dst.Field(i).Set(deepCopy(src.Field(i)))
-					m.recordAll(dst.Field(i), dIdx+"."+name, sIdx+"."+name)
+		fs := mergeFieldsOf(src.Type())
+		for _, f := range fs.named {
+			sf := src.Field(f.index)
+			if unset(sf) {
+				// Nothing to lay over: skipping it here spares building
+				// two paths for each of the many fields a spec leaves out.
+				continue
+			}
+			if f.replace {
+				if !sf.IsZero() {
+					dst.Field(f.index).Set(deepCopy(sf))
+					m.recordAll(dst.Field(f.index), dIdx+"."+f.name, sIdx+"."+f.name)
 				}
-				return
+				continue
 			}
-			m.merge(dst.Field(i), src.Field(i), dIdx+"."+name, sIdx+"."+name)
-		})
+			m.merge(dst.Field(f.index), sf, dIdx+"."+f.name, sIdx+"."+f.name)
+		}
 		// Inline embedded structs share their parent's path.
-		for i := 0; i < t.NumField(); i++ {
-			if f := t.Field(i); f.Anonymous && jsonName(f) == "" {
-				m.merge(dst.Field(i), src.Field(i), dIdx, sIdx)
-			}
+		for _, i := range fs.inline {
+			m.merge(dst.Field(i), src.Field(i), dIdx, sIdx)
 		}
 	case reflect.Slice:
 		if src.IsNil() {
@@ -183,6 +187,51 @@ func hasNameField(t reflect.Type) bool {
 func jsonName(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 	return name
+}
+
+// unset is true for the values merge lays over nothing: a nil pointer,
+// slice or map, an empty string.
+func unset(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map:
+		return v.IsNil()
+	case reflect.String:
+		return v.Len() == 0
+	}
+	return false
+}
+
+// mergeFields are a struct type's fields as merge walks them.
+type mergeFields struct {
+	named  []mergeField
+	inline []int // inline embedded structs
+}
+
+type mergeField struct {
+	index   int
+	name    string
+	replace bool // `merge:"replace"`
+}
+
+// mergeFieldCache holds mergeFields per type: merging a host of 1,000
+// services asks for the same few types thousands of times.
+var mergeFieldCache sync.Map // reflect.Type -> *mergeFields
+
+func mergeFieldsOf(t reflect.Type) *mergeFields {
+	if fs, ok := mergeFieldCache.Load(t); ok {
+		return fs.(*mergeFields)
+	}
+	fs := &mergeFields{}
+	eachField(t, func(i int, name string) {
+		fs.named = append(fs.named, mergeField{index: i, name: name, replace: t.Field(i).Tag.Get("merge") == "replace"})
+	})
+	for i := 0; i < t.NumField(); i++ {
+		if f := t.Field(i); f.Anonymous && jsonName(f) == "" {
+			fs.inline = append(fs.inline, i)
+		}
+	}
+	mergeFieldCache.Store(t, fs)
+	return fs
 }
 
 // eachField calls fn for every named (non-inline) JSON field of a struct.

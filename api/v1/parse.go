@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
-	k8syaml "sigs.k8s.io/yaml"
 )
 
 // Document is one YAML document of a file: a Host or a Defaults.
@@ -253,13 +252,10 @@ func parseDocument(file string, index int, n *yaml.Node, b *Budget) (*Document, 
 	}
 	doc.Kind = kind.Value
 	w.walk(n, reflect.TypeOf(target).Elem(), path{})
-	// The walk checked the shape and cut out what was wrong; sigs.k8s.io/yaml
-	// does the decoding, the way Kubernetes tools do, from what is left.
-	out, err := yaml.Marshal(n)
-	if err == nil {
-		err = k8syaml.UnmarshalStrict(out, target)
-	}
-	if err != nil {
+	// The walk checked the shape and cut out what was wrong; what is left is
+	// decoded as JSON, strictly, the way sigs.k8s.io/yaml and Kubernetes
+	// tools decode (decodeChecked).
+	if err := decodeChecked(n, target, w.b.lim.MaxNodes); err != nil {
 		w.errAt(start, path{}, "cannot decode document: %v", err)
 		return nil, w.errs
 	}
@@ -445,19 +441,18 @@ func (w *walker) keepPairs(n *yaml.Node, keep func(k, v *yaml.Node) bool) {
 	n.Content = kept
 }
 
-// quoteKey makes a mapping key re-encode quoted: sigs.k8s.io/yaml reads
-// YAML 1.1, where a plain on, off, y or n is a boolean, so onExit's `on:`
-// (and a label key "n") would reach it as the key "true".
+// quoteKey marks a mapping key a string: a key is always its text (onExit's
+// `on:` stays "on", never YAML 1.1's true; a label key 1 stays "1").
 func quoteKey(k *yaml.Node) {
 	if k.Kind == yaml.ScalarNode {
 		forceString(k)
 	}
 }
 
-// forceString makes a scalar a quoted string node, so that re-encoding
-// keeps its text exactly (1.10 stays "1.10", not 1.1) and sigs.k8s.io/yaml,
-// which reads YAML 1.1, takes a plain n, y, on or off as text, not a
-// boolean (name: n).
+// forceString makes a scalar a quoted string node, so that decodeChecked
+// writes its text exactly as a JSON string (1.10 stays "1.10", not 1.1;
+// restartOn: 42 is "42"), and a re-encoding of the tree (the oracle of
+// tojson_test.go) keeps it too.
 func forceString(n *yaml.Node) {
 	n.Tag = "!!str"
 	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 {

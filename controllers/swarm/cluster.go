@@ -184,7 +184,12 @@ func (d *Driver) readRole(ctx context.Context) (Role, error) {
 	case !sw.ControlAvailable:
 		r.Kind = RoleWorker
 		return r, nil
-	case sw.Managers <= 1:
+	case sw.Managers == 1:
+		// Only a count of one: while a swarm elects a leader, a manager's
+		// /info cannot read its store and counts 0 managers. Taken for a
+		// one-node swarm (and cached), a follower's agent wrote through a
+		// 28 s election without the leader's drain checks
+		// (TestHostsLeaderFailover); 0 is read from the managers' list.
 		r.Kind = RoleSingle
 		return r, nil
 	}

@@ -83,6 +83,10 @@ func TestRoleDecidesWhoWrites(t *testing.T) {
 		{"leader of three", clusterAPI{node: "n1", manager: true, managers: 3, leader: "n1"}, RoleLeader, "", 1, 1},
 		{"follower", clusterAPI{node: "n2", manager: true, managers: 3, leader: "n1"}, RoleFollower, "the leader's agent on host-n1", 1, 1},
 		{"no leader", clusterAPI{node: "n2", manager: true, managers: 3}, RoleFollower, "the leader's agent (the swarm has no leader now)", 1, 1},
+		// In an election /info cannot count the managers (its store query
+		// fails without a leader) and says 0: not a one-node swarm.
+		{"electing, /info counts no managers", clusterAPI{node: "n2", manager: true, managers: 0}, RoleFollower, "the leader's agent (the swarm has no leader now)", 1, 1},
+		{"elected, /info counted no managers", clusterAPI{node: "n2", manager: true, managers: 0, leader: "n2"}, RoleLeader, "", 1, 1},
 		{"worker", clusterAPI{node: "n4", managers: 3}, RoleWorker, "the leader's agent (this node is a worker: it cannot read services)", 0, 0},
 	}
 	for _, c := range cases {

@@ -41,6 +41,7 @@ type wiring struct {
 	autoscaler *autoscale.Autoscaler // on amqp
 
 	swarm      *swarm.Driver
+	swarmAPI   *swarm.Client // docker, as the swarm driver and export read services
 	systemd    *systemd.Driver
 	compose    *compose.Driver
 	supervisor *supervisor.Driver
@@ -55,7 +56,8 @@ func newWiring() (*wiring, error) {
 	}
 	w := &wiring{docker: docker, bus: &systemd.Bus{}, supervisors: &supervisor.Clients{}, amqp: &autoscale.AMQPReader{}}
 	w.autoscaler = autoscale.New(w.amqp)
-	w.swarm = &swarm.Driver{API: docker, Cluster: docker, Events: swarm.DockerEvents(docker)}
+	w.swarmAPI = swarm.NewClient(docker)
+	w.swarm = &swarm.Driver{API: w.swarmAPI, Cluster: w.swarmAPI, Events: swarm.DockerEvents(w.swarmAPI)}
 	w.systemd = systemd.New(w.bus)
 	w.compose = &compose.Driver{API: docker}
 	w.supervisor = supervisor.New(w.supervisors)
@@ -159,7 +161,7 @@ func (w *wiring) monitor() *monitor.Collector {
 // exporter is the reader of `reconciler export` on the drivers' clients.
 func (w *wiring) exporter() *export.Reader {
 	return &export.Reader{
-		Docker:     w.docker,
+		Docker:     w.swarmAPI,
 		Systemd:    func(ctx context.Context) (export.SystemdAPI, error) { return w.systemdConn(ctx) },
 		Supervisor: w.supervisors,
 	}

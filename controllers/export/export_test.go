@@ -19,6 +19,7 @@ import (
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers/daemontools"
 	"reconciler.dev/reconciler/controllers/supervisor"
+	swarmdrv "reconciler.dev/reconciler/controllers/swarm"
 	"reconciler.dev/reconciler/desired"
 )
 
@@ -275,9 +276,9 @@ func TestCleanNameAndNumbers(t *testing.T) {
 
 // Fakes for Read.
 
-type fakeDocker struct{ list []swarm.Service }
+type fakeDocker struct{ list []swarmdrv.Service }
 
-func (d fakeDocker) ServiceList(context.Context, swarm.ServiceListOptions) ([]swarm.Service, error) {
+func (d fakeDocker) ListServices(context.Context, swarm.ServiceListOptions) ([]swarmdrv.Service, error) {
 	return d.list, nil
 }
 
@@ -326,7 +327,7 @@ func TestRead(t *testing.T) {
 	}
 	sys := &fakeSystemd{}
 	r := &Reader{
-		Docker:  fakeDocker{list: []swarm.Service{{Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "b"}}}}},
+		Docker:  fakeDocker{list: []swarmdrv.Service{{Spec: swarmdrv.Spec{Name: "b"}}}},
 		Systemd: func(context.Context) (SystemdAPI, error) { return sys, nil },
 		Supervisor: &supervisor.Clients{Dial: func(s string) supervisor.Caller {
 			if s == "/broken" {

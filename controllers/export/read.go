@@ -17,11 +17,13 @@ import (
 
 	"reconciler.dev/reconciler/controllers/daemontools"
 	"reconciler.dev/reconciler/controllers/supervisor"
+	swarmdrv "reconciler.dev/reconciler/controllers/swarm"
 )
 
-// DockerAPI is the part of the Docker client export uses.
+// DockerAPI is the swarm driver's reader of services (swarm.Client), the
+// one export uses.
 type DockerAPI interface {
-	ServiceList(ctx context.Context, options swarm.ServiceListOptions) ([]swarm.Service, error)
+	ListServices(ctx context.Context, options swarm.ServiceListOptions) ([]swarmdrv.Service, error)
 }
 
 // SystemdAPI is the part of go-systemd's D-Bus connection export uses.
@@ -85,7 +87,7 @@ func (r *Reader) Read(ctx context.Context) (Live, []Problem) {
 	}
 	if r.Docker != nil {
 		cctx, cancel := context.WithTimeout(ctx, r.timeout())
-		list, err := r.Docker.ServiceList(cctx, swarm.ServiceListOptions{})
+		list, err := r.Docker.ListServices(cctx, swarm.ServiceListOptions{})
 		cancel()
 		if err != nil {
 			fail("docker swarm", err)

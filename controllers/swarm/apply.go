@@ -22,12 +22,17 @@ const maxSequenceRetries = 3
 // Swarm answer "update out of sequence": the driver then re-reads the service and, if the field
 // still differs, tries again.
 func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.Target, l controllers.Live) error {
-	svc, ok := l.Raw.(swarm.Service)
+	svc, ok := l.Raw.(*Service)
 	if !ok {
 		return fmt.Errorf("%s: no live service observed", a.Subject)
 	}
+	read, err := svc.FullSpec()
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.Subject, err)
+	}
+	version := svc.Version
 	for attempt := 0; ; attempt++ {
-		spec := svc.Spec
+		spec := read
 		changed, err := setField(&spec, a)
 		if err != nil {
 			return fmt.Errorf("%s: %w", a.Subject, err)
@@ -43,7 +48,7 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout())
 		undo := d.wroteField(t.Name, a, spec)
 		d.Count.Add("update")
-		resp, err := d.API.ServiceUpdate(cctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{})
+		resp, err := d.API.ServiceUpdate(cctx, svc.ID, version, spec, swarm.ServiceUpdateOptions{})
 		cancel()
 		if err != nil {
 			undo()
@@ -64,15 +69,14 @@ func (d *Driver) Apply(ctx context.Context, a controllers.Action, t controllers.
 		// re-reads the service, and only a version that moved since the
 		// read this update was built on means someone else wrote in
 		// between. Any other failure is returned as it came.
-		sent := svc.Version
 		cctx, cancel = context.WithTimeout(ctx, d.timeout())
 		d.Count.Add("inspect")
 		fresh, _, ierr := d.API.ServiceInspectWithRaw(cctx, svc.ID, swarm.ServiceInspectOptions{})
 		cancel()
-		if ierr != nil || fresh.Version.Index == sent.Index {
+		if ierr != nil || fresh.Version.Index == version.Index {
 			return fmt.Errorf("%s: update %s to %s: %w", a.Subject, a.Field, a.To, err)
 		}
-		svc = fresh
+		read, version = fresh.Spec, fresh.Version
 	}
 }
 

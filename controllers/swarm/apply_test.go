@@ -15,7 +15,7 @@ import (
 func TestApplyWritesThePlannedSteps(t *testing.T) {
 	svc := service("factory-proxy", 1, 1, "local/proxy:1")
 	ts := targets(declare("factory-proxy", 3, "local/proxy:2"))
-	plan := Plan(ts, liveFromList(ts, []swarm.Service{svc}))
+	plan := Plan(ts, liveFromList(ts, listed(svc)))
 	if len(plan) != 2 {
 		t.Fatalf("plan %v, want replicas and image", plan)
 	}
@@ -91,13 +91,13 @@ func TestApplyRetriesOnlyWhenTheVersionMoved(t *testing.T) {
 			svc := service("factory-proxy", 1, 1, "local/proxy:1")
 			svc.Version.Index = 10
 			ts := targets(declare("factory-proxy", 3, "local/proxy:1"))
-			plan := Plan(ts, liveFromList(ts, []swarm.Service{svc}))
+			plan := Plan(ts, liveFromList(ts, listed(svc)))
 			if len(plan) != 1 {
 				t.Fatalf("plan %v, want one replicas action", plan)
 			}
 			api := &seqAPI{svc: svc, errs: tc.errs, versions: tc.versions}
 			d := &Driver{API: api}
-			err := d.Apply(context.Background(), plan[0], ts[0], controllers.Live{Raw: svc})
+			err := d.Apply(context.Background(), plan[0], ts[0], controllers.Live{Raw: one(svc)})
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err %v, want error %v", err, tc.wantErr)
 			}

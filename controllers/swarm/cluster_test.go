@@ -55,9 +55,9 @@ func (f *clusterAPI) NodeList(context.Context, swarm.NodeListOptions) ([]swarm.N
 	return out, nil
 }
 
-func (f *clusterAPI) ServiceList(context.Context, swarm.ServiceListOptions) ([]swarm.Service, error) {
+func (f *clusterAPI) ListServices(context.Context, swarm.ServiceListOptions) ([]Service, error) {
 	f.lists++
-	return []swarm.Service{f.svc}, nil
+	return listed(f.svc), nil
 }
 
 func (f *clusterAPI) ServiceUpdate(context.Context, string, swarm.Version, swarm.ServiceSpec, swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
@@ -338,7 +338,7 @@ func TestSettling(t *testing.T) {
 			[]swarm.Node{node("a", swarm.NodeStateReady, time.Hour)}, now.Add(-time.Second), []string{"a (9s left)"}},
 		{"led past the lag and the grace period, old sessions", svc, []swarm.Node{node("a", swarm.NodeStateReady, time.Hour)}, now.Add(-11 * time.Second), nil},
 	} {
-		if got := settling(c.nodes, c.svc, c.leaderSince, now); !slices.Equal(got, c.want) {
+		if got := settling(c.nodes, one(c.svc), c.leaderSince, now); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -60,7 +60,7 @@ func TestFailingOf(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := failingOf(tc.svc, tc.tasks, now)
+			got := failingOf(one(tc.svc), tc.tasks, now)
 			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 				t.Errorf("failingOf = %q, want %q", got, tc.want)
 			}
@@ -78,7 +78,7 @@ func TestRestartForcesAnUpdate(t *testing.T) {
 	}
 }
 
-// fakeAPI answers ServiceList and TaskList from fixed lists, counting calls.
+// fakeAPI answers ListServices and TaskList from fixed lists, counting calls.
 type fakeAPI struct {
 	API      // the rest panics: Observe must not call it
 	services []swarm.Service
@@ -86,9 +86,9 @@ type fakeAPI struct {
 	calls    []string
 }
 
-func (f *fakeAPI) ServiceList(context.Context, swarm.ServiceListOptions) ([]swarm.Service, error) {
+func (f *fakeAPI) ListServices(context.Context, swarm.ServiceListOptions) ([]Service, error) {
 	f.calls = append(f.calls, "list")
-	return f.services, nil
+	return listed(f.services...), nil
 }
 
 func (f *fakeAPI) TaskList(_ context.Context, o swarm.TaskListOptions) ([]swarm.Task, error) {

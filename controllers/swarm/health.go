@@ -3,8 +3,6 @@ package swarm
 import (
 	"fmt"
 
-	"github.com/docker/docker/api/types/swarm"
-
 	"reconciler.dev/reconciler/controllers"
 )
 
@@ -32,7 +30,7 @@ func Health(t controllers.Target, l controllers.Live) controllers.Health {
 		ready = false
 		h.Reason += ", image " + l.Image
 	}
-	if s, ok := l.Raw.(swarm.Service); ok && (updating(s) || l.Details[DetailRollout] != "") {
+	if s, ok := l.Raw.(*Service); ok && (updating(s) || l.Details[DetailRollout] != "") {
 		ready = false
 		h.Reason += ", update in progress"
 	}

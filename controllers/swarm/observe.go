@@ -22,7 +22,7 @@ import (
 // API is the part of the Docker client this driver uses. The real client
 // implements it; unit tests of pure logic never need it.
 type API interface {
-	ServiceList(ctx context.Context, options swarm.ServiceListOptions) ([]swarm.Service, error)
+	ListServices(ctx context.Context, options swarm.ServiceListOptions) ([]Service, error)
 	ServiceInspectWithRaw(ctx context.Context, serviceID string, opts swarm.ServiceInspectOptions) (swarm.Service, []byte, error)
 	ServiceUpdate(ctx context.Context, serviceID string, version swarm.Version, service swarm.ServiceSpec, options swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error)
 	TaskList(ctx context.Context, options swarm.TaskListOptions) ([]swarm.Task, error)
@@ -94,7 +94,7 @@ func (d *Driver) Observe(ctx context.Context, targets []controllers.Target) (map
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	d.Count.Add("list")
-	list, err := d.API.ServiceList(ctx, opts)
+	list, err := d.API.ListServices(ctx, opts)
 	if err != nil {
 		d.roles.forget()
 		return nil, fmt.Errorf("listing services: %w", err)
@@ -135,11 +135,12 @@ const stackNamespace = "com.docker.stack.namespace"
 // matches, and returns them as targets (Note: the selector's name) so their
 // failures are looked at as those of services declared by name. Those a
 // target declares by name are matched too: the engine tells them apart.
-func selectMembers(selectors []controllers.Target, list []swarm.Service, live map[string]controllers.Live) []controllers.Target {
+func selectMembers(selectors []controllers.Target, list []Service, live map[string]controllers.Live) []controllers.Target {
 	var members []controllers.Target
 	for _, sel := range selectors {
 		l := controllers.Live{Exists: true, Members: []controllers.Member{}}
-		for _, s := range list {
+		for i := range list {
+			s := &list[i]
 			if !Matches(sel.Service.Select, s) {
 				continue
 			}
@@ -160,7 +161,7 @@ func selectMembers(selectors []controllers.Target, list []swarm.Service, live ma
 // Matches says whether a Swarm service is selected: it carries the
 // namespace and every label asked for, and its name matches one of the
 // globs, of those criteria that are given.
-func Matches(sel *v1.ServiceSelector, s swarm.Service) bool {
+func Matches(sel *v1.ServiceSelector, s *Service) bool {
 	if sel == nil {
 		return false
 	}
@@ -221,7 +222,7 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 	now := d.Now.Time()
 	for _, t := range targets {
 		l := live[t.Subject()]
-		s, ok := l.Raw.(swarm.Service)
+		s, ok := l.Raw.(*Service)
 		if !ok || !l.Exists || s.Spec.Mode.Replicated == nil {
 			continue
 		}
@@ -265,7 +266,7 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 	for _, subj := range append(changed, suspects...) {
 		// Tasks read anyway: their own start times beat the spec's.
 		l := live[subj]
-		s := l.Raw.(swarm.Service)
+		s := l.Raw.(*Service)
 		if rs := tasksSince(s, byService[s.ID]); len(rs) > 0 {
 			l.ReplicasSince, l.Since = rs, controllers.EarliestSince(rs)
 			live[subj] = l
@@ -287,7 +288,7 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 	}
 	for _, subj := range changed {
 		l := live[subj]
-		s := l.Raw.(swarm.Service)
+		s := l.Raw.(*Service)
 		if len(unsettled) > 0 {
 			l.Details = withDetail(l.Details, DetailUnsettled, "not re-registered with the leader: "+strings.Join(unsettled, ", "))
 			live[subj] = l
@@ -305,7 +306,7 @@ func (d *Driver) observeTasks(ctx context.Context, targets []controllers.Target,
 	}
 	for _, subj := range suspects {
 		l := live[subj]
-		s := l.Raw.(swarm.Service)
+		s := l.Raw.(*Service)
 		if why := failingOf(s, byService[s.ID], now); why != "" {
 			l.Failing = why
 			l.Details = withDetail(l.Details, "failing", why)
@@ -360,7 +361,7 @@ const assignLag = 5 * time.Second
 // service's stop grace period (dockerd's 10 s when unset). A change made
 // once the session had lasted assignLag and the grace period holds nothing
 // back: the leader's store then counts the tasks (mayRun).
-func settling(nodes []swarm.Node, s swarm.Service, leaderSince, now time.Time) []string {
+func settling(nodes []swarm.Node, s *Service, leaderSince, now time.Time) []string {
 	grace := 10 * time.Second // dockerd's default
 	if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
 		grace = *cs.StopGracePeriod
@@ -433,7 +434,7 @@ func withDetail(d map[string]string, k, v string) map[string]string {
 // recentFailures. Only tasks of the service's current task spec count (same
 // image, same force-update counter): failures of an image since replaced,
 // or from before a forced restart, say nothing about the tasks now.
-func failingOf(s swarm.Service, tasks []swarm.Task, now time.Time) string {
+func failingOf(s *Service, tasks []swarm.Task, now time.Time) string {
 	if updatePaused(s) {
 		return "update paused: " + s.UpdateStatus.Message
 	}
@@ -464,20 +465,20 @@ func failingOf(s swarm.Service, tasks []swarm.Task, now time.Time) string {
 }
 
 // currentSpec is true for a task made from the service's current task spec.
-func currentSpec(s swarm.Service, task swarm.Task) bool {
+func currentSpec(s *Service, task swarm.Task) bool {
 	if task.Spec.ForceUpdate != s.Spec.TaskTemplate.ForceUpdate {
 		return false
 	}
 	cs, tcs := s.Spec.TaskTemplate.ContainerSpec, task.Spec.ContainerSpec
 	if cs == nil || tcs == nil {
-		return cs == tcs
+		return cs == nil && tcs == nil
 	}
 	return sameImage(tcs.Image, cs.Image)
 }
 
 // updatePaused is true when Swarm paused the service's update because a
 // task failed (the default update failure action).
-func updatePaused(s swarm.Service) bool {
+func updatePaused(s *Service) bool {
 	if s.UpdateStatus == nil {
 		return false
 	}
@@ -486,10 +487,10 @@ func updatePaused(s swarm.Service) bool {
 
 // liveFromList pairs declared services with listed ones by exact name (the
 // API's name filter matches prefixes).
-func liveFromList(targets []controllers.Target, list []swarm.Service) map[string]controllers.Live {
-	byName := make(map[string]swarm.Service, len(list))
-	for _, s := range list {
-		byName[s.Spec.Name] = s
+func liveFromList(targets []controllers.Target, list []Service) map[string]controllers.Live {
+	byName := make(map[string]*Service, len(list))
+	for i := range list {
+		byName[list[i].Spec.Name] = &list[i]
 	}
 	out := make(map[string]controllers.Live, len(targets))
 	for _, t := range targets {
@@ -503,7 +504,7 @@ func liveFromList(targets []controllers.Target, list []swarm.Service) map[string
 	return out
 }
 
-func liveOf(s swarm.Service) controllers.Live {
+func liveOf(s *Service) controllers.Live {
 	l := controllers.Live{Exists: true, Raw: s}
 	if s.Spec.Mode.Replicated != nil && s.Spec.Mode.Replicated.Replicas != nil {
 		l.Replicas = int32(*s.Spec.Mode.Replicated.Replicas)
@@ -542,7 +543,7 @@ const rolloutStart = 10 * time.Second
 // markRollouts sets DetailRollout on the services whose rollout is pending.
 func markRollouts(live map[string]controllers.Live, now time.Time) {
 	for k, l := range live {
-		if s, ok := l.Raw.(swarm.Service); ok && rolloutPending(s, now) {
+		if s, ok := l.Raw.(*Service); ok && rolloutPending(s, now) {
 			l.Details = withDetail(l.Details, DetailRollout, "update not started yet")
 			l.State += ", updating"
 			live[k] = l
@@ -556,7 +557,7 @@ func markRollouts(live map[string]controllers.Live, now time.Time) {
 // service still counts its old tasks running, and its update status is the
 // one of the update before (or none): judged from those alone, a restart
 // would be ready before a single task was replaced.
-func rolloutPending(s swarm.Service, now time.Time) bool {
+func rolloutPending(s *Service, now time.Time) bool {
 	p := s.PreviousSpec
 	if p == nil || s.Spec.Mode.Replicated == nil || s.Spec.Mode.Replicated.Replicas == nil || *s.Spec.Mode.Replicated.Replicas == 0 {
 		return false
@@ -575,7 +576,7 @@ func rolloutPending(s swarm.Service, now time.Time) bool {
 }
 
 // updating is true while a rolling update is still in progress.
-func updating(s swarm.Service) bool {
+func updating(s *Service) bool {
 	if s.UpdateStatus == nil {
 		return false
 	}
@@ -630,7 +631,7 @@ func (d *Driver) Health(t controllers.Target, l controllers.Live) controllers.He
 // A task Swarm restarted since (after a crash) is not seen here: only a
 // TaskList tells, and a healthy pass on one node makes none (tasksSince
 // serves when the pass reads tasks anyway).
-func specSince(s swarm.Service) time.Time {
+func specSince(s *Service) time.Time {
 	if u := s.UpdateStatus; u != nil && u.CompletedAt != nil && u.CompletedAt.After(s.CreatedAt) {
 		return u.CompletedAt.UTC()
 	}
@@ -640,7 +641,7 @@ func specSince(s swarm.Service) time.Time {
 // tasksSince is since when each running task of the service's current spec
 // has run (its status timestamp: when it became running), by task name
 // "web.1" (nil when none runs).
-func tasksSince(s swarm.Service, tasks []swarm.Task) map[string]time.Time {
+func tasksSince(s *Service, tasks []swarm.Task) map[string]time.Time {
 	var out map[string]time.Time
 	for _, task := range tasks {
 		if task.Status.State != swarm.TaskStateRunning || task.Status.Timestamp.IsZero() || !currentSpec(s, task) {

@@ -3,8 +3,6 @@ package swarm
 import (
 	"strconv"
 
-	"github.com/docker/docker/api/types/swarm"
-
 	"reconciler.dev/reconciler/controllers"
 )
 
@@ -58,8 +56,11 @@ func planService(t controllers.Target, l controllers.Live, base controllers.Acti
 		out = append(out, a)
 	}
 	if ro := t.Service.RestartOn; ro != "" && t.Replicas > 0 && l.Replicas > 0 {
-		svc, _ := l.Raw.(swarm.Service)
-		if live, ok := svc.Spec.Labels[LabelRestartOn]; live != ro {
+		var labels map[string]string
+		if svc, ok := l.Raw.(*Service); ok {
+			labels = svc.Spec.Labels
+		}
+		if live, ok := labels[LabelRestartOn]; live != ro {
 			if !ok {
 				live = "(none)"
 			}
@@ -72,6 +73,6 @@ func planService(t controllers.Target, l controllers.Live, base controllers.Acti
 }
 
 func replicated(l controllers.Live) bool {
-	s, ok := l.Raw.(swarm.Service)
+	s, ok := l.Raw.(*Service)
 	return !ok || s.Spec.Mode.Replicated != nil
 }

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -203,7 +204,7 @@ func TestPlan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := targets(tc.services...)
-			drivertest.CheckActions(t, Plan(ts, liveFromList(ts, tc.live)), tc.want)
+			drivertest.CheckActions(t, Plan(ts, liveFromList(ts, listed(tc.live...))), tc.want)
 		})
 	}
 }
@@ -287,7 +288,7 @@ func TestHealth(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := targets(tc.service)
-			h := Health(ts[0], liveFromList(ts, tc.live)[ts[0].Subject()])
+			h := Health(ts[0], liveFromList(ts, listed(tc.live...))[ts[0].Subject()])
 			if h.Ready != tc.ready || h.Drained != tc.drained || !strings.Contains(h.Reason, tc.reason) {
 				t.Errorf("Health = %+v, want ready %v, drained %v, reason containing %q", h, tc.ready, tc.drained, tc.reason)
 			}
@@ -303,16 +304,16 @@ func TestLiveFromList(t *testing.T) {
 	ts := targets(declare("factory-proxy", 3, ""), declare("factory-broker", 1, ""),
 		declare("node-exporter", 1, ""), declare("reference-BL", 1, ""))
 
-	got := liveFromList(ts, []swarm.Service{proxy, proxy2, glob, upd, service("reference-BL-2", 1, 1, "bl:1")})
+	got := liveFromList(ts, listed(proxy, proxy2, glob, upd, service("reference-BL-2", 1, 1, "bl:1")))
 	want := map[string]controllers.Live{
 		"swarm/factory-proxy": {
-			Exists: true, Replicas: 3, Running: 2, Image: "proxy:1@sha256:abcd", State: "2/3 running", Raw: proxy,
+			Exists: true, Replicas: 3, Running: 2, Image: "proxy:1@sha256:abcd", State: "2/3 running", Raw: one(proxy),
 		},
 		"swarm/factory-broker": {
-			Exists: true, Replicas: 1, Running: 1, Image: "broker:2", State: "1/1 running, updating", Raw: upd,
+			Exists: true, Replicas: 1, Running: 1, Image: "broker:2", State: "1/1 running, updating", Raw: one(upd),
 		},
 		"swarm/node-exporter": {
-			Exists: true, Replicas: 0, Running: 4, Image: "exporter:1", State: "not replicated", Raw: glob,
+			Exists: true, Replicas: 0, Running: 4, Image: "exporter:1", State: "not replicated", Raw: one(glob),
 		},
 		"swarm/reference-BL": {State: "missing"},
 	}
@@ -326,4 +327,27 @@ func TestLiveFromList(t *testing.T) {
 			t.Errorf("got %d entries, want %d: %v", len(got), len(want), got)
 		}
 	}
+}
+
+// listed is what ListServices makes of services Docker would list: each one
+// written as the API writes it and read back by the driver's own decoder.
+func listed(ss ...swarm.Service) []Service {
+	out := make([]Service, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, *one(s))
+	}
+	return out
+}
+
+// one is a single service as the driver reads it (see listed).
+func one(s swarm.Service) *Service {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	got, err := ParseService(b)
+	if err != nil {
+		panic(err)
+	}
+	return &got
 }

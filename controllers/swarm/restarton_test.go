@@ -37,7 +37,7 @@ func TestPlanRestartOn(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := targets(tc.svc)
-			drivertest.CheckActions(t, Plan(ts, liveFromList(ts, []swarm.Service{tc.live})), tc.want)
+			drivertest.CheckActions(t, Plan(ts, liveFromList(ts, listed(tc.live))), tc.want)
 		})
 	}
 }
@@ -46,7 +46,7 @@ func TestSetFieldRestartOn(t *testing.T) {
 	s := labelled(service("p", 2, 2, "p:1"), "v1")
 	s.Spec.UpdateConfig = &swarm.UpdateConfig{Parallelism: 3, Order: swarm.UpdateOrderStartFirst}
 	ts := targets(withRestartOn(declare("p", 2, ""), "v2"))
-	acts := Plan(ts, liveFromList(ts, []swarm.Service{s}))
+	acts := Plan(ts, liveFromList(ts, listed(s)))
 	if len(acts) != 1 {
 		t.Fatalf("plan %v", acts)
 	}

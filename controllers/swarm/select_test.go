@@ -37,11 +37,11 @@ func TestMatches(t *testing.T) {
 		{"every criterion must hold", v1.ServiceSelector{Namespace: "fp", Names: []string{"nope-*"}}, svcNamed("ref-BL", fp), false},
 	}
 	for _, tc := range tests {
-		if got := Matches(&tc.sel, tc.svc); got != tc.want {
+		if got := Matches(&tc.sel, one(tc.svc)); got != tc.want {
 			t.Errorf("%s: Matches = %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if Matches(nil, svcNamed("x", fp)) {
+	if Matches(nil, one(svcNamed("x", fp))) {
 		t.Error("a nil selector matches")
 	}
 }
@@ -53,8 +53,8 @@ func TestSelectMembersFromTheOneList(t *testing.T) {
 	a, b := svcNamed("ref-A", nil), svcNamed("ref-B", nil)
 	b.CreatedAt = time.Unix(100, 0)
 	list := []swarm.Service{a, b, svcNamed("broker", nil)}
-	live := liveFromList([]controllers.Target{named}, list)
-	members := selectMembers([]controllers.Target{sel}, list, live)
+	live := liveFromList([]controllers.Target{named}, listed(list...))
+	members := selectMembers([]controllers.Target{sel}, listed(list...), live)
 	ms := live[sel.Subject()].Members
 	if len(ms) != 2 || ms[0].Name != "ref-A" || ms[1].Name != "ref-B" || !ms[1].Started.Equal(b.CreatedAt) || !ms[1].Live.Exists {
 		t.Fatalf("members %+v", ms)

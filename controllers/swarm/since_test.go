@@ -23,7 +23,7 @@ func TestSpecSince(t *testing.T) {
 		{"update in progress", swarm.Service{Meta: swarm.Meta{CreatedAt: created}, UpdateStatus: &swarm.UpdateStatus{State: swarm.UpdateStateUpdating}}, created},
 	}
 	for _, tc := range tests {
-		if got := specSince(tc.s); !got.Equal(tc.want) {
+		if got := specSince(one(tc.s)); !got.Equal(tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -51,7 +51,7 @@ func TestTasksSince(t *testing.T) {
 		{"an old image's task is not counted", []swarm.Task{task(1, swarm.TaskStateRunning, "nginx:0", t0)}, nil},
 	}
 	for _, tc := range tests {
-		if got := tasksSince(s, tc.tasks); !maps.EqualFunc(got, tc.want, time.Time.Equal) {
+		if got := tasksSince(one(s), tc.tasks); !maps.EqualFunc(got, tc.want, time.Time.Equal) {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -86,7 +86,7 @@ func TestRolloutPending(t *testing.T) {
 		{"never updated", swarm.Service{Spec: spec(0, "w:1", &two)}, after, false},
 	}
 	for _, tc := range tests {
-		if got := rolloutPending(tc.s, tc.now); got != tc.want {
+		if got := rolloutPending(one(tc.s), tc.now); got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
 	}

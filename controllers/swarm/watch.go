@@ -4,18 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 
 	"reconciler.dev/reconciler/controllers"
 )
@@ -41,30 +37,15 @@ type EventStream func(ctx context.Context, f filters.Args) (io.ReadCloser, error
 // DockerEvents is the EventStream of a Docker client: the client's own
 // transport, so DOCKER_HOST and API version negotiation hold as for every
 // other call. (client.Events gives no sign of when the daemon answered.)
-func DockerEvents(c *client.Client) EventStream {
+func DockerEvents(c *Client) EventStream {
 	return func(ctx context.Context, f filters.Args) (io.ReadCloser, error) {
-		c.NegotiateAPIVersion(ctx)
 		q, err := filters.ToJSON(f)
 		if err != nil {
 			return nil, err
 		}
-		host := "docker"
-		if u, err := client.ParseHostURL(c.DaemonHost()); err == nil && u.Scheme == "tcp" {
-			host = u.Host
-		}
-		u := url.URL{Scheme: "http", Host: host, Path: "/v" + c.ClientVersion() + "/events", RawQuery: url.Values{"filters": {q}}.Encode()}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		resp, err := c.get(ctx, "/events", url.Values{"filters": {q}})
 		if err != nil {
 			return nil, err
-		}
-		resp, err := c.HTTPClient().Do(req)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			resp.Body.Close()
-			return nil, fmt.Errorf("GET /events: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 		}
 		return resp.Body, nil
 	}

@@ -49,7 +49,7 @@ func (b *bench) profileAgent(ctx context.Context, n int, d time.Duration, dir st
 	sysd := systemd.New(nil)
 	defer sysd.Close()
 	eng := &engine.Engine{Drivers: map[v1.Driver]controllers.Driver{
-		v1.DriverSwarm: &swarm.Driver{API: docker}, v1.DriverSystemd: sysd,
+		v1.DriverSwarm: &swarm.Driver{API: swarm.NewClient(docker)}, v1.DriverSystemd: sysd,
 	}}
 	a, err := agent.New(agent.Config{Source: src, Host: "bench-01", Engine: eng, StateDir: state, Interval: time.Second,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	mathrand "math/rand/v2"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -107,6 +106,8 @@ type Agent struct {
 	status  *statusStore
 	metrics *metrics
 	trigger chan string
+	// idle returns the garbage of work done outside passes (release.go).
+	idle releaser
 
 	mu                sync.Mutex // guards state, good, planned and driftSinceChanged
 	state             *State
@@ -171,6 +172,7 @@ func New(cfg Config) (*Agent, error) {
 		status:   newStatusStore(cfg.Host, cfg.Source.String()),
 		metrics:  newMetrics(),
 		trigger:  make(chan string, 1),
+		idle:     releaser{kick: make(chan struct{}, 1), quiet: time.Second},
 		failures: failure.New(),
 		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout, Limits: cfg.Limits, Reach: &cfg.Reach},
 		calls:    newCallWatch(),
@@ -245,6 +247,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			srv.shutdown(sctx)
 		}()
 	}
+	go a.idle.run(ctx)
 	if a.cfg.Monitor != nil {
 		go a.monitorLoop(ctx)
 	}
@@ -294,14 +297,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			first = false
 		}
 		a.status.update(func(s *Status) { s.Phase = "idle" })
-		if wait >= releaseAfter {
-			// A pass leaves its garbage behind (at 1000 services some 10 MB:
-			// the Docker service list decoded, the plan). Hand it back to
-			// the system now rather than hold it through the idle interval:
-			// one GC per pass, a few milliseconds, for an idle RSS about a
-			// quarter lower (hack/bench, scenario 4).
-			debug.FreeOSMemory()
-		}
+		release()
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -361,10 +357,6 @@ func (a *Agent) takeTargets() []controllers.Target {
 	a.targets = nil
 	return ts
 }
-
-// releaseAfter is the shortest wait before the next pass for which the
-// agent returns a pass's garbage to the system first.
-const releaseAfter = 5 * time.Second
 
 // NextWait is how long the agent waits for its next pass when nothing
 // triggers one, for a random r in [0, 1). The first wait since start is

@@ -68,6 +68,7 @@ func (a *Agent) monitorLoop(ctx context.Context) {
 			continue
 		}
 		a.collect(ctx, good)
+		a.idle.soon()
 		wait = interval
 	}
 }

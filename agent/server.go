@@ -193,7 +193,7 @@ func (a *Agent) Handler() http.Handler {
 	read.HandleFunc("GET /{$}", a.servePage)
 	read.HandleFunc("GET /static/names.js", namesScript)
 	read.Handle("GET /static/", staticFiles())
-	guarded := a.requireToken(read)
+	guarded := a.requireToken(a.idle.after(read))
 	if a.loopbackListen() {
 		guarded = a.checkHost(guarded)
 	}

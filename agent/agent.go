@@ -172,7 +172,7 @@ func New(cfg Config) (*Agent, error) {
 		status:   newStatusStore(cfg.Host, cfg.Source.String()),
 		metrics:  newMetrics(),
 		trigger:  make(chan string, 1),
-		idle:     releaser{kick: make(chan struct{}, 1), quiet: time.Second},
+		idle:     releaser{kick: make(chan struct{}, 1), quiet: time.Second, free: release},
 		failures: failure.New(),
 		resolver: &desired.Resolver{Source: cfg.Source, Host: cfg.Host, Trust: cfg.Trust, Timeout: cfg.FetchTimeout, Limits: cfg.Limits, Reach: &cfg.Reach},
 		calls:    newCallWatch(),

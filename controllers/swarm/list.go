@@ -76,23 +76,18 @@ func (s *Service) FullSpec() (swarm.ServiceSpec, error) {
 	return spec, nil
 }
 
-// wireService is one element of GET /services as it is decoded: the spec
-// kept as bytes (json.RawMessage copies them out of the decoder's buffer)
-// and decoded into Spec after.
+// wireService is one element of GET /services as it is decoded: Service's
+// own fields, but the spec kept as bytes (json.RawMessage copies them out of
+// the decoder's buffer; this Spec, the shallower, is the one encoding/json
+// fills) and decoded into Service.Spec after.
 type wireService struct {
-	ID            string
-	Version       swarm.Version
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	Spec          json.RawMessage
-	PreviousSpec  *Spec
-	UpdateStatus  *swarm.UpdateStatus
-	ServiceStatus *swarm.ServiceStatus
+	Service
+	Spec json.RawMessage
 }
 
 func (w *wireService) service() (Service, error) {
-	s := Service{ID: w.ID, Version: w.Version, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
-		PreviousSpec: w.PreviousSpec, UpdateStatus: w.UpdateStatus, ServiceStatus: w.ServiceStatus, spec: w.Spec}
+	s := w.Service
+	s.spec = w.Spec
 	if len(w.Spec) == 0 || string(w.Spec) == "null" {
 		return s, fmt.Errorf("service %s: no spec", w.ID)
 	}

@@ -36,14 +36,9 @@ func short(id string) string {
 	return id
 }
 
-// FromArtifact loads, validates and merges one fetched revision for host,
-// within the default limits.
-func FromArtifact(art source.Artifact, host string) (*Snapshot, error) {
-	return FromArtifactLimited(art, host, v1.Limits{})
-}
-
-// FromArtifactLimited is FromArtifact within lim: a revision over a bound
-// is an InvalidError whose first error names the bound.
+// FromArtifactLimited loads, validates and merges one fetched revision for
+// host, within lim: a revision over a bound is an InvalidError whose first
+// error names the bound.
 func FromArtifactLimited(art source.Artifact, host string, lim v1.Limits) (*Snapshot, error) {
 	repo, err := LoadLimited(art.FS, "", lim)
 	if err != nil {

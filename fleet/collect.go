@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/status"
 )
 
@@ -59,16 +58,10 @@ func (q Asker) Collect(ctx context.Context, agents []string) map[string]Answer {
 	return out
 }
 
-// Collect asks every agent for its status, DefaultConcurrency at once, each
-// within timeout.
-func Collect(ctx context.Context, agents []string, timeout time.Duration, token string) map[string]Answer {
-	return Asker{Timeout: timeout, Token: token}.Collect(ctx, agents)
-}
-
 func fetch(ctx context.Context, addr string, timeout time.Duration, token string) (*status.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	raw, code, err := agent.Get(ctx, addr, "/status", token)
+	raw, code, err := status.Get(ctx, addr, "/status", token)
 	if err != nil {
 		return nil, err
 	}

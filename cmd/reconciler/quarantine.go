@@ -49,7 +49,7 @@ revision in quarantine.`,
 				by += " (user " + u.Username + ")"
 			}
 			body, _ := json.Marshal(agent.ReleaseRequest{Revision: args[0], By: by})
-			raw, code, err := agent.PostJSON(cmd.Context(), listen, "/quarantine/release", token, body)
+			raw, code, err := status.PostJSON(cmd.Context(), listen, "/quarantine/release", token, body)
 			if err != nil {
 				return err
 			}

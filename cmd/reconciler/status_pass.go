@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 )
@@ -48,7 +47,7 @@ func showPass(cmd *cobra.Command, addr, id, output, token string) error {
 func agentGet(ctx context.Context, addr, path, token string) ([]byte, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return agent.Get(ctx, addr, path, token)
+	return status.Get(ctx, addr, path, token)
 }
 
 // since writes t relative to the start of a pass: "+1.234s".

@@ -10,7 +10,6 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
@@ -136,23 +135,6 @@ func (r *Repo) FastForward(ctx context.Context, branch, old, commit string) erro
 		return fmt.Errorf("pushing %s to %s: %w", short(commit), branch, err)
 	}
 	return nil
-}
-
-// Message returns a fetched commit's subject line ("" when unknown).
-func (r *Repo) Message(commit string) string {
-	if r.repo == nil {
-		return ""
-	}
-	c, err := r.repo.CommitObject(plumbing.NewHash(commit))
-	if err != nil {
-		return ""
-	}
-	return firstLine(c)
-}
-
-func firstLine(c *object.Commit) string {
-	line, _, _ := strings.Cut(c.Message, "\n")
-	return line
 }
 
 func short(id string) string {

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers"
+	"reconciler.dev/reconciler/desired/source"
 )
 
 // The status page is rendered on the server from embedded templates and
@@ -23,40 +25,9 @@ import (
 var web embed.FS
 
 var statusPage = template.Must(template.New("status.html").Funcs(template.FuncMap{
-	"short": func(id string) string {
-		if len(id) > 12 {
-			return id[:12]
-		}
-		return id
-	},
-	"ago": func(t, now time.Time) string {
-		if t.IsZero() {
-			return "never"
-		}
-		d := now.Sub(t)
-		switch {
-		case d < 0:
-			return "just now"
-		case d < time.Minute:
-			return d.Round(time.Second).String() + " ago"
-		case d < time.Hour:
-			return d.Round(time.Minute).String() + " ago"
-		case d < 48*time.Hour:
-			return d.Round(time.Hour).String() + " ago"
-		}
-		return t.UTC().Format("2006-01-02")
-	},
-	"bytes": func(n uint64) string {
-		switch {
-		case n >= 1<<30:
-			return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-		case n >= 1<<20:
-			return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-		case n >= 1<<10:
-			return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
-		}
-		return fmt.Sprintf("%d B", n)
-	},
+	"short": source.Short,
+	"ago":   status.Ago,
+	"bytes": status.Bytes,
 	"took": func(start, end time.Time) string {
 		if end.IsZero() || start.IsZero() {
 			return "running"

@@ -26,14 +26,7 @@ type InvalidError struct {
 }
 
 func (e *InvalidError) Error() string {
-	return fmt.Sprintf("revision %s is invalid (%d error(s)):\n%s", short(e.Revision.ID), e.Errors.Total(), e.Errors.Error())
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
+	return fmt.Sprintf("revision %s is invalid (%d error(s)):\n%s", source.Short(e.Revision.ID), e.Errors.Total(), e.Errors.Error())
 }
 
 // FromArtifactLimited loads, validates and merges one fetched revision for
@@ -42,7 +35,7 @@ func short(id string) string {
 func FromArtifactLimited(art source.Artifact, host string, lim v1.Limits) (*Snapshot, error) {
 	repo, err := LoadLimited(art.FS, "", lim)
 	if err != nil {
-		return nil, fmt.Errorf("revision %s: %w", short(art.Revision.ID), err)
+		return nil, fmt.Errorf("revision %s: %w", source.Short(art.Revision.ID), err)
 	}
 	if errs := repo.Validate(); len(errs) > 0 {
 		return nil, &InvalidError{Revision: art.Revision, Errors: errs}

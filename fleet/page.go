@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"time"
+
+	"reconciler.dev/reconciler/api/status"
+	"reconciler.dev/reconciler/desired/source"
 )
 
 //go:embed templates/fleet.html
@@ -13,7 +15,7 @@ var templates embed.FS
 
 var pageTmpl = template.Must(template.New("fleet.html").Funcs(template.FuncMap{
 	"short": Short,
-	"ago":   Ago,
+	"ago":   status.Ago,
 }).ParseFS(templates, "templates/fleet.html"))
 
 // page is what the template reads: the report, and the hosts it lists.
@@ -63,28 +65,11 @@ func SummaryLine(rep Report) string {
 		c.Converged, c.Agents, Short(rep.Revision), c.Drifted, c.OtherRevision, c.Unreachable)
 }
 
-// Short is a commit id cut to 12 characters.
+// Short is a revision id as source.Short prints it, "none" when a host
+// reports none.
 func Short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
 	if id == "" {
 		return "none"
 	}
-	return id
-}
-
-// Ago says how long before now t was, rounded for people.
-func Ago(t, now time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	d := now.Sub(t)
-	switch {
-	case d < time.Minute:
-		return d.Round(time.Second).String() + " ago"
-	case d < time.Hour:
-		return d.Round(time.Minute).String() + " ago"
-	}
-	return d.Round(time.Hour).String() + " ago"
+	return source.Short(id)
 }

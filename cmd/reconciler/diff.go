@@ -143,7 +143,7 @@ func fieldValues(f desired.FieldChange) (string, string) {
 }
 
 func writeDiffTable(w io.Writer, r *diffReport) {
-	fmt.Fprintf(w, "base %s  head %s\n", short(r.Base.ID), short(r.Head.ID))
+	fmt.Fprintf(w, "base %s  head %s\n", source.Short(r.Base.ID), source.Short(r.Head.ID))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tCHANGE\tFIELD\tOLD\tNEW")
 	n := 0
@@ -172,12 +172,6 @@ func writeHeadErrors(w io.Writer, r *diffReport, prefix string) {
 	}
 }
 
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
 
 // mdCell escapes what would break a Markdown table cell.
 func mdCell(s string) string {
@@ -192,7 +186,7 @@ func writeDiffMarkdown(w io.Writer, r *diffReport, base, head string) {
 			changed++
 		}
 	}
-	fmt.Fprintf(w, "### reconciler diff `%s` (%s) → `%s` (%s)\n\n", mdCell(base), short(r.Base.ID), mdCell(head), short(r.Head.ID))
+	fmt.Fprintf(w, "### reconciler diff `%s` (%s) → `%s` (%s)\n\n", mdCell(base), source.Short(r.Base.ID), mdCell(head), source.Short(r.Head.ID))
 	fmt.Fprintf(w, "**%d of %d hosts change.**\n", changed, len(r.Hosts))
 	for _, h := range r.Hosts {
 		if h.Change == desired.ChangeNone {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/fleet"
 )
 
@@ -212,7 +213,7 @@ func printFleet(w io.Writer, rep fleet.Report, all bool) {
 			reach = "no: " + h.Error
 		}
 		maint := map[bool]string{true: "on", false: "off"}[h.Maintenance]
-		last := fleet.Ago(h.LastPass, rep.At)
+		last := status.Ago(h.LastPass, rep.At)
 		if !h.Reachable {
 			rev, maint, last = "-", "-", "-"
 		}

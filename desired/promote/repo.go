@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"reconciler.dev/reconciler/desired/source"
 )
 
 // ErrNotFastForward says a branch cannot be moved to a commit that does
@@ -115,11 +117,11 @@ func (r *Repo) FastForward(ctx context.Context, branch, old, commit string) erro
 			return fmt.Errorf("%s: %w", branch, err)
 		}
 		if !ok {
-			return fmt.Errorf("%s: %s does not descend from %s: %w", branch, short(commit), short(old), ErrNotFastForward)
+			return fmt.Errorf("%s: %s does not descend from %s: %w", branch, source.Short(commit), source.Short(old), ErrNotFastForward)
 		}
 	}
 	if _, err := r.repo.CommitObject(plumbing.NewHash(commit)); err != nil {
-		return fmt.Errorf("%s: commit %s: %w", branch, short(commit), err)
+		return fmt.Errorf("%s: commit %s: %w", branch, source.Short(commit), err)
 	}
 	local := plumbing.ReferenceName("refs/promote/" + branch)
 	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(local, plumbing.NewHash(commit))); err != nil {
@@ -132,14 +134,7 @@ func (r *Repo) FastForward(ctx context.Context, branch, old, commit string) erro
 	spec := config.RefSpec(local.String() + ":" + plumbing.NewBranchReferenceName(branch).String())
 	err = r.repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: auth})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("pushing %s to %s: %w", short(commit), branch, err)
+		return fmt.Errorf("pushing %s to %s: %w", source.Short(commit), branch, err)
 	}
 	return nil
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

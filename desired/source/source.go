@@ -21,6 +21,15 @@ type Revision struct {
 	Time    time.Time // commit time (for a folder: the newest file modification)
 }
 
+// Short is a revision id as logs, messages and pages print it: its first
+// 12 characters (a commit's abbreviation, or "local:" and 6 hex digits).
+func Short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
 // Artifact is one fetched revision: an immutable read-only tree.
 type Artifact struct {
 	Revision Revision

@@ -11,6 +11,7 @@ import (
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"reconciler.dev/reconciler/desired/source"
 )
 
 // maxKeyring bounds a keyring file: public keys are a few KiB each.
@@ -73,7 +74,7 @@ func verifyOpenPGP(c *object.Commit, kr *Keyring) (string, *Refusal) {
 	claimed := openPGPIssuer(c.PGPSignature)
 	if kr == nil {
 		return "", &Refusal{Reason: ReasonUntrustedKey, Commit: c.Hash.String(), Key: claimed,
-			Detail: fmt.Sprintf("commit %s is signed with OpenPGP key %s, and no OpenPGP keyring is configured (--gpg-keyring-file)", short(c.Hash.String()), claimed)}
+			Detail: fmt.Sprintf("commit %s is signed with OpenPGP key %s, and no OpenPGP keyring is configured (--gpg-keyring-file)", source.Short(c.Hash.String()), claimed)}
 	}
 	e, err := c.Verify(kr.armored)
 	if err == nil {
@@ -83,12 +84,12 @@ func verifyOpenPGP(c *object.Commit, kr *Keyring) (string, *Refusal) {
 	switch {
 	case errors.Is(err, pgperrors.ErrUnknownIssuer):
 		ref.Reason = ReasonUntrustedKey
-		ref.Detail = fmt.Sprintf("commit %s is signed with OpenPGP key %s, which is not in the keyring", short(c.Hash.String()), claimed)
+		ref.Detail = fmt.Sprintf("commit %s is signed with OpenPGP key %s, which is not in the keyring", source.Short(c.Hash.String()), claimed)
 	case errors.Is(err, pgperrors.ErrKeyExpired), errors.Is(err, pgperrors.ErrKeyRevoked):
 		ref.Reason = ReasonUntrustedKey
-		ref.Detail = fmt.Sprintf("commit %s is signed with OpenPGP key %s, which is not valid now: %v", short(c.Hash.String()), claimed, err)
+		ref.Detail = fmt.Sprintf("commit %s is signed with OpenPGP key %s, which is not valid now: %v", source.Short(c.Hash.String()), claimed, err)
 	default:
-		ref.Detail = fmt.Sprintf("commit %s carries an OpenPGP signature by key %s that does not verify: %v", short(c.Hash.String()), claimed, err)
+		ref.Detail = fmt.Sprintf("commit %s carries an OpenPGP signature by key %s that does not verify: %v", source.Short(c.Hash.String()), claimed, err)
 	}
 	return "", ref
 }

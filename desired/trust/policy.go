@@ -262,11 +262,11 @@ func (p *Policy) Check(ctx context.Context, src source.Source, base string, head
 		ref := &Refusal{Reason: ReasonNotDescendant, Commit: head.ID}
 		switch {
 		case h.HeadBeforeBase:
-			ref.Detail = fmt.Sprintf("commit %s does not descend from the applied revision %s: it is an older commit of that history (the ref went back); --allow-history-rewrite accepts it", short(head.ID), short(base))
+			ref.Detail = fmt.Sprintf("commit %s does not descend from the applied revision %s: it is an older commit of that history (the ref went back); --allow-history-rewrite accepts it", source.Short(head.ID), source.Short(base))
 		case h.Known:
-			ref.Detail = fmt.Sprintf("commit %s does not descend from the applied revision %s (history rewritten by a force-push, or an old commit replayed); --allow-history-rewrite accepts it", short(head.ID), short(base))
+			ref.Detail = fmt.Sprintf("commit %s does not descend from the applied revision %s (history rewritten by a force-push, or an old commit replayed); --allow-history-rewrite accepts it", source.Short(head.ID), source.Short(base))
 		default:
-			ref.Detail = fmt.Sprintf("commit %s does not descend from the applied revision %s within its newest %d commits; --allow-history-rewrite accepts it", short(head.ID), short(base), depth)
+			ref.Detail = fmt.Sprintf("commit %s does not descend from the applied revision %s within its newest %d commits; --allow-history-rewrite accepts it", source.Short(head.ID), source.Short(base), depth)
 		}
 		return Verdict{Fetches: v.Fetches}, ref
 	}
@@ -281,7 +281,7 @@ func (p *Policy) Check(ctx context.Context, src source.Source, base string, head
 	}
 	if !h.Complete {
 		return Verdict{Fetches: v.Fetches}, &Refusal{Reason: ReasonUnverifiable, Commit: head.ID,
-			Detail: fmt.Sprintf("commit %s: the commits since the applied revision %s cannot all be checked within %d commits of history (--verify-signatures strict)", short(head.ID), short(base), depth)}
+			Detail: fmt.Sprintf("commit %s: the commits since the applied revision %s cannot all be checked within %d commits of history (--verify-signatures strict)", source.Short(head.ID), source.Short(base), depth)}
 	}
 	for _, c := range h.Commits {
 		if c.ID == head.ID {
@@ -289,19 +289,12 @@ func (p *Policy) Check(ctx context.Context, src source.Source, base string, head
 		}
 		s, ref := k.verify(c, now)
 		if ref != nil {
-			ref.Detail += fmt.Sprintf("; it lies between the applied revision %s and the new head %s, and --verify-signatures strict checks every commit in between", short(base), short(head.ID))
+			ref.Detail += fmt.Sprintf("; it lies between the applied revision %s and the new head %s, and --verify-signatures strict checks every commit in between", source.Short(base), source.Short(head.ID))
 			return Verdict{Fetches: v.Fetches}, ref
 		}
 		v.Signers = append(v.Signers, s)
 	}
 	return v, nil
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 // VerifyCommit checks one commit object (its raw content) against the
@@ -327,13 +320,13 @@ func (k *keys) verify(sc source.Commit, now time.Time) (Signer, *Refusal) {
 	c, err := decodeCommit(sc)
 	if err != nil {
 		return Signer{}, &Refusal{Reason: ReasonBadSignature, Commit: sc.ID,
-			Detail: fmt.Sprintf("commit %s cannot be read: %v", short(sc.ID), err)}
+			Detail: fmt.Sprintf("commit %s cannot be read: %v", source.Short(sc.ID), err)}
 	}
 	sig := strings.TrimSpace(c.PGPSignature)
 	switch {
 	case sig == "":
 		return Signer{}, &Refusal{Reason: ReasonUnsigned, Commit: sc.ID,
-			Detail: fmt.Sprintf("commit %s is not signed", short(sc.ID))}
+			Detail: fmt.Sprintf("commit %s is not signed", source.Short(sc.ID))}
 	case strings.HasPrefix(sig, sshsigBegin):
 		key, ref := k.verifySSH(c, now)
 		return Signer{Commit: sc.ID, Key: key}, ref
@@ -343,7 +336,7 @@ func (k *keys) verify(sc source.Commit, now time.Time) (Signer, *Refusal) {
 	}
 	first, _, _ := strings.Cut(sig, "\n")
 	return Signer{}, &Refusal{Reason: ReasonBadSignature, Commit: sc.ID,
-		Detail: fmt.Sprintf("commit %s carries a signature of a kind not supported (%.60q): SSH and OpenPGP are", short(sc.ID), first)}
+		Detail: fmt.Sprintf("commit %s carries a signature of a kind not supported (%.60q): SSH and OpenPGP are", source.Short(sc.ID), first)}
 }
 
 func decodeCommit(sc source.Commit) (*object.Commit, error) {
@@ -367,13 +360,13 @@ func (k *keys) verifySSH(c *object.Commit, now time.Time) (string, *Refusal) {
 	sig, err := ParseSSHSignature([]byte(c.PGPSignature))
 	if err != nil {
 		return "", &Refusal{Reason: ReasonBadSignature, Commit: id,
-			Detail: fmt.Sprintf("commit %s carries an SSH signature that cannot be read: %v", short(id), err)}
+			Detail: fmt.Sprintf("commit %s carries an SSH signature that cannot be read: %v", source.Short(id), err)}
 	}
 	key := describeSSHKey(sig.PublicKey)
 	fp := "ssh " + key
 	if len(k.ssh) == 0 {
 		return "", &Refusal{Reason: ReasonUntrustedKey, Commit: id, Key: key,
-			Detail: fmt.Sprintf("commit %s is signed with SSH key %s, and no allowed signers file is configured (--allowed-signers-file)", short(id), key)}
+			Detail: fmt.Sprintf("commit %s is signed with SSH key %s, and no allowed signers file is configured (--allowed-signers-file)", source.Short(id), key)}
 	}
 	want := sig.PublicKey.Marshal()
 	var principals []string
@@ -389,25 +382,25 @@ func (k *keys) verifySSH(c *object.Commit, now time.Time) (string, *Refusal) {
 		principals = append(principals, s.Principals)
 	}
 	if len(principals) == 0 {
-		detail := fmt.Sprintf("commit %s is signed with SSH key %s, which is not in the allowed signers file", short(id), key)
+		detail := fmt.Sprintf("commit %s is signed with SSH key %s, which is not in the allowed signers file", source.Short(id), key)
 		if len(why) > 0 {
-			detail = fmt.Sprintf("commit %s is signed with SSH key %s, which the allowed signers file does not allow for git commits now: %s", short(id), key, strings.Join(why, "; "))
+			detail = fmt.Sprintf("commit %s is signed with SSH key %s, which the allowed signers file does not allow for git commits now: %s", source.Short(id), key, strings.Join(why, "; "))
 		}
 		return "", &Refusal{Reason: ReasonUntrustedKey, Commit: id, Key: key, Detail: detail}
 	}
 	payload := &plumbing.MemoryObject{}
 	if err := c.EncodeWithoutSignature(payload); err != nil {
 		return "", &Refusal{Reason: ReasonBadSignature, Commit: id, Key: key,
-			Detail: fmt.Sprintf("commit %s cannot be read: %v", short(id), err)}
+			Detail: fmt.Sprintf("commit %s cannot be read: %v", source.Short(id), err)}
 	}
 	msg, err := readAll(payload)
 	if err != nil {
 		return "", &Refusal{Reason: ReasonBadSignature, Commit: id, Key: key,
-			Detail: fmt.Sprintf("commit %s cannot be read: %v", short(id), err)}
+			Detail: fmt.Sprintf("commit %s cannot be read: %v", source.Short(id), err)}
 	}
 	if err := sig.Verify(msg, Namespace); err != nil {
 		return "", &Refusal{Reason: ReasonBadSignature, Commit: id, Key: key,
-			Detail: fmt.Sprintf("commit %s carries an SSH signature by key %s that does not verify: %v", short(id), key, err)}
+			Detail: fmt.Sprintf("commit %s carries an SSH signature by key %s that does not verify: %v", source.Short(id), key, err)}
 	}
 	return fp + ", principals " + strings.Join(principals, " "), nil
 }

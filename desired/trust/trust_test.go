@@ -241,7 +241,7 @@ func refusal(t *testing.T, err error, reason, commit string) *Refusal {
 		t.Fatalf("err = %v, want a refusal (%s of %s)", err, reason, commit)
 	}
 	if r.Reason != reason || r.Commit != commit {
-		t.Errorf("refusal %s of %s (%s), want %s of %s", r.Reason, short(r.Commit), r.Detail, reason, short(commit))
+		t.Errorf("refusal %s of %s (%s), want %s of %s", r.Reason, source.Short(r.Commit), r.Detail, reason, source.Short(commit))
 	}
 	return r
 }

@@ -172,7 +172,6 @@ func writeHeadErrors(w io.Writer, r *diffReport, prefix string) {
 	}
 }
 
-
 // mdCell escapes what would break a Markdown table cell.
 func mdCell(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)

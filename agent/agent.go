@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/autoscale"
@@ -196,11 +197,11 @@ func New(cfg Config) (*Agent, error) {
 				if p := passOf(ctx); p != nil {
 					id, rev = p.id, p.rev
 				}
-				a.event(Event{Type: names.EventAutoscale, Pass: id, Revision: rev, Subject: st.Service, From: fmtCount(prev, ok), To: fmtCount(st.Desired, true),
+				a.event(status.Event{Type: names.EventAutoscale, Pass: id, Revision: rev, Subject: st.Service, From: fmtCount(prev, ok), To: fmtCount(st.Desired, true),
 					Message: fmt.Sprintf("%s (queue %s: %d ready, %d consumers)", st.Reason, st.Queue, st.Ready, st.Consumers)})
 			}
 			last[st.Service] = st.Desired
-			a.status.update(func(s *Status) {
+			a.status.update(func(s *status.Status) {
 				s.Autoscale = as.Statuses()
 			})
 		}
@@ -296,7 +297,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			trigger = names.TriggerInterval
 			first = false
 		}
-		a.status.update(func(s *Status) { s.Phase = "idle" })
+		a.status.update(func(s *status.Status) { s.Phase = "idle" })
 		release()
 		timer := time.NewTimer(wait)
 		select {
@@ -317,7 +318,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			break
 		}
 	}
-	a.status.update(func(s *Status) { s.Phase = "stopping" })
+	a.status.update(func(s *status.Status) { s.Phase = "stopping" })
 	a.mu.Lock()
 	err := a.saveLocked()
 	a.mu.Unlock()
@@ -382,20 +383,13 @@ func newPassID() string {
 	return time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 }
 
-func shortRev(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
 func (a *Agent) goodID() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.good == nil {
 		return ""
 	}
-	return shortRev(a.good.Revision.ID)
+	return source.Short(a.good.Revision.ID)
 }
 
 // goodRef is the full ref of the revision in force ("refs/heads/main"),
@@ -415,17 +409,17 @@ func (a *Agent) loadState() {
 	st, err := LoadState(a.cfg.StateDir)
 	if err != nil {
 		a.log.Error("state file unusable, rebuilding from git", "pass", "-", "revision", "", "err", err)
-		a.event(Event{Type: names.EventStateCorrupt, Message: err.Error()})
+		a.event(status.Event{Type: names.EventStateCorrupt, Message: err.Error()})
 		st = &State{}
 	}
 	if st.DriftSince == nil {
 		st.DriftSince = map[string]time.Time{}
 	}
 	if g := st.Good; g != nil {
-		if errs := v1.CheckReach(&g.Spec, func(string) v1.Pos { return v1.Pos{File: "revision " + shortRev(g.Revision.ID) + " (state dir)"} }, a.cfg.Reach); len(errs) > 0 {
+		if errs := v1.CheckReach(&g.Spec, func(string) v1.Pos { return v1.Pos{File: "revision " + source.Short(g.Revision.ID) + " (state dir)"} }, a.cfg.Reach); len(errs) > 0 {
 			msg := fmt.Sprintf("the revision in force needs more than this agent's limits allow; it is not enforced until a revision within them arrives:\n%s", errs.Error())
-			a.log.Error(msg, "pass", "-", "revision", shortRev(g.Revision.ID))
-			a.event(Event{Type: "revision-refused", Revision: shortRev(g.Revision.ID), Message: msg})
+			a.log.Error(msg, "pass", "-", "revision", source.Short(g.Revision.ID))
+			a.event(status.Event{Type: "revision-refused", Revision: source.Short(g.Revision.ID), Message: msg})
 			st.Good = nil
 		}
 	}
@@ -439,17 +433,17 @@ func (a *Agent) loadState() {
 	a.failures.Restore(st.Failures)
 	if st.InProgress != nil {
 		msg := fmt.Sprintf("previous pass %s (revision %s, %d actions in %d stages, started %s) was interrupted; re-planning from live state",
-			st.InProgress.ID, shortRev(st.InProgress.Revision), st.InProgress.Actions, st.InProgress.Stages, st.InProgress.Started.Format(time.RFC3339))
-		a.log.Warn(msg, "pass", st.InProgress.ID, "revision", shortRev(st.InProgress.Revision))
-		a.event(Event{Type: names.EventResumed, Pass: st.InProgress.ID, Revision: shortRev(st.InProgress.Revision), Message: msg})
+			st.InProgress.ID, source.Short(st.InProgress.Revision), st.InProgress.Actions, st.InProgress.Stages, st.InProgress.Started.Format(time.RFC3339))
+		a.log.Warn(msg, "pass", st.InProgress.ID, "revision", source.Short(st.InProgress.Revision))
+		a.event(status.Event{Type: names.EventResumed, Pass: st.InProgress.ID, Revision: source.Short(st.InProgress.Revision), Message: msg})
 	}
 	if len(st.Quarantined) > 0 {
 		q := st.Quarantined[len(st.Quarantined)-1]
-		a.status.update(func(s *Status) { s.Quarantined, s.QuarantinedRevision = st.Quarantined, &q })
+		a.status.update(func(s *status.Status) { s.Quarantined, s.QuarantinedRevision = st.Quarantined, &q })
 		a.setQuarantineMetrics(st.Quarantined)
 	}
 	if st.Good != nil {
-		a.status.update(func(s *Status) {
+		a.status.update(func(s *status.Status) {
 			s.Revision = revisionStatus(st.Good.Revision, st.Good.Since)
 			s.Revision.HealthySince, s.Revision.Reverted = st.HealthySince, st.Reverted
 			s.Labels = st.Good.Labels
@@ -468,7 +462,7 @@ func (a *Agent) saveLocked() error {
 	return SaveState(a.cfg.StateDir, a.state)
 }
 
-func (a *Agent) event(ev Event) {
+func (a *Agent) event(ev status.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
@@ -488,7 +482,7 @@ type passRun struct {
 	base    *slog.Logger
 	log     *slog.Logger
 	rev     string
-	summary PassSummary
+	summary status.PassSummary
 	// statusNote is the commit status description of a failed pass.
 	statusNote string
 	// driftLeft counts the differences the pass did not put right.
@@ -517,7 +511,7 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 	p := &passRun{id: newPassID(), trigger: trigger, start: time.Now()}
 	p.base = a.log.With("pass", p.id)
 	p.log = p.base.With("revision", a.goodID()) // "" before the first revision
-	p.summary = PassSummary{ID: p.id, Trigger: trigger, Start: p.start, Actions: []ActionOutcome{}}
+	p.summary = status.PassSummary{ID: p.id, Trigger: trigger, Start: p.start, Actions: []status.ActionOutcome{}}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("pass panicked: %v", r)
@@ -527,7 +521,7 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 		a.finish(p, err)
 	}()
 
-	a.status.update(func(s *Status) { s.Phase = "fetching" })
+	a.status.update(func(s *status.Status) { s.Phase = "fetching" })
 	a.fetch(ctx, p)
 
 	a.mu.Lock()
@@ -538,12 +532,12 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 		p.summary.Error = "no valid revision to enforce yet"
 		return errors.New(p.summary.Error)
 	}
-	p.rev = shortRev(good.Revision.ID)
+	p.rev = source.Short(good.Revision.ID)
 	p.summary.Revision = good.Revision.ID
 	p.log = p.base.With("revision", p.rev)
-	a.event(Event{Pass: p.id, Revision: p.rev, Type: names.EventPassStarted, Message: "trigger: " + trigger})
+	a.event(status.Event{Pass: p.id, Revision: p.rev, Type: names.EventPassStarted, Message: "trigger: " + trigger})
 
-	a.status.update(func(s *Status) { s.Phase = "planning" })
+	a.status.update(func(s *status.Status) { s.Phase = "planning" })
 	// What belongs to this pass travels with its context; the engine is
 	// shared by every pass and never changed.
 	eng := a.cfg.Engine
@@ -580,7 +574,7 @@ func (a *Agent) pass(ctx context.Context, trigger string) (err error) {
 	if enforce > 0 {
 		a.postStatus(good.Revision.ID, forge.StatePending, fmt.Sprintf("applying %d change(s) in %d stage(s)", enforce, len(plan.Stages)))
 	}
-	a.status.update(func(s *Status) { s.Phase = "applying" })
+	a.status.update(func(s *status.Status) { s.Phase = "applying" })
 	res := eng.Apply(ctx, plan)
 	fp.applied(res)
 	a.recordResult(p, res)

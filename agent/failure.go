@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/controllers/failure"
@@ -39,7 +40,7 @@ func (f *failurePass) Decide(in []failure.Input) failure.Decision {
 	for _, ev := range d.Events {
 		f.a.failureEvent(f.p, ev)
 	}
-	f.a.status.update(func(s *Status) { s.Failures = f.a.failures.Statuses() })
+	f.a.status.update(func(s *status.Status) { s.Failures = f.a.failures.Statuses() })
 	return d
 }
 
@@ -65,7 +66,7 @@ func (f *failurePass) applied(res *engine.Result) {
 		counted = true
 	}
 	if counted {
-		f.a.status.update(func(s *Status) { s.Failures = f.a.failures.Statuses() })
+		f.a.status.update(func(s *status.Status) { s.Failures = f.a.failures.Statuses() })
 	}
 }
 
@@ -75,7 +76,7 @@ func (a *Agent) failureEvent(p *passRun, ev failure.Event) {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	a.event(Event{Time: t, Pass: p.id, Revision: p.rev, Type: EventFailurePolicy, Subject: ev.Subject,
+	a.event(status.Event{Time: t, Pass: p.id, Revision: p.rev, Type: EventFailurePolicy, Subject: ev.Subject,
 		Field: ev.Action, Message: ev.Message})
 	switch ev.Action {
 	case failure.ActFailing, failure.ActGaveUp:

@@ -15,6 +15,7 @@ import (
 	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/controllers/monitor"
+	"reconciler.dev/reconciler/desired/source"
 )
 
 // DefaultMonitorInterval is how often resource figures are collected when
@@ -50,7 +51,7 @@ func (a *Agent) monitorLoop(ctx context.Context) {
 	if interval <= 0 {
 		interval = DefaultMonitorInterval
 	}
-	a.status.update(func(s *Status) { s.Monitor = &MonitorStatus{Interval: interval.String()} })
+	a.status.update(func(s *status.Status) { s.Monitor = &status.MonitorStatus{Interval: interval.String()} })
 	wait := 200 * time.Millisecond
 	for {
 		timer := time.NewTimer(wait)
@@ -90,7 +91,7 @@ func (a *Agent) collect(ctx context.Context, good *GoodRevision) {
 	for _, t := range targets {
 		byName[t.Subject()] = t.Name
 	}
-	rev := shortRev(good.Revision.ID)
+	rev := source.Short(good.Revision.ID)
 	errs := strings.Join(cost.Errors, "; ")
 	a.mon.mu.Lock()
 	a.mon.res, a.mon.names, a.mon.last = res, byName, &cost
@@ -101,7 +102,7 @@ func (a *Agent) collect(ctx context.Context, good *GoodRevision) {
 	n := a.mon.collections
 	a.mon.mu.Unlock()
 
-	a.status.update(func(s *Status) {
+	a.status.update(func(s *status.Status) {
 		for i := range s.Objects {
 			s.Objects[i].Resources = res[s.Objects[i].Subject]
 		}
@@ -111,7 +112,7 @@ func (a *Agent) collect(ctx context.Context, good *GoodRevision) {
 	})
 	for _, subject := range slices.Sorted(maps.Keys(res)) {
 		r := res[subject]
-		a.status.publish(Event{Time: r.At, Revision: rev, Type: names.EventResources, Subject: subject,
+		a.status.publish(status.Event{Time: r.At, Revision: rev, Type: names.EventResources, Subject: subject,
 			Message: describeResources(r), Resources: r})
 	}
 	log := a.log.With("pass", "-", "revision", rev)

@@ -11,6 +11,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"reconciler.dev/reconciler/api/status"
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers/daemontools"
 	"reconciler.dev/reconciler/controllers/monitor"
@@ -41,9 +42,9 @@ func TestCollectFillsStatusMetricsAndEvents(t *testing.T) {
 	a := &Agent{cfg: Config{Monitor: &monitor.Collector{}}, log: slog.New(slog.DiscardHandler),
 		status: newStatusStore("h", "src"), metrics: newMetrics()}
 	a.metrics.reg.MustRegister(resourceMetrics{a})
-	a.status.update(func(s *Status) {
-		s.Objects = []ObjectStatus{{Subject: "daemontools/self", Kind: "service", Name: "self"}}
-		s.Monitor = &MonitorStatus{Interval: "30s"}
+	a.status.update(func(s *status.Status) {
+		s.Objects = []status.ObjectStatus{{Subject: "daemontools/self", Kind: "service", Name: "self"}}
+		s.Monitor = &status.MonitorStatus{Interval: "30s"}
 	})
 	events, cancel := a.status.subscribe()
 	defer cancel()

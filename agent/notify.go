@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/failure"
 	"reconciler.dev/reconciler/notify"
 )
@@ -15,7 +16,7 @@ import (
 // notifyEvent turns the events that open or close a condition into
 // notifications. (A refused revision and a revision in force are notified
 // where they are decided, in refuse and fetch, with the full commit id.)
-func (a *Agent) notifyEvent(ev Event) {
+func (a *Agent) notifyEvent(ev status.Event) {
 	n := a.cfg.Notify
 	if n == nil {
 		return

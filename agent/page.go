@@ -62,22 +62,22 @@ var statusPage = template.Must(template.New("status.html").Funcs(template.FuncMa
 
 // pageObject is an object's row: its status and the drift of its fields.
 type pageObject struct {
-	ObjectStatus
-	Drift []Drift
+	status.ObjectStatus
+	Drift []status.Drift
 }
 
 type pageData struct {
-	S            Status
+	S            status.Status
 	Now          time.Time
 	Verdict      string
 	VerdictClass string
 	Objects      []pageObject
-	Events       []Event // most recent first
+	Events       []status.Event // most recent first
 }
 
-func newPageData(st Status, now time.Time) pageData {
+func newPageData(st status.Status, now time.Time) pageData {
 	d := pageData{S: st, Now: now}
-	byObject := map[string][]Drift{}
+	byObject := map[string][]status.Drift{}
 	for _, dr := range st.Drift {
 		if dr.Action != names.DriftReverted {
 			byObject[dr.Subject] = append(byObject[dr.Subject], dr)

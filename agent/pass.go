@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/engine"
 	"reconciler.dev/reconciler/desired"
@@ -85,24 +86,24 @@ func (a *Agent) fetch(ctx context.Context, p *passRun) {
 	}
 	a.mu.Unlock()
 	if err != nil {
-		p.base.Error("cannot record the new revision in the state dir; it is not applied yet", "revision", shortRev(art.Revision.ID), "err", err)
-		a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: names.EventStateError, Message: err.Error()})
-		a.status.update(func(s *Status) {
-			setCondition(s, Condition{Type: names.ConditionStateWritable, Status: false, Reason: names.ReasonWriteFailed, Message: err.Error()}, now)
+		p.base.Error("cannot record the new revision in the state dir; it is not applied yet", "revision", source.Short(art.Revision.ID), "err", err)
+		a.event(status.Event{Pass: p.id, Revision: source.Short(art.Revision.ID), Type: names.EventStateError, Message: err.Error()})
+		a.status.update(func(s *status.Status) {
+			setCondition(s, status.Condition{Type: names.ConditionStateWritable, Status: false, Reason: names.ReasonWriteFailed, Message: err.Error()}, now)
 		})
 		return
 	}
-	a.status.update(func(s *Status) {
+	a.status.update(func(s *status.Status) {
 		s.Revision = revisionStatus(art.Revision, now)
 		s.Labels = next.Labels
 		s.FailedRevision = nil
-		setCondition(s, Condition{Type: names.ConditionStateWritable, Status: true, Reason: names.ReasonWritten}, now)
+		setCondition(s, status.Condition{Type: names.ConditionStateWritable, Status: true, Reason: names.ReasonWritten}, now)
 	})
 	a.metrics.failedRevision.Reset()
 	a.metrics.setRevision(art.Revision)
-	a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: names.EventRevision, Message: "in force: " + art.Revision.Message})
+	a.event(status.Event{Pass: p.id, Revision: source.Short(art.Revision.ID), Type: names.EventRevision, Message: "in force: " + art.Revision.Message})
 	a.cfg.Notify.Resolve(notify.EventRevisionRefused, "", art.Revision.ID, p.id, "a revision is in force")
-	p.base.Info("new revision in force", "revision", shortRev(art.Revision.ID), "message", art.Revision.Message)
+	p.base.Info("new revision in force", "revision", source.Short(art.Revision.ID), "message", art.Revision.Message)
 }
 
 // fetched records that the source answered, and says whether the revision
@@ -113,23 +114,23 @@ func (a *Agent) fetched(p *passRun, good *GoodRevision, art source.Artifact, now
 	a.metrics.sourceLastFetch.Set(float64(now.Unix()))
 	var wasFailing bool
 	var failedID string
-	a.status.update(func(s *Status) {
+	a.status.update(func(s *status.Status) {
 		wasFailing = s.Source.Failing
 		s.Source.Failing, s.Source.LastError, s.Source.LastFetch = false, "", now
 		s.Source.FailingSince = time.Time{}
-		setCondition(s, Condition{Type: names.ConditionSourceAvailable, Status: true, Reason: names.ReasonFetched}, now)
+		setCondition(s, status.Condition{Type: names.ConditionSourceAvailable, Status: true, Reason: names.ReasonFetched}, now)
 		if s.FailedRevision != nil {
 			failedID = s.FailedRevision.ID
 		}
 	})
 	if wasFailing {
-		a.event(Event{Pass: p.id, Revision: a.goodID(), Type: names.EventSourceRecovered, Message: a.cfg.Source.String()})
-		p.base.Info("source reachable again", "revision", shortRev(art.Revision.ID))
+		a.event(status.Event{Pass: p.id, Revision: a.goodID(), Type: names.EventSourceRecovered, Message: a.cfg.Source.String()})
+		p.base.Info("source reachable again", "revision", source.Short(art.Revision.ID))
 	}
 	if good != nil && art.Revision.ID == good.Revision.ID {
 		if failedID != "" {
 			// The head is a good revision again (a revert): nothing is refused.
-			a.status.update(func(s *Status) { s.FailedRevision = nil })
+			a.status.update(func(s *status.Status) { s.FailedRevision = nil })
 			a.metrics.failedRevision.Reset()
 		}
 		return false
@@ -144,23 +145,23 @@ func (a *Agent) sourceFailed(p *passRun, err error, now time.Time) {
 	a.metrics.sourceErrors.Inc()
 	a.metrics.sourceUp.Set(0)
 	var newly bool
-	a.status.update(func(s *Status) {
+	a.status.update(func(s *status.Status) {
 		newly = !s.Source.Failing
 		if newly {
 			s.Source.FailingSince = now
 		}
 		s.Source.Failing, s.Source.LastError = true, err.Error()
-		setCondition(s, Condition{Type: names.ConditionSourceAvailable, Status: false, Reason: names.ReasonFetchFailed, Message: err.Error()}, now)
+		setCondition(s, status.Condition{Type: names.ConditionSourceAvailable, Status: false, Reason: names.ReasonFetchFailed, Message: err.Error()}, now)
 	})
 	if newly {
-		a.event(Event{Pass: p.id, Revision: a.goodID(), Type: names.EventSourceFailed, Message: err.Error()})
+		a.event(status.Event{Pass: p.id, Revision: a.goodID(), Type: names.EventSourceFailed, Message: err.Error()})
 	}
 	p.base.Warn("source unavailable; enforcing the revision in force", "revision", a.goodID(), "err", err)
 }
 
 // refuse records a revision that will not be applied, and why.
 func (a *Agent) refuse(p *passRun, id, message string, err error, now time.Time) {
-	fr := &FailedRevision{ID: id, Message: message, Reason: err.Error(), At: now}
+	fr := &status.FailedRevision{ID: id, Message: message, Reason: err.Error(), At: now}
 	reason := "invalid"
 	var ie *desired.InvalidError
 	var tr *trust.Refusal
@@ -178,13 +179,13 @@ func (a *Agent) refuse(p *passRun, id, message string, err error, now time.Time)
 	}
 	fr.Cause = reason
 	a.metrics.refusals.WithLabelValues(reason).Inc()
-	a.status.update(func(s *Status) { s.FailedRevision = fr })
+	a.status.update(func(s *status.Status) { s.FailedRevision = fr })
 	a.metrics.failedRevision.Reset()
 	a.metrics.failedRevision.WithLabelValues(id, reason).Set(1)
-	a.event(Event{Pass: p.id, Revision: shortRev(id), Type: names.EventRevisionRefused, Message: err.Error()})
+	a.event(status.Event{Pass: p.id, Revision: source.Short(id), Type: names.EventRevisionRefused, Message: err.Error()})
 	a.cfg.Notify.Fire(notify.EventRevisionRefused, "", id, p.id, refusedDescription(err))
 	a.postStatus(id, forge.StateFailure, refusedDescription(err))
-	p.base.Error("revision refused; the revision in force stays", "revision", a.goodID(), "refused", shortRev(id), "err", err)
+	p.base.Error("revision refused; the revision in force stays", "revision", a.goodID(), "refused", source.Short(id), "err", err)
 }
 
 // engineEvent turns an engine step into an event of this pass.
@@ -194,12 +195,12 @@ func (a *Agent) engineEvent(p *passRun, ev engine.Event) {
 		if n := len(p.summary.Stages); n > 0 && p.summary.Stages[n-1].End.IsZero() {
 			p.summary.Stages[n-1].End = now
 		}
-		p.summary.Stages = append(p.summary.Stages, StageTiming{Number: ev.Stage, Title: ev.Message, Start: now})
+		p.summary.Stages = append(p.summary.Stages, status.StageTiming{Number: ev.Stage, Title: ev.Message, Start: now})
 	}
 	if ev.Stage == 0 && (ev.Type == names.EventReady || ev.Type == names.EventWaiting) {
 		return // the final readiness check of every object: not news
 	}
-	a.event(Event{Time: ev.Time, Pass: p.id, Revision: p.rev, Type: ev.Type, Subject: ev.Subject,
+	a.event(status.Event{Time: ev.Time, Pass: p.id, Revision: p.rev, Type: ev.Type, Subject: ev.Subject,
 		Field: ev.Field, From: ev.From, To: ev.To, Message: ev.Message})
 }
 
@@ -218,7 +219,7 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 	objects := a.objects(plan.Targets, plan.Live, plan.Health, differs)
 	now := time.Now()
 	wasMaintenance := false
-	a.status.update(func(s *Status) {
+	a.status.update(func(s *status.Status) {
 		wasMaintenance = s.Maintenance != nil && s.Maintenance.Active
 		s.Maintenance = &m
 		s.Objects = objects
@@ -236,7 +237,7 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 		} else if m.Expired {
 			reason = names.ReasonExpired
 		}
-		setCondition(s, Condition{Type: names.ConditionMaintenance, Status: m.Active, Reason: reason, Message: msg}, now)
+		setCondition(s, status.Condition{Type: names.ConditionMaintenance, Status: m.Active, Reason: reason, Message: msg}, now)
 	})
 	a.maintenanceNotify(p, wasMaintenance, m.Active, m.Reason)
 	a.driftEvents(p, plan)
@@ -244,11 +245,11 @@ func (a *Agent) recordPlan(p *passRun, plan *engine.Plan) {
 
 // objects describes every target as last observed, with the health the
 // engine judged of it; differs names the subjects that still differ from git.
-func (a *Agent) objects(targets []controllers.Target, live map[string]controllers.Live, health map[string]controllers.Health, differs map[string]bool) []ObjectStatus {
-	out := make([]ObjectStatus, 0, len(targets))
+func (a *Agent) objects(targets []controllers.Target, live map[string]controllers.Live, health map[string]controllers.Health, differs map[string]bool) []status.ObjectStatus {
+	out := make([]status.ObjectStatus, 0, len(targets))
 	for _, t := range targets {
 		l := live[t.Subject()]
-		out = append(out, ObjectStatus{
+		out = append(out, status.ObjectStatus{
 			Subject: t.Subject(), Kind: string(t.Kind), Name: t.Name, Driver: string(t.Driver),
 			Desired: describeTarget(t), Live: describeLive(t, l), Mode: string(t.Mode), InSync: !differs[t.Subject()],
 			Ready:     l.Exists && health[t.Subject()].Ready,
@@ -296,7 +297,7 @@ func (a *Agent) recordResult(p *passRun, res *engine.Result) {
 	a.mu.Lock()
 	since := a.state.DriftSince
 	seen := map[string]bool{}
-	var drift []Drift
+	var drift []status.Drift
 	a.metrics.drift.Reset()
 	for _, o := range res.Outcomes {
 		act := o.Action
@@ -306,7 +307,7 @@ func (a *Agent) recordResult(p *passRun, res *engine.Result) {
 			since[key] = now
 			a.driftSinceChanged = true
 		}
-		out := ActionOutcome{Action: act, Pass: p.id, Revision: p.rev, Outcome: string(o.Code)}
+		out := status.ActionOutcome{Action: act, Pass: p.id, Revision: p.rev, Outcome: string(o.Code)}
 		var action string
 		switch o.Code {
 		case engine.CodeApplied:
@@ -324,7 +325,7 @@ func (a *Agent) recordResult(p *passRun, res *engine.Result) {
 			action = names.DriftPending
 		}
 		p.summary.Actions = append(p.summary.Actions, out)
-		drift = append(drift, Drift{Subject: act.Subject, Kind: string(act.Kind), Name: act.Name, Field: act.Field,
+		drift = append(drift, status.Drift{Subject: act.Subject, Kind: string(act.Kind), Name: act.Name, Field: act.Field,
 			Live: act.From, Desired: act.To, Since: since[key], Action: action, Pass: p.id, Revision: p.rev})
 		if action != names.DriftReverted {
 			a.metrics.drift.WithLabelValues(act.Subject, act.Field, action).Set(1)
@@ -339,7 +340,7 @@ func (a *Agent) recordResult(p *passRun, res *engine.Result) {
 	}
 	a.mu.Unlock()
 	if drift == nil {
-		drift = []Drift{}
+		drift = []status.Drift{}
 	}
 	// The objects as the pass left them: what it observed last, and only
 	// what it did not put right still differs.
@@ -350,7 +351,7 @@ func (a *Agent) recordResult(p *passRun, res *engine.Result) {
 		}
 	}
 	objects := a.objects(res.Plan.Targets, res.Live, res.Health, unresolved)
-	a.status.update(func(s *Status) { s.Drift, s.Objects = drift, objects })
+	a.status.update(func(s *status.Status) { s.Drift, s.Objects = drift, objects })
 	for _, d := range drift {
 		if d.Action != names.DriftReverted {
 			p.driftLeft++
@@ -385,10 +386,10 @@ func (a *Agent) finish(p *passRun, err error) {
 		a.passCount++
 		a.readyMu.Unlock()
 	}
-	a.status.update(func(s *Status) {
+	a.status.update(func(s *status.Status) {
 		sum := p.summary
 		s.LastPass = &sum
-		s.Passes = append([]PassSummary{sum}, s.Passes...)
+		s.Passes = append([]status.PassSummary{sum}, s.Passes...)
 		if len(s.Passes) > maxPasses {
 			s.Passes = s.Passes[:maxPasses]
 		}
@@ -399,14 +400,14 @@ func (a *Agent) finish(p *passRun, err error) {
 		if !ok {
 			reason = names.ReasonPassFailed
 		}
-		setCondition(s, Condition{Type: names.ConditionReady, Status: ok, Reason: reason, Message: p.summary.Error}, end)
-		conv := Condition{Type: names.ConditionConverged, Status: ok, Reason: names.ReasonInSync}
+		setCondition(s, status.Condition{Type: names.ConditionReady, Status: ok, Reason: reason, Message: p.summary.Error}, end)
+		conv := status.Condition{Type: names.ConditionConverged, Status: ok, Reason: names.ReasonInSync}
 		if !ok {
 			conv.Reason, conv.Message = names.ReasonNotConverged, p.summary.Error
 		}
 		setCondition(s, conv, end)
 	})
-	a.event(Event{Time: end, Pass: p.id, Revision: p.rev, Type: names.EventPassFinished, Message: res})
+	a.event(status.Event{Time: end, Pass: p.id, Revision: p.rev, Type: names.EventPassFinished, Message: res})
 	a.passStatus(p)
 	a.passNotify(p)
 	attrs := []any{"trigger", p.trigger, "result", res, "took", end.Sub(p.start).Round(time.Millisecond).String(), "actions", len(p.summary.Actions)}
@@ -429,7 +430,7 @@ func (a *Agent) Ready() bool {
 }
 
 // Status returns a copy of the agent's status.
-func (a *Agent) Status() Status {
+func (a *Agent) Status() status.Status {
 	s := a.status.snapshot()
 	s.Stuck = a.calls.stuck(time.Now())
 	return s

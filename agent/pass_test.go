@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/drivertest"
@@ -87,11 +88,11 @@ func (h *passHost) restart(t *testing.T) {
 	h.a = a
 }
 
-func (h *passHost) pass() (PassSummary, error) {
+func (h *passHost) pass() (status.PassSummary, error) {
 	err := h.a.pass(context.Background(), "test")
 	st := h.a.Status()
 	if st.LastPass == nil {
-		return PassSummary{}, errors.New("no last pass in the status")
+		return status.PassSummary{}, errors.New("no last pass in the status")
 	}
 	return *st.LastPass, err
 }
@@ -105,7 +106,7 @@ func (h *passHost) state(t *testing.T) *State {
 	return st
 }
 
-func outcomeOf(sum PassSummary, subject string) string {
+func outcomeOf(sum status.PassSummary, subject string) string {
 	for _, o := range sum.Actions {
 		if o.Subject == subject {
 			return o.Outcome
@@ -114,7 +115,7 @@ func outcomeOf(sum PassSummary, subject string) string {
 	return "none"
 }
 
-func driftOf(st Status, subject string) *Drift {
+func driftOf(st status.Status, subject string) *status.Drift {
 	for i := range st.Drift {
 		if st.Drift[i].Subject == subject {
 			return &st.Drift[i]
@@ -140,7 +141,7 @@ func TestPass(t *testing.T) {
 		setup   func(h *passHost)
 		restart bool // a new agent on the same state dir before the pass
 		result  string
-		check   func(t *testing.T, h *passHost, sum PassSummary)
+		check   func(t *testing.T, h *passHost, sum status.PassSummary)
 		// terminal: the pass's error is terminal (not retried before the
 		// interval), as a missing driver's is.
 		terminal bool
@@ -153,7 +154,7 @@ func TestPass(t *testing.T) {
 		{"refused revision keeps the one in force", []step{
 			{commit: commit("r1", twoServices), setup: func(h *passHost) { h.sw.Service("swarm/a", 0); h.sw.Service("swarm/b", 0) },
 				result: names.ResultConverged,
-				check: func(t *testing.T, h *passHost, _ PassSummary) {
+				check: func(t *testing.T, h *passHost, _ status.PassSummary) {
 					if h.sw.Get("swarm/a").Replicas != 2 || h.sw.Get("swarm/b").Replicas != 1 {
 						t.Errorf("not converged: a %+v b %+v", h.sw.Get("swarm/a"), h.sw.Get("swarm/b"))
 					}
@@ -161,7 +162,7 @@ func TestPass(t *testing.T) {
 			{commit: commit("r2", "  services:\n    - name: a\n      replicas: -1\n"),
 				setup:  func(h *passHost) { h.sw.Service("swarm/a", 5) }, // manual drift: still enforced
 				result: names.ResultConverged,
-				check: func(t *testing.T, h *passHost, sum PassSummary) {
+				check: func(t *testing.T, h *passHost, sum status.PassSummary) {
 					st := h.a.Status()
 					if st.FailedRevision == nil || st.FailedRevision.ID != "r2" || st.FailedRevision.Cause != "invalid" || len(st.FailedRevision.Errors) == 0 {
 						t.Errorf("failedRevision %+v", st.FailedRevision)
@@ -180,7 +181,7 @@ func TestPass(t *testing.T) {
 					}
 				}},
 			{result: names.ResultInSync, // judged already: not refused again
-				check: func(t *testing.T, h *passHost, _ PassSummary) {
+				check: func(t *testing.T, h *passHost, _ status.PassSummary) {
 					if n := countEvents(h.a.Status(), names.EventRevisionRefused); n != 1 {
 						t.Errorf("%d refusals of one revision", n)
 					}
@@ -189,7 +190,7 @@ func TestPass(t *testing.T) {
 		{"drift since survives an agent restart", []step{
 			{commit: commit("r1", "  services:\n    - name: a\n      replicas: 2\n      drift: report\n"),
 				setup: func(h *passHost) { h.sw.Service("swarm/a", 1) }, result: names.ResultConverged,
-				check: func(t *testing.T, h *passHost, sum PassSummary) {
+				check: func(t *testing.T, h *passHost, sum status.PassSummary) {
 					d := driftOf(h.a.Status(), "swarm/a")
 					if d == nil || d.Action != string(controllers.ReportOnly) || outcomeOf(sum, "swarm/a") != string(engine.CodeReported) {
 						t.Fatalf("drift %+v, outcome %s", d, outcomeOf(sum, "swarm/a"))
@@ -199,7 +200,7 @@ func TestPass(t *testing.T) {
 					h.src.mu.Unlock()
 				}},
 			{restart: true, result: names.ResultConverged,
-				check: func(t *testing.T, h *passHost, _ PassSummary) {
+				check: func(t *testing.T, h *passHost, _ status.PassSummary) {
 					d := driftOf(h.a.Status(), "swarm/a")
 					h.src.mu.Lock()
 					first := h.src.art.Revision.Time
@@ -212,7 +213,7 @@ func TestPass(t *testing.T) {
 					}
 				}},
 			{setup: func(h *passHost) { h.sw.Service("swarm/a", 2) }, result: names.ResultInSync,
-				check: func(t *testing.T, h *passHost, _ PassSummary) {
+				check: func(t *testing.T, h *passHost, _ status.PassSummary) {
 					if len(h.a.Status().Drift) != 0 || len(h.state(t).DriftSince) != 0 {
 						t.Errorf("drift gone, but status %+v, state %+v", h.a.Status().Drift, h.state(t).DriftSince)
 					}
@@ -220,7 +221,7 @@ func TestPass(t *testing.T) {
 		}},
 		{"state and status are written on every path", []step{
 			{setup: func(h *passHost) { h.src.fail(errors.New("git down")) }, result: names.ResultError,
-				check: func(t *testing.T, h *passHost, sum PassSummary) {
+				check: func(t *testing.T, h *passHost, sum status.PassSummary) {
 					st := h.a.Status()
 					if conditionStatus(st, names.ConditionSourceAvailable) != "false" || conditionStatus(st, names.ConditionReady) != "false" || sum.Error == "" {
 						t.Errorf("conditions %+v, summary %+v", st.Conditions, sum)
@@ -229,7 +230,7 @@ func TestPass(t *testing.T) {
 			{commit: commit("r1", "  services:\n    - name: a\n      replicas: 1\n    - name: u\n      driver: daemontools\n      replicas: 1\n"),
 				setup:  func(h *passHost) { h.src.fail(nil); h.sw.Service("swarm/a", 1) },
 				result: names.ResultError, terminal: true, // no daemontools driver: the plan fails
-				check: func(t *testing.T, h *passHost, sum PassSummary) {
+				check: func(t *testing.T, h *passHost, sum status.PassSummary) {
 					if g := h.state(t).Good; g == nil || g.Revision.ID != "r1" {
 						t.Errorf("the revision in force was not written before planning: %+v", g)
 					}
@@ -240,7 +241,7 @@ func TestPass(t *testing.T) {
 			{commit: commit("r2", "  services:\n    - name: a\n      replicas: 3\n"),
 				setup:  func(h *passHost) { h.sw.FailOn("swarm/a", errors.New("daemon says no")) },
 				result: names.ResultFailed,
-				check: func(t *testing.T, h *passHost, sum PassSummary) {
+				check: func(t *testing.T, h *passHost, sum status.PassSummary) {
 					st := h.state(t)
 					if st.InProgress != nil || st.Good == nil || st.Good.Revision.ID != "r2" {
 						t.Errorf("after a failed pass the state is %+v", st)
@@ -251,13 +252,13 @@ func TestPass(t *testing.T) {
 				}},
 			{setup: func(h *passHost) { h.sw.FailOn("swarm/a", nil); h.sw.PanicOnPlan("swarm/a", true) },
 				result: names.ResultError,
-				check: func(t *testing.T, h *passHost, sum PassSummary) {
+				check: func(t *testing.T, h *passHost, sum status.PassSummary) {
 					if sum.Error == "" || h.a.Ready() {
 						t.Errorf("a panic: summary %+v, ready %v", sum, h.a.Ready())
 					}
 				}},
 			{setup: func(h *passHost) { h.sw.PanicOnPlan("swarm/a", false) }, result: names.ResultConverged,
-				check: func(t *testing.T, h *passHost, _ PassSummary) {
+				check: func(t *testing.T, h *passHost, _ status.PassSummary) {
 					if !h.a.Ready() || h.state(t).InProgress != nil || len(h.a.Status().Passes) != 5 {
 						t.Errorf("ready %v, state %+v, passes %d", h.a.Ready(), h.state(t), len(h.a.Status().Passes))
 					}
@@ -271,7 +272,7 @@ func TestPass(t *testing.T) {
 					h.sw.FailOn("swarm/a", errors.New("no room"))
 				},
 				result: names.ResultFailed,
-				check: func(t *testing.T, h *passHost, sum PassSummary) {
+				check: func(t *testing.T, h *passHost, sum status.PassSummary) {
 					st := h.a.Status()
 					if outcomeOf(sum, "swarm/a") != string(engine.CodeFailed) || outcomeOf(sum, "swarm/b") != string(engine.CodeBlocked) {
 						t.Errorf("outcomes %+v", sum.Actions)
@@ -334,8 +335,8 @@ func TestPass(t *testing.T) {
 
 // restartsAre checks the restarts a failure policy counted (in the status
 // and the state dir) against the restarts the driver was sent.
-func restartsAre(counted, sent int) func(t *testing.T, h *passHost, sum PassSummary) {
-	return func(t *testing.T, h *passHost, sum PassSummary) {
+func restartsAre(counted, sent int) func(t *testing.T, h *passHost, sum status.PassSummary) {
+	return func(t *testing.T, h *passHost, sum status.PassSummary) {
 		n := 0
 		for _, a := range h.sw.Applied() {
 			if a.Op == controllers.OpRestart && a.Field == controllers.FieldFailing {

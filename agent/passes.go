@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/engine"
 )
@@ -19,19 +20,19 @@ const maxPassEvents = 500
 // passLog keeps the events of the passes /status lists, by pass id, so a
 // pass can be shown whole even after the recent-events ring moved on.
 type passLog struct {
-	events  map[string][]Event
+	events  map[string][]status.Event
 	dropped map[string]int
 }
 
 // recordPassEvent files an event under its pass. The caller holds s.mu.
 // Passes that dropped out of the last maxPasses are forgotten.
-func (s *statusStore) recordPassEvent(ev Event) {
+func (s *statusStore) recordPassEvent(ev status.Event) {
 	if ev.Pass == "" {
 		return
 	}
 	l := &s.passLog
 	if l.events == nil {
-		l.events, l.dropped = map[string][]Event{}, map[string]int{}
+		l.events, l.dropped = map[string][]status.Event{}, map[string]int{}
 	}
 	if len(l.events[ev.Pass]) >= maxPassEvents {
 		l.dropped[ev.Pass]++
@@ -56,7 +57,7 @@ func (s *statusStore) recordPassEvent(ev Event) {
 // publish hands an event to the subscribers of /events without keeping
 // it in the status: resource samples, which would otherwise push the
 // passes' events out of the recent ones.
-func (s *statusStore) publish(ev Event) {
+func (s *statusStore) publish(ev status.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ch := range s.subs {
@@ -71,23 +72,23 @@ var errNoPass = errors.New("no such pass")
 
 // passDetail returns one of the passes /status lists: by id, by a prefix
 // of one id, or "last".
-func (s *statusStore) passDetail(id string) (PassDetail, error) {
+func (s *statusStore) passDetail(id string) (status.PassDetail, error) {
 	s.mu.Lock()
-	var found []PassSummary
+	var found []status.PassSummary
 	for _, p := range s.st.Passes {
 		if p.ID == id || (id == "last" && len(found) == 0) {
-			found = []PassSummary{p}
+			found = []status.PassSummary{p}
 			break
 		}
 		if id != "" && strings.HasPrefix(p.ID, id) {
 			found = append(found, p)
 		}
 	}
-	var d PassDetail
+	var d status.PassDetail
 	var b []byte
 	var err error
 	if len(found) == 1 {
-		d = PassDetail{Pass: found[0], Events: s.passLog.events[found[0].ID], EventsDropped: s.passLog.dropped[found[0].ID]}
+		d = status.PassDetail{Pass: found[0], Events: s.passLog.events[found[0].ID], EventsDropped: s.passLog.dropped[found[0].ID]}
 		b, err = json.Marshal(d) // a deep copy, made under the lock
 	}
 	s.mu.Unlock()
@@ -99,12 +100,12 @@ func (s *statusStore) passDetail(id string) (PassDetail, error) {
 	case err != nil:
 		return d, err
 	}
-	var out PassDetail
+	var out status.PassDetail
 	if err := json.Unmarshal(b, &out); err != nil {
 		return d, err
 	}
 	if out.Events == nil {
-		out.Events = []Event{}
+		out.Events = []status.Event{}
 	}
 	return out, nil
 }
@@ -136,7 +137,7 @@ func (a *Agent) driftEvents(p *passRun, plan *engine.Plan) {
 		if act.Mode == controllers.ReportOnly || act.Mode == controllers.Observed {
 			what = string(act.Mode) + " (" + what + ")"
 		}
-		a.event(Event{Pass: p.id, Revision: p.rev, Type: names.EventDrift, Subject: act.Subject, Field: act.Field,
+		a.event(status.Event{Pass: p.id, Revision: p.rev, Type: names.EventDrift, Subject: act.Subject, Field: act.Field,
 			From: act.From, To: act.To, Message: what})
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"reconciler.dev/reconciler/api/status"
 )
 
 // storeWithPasses is a status store that ran n passes ("p1" .. "pn", the
@@ -16,11 +18,11 @@ func storeWithPasses(n int) *statusStore {
 	s := newStatusStore("h", "src")
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("p%d", i)
-		s.event(Event{Pass: id, Revision: "r", Type: "pass-started"})
-		s.event(Event{Pass: id, Revision: "r", Type: "action", Subject: "swarm/x"})
-		s.event(Event{Pass: id, Revision: "r", Type: "pass-finished"})
-		s.update(func(st *Status) {
-			st.Passes = append([]PassSummary{{ID: id, Revision: "r", Result: "converged"}}, st.Passes...)
+		s.event(status.Event{Pass: id, Revision: "r", Type: "pass-started"})
+		s.event(status.Event{Pass: id, Revision: "r", Type: "action", Subject: "swarm/x"})
+		s.event(status.Event{Pass: id, Revision: "r", Type: "pass-finished"})
+		s.update(func(st *status.Status) {
+			st.Passes = append([]status.PassSummary{{ID: id, Revision: "r", Result: "converged"}}, st.Passes...)
 			if len(st.Passes) > maxPasses {
 				st.Passes = st.Passes[:maxPasses]
 			}
@@ -31,7 +33,7 @@ func storeWithPasses(n int) *statusStore {
 
 func TestPassDetail(t *testing.T) {
 	s := storeWithPasses(25)
-	s.event(Event{Type: "webhook", Message: "outside any pass"})
+	s.event(status.Event{Type: "webhook", Message: "outside any pass"})
 
 	d, err := s.passDetail("p24")
 	if err != nil {
@@ -61,7 +63,7 @@ func TestPassDetail(t *testing.T) {
 		t.Errorf("p2 is a prefix of p20..p25: %v", err)
 	}
 	// Their events are forgotten too; the running pass's are kept.
-	s.event(Event{Pass: "p26", Type: "pass-started"})
+	s.event(status.Event{Pass: "p26", Type: "pass-started"})
 	s.mu.Lock()
 	n := len(s.passLog.events)
 	_, running := s.passLog.events["p26"]
@@ -74,7 +76,7 @@ func TestPassDetail(t *testing.T) {
 func TestPassDetailDropsBeyondTheCap(t *testing.T) {
 	s := storeWithPasses(1)
 	for i := 0; i < maxPassEvents+10; i++ {
-		s.event(Event{Pass: "p1", Type: "waiting"})
+		s.event(status.Event{Pass: "p1", Type: "waiting"})
 	}
 	d, err := s.passDetail("p1")
 	if err != nil || len(d.Events) != maxPassEvents || d.EventsDropped != 13 {
@@ -102,7 +104,7 @@ func TestPublishReachesSubscribersOnly(t *testing.T) {
 	s := newStatusStore("h", "src")
 	ch, cancel := s.subscribe()
 	defer cancel()
-	s.publish(Event{Type: "resources", Subject: "swarm/x"})
+	s.publish(status.Event{Type: "resources", Subject: "swarm/x"})
 	select {
 	case ev := <-ch:
 		if ev.Type != "resources" {

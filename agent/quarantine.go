@@ -14,6 +14,7 @@ import (
 	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/engine"
+	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/forge"
 	"reconciler.dev/reconciler/notify"
 )
@@ -182,11 +183,11 @@ func (a *Agent) judgeRevision(p *passRun, ok bool, now time.Time) {
 	if saveErr != nil {
 		p.log.Error("writing the revision's health to the state dir", "err", saveErr)
 	}
-	a.status.update(func(s *Status) {
+	a.status.update(func(s *status.Status) {
 		if s.Revision != nil {
 			s.Revision.HealthySince = since
 		}
-		cond := Condition{Type: names.ConditionRevisionHealthy, Status: v == VerdictHealthy}
+		cond := status.Condition{Type: names.ConditionRevisionHealthy, Status: v == VerdictHealthy}
 		switch v {
 		case VerdictHealthy:
 			cond.Reason = names.ReasonProven
@@ -201,7 +202,7 @@ func (a *Agent) judgeRevision(p *passRun, ok bool, now time.Time) {
 		case VerdictNoFallback:
 			cond.Reason, cond.Message = names.ReasonNoFallback, "not healthy within "+a.cfg.HealthyWithin.String()+", but no revision was ever healthy on this host to go back to: it stays in force"
 		case VerdictQuarantine:
-			cond.Reason, cond.Message = names.ReasonReverted, fmt.Sprintf("revision %s quarantined: %s", shortRev(q.ID), q.Describe())
+			cond.Reason, cond.Message = names.ReasonReverted, fmt.Sprintf("revision %s quarantined: %s", source.Short(q.ID), q.Describe())
 		default:
 			return
 		}
@@ -215,7 +216,7 @@ func (a *Agent) judgeRevision(p *passRun, ok bool, now time.Time) {
 		}
 	})
 	if proven {
-		a.event(Event{Time: now, Pass: p.id, Revision: p.rev, Type: names.EventRevisionHealthy, Message: "converged and ready"})
+		a.event(status.Event{Time: now, Pass: p.id, Revision: p.rev, Type: names.EventRevisionHealthy, Message: "converged and ready"})
 		p.log.Info("revision healthy", "took", now.Sub(good.Since).Round(time.Millisecond).String())
 	}
 	if back == nil {
@@ -225,13 +226,13 @@ func (a *Agent) judgeRevision(p *passRun, ok bool, now time.Time) {
 	a.metrics.reverts.Inc()
 	a.metrics.setRevision(back.Revision)
 	msg := q.Describe()
-	a.event(Event{Time: now, Pass: p.id, Revision: p.rev, Type: names.EventQuarantined, Subject: q.Subject, Message: msg})
-	a.event(Event{Time: now, Pass: p.id, Revision: shortRev(back.Revision.ID), Type: names.EventReverted, From: shortRev(q.ID), To: shortRev(back.Revision.ID),
+	a.event(status.Event{Time: now, Pass: p.id, Revision: p.rev, Type: names.EventQuarantined, Subject: q.Subject, Message: msg})
+	a.event(status.Event{Time: now, Pass: p.id, Revision: source.Short(back.Revision.ID), Type: names.EventReverted, From: source.Short(q.ID), To: source.Short(back.Revision.ID),
 		Message: "the last healthy revision is back in force: " + back.Revision.Message})
 	a.postStatus(q.ID, forge.StateFailure, "quarantined: "+msg)
-	a.cfg.Notify.Fire(notify.EventQuarantined, q.ID, q.ID, p.id, "quarantined; "+shortRev(back.Revision.ID)+" is back in force: "+msg)
-	p.log.Error("revision quarantined; the last healthy revision goes back in force", "quarantined", shortRev(q.ID),
-		"reverted-to", shortRev(back.Revision.ID), "subject", q.Subject, "reason", q.Reason, "within", q.Within)
+	a.cfg.Notify.Fire(notify.EventQuarantined, q.ID, q.ID, p.id, "quarantined; "+source.Short(back.Revision.ID)+" is back in force: "+msg)
+	p.log.Error("revision quarantined; the last healthy revision goes back in force", "quarantined", source.Short(q.ID),
+		"reverted-to", source.Short(back.Revision.ID), "subject", q.Subject, "reason", q.Reason, "within", q.Within)
 	// The healthy revision is enforced at once, not after the backoff.
 	a.Trigger("revert")
 }
@@ -273,7 +274,7 @@ func (a *Agent) Release(id, by string) (QuarantinedRevision, error) {
 	if err != nil {
 		a.log.Error("writing a released quarantine to the state dir", "pass", "-", "revision", a.goodID(), "err", err)
 	}
-	a.status.update(func(s *Status) {
+	a.status.update(func(s *status.Status) {
 		s.Quarantined = list
 		if s.QuarantinedRevision != nil && s.QuarantinedRevision.ID == q.ID {
 			s.QuarantinedRevision = nil
@@ -281,9 +282,9 @@ func (a *Agent) Release(id, by string) (QuarantinedRevision, error) {
 	})
 	a.setQuarantineMetrics(list)
 	a.cfg.Notify.Resolve(notify.EventQuarantined, q.ID, q.ID, "", "released by "+by)
-	a.event(Event{Type: names.EventQuarantineReleased, Revision: shortRev(q.ID), Subject: q.Subject, Message: "released by " + by})
+	a.event(status.Event{Type: names.EventQuarantineReleased, Revision: source.Short(q.ID), Subject: q.Subject, Message: "released by " + by})
 	a.log.Warn("quarantine released: the revision will be tried again", "pass", "-", "revision", a.goodID(),
-		"released", shortRev(q.ID), "by", by)
+		"released", source.Short(q.ID), "by", by)
 	a.Trigger("release")
 	return q, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/drivertest"
 	"reconciler.dev/reconciler/controllers/engine"
 )
@@ -66,7 +67,7 @@ func TestQuarantineAndRevert(t *testing.T) {
 	probe := drivertest.ClosedAddr(t)
 	bad := "  services:\n    - name: a\n      replicas: 3\n      ready: {tcp: \"" + probe + "\", timeout: 20ms}\n"
 	setWithin := func(d time.Duration) { h.a.cfg.HealthyWithin = d }
-	step := func(i int, want string) PassSummary {
+	step := func(i int, want string) status.PassSummary {
 		t.Helper()
 		sum, err := h.pass()
 		if sum.Result != want {

@@ -42,7 +42,7 @@ func TestRunPassesServesAndStops(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	await := func(what string, ok func(Status) bool) {
+	await := func(what string, ok func(status.Status) bool) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for !ok(a.Status()) {
@@ -52,9 +52,9 @@ func TestRunPassesServesAndStops(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	await("two passes", func(s Status) bool { return len(s.Passes) >= 2 })
+	await("two passes", func(s status.Status) bool { return len(s.Passes) >= 2 })
 	a.Trigger("webhook")
-	await("the triggered pass", func(s Status) bool {
+	await("the triggered pass", func(s status.Status) bool {
 		for _, p := range s.Passes {
 			if p.Trigger == "webhook" {
 				return true
@@ -115,8 +115,8 @@ func TestRunPassesServesAndStops(t *testing.T) {
 	if line, _ := r.ReadString('\n'); !strings.HasPrefix(line, ":") {
 		t.Fatalf("stream opened with %q", line)
 	}
-	a.event(Event{Type: names.EventDrift, Message: "filtered out"})
-	a.event(Event{Type: names.EventWebhook, Message: "push"})
+	a.event(status.Event{Type: names.EventDrift, Message: "filtered out"})
+	a.event(status.Event{Type: names.EventWebhook, Message: "push"})
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {

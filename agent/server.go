@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 )
 
 // The endpoint rules (README "Trust model"):
@@ -221,7 +222,7 @@ func (a *Agent) webhookHandler() *webhook {
 			gitlabTokenFile: a.cfg.WebhookGitLabTokenFile,
 			followedRef:     a.goodRef,
 			trigger:         a.Trigger,
-			onEvent:         func(msg string) { a.event(Event{Type: names.EventWebhook, Revision: a.goodID(), Message: msg}) },
+			onEvent:         func(msg string) { a.event(status.Event{Type: names.EventWebhook, Revision: a.goodID(), Message: msg}) },
 			onRefused:       func(reason string) { a.metrics.webhookRefusals.WithLabelValues(reason).Inc() },
 		}
 	})

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"reconciler.dev/reconciler/api/status"
 )
 
 const testToken = "tok-0123456789abcdef-rest"
@@ -220,7 +222,7 @@ func TestEventsStream(t *testing.T) {
 		done <- sc.Err()
 	}()
 	time.Sleep(500 * time.Millisecond) // more than three timeouts
-	a.event(Event{Type: "revision", Message: "in force"})
+	a.event(status.Event{Type: "revision", Message: "in force"})
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		mu.Lock()

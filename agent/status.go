@@ -13,19 +13,32 @@ import (
 // CLI, fleet) need not import the agent; these names keep the agent's own
 // spelling of them.
 type (
-	Status         = status.Status
+	//go:fix inline
+	Status = status.Status
+	//go:fix inline
 	RevisionStatus = status.RevisionStatus
+	//go:fix inline
 	FailedRevision = status.FailedRevision
-	SourceStatus   = status.SourceStatus
-	PassSummary    = status.PassSummary
-	ActionOutcome  = status.ActionOutcome
-	StageTiming    = status.StageTiming
-	Drift          = status.Drift
-	ObjectStatus   = status.ObjectStatus
-	Condition      = status.Condition
-	Event          = status.Event
-	MonitorStatus  = status.MonitorStatus
-	PassDetail     = status.PassDetail
+	//go:fix inline
+	SourceStatus = status.SourceStatus
+	//go:fix inline
+	PassSummary = status.PassSummary
+	//go:fix inline
+	ActionOutcome = status.ActionOutcome
+	//go:fix inline
+	StageTiming = status.StageTiming
+	//go:fix inline
+	Drift = status.Drift
+	//go:fix inline
+	ObjectStatus = status.ObjectStatus
+	//go:fix inline
+	Condition = status.Condition
+	//go:fix inline
+	Event = status.Event
+	//go:fix inline
+	MonitorStatus = status.MonitorStatus
+	//go:fix inline
+	PassDetail = status.PassDetail
 )
 
 const (
@@ -33,38 +46,38 @@ const (
 	maxPasses = 20
 )
 
-func revisionStatus(r source.Revision, since time.Time) *RevisionStatus {
-	return &RevisionStatus{ID: r.ID, Ref: r.Ref, Author: r.Author, Message: r.Message, Time: r.Time, Since: since}
+func revisionStatus(r source.Revision, since time.Time) *status.RevisionStatus {
+	return &status.RevisionStatus{ID: r.ID, Ref: r.Ref, Author: r.Author, Message: r.Message, Time: r.Time, Since: since}
 }
 
 // statusStore holds the status; the agent writes it, handlers read copies.
 type statusStore struct {
 	mu   sync.Mutex
-	st   Status
-	subs map[chan Event]struct{}
+	st   status.Status
+	subs map[chan status.Event]struct{}
 	// passLog keeps the events of each pass /status lists (passes.go).
 	passLog passLog
 }
 
 func newStatusStore(host, url string) *statusStore {
 	return &statusStore{
-		st:   Status{Host: host, Phase: "starting", Source: SourceStatus{URL: url}, Passes: []PassSummary{}, Drift: []Drift{}, Objects: []ObjectStatus{}, Conditions: []Condition{}, Events: []Event{}},
-		subs: map[chan Event]struct{}{},
+		st:   status.Status{Host: host, Phase: "starting", Source: status.SourceStatus{URL: url}, Passes: []status.PassSummary{}, Drift: []status.Drift{}, Objects: []status.ObjectStatus{}, Conditions: []status.Condition{}, Events: []status.Event{}},
+		subs: map[chan status.Event]struct{}{},
 	}
 }
 
-func (s *statusStore) update(fn func(*Status)) {
+func (s *statusStore) update(fn func(*status.Status)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fn(&s.st)
 }
 
 // snapshot returns a deep copy, safe to serialise while the agent works.
-func (s *statusStore) snapshot() Status {
+func (s *statusStore) snapshot() status.Status {
 	s.mu.Lock()
 	b, err := json.Marshal(s.st)
 	s.mu.Unlock()
-	var out Status
+	var out status.Status
 	if err == nil {
 		_ = json.Unmarshal(b, &out)
 	}
@@ -72,13 +85,13 @@ func (s *statusStore) snapshot() Status {
 }
 
 // event records an event and hands it to every subscriber that keeps up.
-func (s *statusStore) event(ev Event) {
+func (s *statusStore) event(ev status.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.st.Events = append(s.st.Events, ev)
 	s.recordPassEvent(ev)
 	if n := len(s.st.Events); n > maxEvents {
-		s.st.Events = append([]Event(nil), s.st.Events[n-maxEvents:]...)
+		s.st.Events = append([]status.Event(nil), s.st.Events[n-maxEvents:]...)
 	}
 	for ch := range s.subs {
 		select {
@@ -88,15 +101,15 @@ func (s *statusStore) event(ev Event) {
 	}
 }
 
-func (s *statusStore) subscribe() (chan Event, func()) {
+func (s *statusStore) subscribe() (chan status.Event, func()) {
 	ch, cancel, _ := s.trySubscribe(0)
 	return ch, cancel
 }
 
 // trySubscribe subscribes unless limit (> 0) subscribers are there already:
 // each holds a connection and a 256-event buffer.
-func (s *statusStore) trySubscribe(limit int) (chan Event, func(), bool) {
-	ch := make(chan Event, 256)
+func (s *statusStore) trySubscribe(limit int) (chan status.Event, func(), bool) {
+	ch := make(chan status.Event, 256)
 	s.mu.Lock()
 	if limit > 0 && len(s.subs) >= limit {
 		s.mu.Unlock()
@@ -112,7 +125,7 @@ func (s *statusStore) trySubscribe(limit int) (chan Event, func(), bool) {
 }
 
 // setCondition sets a condition, keeping its Since when the status holds.
-func setCondition(st *Status, c Condition, now time.Time) {
+func setCondition(st *status.Status, c status.Condition, now time.Time) {
 	for i := range st.Conditions {
 		if st.Conditions[i].Type == c.Type {
 			if st.Conditions[i].Status == c.Status {

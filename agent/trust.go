@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/desired"
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/desired/trust"
@@ -34,35 +35,35 @@ func (a *Agent) judgeFailed(p *passRun, art source.Artifact, err error, now time
 	// event when it turns false) says so without flapping the source's own
 	// state, which the ref lookup just set.
 	a.metrics.sourceErrors.Inc()
-	msg := fmt.Sprintf("revision %s could not be judged, the revision in force stays: %v", shortRev(art.Revision.ID), err)
+	msg := fmt.Sprintf("revision %s could not be judged, the revision in force stays: %v", source.Short(art.Revision.ID), err)
 	var newly bool
-	a.status.update(func(s *Status) {
+	a.status.update(func(s *status.Status) {
 		newly = true
 		for _, c := range s.Conditions {
 			if c.Type == names.ConditionTrustChecked && !c.Status {
 				newly = false
 			}
 		}
-		setCondition(s, Condition{Type: names.ConditionTrustChecked, Status: false, Reason: names.ReasonCheckFailed, Message: msg}, now)
+		setCondition(s, status.Condition{Type: names.ConditionTrustChecked, Status: false, Reason: names.ReasonCheckFailed, Message: msg}, now)
 	})
 	if newly {
-		a.event(Event{Pass: p.id, Revision: shortRev(art.Revision.ID), Type: names.EventTrustCheckFailed, Message: msg})
+		a.event(status.Event{Pass: p.id, Revision: source.Short(art.Revision.ID), Type: names.EventTrustCheckFailed, Message: msg})
 	}
-	p.base.Warn("revision could not be judged; enforcing the revision in force", "revision", a.goodID(), "judged", shortRev(art.Revision.ID), "err", err)
+	p.base.Warn("revision could not be judged; enforcing the revision in force", "revision", a.goodID(), "judged", source.Short(art.Revision.ID), "err", err)
 }
 
 // judged records a verdict of the trust policy; err is the resolution's
 // error (a refusal, or what loading the trusted revision found).
 func (a *Agent) judged(p *passRun, r *desired.Resolution, err error, now time.Time) {
-	a.status.update(func(s *Status) {
-		setCondition(s, Condition{Type: names.ConditionTrustChecked, Status: true, Reason: names.ReasonJudged}, now)
+	a.status.update(func(s *status.Status) {
+		setCondition(s, status.Condition{Type: names.ConditionTrustChecked, Status: true, Reason: names.ReasonJudged}, now)
 	})
 	if trust.IsRefusal(err) {
 		return // refused: the caller records it
 	}
 	if s := r.Verdict.Summary(); s != "" {
-		id := shortRev(r.Artifact.Revision.ID)
+		id := source.Short(r.Artifact.Revision.ID)
 		p.base.Info("revision trusted", "revision", id, "verdict", s, "history_fetches", r.Verdict.Fetches)
-		a.event(Event{Pass: p.id, Revision: id, Type: names.EventRevisionTrusted, Message: s})
+		a.event(status.Event{Pass: p.id, Revision: id, Type: names.EventRevisionTrusted, Message: s})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/failure"
 	"reconciler.dev/reconciler/desired"
 	"reconciler.dev/reconciler/desired/source"
@@ -59,12 +60,12 @@ func judge(a *Agent, p *passRun, good *GoodRevision, art source.Artifact) bool {
 	src.art.Revision.Message = art.Revision.Message
 	a.good = good
 	a.state = &State{DriftSince: map[string]time.Time{}}
-	a.status.update(func(s *Status) { s.FailedRevision = nil })
+	a.status.update(func(s *status.Status) { s.FailedRevision = nil })
 	a.fetch(context.Background(), p)
 	return a.good != nil && a.good.Revision.ID == id
 }
 
-func countEvents(st Status, typ string) int {
+func countEvents(st status.Status, typ string) int {
 	n := 0
 	for _, ev := range st.Events {
 		if ev.Type == typ {
@@ -143,7 +144,7 @@ func TestJudgeFailureIsNoVerdict(t *testing.T) {
 	}
 }
 
-func conditionStatus(st Status, typ string) string {
+func conditionStatus(st status.Status, typ string) string {
 	for _, c := range st.Conditions {
 		if c.Type == typ {
 			if c.Status {

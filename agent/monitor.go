@@ -136,23 +136,37 @@ func describeResources(r *monitor.Resources) string {
 // that is no longer declared disappears with the next collection.
 type resourceMetrics struct{ a *Agent }
 
+// serviceSeries are the per-service series, each with the figure it
+// exports: one list serves Describe and Collect.
+var serviceSeries = []struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(*monitor.Resources) float64
+}{
+	{serviceDesc("reconciler_service_memory_bytes", "Resident memory (RSS) of every process of the service (replicas and children); what its cgroup is charged when /proc cannot be read."),
+		prometheus.GaugeValue, func(r *monitor.Resources) float64 { return float64(r.MemoryBytes()) }},
+	{serviceDesc("reconciler_service_virtual_memory_bytes", "Virtual memory of every process of the service."),
+		prometheus.GaugeValue, func(r *monitor.Resources) float64 { return float64(r.VMSBytes) }},
+	{serviceDesc("reconciler_service_cpu_seconds_total", "CPU time (user + system) of the service: its cgroup's when systemd or Docker count it, else its live processes'."),
+		prometheus.CounterValue, func(r *monitor.Resources) float64 { return r.CPUSeconds }},
+	{serviceDesc("reconciler_service_processes", "Processes of the service: each replica's main process and its children."),
+		prometheus.GaugeValue, func(r *monitor.Resources) float64 { return float64(r.Processes) }},
+	{serviceDesc("reconciler_service_threads", "Threads of the service's processes."),
+		prometheus.GaugeValue, func(r *monitor.Resources) float64 { return float64(r.Threads) }},
+	{serviceDesc("reconciler_service_open_files", "Open descriptors (files, sockets, pipes) of the service's processes."),
+		prometheus.GaugeValue, func(r *monitor.Resources) float64 { return float64(r.OpenFiles) }},
+	{serviceDesc("reconciler_service_connections", "Established TCP connections of the service's processes."),
+		prometheus.GaugeValue, func(r *monitor.Resources) float64 { return float64(r.Connections) }},
+	{serviceDesc("reconciler_service_replicas_sampled", "Running replicas whose processes the last collection read."),
+		prometheus.GaugeValue, func(r *monitor.Resources) float64 { return float64(r.Replicas) }},
+}
+
+func serviceDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, []string{"service"}, nil)
+}
+
+// The series of the collections themselves.
 var (
-	descMemory = prometheus.NewDesc("reconciler_service_memory_bytes",
-		"Resident memory (RSS) of every process of the service (replicas and children); what its cgroup is charged when /proc cannot be read.", []string{"service"}, nil)
-	descVirtual = prometheus.NewDesc("reconciler_service_virtual_memory_bytes",
-		"Virtual memory of every process of the service.", []string{"service"}, nil)
-	descCPU = prometheus.NewDesc("reconciler_service_cpu_seconds_total",
-		"CPU time (user + system) of the service: its cgroup's when systemd or Docker count it, else its live processes'.", []string{"service"}, nil)
-	descProcesses = prometheus.NewDesc("reconciler_service_processes",
-		"Processes of the service: each replica's main process and its children.", []string{"service"}, nil)
-	descThreads = prometheus.NewDesc("reconciler_service_threads",
-		"Threads of the service's processes.", []string{"service"}, nil)
-	descFiles = prometheus.NewDesc("reconciler_service_open_files",
-		"Open descriptors (files, sockets, pipes) of the service's processes.", []string{"service"}, nil)
-	descConns = prometheus.NewDesc("reconciler_service_connections",
-		"Established TCP connections of the service's processes.", []string{"service"}, nil)
-	descReplicas = prometheus.NewDesc("reconciler_service_replicas_sampled",
-		"Running replicas whose processes the last collection read.", []string{"service"}, nil)
 	descCollections = prometheus.NewDesc("reconciler_monitor_collections_total",
 		"Resource collections made.", nil, nil)
 	descCollectionSeconds = prometheus.NewDesc("reconciler_monitor_collection_duration_seconds",
@@ -164,8 +178,10 @@ var (
 )
 
 func (m resourceMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMemory, descVirtual, descCPU, descProcesses, descThreads, descFiles, descConns,
-		descReplicas, descCollections, descCollectionSeconds, descCollectionCPU, descCollectionTime} {
+	for _, s := range serviceSeries {
+		ch <- s.desc
+	}
+	for _, d := range []*prometheus.Desc{descCollections, descCollectionSeconds, descCollectionCPU, descCollectionTime} {
 		ch <- d
 	}
 }
@@ -179,17 +195,9 @@ func (m resourceMetrics) Collect(ch chan<- prometheus.Metric) {
 		if name == "" {
 			name = subject
 		}
-		gauge := func(d *prometheus.Desc, v float64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
+		for _, s := range serviceSeries {
+			ch <- prometheus.MustNewConstMetric(s.desc, s.kind, s.value(r), name)
 		}
-		gauge(descMemory, float64(r.MemoryBytes()))
-		gauge(descVirtual, float64(r.VMSBytes))
-		ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, r.CPUSeconds, name)
-		gauge(descProcesses, float64(r.Processes))
-		gauge(descThreads, float64(r.Threads))
-		gauge(descFiles, float64(r.OpenFiles))
-		gauge(descConns, float64(r.Connections))
-		gauge(descReplicas, float64(r.Replicas))
 	}
 	if st.last != nil {
 		ch <- prometheus.MustNewConstMetric(descCollections, prometheus.CounterValue, float64(st.collections))

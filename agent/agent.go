@@ -419,7 +419,7 @@ func (a *Agent) loadState() {
 		if errs := v1.CheckReach(&g.Spec, func(string) v1.Pos { return v1.Pos{File: "revision " + source.Short(g.Revision.ID) + " (state dir)"} }, a.cfg.Reach); len(errs) > 0 {
 			msg := fmt.Sprintf("the revision in force needs more than this agent's limits allow; it is not enforced until a revision within them arrives:\n%s", errs.Error())
 			a.log.Error(msg, "pass", "-", "revision", source.Short(g.Revision.ID))
-			a.event(status.Event{Type: "revision-refused", Revision: source.Short(g.Revision.ID), Message: msg})
+			a.event(status.Event{Type: names.EventRevisionRefused, Revision: source.Short(g.Revision.ID), Message: msg})
 			st.Good = nil
 		}
 	}

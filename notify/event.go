@@ -1,17 +1,22 @@
 package notify
 
-import "time"
+import (
+	"time"
 
-// Event types: each is a condition that fires and later resolves.
+	"reconciler.dev/reconciler/api/names"
+)
+
+// Event types: each is a condition that fires and later resolves. The two
+// that are also events of /status are spelled by api/names.
 const (
-	EventRevisionRefused = "revision-refused" // resolves when a revision is in force again
-	EventPassFailed      = "pass-failed"      // resolves after a good pass
-	EventDriftLeft       = "drift-left"       // a pass left differences; resolves when none are left
-	EventMaintenance     = "maintenance"      // fires when entered, resolves when left
-	EventGaveUp          = "failure-gave-up"  // per subject; resolves when the service recovers
+	EventRevisionRefused = names.EventRevisionRefused // resolves when a revision is in force again
+	EventPassFailed      = "pass-failed"              // resolves after a good pass
+	EventDriftLeft       = "drift-left"               // a pass left differences; resolves when none are left
+	EventMaintenance     = "maintenance"              // fires when entered, resolves when left
+	EventGaveUp          = "failure-gave-up"          // per subject; resolves when the service recovers
 	// EventQuarantined fires when a revision is quarantined (its subject is
 	// the revision) and resolves when an operator releases it.
-	EventQuarantined = "revision-quarantined"
+	EventQuarantined = names.EventQuarantined
 )
 
 var eventTypes = []string{EventRevisionRefused, EventPassFailed, EventDriftLeft, EventMaintenance, EventGaveUp, EventQuarantined}

@@ -21,9 +21,6 @@ func TestPlanRestartOn(t *testing.T) {
 		}
 		return ps
 	}
-	restart := func(from, to string) controllers.Action {
-		return drivertest.Restart(v1.DriverSupervisor, "usm-poller", from, to)
-	}
 	cases := []struct {
 		name  string
 		value string
@@ -34,13 +31,13 @@ func TestPlanRestartOn(t *testing.T) {
 	}{
 		{"no restartOn", "", "", started([]string{R, R, R}, -9, -9, -9), nil, nil},
 		{"no record: every running one", "v1", "", started([]string{R, R, R}, -9, -9, -9),
-			[]controllers.Action{restart("(none)", "v1")}, []string{"usm-poller_01", "usm-poller_02", "usm-poller_03"}},
+			[]controllers.Action{drivertest.Restart(v1.DriverSupervisor, "usm-poller", "(none)", "v1")}, []string{"usm-poller_01", "usm-poller_02", "usm-poller_03"}},
 		{"value changed: only what runs, within the count", "v2", "v1", started([]string{R, E, R, R}, -9, -9, -9, -9),
 			[]controllers.Action{drivertest.Replicas(v1.DriverSupervisor, "usm-poller", "3", "2", controllers.OpScaleDown),
-				drivertest.Replicas(v1.DriverSupervisor, "usm-poller", "2", "3", controllers.OpScaleUp), restart("v1", "v2")}, []string{"usm-poller_01", "usm-poller_03"}},
+				drivertest.Replicas(v1.DriverSupervisor, "usm-poller", "2", "3", controllers.OpScaleUp), drivertest.Restart(v1.DriverSupervisor, "usm-poller", "v1", "v2")}, []string{"usm-poller_01", "usm-poller_03"}},
 		{"applied: those started since are done", "v2", "v2", started([]string{R, R, R}, 0, 5, 9), nil, nil},
 		{"cut short: those started before", "v2", "v2", started([]string{R, R, R}, 1, -1, -5),
-			[]controllers.Action{restart("v2 (part)", "v2")}, []string{"usm-poller_02", "usm-poller_03"}},
+			[]controllers.Action{drivertest.Restart(v1.DriverSupervisor, "usm-poller", "v2 (part)", "v2")}, []string{"usm-poller_02", "usm-poller_03"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,9 +12,6 @@ import (
 func TestPlanRestartOn(t *testing.T) {
 	since := drivertest.RestartSince
 	inst := map[int]string{1: "active", 2: "active", 3: "inactive", 4: "active"}
-	restart := func(from, to string) controllers.Action {
-		return drivertest.Restart(v1.DriverSystemd, "usm-poller", from, to)
-	}
 	cases := []struct {
 		name    string
 		value   string
@@ -25,10 +22,10 @@ func TestPlanRestartOn(t *testing.T) {
 	}{
 		{"no restartOn", "", "", nil, nil, nil},
 		{"changed: the active instances wanted, in order", "v2", "v1", nil,
-			[]controllers.Action{restart("v1", "v2")}, restartSteps{"usm-poller@1.service", "usm-poller@2.service"}},
+			[]controllers.Action{drivertest.Restart(v1.DriverSystemd, "usm-poller", "v1", "v2")}, restartSteps{"usm-poller@1.service", "usm-poller@2.service"}},
 		{"applied", "v2", "v2", map[string]time.Time{"usm-poller@1.service": since, "usm-poller@2.service": since.Add(time.Second)}, nil, nil},
 		{"cut short", "v2", "v2", map[string]time.Time{"usm-poller@1.service": since.Add(time.Second), "usm-poller@2.service": since.Add(-time.Second)},
-			[]controllers.Action{restart("v2 (part)", "v2")}, restartSteps{"usm-poller@2.service"}},
+			[]controllers.Action{drivertest.Restart(v1.DriverSystemd, "usm-poller", "v2 (part)", "v2")}, restartSteps{"usm-poller@2.service"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

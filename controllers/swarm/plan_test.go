@@ -15,10 +15,8 @@ import (
 )
 
 // targets builds the pass's targets from declared services the way the
-// engine does (enginetest.Targets).
-func targets(services ...v1.Service) []controllers.Target {
-	return enginetest.Targets(v1.HostSpec{Services: services})
-}
+// engine does.
+var targets = enginetest.ServiceTargets
 
 // declare is a swarm service as the YAML would declare it; image "" leaves
 // the image to the stack.

@@ -69,9 +69,7 @@ func join(lists ...[]container.Summary) []container.Summary {
 }
 
 // action is the expected replicas action on compose service name.
-func action(name, from, to string, op controllers.Op) controllers.Action {
-	return drivertest.Replicas(v1.DriverCompose, name, from, to, op)
-}
+var action = drivertest.ReplicasOf(v1.DriverCompose)
 
 func TestPlan(t *testing.T) {
 	cases := []struct {

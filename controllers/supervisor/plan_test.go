@@ -71,9 +71,8 @@ const (
 	F  = stateFatal
 )
 
-func action(name, from, to string, op controllers.Op) controllers.Action {
-	return drivertest.Replicas(v1.DriverSupervisor, name, from, to, op)
-}
+// action is the expected replicas action on supervisor service name.
+var action = drivertest.ReplicasOf(v1.DriverSupervisor)
 
 // TestPlanPoller plans usm-poller declared with n replicas against its
 // group of 15 whose first processes are in the states first, the rest

@@ -72,9 +72,8 @@ func pollers(states ...string) []sd.UnitStatus {
 	return out
 }
 
-func serviceAction(name, from, to string, op controllers.Op) controllers.Action {
-	return drivertest.Replicas(v1.DriverSystemd, name, from, to, op)
-}
+// serviceAction is the expected replicas action on systemd service name.
+var serviceAction = drivertest.ReplicasOf(v1.DriverSystemd)
 
 func TestLiveFrom(t *testing.T) {
 	cases := []struct {

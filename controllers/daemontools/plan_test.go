@@ -1,7 +1,7 @@
 package daemontools
 
 import (
-	"reflect"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -301,7 +301,7 @@ func TestLiveDetails(t *testing.T) {
 			if l.State != tc.state {
 				t.Errorf("State = %q, want %q", l.State, tc.state)
 			}
-			if tc.det != nil && !reflect.DeepEqual(l.Details, tc.det) {
+			if tc.det != nil && !maps.Equal(l.Details, tc.det) {
 				t.Errorf("Details = %v\nwant      %v", l.Details, tc.det)
 			}
 		})

@@ -15,10 +15,8 @@ import (
 )
 
 // targets builds the pass's targets from declared services the way the
-// engine does (enginetest.Targets).
-func targets(services ...v1.Service) []controllers.Target {
-	return enginetest.Targets(v1.HostSpec{Services: services})
-}
+// engine does.
+var targets = enginetest.ServiceTargets
 
 // declare is a compose service as the YAML would declare it.
 func declare(project, name string, replicas int32) v1.Service {
@@ -71,9 +69,7 @@ func join(lists ...[]container.Summary) []container.Summary {
 }
 
 // action is the expected replicas action on compose service name.
-func action(name, from, to string, op controllers.Op) controllers.Action {
-	return drivertest.Replicas(v1.DriverCompose, name, from, to, op)
-}
+var action = drivertest.ReplicasOf(v1.DriverCompose)
 
 func TestPlan(t *testing.T) {
 	cases := []struct {
@@ -82,56 +78,23 @@ func TestPlan(t *testing.T) {
 		live     []container.Summary
 		want     []controllers.Action
 	}{
-		{
-			name:     "in sync",
-			services: []v1.Service{declare("usm", "poller", 5)},
-			live:     pollers(running, 1, 2, 3, 4, 5),
-		},
-		{
-			name:     "1 -> 5",
-			services: []v1.Service{declare("usm", "poller", 5)},
-			live:     pollers(running, 1),
-			want:     []controllers.Action{action("poller", "1", "5", controllers.OpScaleUp)},
-		},
-		{
-			name:     "5 -> 2",
-			services: []v1.Service{declare("usm", "poller", 2)},
-			live:     pollers(running, 1, 2, 3, 4, 5),
-			want:     []controllers.Action{action("poller", "5", "2", controllers.OpScaleDown)},
-		},
-		{
-			name:     "2 -> 0",
-			services: []v1.Service{declare("usm", "poller", 0)},
-			live:     pollers(running, 1, 2),
-			want:     []controllers.Action{action("poller", "2", "0", controllers.OpScaleDown)},
-		},
-		{
-			name:     "at 0 the kept template is not drift",
-			services: []v1.Service{declare("usm", "poller", 0)},
-			live:     pollers(exited, 1),
-		},
-		{
-			name:     "0 -> 3 from the kept template",
-			services: []v1.Service{declare("usm", "poller", 3)},
-			live:     pollers(exited, 1),
-			want:     []controllers.Action{action("poller", "0", "3", controllers.OpScaleUp)},
-		},
-		{
-			name:     "no container at all is missing, never created",
-			services: []v1.Service{declare("usm", "poller", 3)},
-			want:     []controllers.Action{action("poller", "absent", "3", controllers.OpMissing)},
-		},
-		{
-			name:     "no container at all is missing at 0 too",
-			services: []v1.Service{declare("usm", "poller", 0)},
-			want:     []controllers.Action{action("poller", "absent", "0", controllers.OpMissing)},
-		},
-		{
-			name:     "the same service name in another project does not count",
-			services: []v1.Service{declare("usm", "poller", 1)},
-			live:     []container.Summary{ctr("other", "poller", 1, running), ctr("usm", "poller-2", 1, running)},
-			want:     []controllers.Action{action("poller", "absent", "1", controllers.OpMissing)},
-		},
+		{"in sync", []v1.Service{declare("usm", "poller", 5)}, pollers(running, 1, 2, 3, 4, 5), nil},
+		{"1 -> 5", []v1.Service{declare("usm", "poller", 5)}, pollers(running, 1),
+			[]controllers.Action{action("poller", "1", "5", controllers.OpScaleUp)}},
+		{"5 -> 2", []v1.Service{declare("usm", "poller", 2)}, pollers(running, 1, 2, 3, 4, 5),
+			[]controllers.Action{action("poller", "5", "2", controllers.OpScaleDown)}},
+		{"2 -> 0", []v1.Service{declare("usm", "poller", 0)}, pollers(running, 1, 2),
+			[]controllers.Action{action("poller", "2", "0", controllers.OpScaleDown)}},
+		{"at 0 the kept template is not drift", []v1.Service{declare("usm", "poller", 0)}, pollers(exited, 1), nil},
+		{"0 -> 3 from the kept template", []v1.Service{declare("usm", "poller", 3)}, pollers(exited, 1),
+			[]controllers.Action{action("poller", "0", "3", controllers.OpScaleUp)}},
+		{"no container at all is missing, never created", []v1.Service{declare("usm", "poller", 3)}, nil,
+			[]controllers.Action{action("poller", "absent", "3", controllers.OpMissing)}},
+		{"no container at all is missing at 0 too", []v1.Service{declare("usm", "poller", 0)}, nil,
+			[]controllers.Action{action("poller", "absent", "0", controllers.OpMissing)}},
+		{"the same service name in another project does not count", []v1.Service{declare("usm", "poller", 1)},
+			[]container.Summary{ctr("other", "poller", 1, running), ctr("usm", "poller-2", 1, running)},
+			[]controllers.Action{action("poller", "absent", "1", controllers.OpMissing)}},
 		{
 			name:     "one-off containers (docker compose run) are not replicas",
 			services: []v1.Service{declare("usm", "poller", 1)},
@@ -150,82 +113,51 @@ func TestPlan(t *testing.T) {
 				return []container.Summary{c}
 			}()),
 		},
-		{
-			name:     "a container removed by hand leaves a gap, filled by a scale-up",
-			services: []v1.Service{declare("usm", "poller", 5)},
-			live:     pollers(running, 1, 2, 4, 5),
-			want:     []controllers.Action{action("poller", "4", "5", controllers.OpScaleUp)},
-		},
-		{
-			name:     "right count, wrong numbers: the extra goes, the gap is filled",
-			services: []v1.Service{declare("usm", "poller", 3)},
-			live:     pollers(running, 1, 2, 4),
-			want: []controllers.Action{
+		{"a container removed by hand leaves a gap, filled by a scale-up", []v1.Service{declare("usm", "poller", 5)},
+			pollers(running, 1, 2, 4, 5), []controllers.Action{action("poller", "4", "5", controllers.OpScaleUp)}},
+		{"right count, wrong numbers: the extra goes, the gap is filled", []v1.Service{declare("usm", "poller", 3)},
+			pollers(running, 1, 2, 4),
+			[]controllers.Action{
 				action("poller", "3", "2", controllers.OpScaleDown),
 				action("poller", "2", "3", controllers.OpScaleUp),
-			},
-		},
-		{
-			name:     "only higher numbers left: they go, 1..N come",
-			services: []v1.Service{declare("usm", "poller", 2)},
-			live:     pollers(running, 3, 4),
-			want: []controllers.Action{
+			}},
+		{"only higher numbers left: they go, 1..N come", []v1.Service{declare("usm", "poller", 2)}, pollers(running, 3, 4),
+			[]controllers.Action{
 				action("poller", "2", "0", controllers.OpScaleDown),
 				action("poller", "0", "2", controllers.OpScaleUp),
-			},
-		},
-		{
-			name:     "a stopped container within the count is brought up",
-			services: []v1.Service{declare("usm", "poller", 3)},
-			live:     join(pollers(running, 1, 3), pollers(exited, 2)),
-			want:     []controllers.Action{action("poller", "2", "3", controllers.OpScaleUp)},
-		},
-		{
-			name:     "a container created but never started counts as not started",
-			services: []v1.Service{declare("usm", "poller", 2)},
-			live:     join(pollers(running, 1), pollers(created, 2)),
-			want:     []controllers.Action{action("poller", "1", "2", controllers.OpScaleUp)},
-		},
-		{
-			name:     "stopped containers beyond the count run nothing: not drift",
-			services: []v1.Service{declare("usm", "poller", 2)},
-			live:     join(pollers(running, 1, 2), pollers(exited, 3, 4)),
-		},
-		{
-			name:     "restarting and paused containers hold their places",
-			services: []v1.Service{declare("usm", "poller", 3)},
-			live:     join(pollers(running, 1), pollers(restarting, 2), pollers(paused, 3)),
-		},
-		{
-			name:     "a restarting container beyond the count is scaled down",
-			services: []v1.Service{declare("usm", "poller", 1)},
-			live:     join(pollers(running, 1), pollers(restarting, 2)),
-			want:     []controllers.Action{action("poller", "2", "1", controllers.OpScaleDown)},
-		},
-		{
-			name: "report-only mode is carried on the action",
-			services: []v1.Service{
+			}},
+		{"a stopped container within the count is brought up", []v1.Service{declare("usm", "poller", 3)},
+			join(pollers(running, 1, 3), pollers(exited, 2)),
+			[]controllers.Action{action("poller", "2", "3", controllers.OpScaleUp)}},
+		{"a container created but never started counts as not started", []v1.Service{declare("usm", "poller", 2)},
+			join(pollers(running, 1), pollers(created, 2)),
+			[]controllers.Action{action("poller", "1", "2", controllers.OpScaleUp)}},
+		{"stopped containers beyond the count run nothing: not drift", []v1.Service{declare("usm", "poller", 2)},
+			join(pollers(running, 1, 2), pollers(exited, 3, 4)), nil},
+		{"restarting and paused containers hold their places", []v1.Service{declare("usm", "poller", 3)},
+			join(pollers(running, 1), pollers(restarting, 2), pollers(paused, 3)), nil},
+		{"a restarting container beyond the count is scaled down", []v1.Service{declare("usm", "poller", 1)},
+			join(pollers(running, 1), pollers(restarting, 2)),
+			[]controllers.Action{action("poller", "2", "1", controllers.OpScaleDown)}},
+		{"report-only mode is carried on the action",
+			[]v1.Service{
 				{Name: "poller", Driver: v1.DriverCompose, Project: "usm", Replicas: v1.Ptr[int32](5), Drift: v1.DriftReport},
 			},
-			live: pollers(running, 1, 2, 4, 5),
-			want: []controllers.Action{drivertest.ReportOnly(action("poller", "4", "5", controllers.OpScaleUp))},
-		},
-		{
-			name: "several services keep target order, whatever the list order",
-			services: []v1.Service{
-				declare("usm", "poller", 3), declare("usm", "broker", 1),
-				declare("sat", "poller-b", 0), declare("sat", "gone", 1),
+			pollers(running, 1, 2, 4, 5),
+			[]controllers.Action{drivertest.ReportOnly(action("poller", "4", "5", controllers.OpScaleUp))}},
+		{"several services keep target order, whatever the list order",
+			[]v1.Service{
+				declare("usm", "poller", 3),
+				declare("usm", "broker", 1),
+				declare("sat", "poller-b", 0),
+				declare("sat", "gone", 1),
 			},
-			live: join(
-				[]container.Summary{ctr("sat", "poller-b", 2, running), ctr("usm", "broker", 1, running)},
-				pollers(running, 1), []container.Summary{ctr("sat", "poller-b", 1, running)},
-			),
-			want: []controllers.Action{
+			join([]container.Summary{ctr("sat", "poller-b", 2, running), ctr("usm", "broker", 1, running)}, pollers(running, 1), []container.Summary{ctr("sat", "poller-b", 1, running)}),
+			[]controllers.Action{
 				action("poller", "1", "3", controllers.OpScaleUp),
 				action("poller-b", "2", "0", controllers.OpScaleDown),
 				action("gone", "absent", "1", controllers.OpMissing),
-			},
-		},
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,47 +41,27 @@ func TestPlanRecreate(t *testing.T) {
 		live     []container.Summary
 		want     []controllers.Action
 	}{
-		{
-			name:     "on the declared image: nothing",
-			services: svc(2, w1, ""),
-			live:     []container.Summary{onImage(poller(1, running), w1, ""), onImage(poller(2, running), w1, "")},
-		},
-		{
-			name:     "image moved: every running replica on the old one",
-			services: svc(2, w2, ""),
-			live:     []container.Summary{onImage(poller(1, running), w1, ""), onImage(poller(2, running), w2, "")},
-			want:     []controllers.Action{field("image", w1, w2, controllers.OpSetImage)},
-		},
-		{
-			name:     "a stopped replica beyond the count is not recreated",
-			services: svc(1, w2, ""),
-			live:     []container.Summary{onImage(poller(1, running), w2, ""), onImage(poller(2, exited), w1, "")},
-		},
-		{
-			name:     "restartOn changed: a restartOn action",
-			services: svc(2, "", "b"),
-			live:     []container.Summary{onImage(poller(1, running), w1, "a"), onImage(poller(2, running), w1, "")},
-			want:     []controllers.Action{field("restartOn", "(none),a", "b", controllers.OpRestart)},
-		},
-		{
-			name:     "restartOn and image: one image action does both",
-			services: svc(2, w2, "b"),
-			live:     []container.Summary{onImage(poller(1, running), w1, "b"), onImage(poller(2, running), w2, "a")},
-			want:     []controllers.Action{field("image", w1, w2, controllers.OpSetImage)},
-		},
-		{
-			name:     "restartOn: a replica that does not run is not restarted",
-			services: svc(2, "", "b"),
-			live:     []container.Summary{onImage(poller(1, running), w1, "b"), onImage(poller(2, exited), w1, "a")},
-			want:     []controllers.Action{action("poller", "1", "2", controllers.OpScaleUp)},
-		},
-		{
-			name:     "scale-up and image together",
-			services: svc(2, w2, ""),
-			live:     []container.Summary{onImage(poller(1, running), w1, "")},
-			want: []controllers.Action{action("poller", "1", "2", controllers.OpScaleUp),
-				field("image", w1, w2, controllers.OpSetImage)},
-		},
+		{"on the declared image: nothing", svc(2, w1, ""),
+			[]container.Summary{onImage(poller(1, running), w1, ""), onImage(poller(2, running), w1, "")}, nil},
+		{"image moved: every running replica on the old one", svc(2, w2, ""),
+			[]container.Summary{onImage(poller(1, running), w1, ""), onImage(poller(2, running), w2, "")},
+			[]controllers.Action{field("image", w1, w2, controllers.OpSetImage)}},
+		{"a stopped replica beyond the count is not recreated", svc(1, w2, ""),
+			[]container.Summary{onImage(poller(1, running), w2, ""), onImage(poller(2, exited), w1, "")}, nil},
+		{"restartOn changed: a restartOn action", svc(2, "", "b"),
+			[]container.Summary{onImage(poller(1, running), w1, "a"), onImage(poller(2, running), w1, "")},
+			[]controllers.Action{field("restartOn", "(none),a", "b", controllers.OpRestart)}},
+		{"restartOn and image: one image action does both", svc(2, w2, "b"),
+			[]container.Summary{onImage(poller(1, running), w1, "b"), onImage(poller(2, running), w2, "a")},
+			[]controllers.Action{field("image", w1, w2, controllers.OpSetImage)}},
+		{"restartOn: a replica that does not run is not restarted", svc(2, "", "b"),
+			[]container.Summary{onImage(poller(1, running), w1, "b"), onImage(poller(2, exited), w1, "a")},
+			[]controllers.Action{action("poller", "1", "2", controllers.OpScaleUp)}},
+		{"scale-up and image together", svc(2, w2, ""), []container.Summary{onImage(poller(1, running), w1, "")},
+			[]controllers.Action{
+				action("poller", "1", "2", controllers.OpScaleUp),
+				field("image", w1, w2, controllers.OpSetImage),
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,7 +1,7 @@
 package daemontools
 
 import (
-	"reflect"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +93,22 @@ func act(name, field, from, to string, op controllers.Op) controllers.Action {
 	return drivertest.Service(v1.DriverDaemontools, name, field, from, to, op)
 }
 
+// removeDown and writeDown are the actions on name's down file that come
+// before a start (svc -u) and before a stop (svc -d), so that a reboot
+// keeps what was declared.
+func removeDown(name string) controllers.Action {
+	return act(name, "downfile", "present", "absent", controllers.OpEnable)
+}
+
+func writeDown(name string) controllers.Action {
+	return act(name, "downfile", "absent", "present", controllers.OpDisable)
+}
+
+// scale is the action on name's replicas (0 or 1; "1 (once)" for svc -o).
+func scale(name, from, to string, op controllers.Op) controllers.Action {
+	return act(name, "replicas", from, to, op)
+}
+
 func TestPlan(t *testing.T) {
 	const hash1, hash2 = "sha256:1111", "sha256:2222"
 	cases := []struct {
@@ -101,207 +117,64 @@ func TestPlan(t *testing.T) {
 		live *folder // nil: the folder does not exist
 		want []controllers.Action
 	}{
-		{name: "up and up: nothing", svc: declare("squid", 1), live: ptr(supervised(dtUp(10)))},
-		{name: "down and down: nothing", svc: declare("mldonkey", 0), live: ptr(supervised(dtDown()).down())},
+		{"up and up: nothing", declare("squid", 1), ptr(supervised(dtUp(10))), nil},
+		{"down and down: nothing", declare("mldonkey", 0), ptr(supervised(dtDown()).down()), nil},
 		// What Run leaves for a trigger chain (run.go): nothing to do next pass.
-		{name: "a chain's once head after its run: nothing", svc: declare("task-1", 1, once), live: ptr(supervised(dtOnce(0)).down())},
-		{name: "runit: a chain's once head after its run (mark): nothing", svc: declare("task-1", 1, once), live: ptr(supervised(rnDown()).down().marked())},
-		{name: "a once task run by a trigger, sent down after: nothing", svc: declare("task-2", 0, once), live: ptr(supervised(dtDown()).down())},
-		{name: "runit: a once task run by a trigger (no mark): nothing", svc: declare("task-2", 0, once), live: ptr(supervised(rnDown()).down())},
-		{
-			name: "start: down file removed first, then svc -u",
-			svc:  declare("slapd", 1),
-			live: ptr(supervised(dtDown()).down()),
-			want: []controllers.Action{
-				act("slapd", "downfile", "present", "absent", controllers.OpEnable),
-				act("slapd", "replicas", "0", "1", controllers.OpScaleUp),
-			},
-		},
-		{
-			name: "stop: down file first, then svc -d",
-			svc:  declare("mldonkey", 0),
-			live: ptr(supervised(dtUp(10))),
-			want: []controllers.Action{
-				act("mldonkey", "downfile", "absent", "present", controllers.OpDisable),
-				act("mldonkey", "replicas", "1", "0", controllers.OpScaleDown),
-			},
-		},
-		{
-			name: "sent down and still stopping: no second svc -d",
-			svc:  declare("mldonkey", 0),
-			live: ptr(supervised(dtStopping(10)).down()),
-		},
-		{
-			name: "down by hand, up in git: svc -u (down file already right)",
-			svc:  declare("squid", 1),
-			live: ptr(supervised(dtDown())),
-			want: []controllers.Action{act("squid", "replicas", "0", "1", controllers.OpScaleUp)},
-		},
-		{
-			name: "up and running, but a stray down file: only the file",
-			svc:  declare("squid", 1),
-			live: ptr(supervised(dtUp(10)).down()),
-			want: []controllers.Action{act("squid", "downfile", "present", "absent", controllers.OpEnable)},
-		},
-		{
-			name: "down, but the down file is gone: only the file",
-			svc:  declare("mldonkey", 0),
-			live: ptr(supervised(dtDown())),
-			want: []controllers.Action{act("mldonkey", "downfile", "absent", "present", controllers.OpDisable)},
-		},
-		{
-			name: "once, down (after a reboot): svc -o",
-			svc:  declare("cache-warmup", 1, once),
-			live: ptr(supervised(dtDown()).down()),
-			want: []controllers.Action{act("cache-warmup", "replicas", "0", "1 (once)", controllers.OpScaleUp)},
-		},
-		{
-			name: "once, running once: nothing",
-			svc:  declare("cache-warmup", 1, once),
-			live: ptr(supervised(dtOnce(20)).down()),
-		},
-		{
-			name: "once, ran and exited: not started again",
-			svc:  declare("cache-warmup", 1, once),
-			live: ptr(supervised(dtOnce(0)).down()),
-		},
-		{
-			name: "once, but supervise restarts it (no down file at boot): down file, then svc -o",
-			svc:  declare("cache-warmup", 1, once),
-			live: ptr(supervised(dtUp(20))),
-			want: []controllers.Action{
-				act("cache-warmup", "downfile", "absent", "present", controllers.OpDisable),
-				act("cache-warmup", "replicas", "1", "1 (once)", controllers.OpScaleUp),
-			},
-		},
-		{
-			name: "once ran, now declared down: svc -d so the record says down",
-			svc:  declare("cache-warmup", 0, once),
-			live: ptr(supervised(dtOnce(0)).down()),
-			want: []controllers.Action{act("cache-warmup", "replicas", "1 (once)", "0", controllers.OpScaleDown)},
-		},
-		{
-			name: "runit once running (want d, no TERM pending): nothing",
-			svc:  declare("cache-warmup", 1, once),
-			live: ptr(supervised(rnOnceRunning(20)).down()),
-		},
-		{
-			name: "runit once finished, marked by the driver: nothing",
-			svc:  declare("cache-warmup", 1, once),
-			live: ptr(supervised(rnDown()).down().marked()),
-		},
-		{
-			name: "runit down, no once mark: sv once",
-			svc:  declare("cache-warmup", 1, once),
-			live: ptr(supervised(rnDown()).down()),
-			want: []controllers.Action{act("cache-warmup", "replicas", "0", "1 (once)", controllers.OpScaleUp)},
-		},
-		{
-			name: "runit stopping (TERM pending) is not once",
-			svc:  declare("mldonkey", 0),
-			live: ptr(supervised(rnStopping(20)).down()),
-		},
-		{
-			name: "runit up to down",
-			svc:  declare("slapd", 0),
-			live: ptr(supervised(rnUp(20))),
-			want: []controllers.Action{
-				act("slapd", "downfile", "absent", "present", controllers.OpDisable),
-				act("slapd", "replicas", "1", "0", controllers.OpScaleDown),
-			},
-		},
-		{name: "runit up and up: nothing", svc: declare("slapd", 1), live: ptr(supervised(rnUp(20)))},
-		{
-			name: "restartOn changed while up: restart",
-			svc:  declare("squid", 1, restartOn(hash2)),
-			live: ptr(supervised(dtUp(10)).recorded(hash1)),
-			want: []controllers.Action{act("squid", "restartOn", hash1, hash2, controllers.OpRestart)},
-		},
-		{
-			name: "restartOn as recorded: nothing",
-			svc:  declare("squid", 1, restartOn(hash2)),
-			live: ptr(supervised(dtUp(10)).recorded(hash2)),
-		},
-		{
-			name: "restartOn never recorded (adopted service): restart once",
-			svc:  declare("squid", 1, restartOn(hash2)),
-			live: ptr(supervised(dtUp(10))),
-			want: []controllers.Action{act("squid", "restartOn", "(none)", hash2, controllers.OpRestart)},
-		},
-		{
-			name: "restartOn changed while down and declared up: a start, no restart",
-			svc:  declare("squid", 1, restartOn(hash2)),
-			live: ptr(supervised(dtDown()).recorded(hash1)),
-			want: []controllers.Action{act("squid", "replicas", "0", "1", controllers.OpScaleUp)},
-		},
-		{
-			name: "restartOn changed while down and declared down: nothing (svcrestart: only if it runs)",
-			svc:  declare("squid", 0, restartOn(hash2)),
-			live: ptr(supervised(dtDown()).down().recorded(hash1)),
-		},
-		{
-			name: "restartOn changed while supervise restarts it (not running): not now",
-			svc:  declare("squid", 1, restartOn(hash2)),
-			live: ptr(supervised(Status{Changed: now, Want: 'u'}).recorded(hash1)),
-		},
-		{
-			name: "restartOn on a once service: never a restart",
-			svc:  declare("cache-warmup", 1, once, restartOn(hash2)),
-			live: ptr(supervised(dtOnce(30)).down().recorded(hash1)),
-		},
-		{
-			name: "paused by hand: continue",
-			svc:  declare("squid", 1),
-			live: ptr(supervised(dtPaused(10))),
-			want: []controllers.Action{act("squid", "paused", "true", "false", controllers.OpStart)},
-		},
-		{
-			name: "paused and declared down: just down",
-			svc:  declare("squid", 0),
-			live: ptr(supervised(dtPaused(10)).down()),
-			want: []controllers.Action{act("squid", "replicas", "1", "0", controllers.OpScaleDown)},
-		},
-		{
-			name: "missing folder",
-			svc:  declare("slapd", 1),
-			want: []controllers.Action{act("slapd", "replicas", "absent", "1", controllers.OpMissing)},
-		},
-		{
-			name: "missing folder declared down",
-			svc:  declare("mldonkey", 0),
-			want: []controllers.Action{act("mldonkey", "replicas", "absent", "0", controllers.OpMissing)},
-		},
-		{
-			name: "no supervise, declared up: a start (that will fail clearly)",
-			svc:  declare("slapd", 1),
-			live: ptr(unsupervised()),
-			want: []controllers.Action{act("slapd", "replicas", "unknown (no supervise)", "1", controllers.OpScaleUp)},
-		},
-		{
-			name: "no supervise, declared down, down file in place: nothing to send",
-			svc:  declare("mldonkey", 0),
-			live: ptr(unsupervised().down()),
-		},
-		{
-			name: "crash-looping but wanted up: nothing to send (health says not ready)",
-			svc:  declare("slapd", 1),
-			live: ptr(supervised(dtUp(10)).looping(3)),
-		},
-		{
-			name: "report-only: the same actions, reported",
-			svc:  declare("mldonkey", 0, report),
-			live: ptr(supervised(dtUp(10))),
-			want: []controllers.Action{
-				drivertest.ReportOnly(act("mldonkey", "downfile", "absent", "present", controllers.OpDisable)),
-				drivertest.ReportOnly(act("mldonkey", "replicas", "1", "0", controllers.OpScaleDown)),
-			},
-		},
-		{
-			name: "report-only restart",
-			svc:  declare("squid", 1, report, restartOn(hash2)),
-			live: ptr(supervised(dtUp(10)).recorded(hash1)),
-			want: []controllers.Action{drivertest.ReportOnly(act("squid", "restartOn", hash1, hash2, controllers.OpRestart))},
-		},
+		{"a chain's once head after its run: nothing", declare("task-1", 1, once), ptr(supervised(dtOnce(0)).down()), nil},
+		{"runit: a chain's once head after its run (mark): nothing", declare("task-1", 1, once), ptr(supervised(rnDown()).down().marked()), nil},
+		{"a once task run by a trigger, sent down after: nothing", declare("task-2", 0, once), ptr(supervised(dtDown()).down()), nil},
+		{"runit: a once task run by a trigger (no mark): nothing", declare("task-2", 0, once), ptr(supervised(rnDown()).down()), nil},
+		{"start: down file removed first, then svc -u", declare("slapd", 1), ptr(supervised(dtDown()).down()),
+			[]controllers.Action{removeDown("slapd"), scale("slapd", "0", "1", controllers.OpScaleUp)}},
+		{"stop: down file first, then svc -d", declare("mldonkey", 0), ptr(supervised(dtUp(10))),
+			[]controllers.Action{writeDown("mldonkey"), scale("mldonkey", "1", "0", controllers.OpScaleDown)}},
+		{"sent down and still stopping: no second svc -d", declare("mldonkey", 0), ptr(supervised(dtStopping(10)).down()), nil},
+		{"down by hand, up in git: svc -u (down file already right)", declare("squid", 1), ptr(supervised(dtDown())),
+			[]controllers.Action{scale("squid", "0", "1", controllers.OpScaleUp)}},
+		{"up and running, but a stray down file: only the file", declare("squid", 1), ptr(supervised(dtUp(10)).down()),
+			[]controllers.Action{removeDown("squid")}},
+		{"down, but the down file is gone: only the file", declare("mldonkey", 0), ptr(supervised(dtDown())),
+			[]controllers.Action{writeDown("mldonkey")}},
+		{"once, down (after a reboot): svc -o", declare("cache-warmup", 1, once), ptr(supervised(dtDown()).down()),
+			[]controllers.Action{scale("cache-warmup", "0", "1 (once)", controllers.OpScaleUp)}},
+		{"once, running once: nothing", declare("cache-warmup", 1, once), ptr(supervised(dtOnce(20)).down()), nil},
+		{"once, ran and exited: not started again", declare("cache-warmup", 1, once), ptr(supervised(dtOnce(0)).down()), nil},
+		{"once, but supervise restarts it (no down file at boot): down file, then svc -o", declare("cache-warmup", 1, once), ptr(supervised(dtUp(20))),
+			[]controllers.Action{writeDown("cache-warmup"), scale("cache-warmup", "1", "1 (once)", controllers.OpScaleUp)}},
+		{"once ran, now declared down: svc -d so the record says down", declare("cache-warmup", 0, once), ptr(supervised(dtOnce(0)).down()),
+			[]controllers.Action{scale("cache-warmup", "1 (once)", "0", controllers.OpScaleDown)}},
+		{"runit once running (want d, no TERM pending): nothing", declare("cache-warmup", 1, once), ptr(supervised(rnOnceRunning(20)).down()), nil},
+		{"runit once finished, marked by the driver: nothing", declare("cache-warmup", 1, once), ptr(supervised(rnDown()).down().marked()), nil},
+		{"runit down, no once mark: sv once", declare("cache-warmup", 1, once), ptr(supervised(rnDown()).down()),
+			[]controllers.Action{scale("cache-warmup", "0", "1 (once)", controllers.OpScaleUp)}},
+		{"runit stopping (TERM pending) is not once", declare("mldonkey", 0), ptr(supervised(rnStopping(20)).down()), nil},
+		{"runit up to down", declare("slapd", 0), ptr(supervised(rnUp(20))),
+			[]controllers.Action{writeDown("slapd"), scale("slapd", "1", "0", controllers.OpScaleDown)}},
+		{"runit up and up: nothing", declare("slapd", 1), ptr(supervised(rnUp(20))), nil},
+		{"restartOn changed while up: restart", declare("squid", 1, restartOn(hash2)), ptr(supervised(dtUp(10)).recorded(hash1)),
+			[]controllers.Action{act("squid", "restartOn", hash1, hash2, controllers.OpRestart)}},
+		{"restartOn as recorded: nothing", declare("squid", 1, restartOn(hash2)), ptr(supervised(dtUp(10)).recorded(hash2)), nil},
+		{"restartOn never recorded (adopted service): restart once", declare("squid", 1, restartOn(hash2)), ptr(supervised(dtUp(10))),
+			[]controllers.Action{act("squid", "restartOn", "(none)", hash2, controllers.OpRestart)}},
+		{"restartOn changed while down and declared up: a start, no restart", declare("squid", 1, restartOn(hash2)), ptr(supervised(dtDown()).recorded(hash1)),
+			[]controllers.Action{scale("squid", "0", "1", controllers.OpScaleUp)}},
+		{"restartOn changed while down and declared down: nothing (svcrestart: only if it runs)", declare("squid", 0, restartOn(hash2)), ptr(supervised(dtDown()).down().recorded(hash1)), nil},
+		{"restartOn changed while supervise restarts it (not running): not now", declare("squid", 1, restartOn(hash2)), ptr(supervised(Status{Changed: now, Want: 'u'}).recorded(hash1)), nil},
+		{"restartOn on a once service: never a restart", declare("cache-warmup", 1, once, restartOn(hash2)), ptr(supervised(dtOnce(30)).down().recorded(hash1)), nil},
+		{"paused by hand: continue", declare("squid", 1), ptr(supervised(dtPaused(10))),
+			[]controllers.Action{act("squid", "paused", "true", "false", controllers.OpStart)}},
+		{"paused and declared down: just down", declare("squid", 0), ptr(supervised(dtPaused(10)).down()),
+			[]controllers.Action{scale("squid", "1", "0", controllers.OpScaleDown)}},
+		{"missing folder", declare("slapd", 1), nil, []controllers.Action{scale("slapd", "absent", "1", controllers.OpMissing)}},
+		{"missing folder declared down", declare("mldonkey", 0), nil, []controllers.Action{scale("mldonkey", "absent", "0", controllers.OpMissing)}},
+		{"no supervise, declared up: a start (that will fail clearly)", declare("slapd", 1), ptr(unsupervised()),
+			[]controllers.Action{scale("slapd", "unknown (no supervise)", "1", controllers.OpScaleUp)}},
+		{"no supervise, declared down, down file in place: nothing to send", declare("mldonkey", 0), ptr(unsupervised().down()), nil},
+		{"crash-looping but wanted up: nothing to send (health says not ready)", declare("slapd", 1), ptr(supervised(dtUp(10)).looping(3)), nil},
+		{"report-only: the same actions, reported", declare("mldonkey", 0, report), ptr(supervised(dtUp(10))),
+			[]controllers.Action{drivertest.ReportOnly(writeDown("mldonkey")), drivertest.ReportOnly(scale("mldonkey", "1", "0", controllers.OpScaleDown))}},
+		{"report-only restart", declare("squid", 1, report, restartOn(hash2)), ptr(supervised(dtUp(10)).recorded(hash1)),
+			[]controllers.Action{drivertest.ReportOnly(act("squid", "restartOn", hash1, hash2, controllers.OpRestart))}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -428,7 +301,7 @@ func TestLiveDetails(t *testing.T) {
 			if l.State != tc.state {
 				t.Errorf("State = %q, want %q", l.State, tc.state)
 			}
-			if tc.det != nil && !reflect.DeepEqual(l.Details, tc.det) {
+			if tc.det != nil && !maps.Equal(l.Details, tc.det) {
 				t.Errorf("Details = %v\nwant      %v", l.Details, tc.det)
 			}
 		})

@@ -5,9 +5,13 @@
 //   - fake.go: Fake, an in-memory driver that keeps each object's state,
 //     plans and applies on it and records what it was sent (the engine's
 //     and the agent's table tests never import a real driver).
-//   - plan.go: the actions a plan test expects (Service, Replicas, Unit,
-//     ReportOnly) and CheckActions, which compares a plan with them the
-//     way every driver's plan_test.go used to, each with its own copy.
+//   - plan.go: the actions a plan test expects (Service, Replicas,
+//     ReplicasOf, Unit, ReportOnly) and CheckActions, which compares a
+//     plan with them the way every driver's plan_test.go used to, each
+//     with its own copy.
+//   - restarton.go: the record, the restart action and the check of the
+//     instances restarted that the restartOn plan tests of systemd and
+//     supervisor share.
 //
 // It is imported by tests only; nothing in the program depends on it.
 package drivertest

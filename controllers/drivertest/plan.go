@@ -24,6 +24,14 @@ func Replicas(d v1.Driver, name, from, to string, op controllers.Op) controllers
 	return Service(d, name, "replicas", from, to, op)
 }
 
+// ReplicasOf is Replicas for driver d, for the plan tests of one driver:
+// each names its own once (var action = ReplicasOf(...)).
+func ReplicasOf(d v1.Driver) func(name, from, to string, op controllers.Op) controllers.Action {
+	return func(name, from, to string, op controllers.Op) controllers.Action {
+		return Replicas(d, name, from, to, op)
+	}
+}
+
 // Unit is the enforced action a plan test expects on the systemd unit name.
 func Unit(name, field, from, to string, op controllers.Op) controllers.Action {
 	return controllers.Action{

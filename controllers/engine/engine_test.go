@@ -182,6 +182,32 @@ func (e *testEngine) planApply(t *testing.T, spec *v1.HostSpec) (*Plan, *Result)
 	return plan, e.Apply(context.Background(), plan)
 }
 
+// converge plans spec and applies the plan, as planApply does, and fails t
+// unless the pass converged without an error.
+func (e *testEngine) converge(t *testing.T, spec *v1.HostSpec) {
+	t.Helper()
+	if _, res := e.planApply(t, spec); res.Err() != nil || !res.Converged() {
+		t.Fatalf("not converged: %v", res.Err())
+	}
+}
+
+// applyOnly plans spec, fails t unless the plan is one action, on subject,
+// and applies it: the tests of what an earlier pass left behind start
+// from a host where all else is done.
+func (e *testEngine) applyOnly(t *testing.T, spec *v1.HostSpec, subject string) {
+	t.Helper()
+	plan, err := e.Plan(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Actions) != 1 || plan.Actions[0].Subject != subject {
+		t.Fatalf("plan %v, want only %s", plan.Actions, subject)
+	}
+	if res := e.Apply(context.Background(), plan); res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+}
+
 func newTestEngine(drivers ...controllers.Driver) (*testEngine, *recorder) {
 	rec := &recorder{}
 	e := &Engine{Drivers: map[v1.Driver]controllers.Driver{}, PollInterval: time.Millisecond}
@@ -208,10 +234,7 @@ func TestApplyEnterMaintenanceDrainsInOrder(t *testing.T) {
 	}
 	sd.units["unit/hk.timer"] = true
 	e, rec := newTestEngine(sw, sd)
-	_, res := e.planApply(t, spec(true, factoryProxy(), housekeeping))
-	if err := res.Err(); err != nil || !res.Converged() {
-		t.Fatalf("not converged: %v", err)
-	}
+	e.converge(t, spec(true, factoryProxy(), housekeeping))
 	steps := rec.steps("applied", "drained")
 	// The timer is stopped before any service is touched; the broker is
 	// scaled down only after both its dependents drained.
@@ -272,10 +295,7 @@ func TestApplyLeaveMaintenanceWaitsForReadyAndStartsUnitsLast(t *testing.T) {
 	sw := newMem(v1.DriverSwarm, 3)
 	sd := newMem(v1.DriverSystemd, 0)
 	e, rec := newTestEngine(sw, sd)
-	_, res := e.planApply(t, spec(false, factoryProxy(), housekeeping))
-	if err := res.Err(); err != nil || !res.Converged() {
-		t.Fatalf("not converged: %v", err)
-	}
+	e.converge(t, spec(false, factoryProxy(), housekeeping))
 	steps := rec.steps("applied", "ready")
 	brokerReady := index(steps, "ready swarm/broker")
 	for _, s := range []string{"applied swarm/proxy", "applied swarm/bl"} {
@@ -409,16 +429,7 @@ func TestApplyWaitsForDrainsStartedByAnEarlierPass(t *testing.T) {
 		sw.want[s], sw.running[s] = 0, 1 // scaled down, still running
 	}
 	e, rec := newTestEngine(sw)
-	plan, err := e.Plan(context.Background(), spec(true, factoryProxy()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(plan.Actions) != 1 || plan.Actions[0].Subject != "swarm/broker" {
-		t.Fatalf("plan %v, want only the broker", plan.Actions)
-	}
-	if res := e.Apply(context.Background(), plan); res.Err() != nil {
-		t.Fatal(res.Err())
-	}
+	e.applyOnly(t, spec(true, factoryProxy()), "swarm/broker")
 	steps := rec.steps("applied", "drained")
 	broker := index(steps, "applied swarm/broker")
 	for _, s := range []string{"drained swarm/proxy", "drained swarm/bl"} {
@@ -438,16 +449,7 @@ func TestApplyUnitsWaitForServicesStartedByAnEarlierPass(t *testing.T) {
 		sw.want[s], sw.running[s] = 1, 0 // scaled up, not running yet
 	}
 	e, rec := newTestEngine(sw, sd)
-	plan, err := e.Plan(context.Background(), spec(false, factoryProxy(), housekeeping))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(plan.Actions) != 1 || plan.Actions[0].Subject != "unit/hk.timer" {
-		t.Fatalf("plan %v, want only the timer", plan.Actions)
-	}
-	if res := e.Apply(context.Background(), plan); res.Err() != nil {
-		t.Fatal(res.Err())
-	}
+	e.applyOnly(t, spec(false, factoryProxy(), housekeeping), "unit/hk.timer")
 	steps := rec.steps("applied", "ready")
 	timer := index(steps, "applied unit/hk.timer")
 	for _, s := range []string{"ready swarm/broker", "ready swarm/proxy", "ready swarm/bl"} {

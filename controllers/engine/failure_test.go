@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,9 +13,9 @@ import (
 
 // failingDriver is memDriver whose services listed in failing are observed
 // failing; it records the restarts it is asked for, which change nothing.
+// memDriver's lock guards its fields too.
 type failingDriver struct {
 	*memDriver
-	mu       sync.Mutex
 	failing  map[string]string
 	restarts []string
 }

@@ -38,7 +38,21 @@ func oneShot(name string, replicas int32, onExit *v1.ExitTrigger, onStart *v1.St
 	return v1.Service{Name: name, Driver: v1.DriverSystemd, Unit: name + ".service", Replicas: v1.Ptr(replicas), OnExit: onExit, OnStart: onStart}
 }
 
+// exits is the onExit trigger that starts next after an exit that on
+// names ("": success, the default).
+func exits(on v1.ExitCondition, next string) *v1.ExitTrigger {
+	return &v1.ExitTrigger{Start: []string{next}, On: on}
+}
+
 func TestTriggers(t *testing.T) {
+	// chain is t1, then t2 and t3, each started by the exit of the one
+	// before it; cleanup is t1 with a clean-up started when it fails.
+	chain := func() []v1.Service {
+		return []v1.Service{oneShot("t1", 1, exits("", "t2"), nil), oneShot("t2", 0, exits("", "t3"), nil), oneShot("t3", 0, nil, nil)}
+	}
+	cleanup := func() []v1.Service {
+		return []v1.Service{oneShot("t1", 1, exits(v1.ExitFailure, "cleanup"), nil), oneShot("cleanup", 0, nil, nil)}
+	}
 	tests := []struct {
 		name     string
 		services []v1.Service
@@ -46,60 +60,28 @@ func TestTriggers(t *testing.T) {
 		want     []string // the order things ran in
 		runs     []string // the trigger runs recorded: "step name by"
 		failed   []string
-	}{{
-		name: "a chain of three one-shots by onExit",
-		services: []v1.Service{
-			oneShot("t1", 1, &v1.ExitTrigger{Start: []string{"t2"}}, nil),
-			oneShot("t2", 0, &v1.ExitTrigger{Start: []string{"t3"}}, nil),
-			oneShot("t3", 0, nil, nil),
+	}{
+		{"a chain of three one-shots by onExit", chain(), nil, []string{"t1", "t2", "t3"},
+			[]string{"1 t2 onExit of t1 (exited 0 (success))", "2 t3 onExit of t2 (exited 0 (success))"}, nil},
+		{"a failure stops the chain that waits for success", chain(), []string{"t2"}, []string{"t1", "t2"},
+			[]string{"1 t2 onExit of t1 (exited 0 (success))"}, []string{"systemd/t2"}},
+		{"on: failure runs the clean-up; on success it does not", cleanup(), []string{"t1"}, []string{"t1", "cleanup"},
+			[]string{"1 cleanup onExit of t1 (exited 1 (exit-code))"}, []string{"systemd/t1"}},
+		{"on: failure, and it succeeded", cleanup(), nil, []string{"t1"}, nil, nil},
+		{
+			name: "onStart runs its list in order, each with its own triggers first",
+			services: []v1.Service{
+				oneShot("t1", 1, nil, &v1.StartTrigger{Start: []string{"a", "b"}}),
+				oneShot("a", 0, exits(v1.ExitAny, "a2"), nil),
+				oneShot("a2", 0, nil, nil),
+				oneShot("b", 0, nil, nil),
+			},
+			want: []string{"a", "a2", "b"}, // t1 itself has no onExit: started through Apply, not Run
+			runs: []string{"1 a onStart of t1", "2 a2 onExit of a (exited 0 (success))", "3 b onStart of t1"},
 		},
-		want: []string{"t1", "t2", "t3"},
-		runs: []string{"1 t2 onExit of t1 (exited 0 (success))", "2 t3 onExit of t2 (exited 0 (success))"},
-	}, {
-		name: "a failure stops the chain that waits for success",
-		services: []v1.Service{
-			oneShot("t1", 1, &v1.ExitTrigger{Start: []string{"t2"}}, nil),
-			oneShot("t2", 0, &v1.ExitTrigger{Start: []string{"t3"}}, nil),
-			oneShot("t3", 0, nil, nil),
-		},
-		failing: []string{"t2"},
-		want:    []string{"t1", "t2"},
-		runs:    []string{"1 t2 onExit of t1 (exited 0 (success))"},
-		failed:  []string{"systemd/t2"},
-	}, {
-		name: "on: failure runs the clean-up; on success it does not",
-		services: []v1.Service{
-			oneShot("t1", 1, &v1.ExitTrigger{Start: []string{"cleanup"}, On: v1.ExitFailure}, nil),
-			oneShot("cleanup", 0, nil, nil),
-		},
-		failing: []string{"t1"},
-		want:    []string{"t1", "cleanup"},
-		runs:    []string{"1 cleanup onExit of t1 (exited 1 (exit-code))"},
-		failed:  []string{"systemd/t1"},
-	}, {
-		name: "on: failure, and it succeeded",
-		services: []v1.Service{
-			oneShot("t1", 1, &v1.ExitTrigger{Start: []string{"cleanup"}, On: v1.ExitFailure}, nil),
-			oneShot("cleanup", 0, nil, nil),
-		},
-		want: []string{"t1"},
-	}, {
-		name: "onStart runs its list in order, each with its own triggers first",
-		services: []v1.Service{
-			oneShot("t1", 1, nil, &v1.StartTrigger{Start: []string{"a", "b"}}),
-			oneShot("a", 0, &v1.ExitTrigger{Start: []string{"a2"}, On: v1.ExitAny}, nil),
-			oneShot("a2", 0, nil, nil),
-			oneShot("b", 0, nil, nil),
-		},
-		want: []string{"a", "a2", "b"}, // t1 itself has no onExit: started through Apply, not Run
-		runs: []string{"1 a onStart of t1", "2 a2 onExit of a (exited 0 (success))", "3 b onStart of t1"},
-	}, {
-		name: "a service that the pass does not start fires nothing",
-		services: []v1.Service{
-			oneShot("t1", 0, &v1.ExitTrigger{Start: []string{"t2"}}, nil),
-			oneShot("t2", 0, nil, nil),
-		},
-	}}
+		{"a service that the pass does not start fires nothing",
+			[]v1.Service{oneShot("t1", 0, exits("", "t2"), nil), oneShot("t2", 0, nil, nil)}, nil, nil, nil, nil},
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &runDriver{memDriver: newMem(v1.DriverSystemd, 0), failing: map[string]bool{}}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"iter"
 	"sort"
 	"time"
 
@@ -15,11 +16,7 @@ import (
 // awaitDependencies makes sure the dependencies of services about to grow
 // are ready, including ones that had nothing to do in this pass.
 func (p *pass) awaitDependencies(ctx context.Context, st Stage, subjects []string) {
-	for _, subj := range subjects {
-		t := p.targets[subj]
-		if t.Kind != controllers.KindService {
-			continue
-		}
+	for subj, t := range p.services(subjects) {
 		var deps []string
 		for _, d := range p.graph.deps[t.Name] {
 			dt := p.byName[d]
@@ -32,12 +29,30 @@ func (p *pass) awaitDependencies(ctx context.Context, st Stage, subjects []strin
 		}
 		for _, d := range p.graph.deps[t.Name] {
 			if s := p.byName[d].Subject(); p.failed(s) {
-				p.fail(subj, &BlockedError{Subject: subj, By: s, Reason: fmt.Sprintf("its dependency %s is not ready", d)})
-				p.emit(Event{Type: names.EventBlocked, Stage: st.Number, Subject: subj, Message: "dependency " + d + " not ready"})
+				p.block(st, subj, s, fmt.Sprintf("its dependency %s is not ready", d), "dependency "+d+" not ready")
 				break
 			}
 		}
 	}
+}
+
+// services yields the subjects that are services, with their targets: only
+// services have dependencies and dependents to wait for.
+func (p *pass) services(subjects []string) iter.Seq2[string, controllers.Target] {
+	return func(yield func(string, controllers.Target) bool) {
+		for _, subj := range subjects {
+			if t := p.targets[subj]; t.Kind == controllers.KindService && !yield(subj, t) {
+				return
+			}
+		}
+	}
+}
+
+// block fails subj because by did not get where subj needed it to be
+// (reason, for the result), and tells the progress stream (message).
+func (p *pass) block(st Stage, subj, by, reason, message string) {
+	p.fail(subj, &BlockedError{Subject: subj, By: by, Reason: reason})
+	p.emit(Event{Type: names.EventBlocked, Stage: st.Number, Subject: subj, Message: message})
 }
 
 func (p *pass) isDrained(subject string) bool {
@@ -52,11 +67,7 @@ func (p *pass) isDrained(subject string) bool {
 // their tasks may still be stopping. A dependent that does not drain blocks
 // the service, as one that failed to drain in this pass does.
 func (p *pass) awaitDependents(ctx context.Context, st Stage, subjects []string) {
-	for _, subj := range subjects {
-		t := p.targets[subj]
-		if t.Kind != controllers.KindService {
-			continue
-		}
+	for subj, t := range p.services(subjects) {
 		var wait []string
 		for _, d := range p.graph.reach(t.Name, p.graph.dependents) {
 			dt := p.byName[d]
@@ -73,8 +84,8 @@ func (p *pass) awaitDependents(ctx context.Context, st Stage, subjects []string)
 		}
 		for _, s := range wait {
 			if p.failed(s) {
-				p.fail(subj, &BlockedError{Subject: subj, By: s, Reason: fmt.Sprintf("its dependent %s did not drain", p.targets[s].Name)})
-				p.emit(Event{Type: names.EventBlocked, Stage: st.Number, Subject: subj, Message: "dependent " + p.targets[s].Name + " did not drain"})
+				name := p.targets[s].Name
+				p.block(st, subj, s, fmt.Sprintf("its dependent %s did not drain", name), "dependent "+name+" did not drain")
 				break
 			}
 		}

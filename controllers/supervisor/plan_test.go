@@ -71,8 +71,41 @@ const (
 	F  = stateFatal
 )
 
-func action(name, from, to string, op controllers.Op) controllers.Action {
-	return drivertest.Replicas(v1.DriverSupervisor, name, from, to, op)
+// action is the expected replicas action on supervisor service name.
+var action = drivertest.ReplicasOf(v1.DriverSupervisor)
+
+// TestPlanPoller plans usm-poller declared with n replicas against its
+// group of 15 whose first processes are in the states first, the rest
+// stopped.
+func TestPlanPoller(t *testing.T) {
+	scale := func(from, to string, op controllers.Op) []controllers.Action {
+		return []controllers.Action{action("usm-poller", from, to, op)}
+	}
+	cases := []struct {
+		name  string
+		n     int32
+		first []string
+		want  []controllers.Action
+	}{
+		{"in sync: first 3 running, the rest stopped, exited or fatal", 3, []string{R, R, R, E, F}, nil},
+		{"in sync while the first N are still starting or backing off", 3, []string{R, ST, B}, nil},
+		{"1 -> 5", 5, []string{R}, scale("1", "5", controllers.OpScaleUp)},
+		{"5 -> 2", 2, []string{R, R, R, R, R}, scale("5", "2", controllers.OpScaleDown)},
+		{"to 0 stops starting and backing-off processes too", 0, []string{R, ST, B, F}, scale("3", "0", controllers.OpScaleDown)},
+		{"0 -> 3 from a group with failed processes", 3, []string{F, S, E}, scale("0", "3", controllers.OpScaleUp)},
+		{"the right count of the wrong processes", 2, []string{R, S, R}, append(scale("2", "1", controllers.OpScaleDown), scale("1", "2", controllers.OpScaleUp)...)},
+		{"a fatal process among the first N is started again", 3, []string{R, F, R}, scale("2", "3", controllers.OpScaleUp)},
+		{"a process beyond N already stopping is left to finish", 2, []string{R, R, SP}, nil},
+		{"a process among the first N still stopping is to be started", 2, []string{R, SP}, scale("1", "2", controllers.OpScaleUp)},
+		{"all numprocs", 15, []string{R, R}, scale("2", "15", controllers.OpScaleUp)},
+		{"more replicas than numprocs is unsupported, naming both, and nothing else", 20, []string{R, R}, scale("numprocs=15", "20", controllers.OpUnsupported)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := targets(services(poller(tc.n)))
+			drivertest.CheckActions(t, Plan(ts, liveFrom(ts, pollers(mix(tc.first...)...))), tc.want)
+		})
+	}
 }
 
 func TestPlan(t *testing.T) {
@@ -82,78 +115,6 @@ func TestPlan(t *testing.T) {
 		procs map[string][]Process
 		want  []controllers.Action
 	}{
-		{
-			name:  "in sync: first 3 running, the rest stopped, exited or fatal",
-			spec:  services(poller(3)),
-			procs: pollers(mix(R, R, R, E, F)...),
-		},
-		{
-			name:  "in sync while the first N are still starting or backing off",
-			spec:  services(poller(3)),
-			procs: pollers(mix(R, ST, B)...),
-		},
-		{
-			name:  "1 -> 5",
-			spec:  services(poller(5)),
-			procs: pollers(mix(R)...),
-			want:  []controllers.Action{action("usm-poller", "1", "5", controllers.OpScaleUp)},
-		},
-		{
-			name:  "5 -> 2",
-			spec:  services(poller(2)),
-			procs: pollers(mix(R, R, R, R, R)...),
-			want:  []controllers.Action{action("usm-poller", "5", "2", controllers.OpScaleDown)},
-		},
-		{
-			name:  "to 0 stops starting and backing-off processes too",
-			spec:  services(poller(0)),
-			procs: pollers(mix(R, ST, B, F)...),
-			want:  []controllers.Action{action("usm-poller", "3", "0", controllers.OpScaleDown)},
-		},
-		{
-			name:  "0 -> 3 from a group with failed processes",
-			spec:  services(poller(3)),
-			procs: pollers(mix(F, S, E)...),
-			want:  []controllers.Action{action("usm-poller", "0", "3", controllers.OpScaleUp)},
-		},
-		{
-			name:  "the right count of the wrong processes",
-			spec:  services(poller(2)),
-			procs: pollers(mix(R, S, R)...),
-			want: []controllers.Action{
-				action("usm-poller", "2", "1", controllers.OpScaleDown),
-				action("usm-poller", "1", "2", controllers.OpScaleUp),
-			},
-		},
-		{
-			name:  "a fatal process among the first N is started again",
-			spec:  services(poller(3)),
-			procs: pollers(mix(R, F, R)...),
-			want:  []controllers.Action{action("usm-poller", "2", "3", controllers.OpScaleUp)},
-		},
-		{
-			name:  "a process beyond N already stopping is left to finish",
-			spec:  services(poller(2)),
-			procs: pollers(mix(R, R, SP)...),
-		},
-		{
-			name:  "a process among the first N still stopping is to be started",
-			spec:  services(poller(2)),
-			procs: pollers(mix(R, SP)...),
-			want:  []controllers.Action{action("usm-poller", "1", "2", controllers.OpScaleUp)},
-		},
-		{
-			name:  "all numprocs",
-			spec:  services(poller(15)),
-			procs: pollers(mix(R, R)...),
-			want:  []controllers.Action{action("usm-poller", "2", "15", controllers.OpScaleUp)},
-		},
-		{
-			name:  "more replicas than numprocs is unsupported, naming both, and nothing else",
-			spec:  services(poller(20)),
-			procs: pollers(mix(R, R)...),
-			want:  []controllers.Action{action("usm-poller", "numprocs=15", "20", controllers.OpUnsupported)},
-		},
 		{
 			name:  "missing program",
 			spec:  services(poller(2)),

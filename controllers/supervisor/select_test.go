@@ -4,12 +4,12 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/drivertest"
 	"reconciler.dev/reconciler/controllers/engine"
+	"reconciler.dev/reconciler/controllers/engine/enginetest"
 )
 
 func TestProgramOf(t *testing.T) {
@@ -55,7 +55,7 @@ func planSelected(t *testing.T, spec v1.HostSpec, procs map[string][]Process) ([
 	t.Helper()
 	spec.Services = append([]v1.Service(nil), spec.Services...)
 	v1.SetDefaults(&spec)
-	m := engine.MaintenanceAt(&spec, time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	m := engine.MaintenanceAt(&spec, enginetest.Now)
 	observe := func(ts []controllers.Target) map[string]controllers.Live {
 		live := liveFrom(ts, procs)
 		for _, sel := range ts {
@@ -88,6 +88,14 @@ func planSelected(t *testing.T, spec v1.HostSpec, procs map[string][]Process) ([
 // at is a in stage n of its pass.
 func at(n int, a controllers.Action) controllers.Action { a.Stage = n; return a }
 
+// staged puts each action in a stage of its own, in order from stage 1.
+func staged(as ...controllers.Action) []controllers.Action {
+	for i := range as {
+		as[i].Stage = i + 1
+	}
+	return as
+}
+
 func TestPlanGroupSelector(t *testing.T) {
 	maint := func(s v1.HostSpec) v1.HostSpec { s.Maintenance = &v1.Maintenance{Enabled: v1.Ptr(true)}; return s }
 	cases := []struct {
@@ -107,21 +115,15 @@ func TestPlanGroupSelector(t *testing.T) {
 		spec:    services(factorySelector(2)),
 		procs:   factory(S, S, S, S),
 		matched: []string{"broker", "module", "late"},
-		want: []controllers.Action{
-			at(1, action("broker", "numprocs=1", "2", controllers.OpUnsupported)),
-			at(2, action("module", "0", "2", controllers.OpScaleUp)),
-			at(3, action("late", "numprocs=1", "2", controllers.OpUnsupported)),
-		},
+		want: staged(action("broker", "numprocs=1", "2", controllers.OpUnsupported), action("module", "0", "2", controllers.OpScaleUp),
+			action("late", "numprocs=1", "2", controllers.OpUnsupported)),
 	}, {
 		name:    "maintenance stops everything selected, newest first",
 		spec:    maint(services(factorySelector(1))),
 		procs:   factory(R, R, R, R),
 		matched: []string{"broker", "module", "late"},
-		want: []controllers.Action{
-			at(1, action("late", "1", "0", controllers.OpScaleDown)),
-			at(2, action("module", "2", "0", controllers.OpScaleDown)),
-			at(3, action("broker", "1", "0", controllers.OpScaleDown)),
-		},
+		want: staged(action("late", "1", "0", controllers.OpScaleDown), action("module", "2", "0", controllers.OpScaleDown),
+			action("broker", "1", "0", controllers.OpScaleDown)),
 	}, {
 		name: "an entry naming a program overrides the selector for it, by name or by GROUP:PROGRAM",
 		spec: maint(services(factorySelector(1),

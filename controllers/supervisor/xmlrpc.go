@@ -239,23 +239,37 @@ func (p *parser) token() (xml.Token, error) {
 	}
 }
 
-// element returns the next start or end tag, skipping whitespace; any other
-// text between elements is an error.
-func (p *parser) element() (xml.Token, error) {
+// tag returns the next start or end tag, handing each piece of text before
+// it to text, which may refuse it. It is the one loop over tokens that
+// element, value and text share: they differ only in what text before a
+// tag means to them.
+func (p *parser) tag(text func(xml.CharData) error) (xml.Token, error) {
 	for {
 		tok, err := p.token()
 		if err != nil {
 			return nil, err
 		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
-				return nil, fmt.Errorf("unexpected text %q", snippet(t))
-			}
-		case xml.StartElement, xml.EndElement:
-			return t, nil
+		t, ok := tok.(xml.CharData)
+		if !ok {
+			// token leaves only start tags, end tags and text.
+			return tok, nil
+		}
+		if err := text(t); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// element returns the next start or end tag, skipping whitespace; any other
+// text between elements is an error.
+func (p *parser) element() (xml.Token, error) { return p.tag(spaceOnly) }
+
+// spaceOnly refuses text that is more than whitespace, for element.
+func spaceOnly(t xml.CharData) error {
+	if len(bytes.TrimSpace(t)) > 0 {
+		return fmt.Errorf("unexpected text %q", snippet(t))
+	}
+	return nil
 }
 
 // open expects the start tag name next.
@@ -392,31 +406,26 @@ func (p *parser) value(depth int) (any, error) {
 		return nil, fmt.Errorf("values nested deeper than %d", maxNesting)
 	}
 	var text []byte
-	for {
-		tok, err := p.token()
-		if err != nil {
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			text = append(text, t...)
-		case xml.EndElement:
-			// <value>text</value>: a string without a type.
-			return string(text), nil
-		case xml.StartElement:
-			if len(bytes.TrimSpace(text)) > 0 {
-				return nil, fmt.Errorf("text %q before <%s>", snippet(text), t.Name.Local)
-			}
-			v, err := p.typed(t.Name.Local, depth)
-			if err != nil {
-				return nil, err
-			}
-			if err := p.close("value"); err != nil {
-				return nil, err
-			}
-			return v, nil
-		}
+	tok, err := p.tag(func(t xml.CharData) error { text = append(text, t...); return nil })
+	if err != nil {
+		return nil, err
 	}
+	t, ok := tok.(xml.StartElement)
+	if !ok {
+		// <value>text</value>: a string without a type.
+		return string(text), nil
+	}
+	if len(bytes.TrimSpace(text)) > 0 {
+		return nil, fmt.Errorf("text %q before <%s>", snippet(text), t.Name.Local)
+	}
+	v, err := p.typed(t.Name.Local, depth)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.close("value"); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // typed decodes one typed value whose start tag was just read, up to and
@@ -515,21 +524,16 @@ func (p *parser) typed(name string, depth int) (any, error) {
 // error.
 func (p *parser) text(name string) (string, error) {
 	var b []byte
-	for {
-		tok, err := p.token()
-		if err != nil {
-			return "", err
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			b = append(b, t...)
-		case xml.EndElement:
-			if t.Name.Local != name {
-				return "", fmt.Errorf("want </%s>, got </%s>", name, t.Name.Local)
-			}
-			return string(b), nil
-		default:
-			return "", fmt.Errorf("in <%s>: unexpected %s", name, describe(tok))
-		}
+	tok, err := p.tag(func(t xml.CharData) error { b = append(b, t...); return nil })
+	if err != nil {
+		return "", err
 	}
+	t, ok := tok.(xml.EndElement)
+	if !ok {
+		return "", fmt.Errorf("in <%s>: unexpected %s", name, describe(tok))
+	}
+	if t.Name.Local != name {
+		return "", fmt.Errorf("want </%s>, got </%s>", name, t.Name.Local)
+	}
+	return string(b), nil
 }

@@ -15,10 +15,8 @@ import (
 )
 
 // targets builds the pass's targets from declared services the way the
-// engine does (enginetest.Targets).
-func targets(services ...v1.Service) []controllers.Target {
-	return enginetest.Targets(v1.HostSpec{Services: services})
-}
+// engine does.
+var targets = enginetest.ServiceTargets
 
 // declare is a swarm service as the YAML would declare it; image "" leaves
 // the image to the stack.
@@ -65,73 +63,35 @@ func TestPlan(t *testing.T) {
 		live     []swarm.Service
 		want     []controllers.Action
 	}{
-		{
-			name:     "in sync",
-			services: []v1.Service{declare("factory-proxy", 2, ""), declare("factory-broker", 1, "broker:3")},
-			live:     []swarm.Service{service("factory-proxy", 2, 2, "proxy:1"), service("factory-broker", 1, 1, "broker:3")},
-		},
-		{
-			name:     "in sync while tasks are still starting: the spec count is what is owned",
-			services: []v1.Service{declare("factory-proxy", 3, "")},
-			live:     []swarm.Service{service("factory-proxy", 3, 1, "proxy:1")},
-		},
-		{
-			name:     "scale up",
-			services: []v1.Service{declare("factory-proxy", 3, "")},
-			live:     []swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
-			want:     []controllers.Action{action("factory-proxy", "replicas", "1", "3", controllers.OpScaleUp)},
-		},
-		{
-			name:     "scale down",
-			services: []v1.Service{declare("factory-proxy", 1, "")},
-			live:     []swarm.Service{service("factory-proxy", 4, 4, "proxy:1")},
-			want:     []controllers.Action{action("factory-proxy", "replicas", "4", "1", controllers.OpScaleDown)},
-		},
-		{
-			name:     "to 0",
-			services: []v1.Service{declare("factory-proxy", 0, "")},
-			live:     []swarm.Service{service("factory-proxy", 2, 2, "proxy:1")},
-			want:     []controllers.Action{action("factory-proxy", "replicas", "2", "0", controllers.OpScaleDown)},
-		},
-		{
-			name:     "missing service is reported, never created",
-			services: []v1.Service{declare("factory-proxy", 1, "proxy:1")},
-			want:     []controllers.Action{action("factory-proxy", "replicas", "absent", "1", controllers.OpMissing)},
-		},
-		{
-			name:     "a service that only shares a prefix does not count",
-			services: []v1.Service{declare("factory-proxy", 1, "")},
-			live:     []swarm.Service{service("factory-proxy-2", 1, 1, "proxy:1")},
-			want:     []controllers.Action{action("factory-proxy", "replicas", "absent", "1", controllers.OpMissing)},
-		},
-		{
-			name:     "global service has no count to own",
-			services: []v1.Service{declare("node-exporter", 1, "exporter:2")},
-			live:     []swarm.Service{global("node-exporter", 1, "exporter:1")},
-			want:     []controllers.Action{action("node-exporter", "replicas", "global", "1", controllers.OpUnsupported)},
-		},
-		{
-			name:     "declared image differs",
-			services: []v1.Service{declare("factory-proxy", 1, "proxy:2")},
-			live:     []swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
-			want:     []controllers.Action{action("factory-proxy", "image", "proxy:1", "proxy:2", controllers.OpSetImage)},
-		},
-		{
-			name:     "declared image differs from a pinned one",
-			services: []v1.Service{declare("factory-proxy", 1, "proxy:2")},
-			live:     []swarm.Service{service("factory-proxy", 1, 1, "proxy:1"+digest)},
-			want:     []controllers.Action{action("factory-proxy", "image", "proxy:1"+digest, "proxy:2", controllers.OpSetImage)},
-		},
-		{
-			name:     "same image pinned to a digest live is equal",
-			services: []v1.Service{declare("factory-proxy", 1, "img:1")},
-			live:     []swarm.Service{service("factory-proxy", 1, 1, "img:1"+digest)},
-		},
-		{
-			name:     "same image on a registry with a port, pinned, is equal",
-			services: []v1.Service{declare("factory-proxy", 1, "registry.local:5000/img:1")},
-			live:     []swarm.Service{service("factory-proxy", 1, 1, "registry.local:5000/img:1"+digest)},
-		},
+		{"in sync", []v1.Service{declare("factory-proxy", 2, ""), declare("factory-broker", 1, "broker:3")},
+			[]swarm.Service{service("factory-proxy", 2, 2, "proxy:1"), service("factory-broker", 1, 1, "broker:3")}, nil},
+		{"in sync while tasks are still starting: the spec count is what is owned", []v1.Service{declare("factory-proxy", 3, "")},
+			[]swarm.Service{service("factory-proxy", 3, 1, "proxy:1")}, nil},
+		{"scale up", []v1.Service{declare("factory-proxy", 3, "")}, []swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
+			[]controllers.Action{action("factory-proxy", "replicas", "1", "3", controllers.OpScaleUp)}},
+		{"scale down", []v1.Service{declare("factory-proxy", 1, "")}, []swarm.Service{service("factory-proxy", 4, 4, "proxy:1")},
+			[]controllers.Action{action("factory-proxy", "replicas", "4", "1", controllers.OpScaleDown)}},
+		{"to 0", []v1.Service{declare("factory-proxy", 0, "")}, []swarm.Service{service("factory-proxy", 2, 2, "proxy:1")},
+			[]controllers.Action{action("factory-proxy", "replicas", "2", "0", controllers.OpScaleDown)}},
+		{"missing service is reported, never created", []v1.Service{declare("factory-proxy", 1, "proxy:1")}, nil,
+			[]controllers.Action{action("factory-proxy", "replicas", "absent", "1", controllers.OpMissing)}},
+		{"a service that only shares a prefix does not count", []v1.Service{declare("factory-proxy", 1, "")},
+			[]swarm.Service{service("factory-proxy-2", 1, 1, "proxy:1")},
+			[]controllers.Action{action("factory-proxy", "replicas", "absent", "1", controllers.OpMissing)}},
+		{"global service has no count to own", []v1.Service{declare("node-exporter", 1, "exporter:2")},
+			[]swarm.Service{global("node-exporter", 1, "exporter:1")},
+			[]controllers.Action{action("node-exporter", "replicas", "global", "1", controllers.OpUnsupported)}},
+		{"declared image differs", []v1.Service{declare("factory-proxy", 1, "proxy:2")},
+			[]swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
+			[]controllers.Action{action("factory-proxy", "image", "proxy:1", "proxy:2", controllers.OpSetImage)}},
+		{"declared image differs from a pinned one", []v1.Service{declare("factory-proxy", 1, "proxy:2")},
+			[]swarm.Service{service("factory-proxy", 1, 1, "proxy:1"+digest)},
+			[]controllers.Action{action("factory-proxy", "image", "proxy:1"+digest, "proxy:2", controllers.OpSetImage)}},
+		{"same image pinned to a digest live is equal", []v1.Service{declare("factory-proxy", 1, "img:1")},
+			[]swarm.Service{service("factory-proxy", 1, 1, "img:1"+digest)}, nil},
+		{"same image on a registry with a port, pinned, is equal",
+			[]v1.Service{declare("factory-proxy", 1, "registry.local:5000/img:1")},
+			[]swarm.Service{service("factory-proxy", 1, 1, "registry.local:5000/img:1"+digest)}, nil},
 		{
 			// The Docker client writes images tagged and in familiar form
 			// ("nginx" becomes "nginx:latest") before Swarm sees them.
@@ -139,67 +99,54 @@ func TestPlan(t *testing.T) {
 			services: []v1.Service{declare("factory-proxy", 1, "nginx")},
 			live:     []swarm.Service{service("factory-proxy", 1, 1, "nginx:latest"+digest)},
 		},
-		{
-			name:     "fully qualified declared image equals its familiar live form",
-			services: []v1.Service{declare("factory-proxy", 1, "docker.io/library/nginx:1.25")},
-			live:     []swarm.Service{service("factory-proxy", 1, 1, "nginx:1.25")},
-		},
-		{
-			name:     "untagged declared image differs from another live tag",
-			services: []v1.Service{declare("factory-proxy", 1, "nginx")},
-			live:     []swarm.Service{service("factory-proxy", 1, 1, "nginx:1.25"+digest)},
-			want:     []controllers.Action{action("factory-proxy", "image", "nginx:1.25"+digest, "nginx", controllers.OpSetImage)},
-		},
-		{
-			name:     "declared digest must match exactly",
-			services: []v1.Service{declare("factory-proxy", 1, "img:1@sha256:aaaa")},
-			live:     []swarm.Service{service("factory-proxy", 1, 1, "img:1"+digest)},
-			want:     []controllers.Action{action("factory-proxy", "image", "img:1"+digest, "img:1@sha256:aaaa", controllers.OpSetImage)},
-		},
-		{
-			name:     "no image declared: the stack's image stays",
-			services: []v1.Service{declare("factory-proxy", 1, "")},
-			live:     []swarm.Service{service("factory-proxy", 1, 1, "something-else:9")},
-		},
-		{
-			name:     "replicas and image differ: replicas first",
-			services: []v1.Service{declare("factory-proxy", 2, "proxy:2")},
-			live:     []swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
-			want: []controllers.Action{
+		{"fully qualified declared image equals its familiar live form",
+			[]v1.Service{declare("factory-proxy", 1, "docker.io/library/nginx:1.25")},
+			[]swarm.Service{service("factory-proxy", 1, 1, "nginx:1.25")}, nil},
+		{"untagged declared image differs from another live tag", []v1.Service{declare("factory-proxy", 1, "nginx")},
+			[]swarm.Service{service("factory-proxy", 1, 1, "nginx:1.25"+digest)},
+			[]controllers.Action{action("factory-proxy", "image", "nginx:1.25"+digest, "nginx", controllers.OpSetImage)}},
+		{"declared digest must match exactly", []v1.Service{declare("factory-proxy", 1, "img:1@sha256:aaaa")},
+			[]swarm.Service{service("factory-proxy", 1, 1, "img:1"+digest)},
+			[]controllers.Action{action("factory-proxy", "image", "img:1"+digest, "img:1@sha256:aaaa", controllers.OpSetImage)}},
+		{"no image declared: the stack's image stays", []v1.Service{declare("factory-proxy", 1, "")},
+			[]swarm.Service{service("factory-proxy", 1, 1, "something-else:9")}, nil},
+		{"replicas and image differ: replicas first", []v1.Service{declare("factory-proxy", 2, "proxy:2")},
+			[]swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
+			[]controllers.Action{
 				action("factory-proxy", "replicas", "1", "2", controllers.OpScaleUp),
 				action("factory-proxy", "image", "proxy:1", "proxy:2", controllers.OpSetImage),
-			},
-		},
-		{
-			name: "report-only mode is carried on the action",
-			services: []v1.Service{
+			}},
+		{"report-only mode is carried on the action",
+			[]v1.Service{
 				{Name: "reference-BL", Replicas: v1.Ptr[int32](1), Image: "bl:2", Drift: v1.DriftReport},
 				declare("factory-proxy", 1, ""),
 			},
-			live: []swarm.Service{service("reference-BL", 0, 0, "bl:1"), service("factory-proxy", 0, 0, "proxy:1")},
-			want: []controllers.Action{
+			[]swarm.Service{service("reference-BL", 0, 0, "bl:1"), service("factory-proxy", 0, 0, "proxy:1")},
+			[]controllers.Action{
 				drivertest.ReportOnly(action("reference-BL", "replicas", "0", "1", controllers.OpScaleUp)),
 				drivertest.ReportOnly(action("reference-BL", "image", "bl:1", "bl:2", controllers.OpSetImage)),
 				action("factory-proxy", "replicas", "0", "1", controllers.OpScaleUp),
+			}},
+		{"several targets keep target order, whatever the list order",
+			[]v1.Service{
+				declare("factory-broker", 1, ""),
+				declare("factory-proxy", 0, ""),
+				declare("reference-BL", 3, ""),
+				declare("in-sync", 1, ""),
+				declare("gone", 1, ""),
 			},
-		},
-		{
-			name: "several targets keep target order, whatever the list order",
-			services: []v1.Service{
-				declare("factory-broker", 1, ""), declare("factory-proxy", 0, ""),
-				declare("reference-BL", 3, ""), declare("in-sync", 1, ""), declare("gone", 1, ""),
+			[]swarm.Service{
+				service("reference-BL", 1, 1, "bl:1"),
+				service("in-sync", 1, 1, "x:1"),
+				service("factory-proxy", 1, 1, "proxy:1"),
+				service("factory-broker", 0, 0, "broker:1"),
 			},
-			live: []swarm.Service{
-				service("reference-BL", 1, 1, "bl:1"), service("in-sync", 1, 1, "x:1"),
-				service("factory-proxy", 1, 1, "proxy:1"), service("factory-broker", 0, 0, "broker:1"),
-			},
-			want: []controllers.Action{
+			[]controllers.Action{
 				action("factory-broker", "replicas", "0", "1", controllers.OpScaleUp),
 				action("factory-proxy", "replicas", "1", "0", controllers.OpScaleDown),
 				action("reference-BL", "replicas", "1", "3", controllers.OpScaleUp),
 				action("gone", "replicas", "absent", "1", controllers.OpMissing),
-			},
-		},
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,82 +160,27 @@ func TestHealth(t *testing.T) {
 	cases := []struct {
 		name    string
 		service v1.Service
-		live    []swarm.Service
+		live    swarm.Service
 		ready   bool
 		drained bool
 		reason  string // a part of the reason
 	}{
-		{
-			name:    "ready",
-			service: declare("factory-proxy", 2, ""),
-			live:    []swarm.Service{service("factory-proxy", 2, 2, "proxy:1")},
-			ready:   true, drained: true, reason: "2/2 running",
-		},
-		{
-			name:    "not ready while tasks are starting",
-			service: declare("factory-proxy", 3, ""),
-			live:    []swarm.Service{service("factory-proxy", 3, 1, "proxy:1")},
-			ready:   false, drained: true, reason: "1/3 running",
-		},
-		{
-			name:    "not ready before the spec was scaled",
-			service: declare("factory-proxy", 3, ""),
-			live:    []swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
-			ready:   false, drained: true, reason: "1/3 running",
-		},
-		{
-			name:    "scaled down, extra tasks still running: not drained",
-			service: declare("factory-proxy", 1, ""),
-			live:    []swarm.Service{service("factory-proxy", 1, 3, "proxy:1")},
-			ready:   false, drained: false, reason: "3/1 running",
-		},
-		{
-			name:    "scaled to 0, tasks still running: not drained",
-			service: declare("factory-proxy", 0, ""),
-			live:    []swarm.Service{service("factory-proxy", 0, 2, "proxy:1")},
-			ready:   false, drained: false, reason: "2/0 running",
-		},
-		{
-			name:    "at 0, drained",
-			service: declare("factory-proxy", 0, ""),
-			live:    []swarm.Service{service("factory-proxy", 0, 0, "proxy:1")},
-			ready:   true, drained: true, reason: "0/0 running",
-		},
-		{
-			name:    "update in progress",
-			service: declare("factory-proxy", 2, "proxy:2"),
-			live:    []swarm.Service{updatingService(service("factory-proxy", 2, 2, "proxy:2"))},
-			ready:   false, drained: true, reason: "update in progress",
-		},
-		{
-			name:    "declared image not yet live",
-			service: declare("factory-proxy", 1, "proxy:2"),
-			live:    []swarm.Service{service("factory-proxy", 1, 1, "proxy:1")},
-			ready:   false, drained: true, reason: "image proxy:1",
-		},
-		{
-			name:    "declared image live, pinned to a digest",
-			service: declare("factory-proxy", 1, "proxy:2"),
-			live:    []swarm.Service{service("factory-proxy", 1, 1, "proxy:2@sha256:abcd")},
-			ready:   true, drained: true,
-		},
-		{
-			name:    "untagged declared image live as latest",
-			service: declare("factory-proxy", 1, "nginx"),
-			live:    []swarm.Service{service("factory-proxy", 1, 1, "nginx:latest")},
-			ready:   true, drained: true,
-		},
-		{
-			name:    "missing",
-			service: declare("factory-proxy", 1, ""),
-			live:    []swarm.Service{service("factory-proxy-2", 1, 1, "proxy:1")},
-			ready:   false, drained: false, reason: "service missing",
-		},
+		{"ready", declare("factory-proxy", 2, ""), service("factory-proxy", 2, 2, "proxy:1"), true, true, "2/2 running"},
+		{"not ready while tasks are starting", declare("factory-proxy", 3, ""), service("factory-proxy", 3, 1, "proxy:1"), false, true, "1/3 running"},
+		{"not ready before the spec was scaled", declare("factory-proxy", 3, ""), service("factory-proxy", 1, 1, "proxy:1"), false, true, "1/3 running"},
+		{"scaled down, extra tasks still running: not drained", declare("factory-proxy", 1, ""), service("factory-proxy", 1, 3, "proxy:1"), false, false, "3/1 running"},
+		{"scaled to 0, tasks still running: not drained", declare("factory-proxy", 0, ""), service("factory-proxy", 0, 2, "proxy:1"), false, false, "2/0 running"},
+		{"at 0, drained", declare("factory-proxy", 0, ""), service("factory-proxy", 0, 0, "proxy:1"), true, true, "0/0 running"},
+		{"update in progress", declare("factory-proxy", 2, "proxy:2"), updatingService(service("factory-proxy", 2, 2, "proxy:2")), false, true, "update in progress"},
+		{"declared image not yet live", declare("factory-proxy", 1, "proxy:2"), service("factory-proxy", 1, 1, "proxy:1"), false, true, "image proxy:1"},
+		{"declared image live, pinned to a digest", declare("factory-proxy", 1, "proxy:2"), service("factory-proxy", 1, 1, "proxy:2@sha256:abcd"), true, true, ""},
+		{"untagged declared image live as latest", declare("factory-proxy", 1, "nginx"), service("factory-proxy", 1, 1, "nginx:latest"), true, true, ""},
+		{"missing", declare("factory-proxy", 1, ""), service("factory-proxy-2", 1, 1, "proxy:1"), false, false, "service missing"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := targets(tc.service)
-			h := Health(ts[0], liveFromList(ts, listed(tc.live...))[ts[0].Subject()])
+			h := Health(ts[0], liveFromList(ts, listed(tc.live))[ts[0].Subject()])
 			if h.Ready != tc.ready || h.Drained != tc.drained || !strings.Contains(h.Reason, tc.reason) {
 				t.Errorf("Health = %+v, want ready %v, drained %v, reason containing %q", h, tc.ready, tc.drained, tc.reason)
 			}

@@ -47,7 +47,24 @@ func loaded(name, active, sub string) sd.UnitStatus {
 	return sd.UnitStatus{Name: name, LoadState: "loaded", ActiveState: active, SubState: sub}
 }
 
-var pollerFile = file("/lib/systemd/system/usm-poller@.service", "disabled")
+var (
+	pollerFile  = file("/lib/systemd/system/usm-poller@.service", "disabled")
+	pollerFiles = []sd.UnitFile{pollerFile}
+)
+
+// only is the list of units when just name is loaded.
+func only(name, active, sub string) []sd.UnitStatus {
+	return []sd.UnitStatus{loaded(name, active, sub)}
+}
+
+// timer is the unit most unit cases declare; onTimer and offTimer are its
+// unit file enabled and disabled.
+const timer = "abb-factory-proxy-housekeeping.timer"
+
+var (
+	onTimer  = []sd.UnitFile{file("/etc/systemd/system/"+timer, "enabled")}
+	offTimer = []sd.UnitFile{file("/etc/systemd/system/"+timer, "disabled")}
+)
 
 // pollers lists usm-poller@1, @2, ... in the given active states; "-" is an
 // instance systemd has not loaded.
@@ -63,12 +80,35 @@ func pollers(states ...string) []sd.UnitStatus {
 	return out
 }
 
-func serviceAction(name, from, to string, op controllers.Op) controllers.Action {
-	return drivertest.Replicas(v1.DriverSystemd, name, from, to, op)
+// serviceAction is the expected replicas action on systemd service name.
+var serviceAction = drivertest.ReplicasOf(v1.DriverSystemd)
+
+// host is what a plan or health case sees: the declared spec and what the
+// two list calls return.
+type host struct {
+	spec  v1.HostSpec
+	files []sd.UnitFile
+	units []sd.UnitStatus
+}
+
+// live is the pass's targets of h and what liveFrom makes of them.
+func (h host) live() ([]controllers.Target, map[string]controllers.Live) {
+	ts := targets(h.spec)
+	return ts, liveFrom(ts, h.files, h.units)
+}
+
+// template is a host with usm-poller declared n, its unit file and its
+// instances in the given states (see pollers).
+func template(n int32, states ...string) host {
+	return host{services(poller(n)), pollerFiles, pollers(states...)}
+}
+
+// brokerFile is the unit file of the plain unit factory-broker.service.
+func brokerFile(state string) []sd.UnitFile {
+	return []sd.UnitFile{file("/etc/systemd/system/factory-broker.service", state)}
 }
 
 func TestLiveFrom(t *testing.T) {
-	timer := "abb-factory-proxy-housekeeping.timer"
 	cases := []struct {
 		name  string
 		spec  v1.HostSpec
@@ -79,7 +119,7 @@ func TestLiveFrom(t *testing.T) {
 		{
 			name:  "unit enabled and active",
 			spec:  units(unit(timer, yes, yes)),
-			files: []sd.UnitFile{file("/etc/systemd/system/"+timer, "enabled")},
+			files: onTimer,
 			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
 			want: controllers.Live{Exists: true, Replicas: 1, Running: 1, Enabled: yes, Active: yes,
 				State: "active (waiting), enabled", Raw: unitLive{FileState: "enabled", ActiveState: "active", SubState: "waiting"}},
@@ -130,7 +170,7 @@ func TestLiveFrom(t *testing.T) {
 		{
 			name:  "plain-unit service, running",
 			spec:  services(plain("factory-broker", 1)),
-			files: []sd.UnitFile{file("/etc/systemd/system/factory-broker.service", "enabled")},
+			files: brokerFile("enabled"),
 			units: []sd.UnitStatus{loaded("factory-broker.service", "active", "running")},
 			want: controllers.Live{Exists: true, Replicas: 1, Running: 1, Enabled: yes, Active: yes,
 				State: "active (running), enabled", Raw: unitLive{FileState: "enabled", ActiveState: "active", SubState: "running"}},
@@ -188,352 +228,155 @@ func fmtLive(l controllers.Live) string {
 }
 
 func TestPlan(t *testing.T) {
-	timer := "abb-factory-proxy-housekeeping.timer"
-	onTimer := []sd.UnitFile{file("/etc/systemd/system/"+timer, "enabled")}
-	offTimer := []sd.UnitFile{file("/etc/systemd/system/"+timer, "disabled")}
 	cases := []struct {
-		name  string
-		spec  v1.HostSpec
-		files []sd.UnitFile
-		units []sd.UnitStatus
-		want  []controllers.Action
+		name string
+		host
+		want []controllers.Action
 	}{
-		{
-			name:  "in sync",
-			spec:  v1.HostSpec{Units: []v1.Unit{unit(timer, yes, yes)}, Services: []v1.Service{poller(2), plain("broker", 0)}},
-			files: append(onTimer, pollerFile, file("/etc/systemd/system/broker.service", "disabled")),
-			units: append(pollers("active", "active", "failed"), loaded(timer, "active", "waiting")),
-		},
-		{
-			name:  "unit to stop and disable: stop first",
-			spec:  units(unit(timer, no, no)),
-			files: onTimer,
-			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
-			want: []controllers.Action{
+		{"in sync",
+			host{
+				v1.HostSpec{Units: []v1.Unit{unit(timer, yes, yes)}, Services: []v1.Service{poller(2), plain("broker", 0)}},
+				append(onTimer, pollerFile, file("/etc/systemd/system/broker.service", "disabled")),
+				append(pollers("active", "active", "failed"), loaded(timer, "active", "waiting")),
+			}, nil},
+		{"unit to stop and disable: stop first", host{units(unit(timer, no, no)), onTimer, only(timer, "active", "waiting")},
+			[]controllers.Action{
 				drivertest.Unit(timer, "active", "true", "false", controllers.OpStop),
 				drivertest.Unit(timer, "enabled", "true", "false", controllers.OpDisable),
-			},
-		},
-		{
-			name:  "maintenance stops and disables a unit declared on",
-			spec:  v1.HostSpec{Maintenance: &v1.Maintenance{Enabled: yes}, Units: []v1.Unit{unit(timer, yes, yes)}},
-			files: onTimer,
-			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
-			want: []controllers.Action{
+			}},
+		{"maintenance stops and disables a unit declared on",
+			host{v1.HostSpec{Maintenance: &v1.Maintenance{Enabled: yes}, Units: []v1.Unit{unit(timer, yes, yes)}}, onTimer, only(timer, "active", "waiting")},
+			[]controllers.Action{
 				drivertest.Unit(timer, "active", "true", "false", controllers.OpStop),
 				drivertest.Unit(timer, "enabled", "true", "false", controllers.OpDisable),
-			},
-		},
-		{
-			name:  "unit to enable and start: enable first",
-			spec:  units(unit(timer, yes, yes)),
-			files: offTimer,
-			units: []sd.UnitStatus{loaded(timer, "inactive", "dead")},
-			want: []controllers.Action{
+			}},
+		{"unit to enable and start: enable first", host{units(unit(timer, yes, yes)), offTimer, only(timer, "inactive", "dead")},
+			[]controllers.Action{
 				drivertest.Unit(timer, "enabled", "false", "true", controllers.OpEnable),
 				drivertest.Unit(timer, "active", "false", "true", controllers.OpStart),
+			}},
+		{"failed unit is started again", host{units(unit(timer, yes, yes)), onTimer, only(timer, "failed", "failed")},
+			[]controllers.Action{drivertest.Unit(timer, "active", "false", "true", controllers.OpStart)}},
+		{"only active declared: enablement never touched",
+			host{
+				units(unit(timer, nil, yes), unit("y.service", nil, no)),
+				append(offTimer, file("/etc/systemd/system/y.service", "enabled")),
+				[]sd.UnitStatus{loaded(timer, "inactive", "dead"), loaded("y.service", "active", "running")},
 			},
-		},
-		{
-			name:  "failed unit is started again",
-			spec:  units(unit(timer, yes, yes)),
-			files: onTimer,
-			units: []sd.UnitStatus{loaded(timer, "failed", "failed")},
-			want:  []controllers.Action{drivertest.Unit(timer, "active", "false", "true", controllers.OpStart)},
-		},
-		{
-			name:  "only active declared: enablement never touched",
-			spec:  units(unit(timer, nil, yes), unit("y.service", nil, no)),
-			files: append(offTimer, file("/etc/systemd/system/y.service", "enabled")),
-			units: []sd.UnitStatus{loaded(timer, "inactive", "dead"), loaded("y.service", "active", "running")},
-			want: []controllers.Action{
+			[]controllers.Action{
 				drivertest.Unit(timer, "active", "false", "true", controllers.OpStart),
 				drivertest.Unit("y.service", "active", "true", "false", controllers.OpStop),
+			}},
+		{"only enabled declared: activity never touched", host{units(unit(timer, no, nil)), onTimer, only(timer, "active", "waiting")},
+			[]controllers.Action{drivertest.Unit(timer, "enabled", "true", "false", controllers.OpDisable)}},
+		{"masked unit asked to be enabled is unsupported",
+			host{
+				units(unit("x.service", yes, nil)),
+				[]sd.UnitFile{file("/etc/systemd/system/x.service", "masked")},
+				[]sd.UnitStatus{{Name: "x.service", LoadState: "masked", ActiveState: "inactive", SubState: "dead"}},
 			},
-		},
-		{
-			name:  "only enabled declared: activity never touched",
-			spec:  units(unit(timer, no, nil)),
-			files: onTimer,
-			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
-			want:  []controllers.Action{drivertest.Unit(timer, "enabled", "true", "false", controllers.OpDisable)},
-		},
-		{
-			name:  "masked unit asked to be enabled is unsupported",
-			spec:  units(unit("x.service", yes, nil)),
-			files: []sd.UnitFile{file("/etc/systemd/system/x.service", "masked")},
-			units: []sd.UnitStatus{{Name: "x.service", LoadState: "masked", ActiveState: "inactive", SubState: "dead"}},
-			want:  []controllers.Action{drivertest.Unit("x.service", "enabled", "masked", "true", controllers.OpUnsupported)},
-		},
-		{
-			name:  "static unit asked to be enabled is unsupported, but is started",
-			spec:  units(unit("x.service", yes, yes)),
-			files: []sd.UnitFile{file("/lib/systemd/system/x.service", "static")},
-			want: []controllers.Action{
+			[]controllers.Action{drivertest.Unit("x.service", "enabled", "masked", "true", controllers.OpUnsupported)}},
+		{"static unit asked to be enabled is unsupported, but is started",
+			host{units(unit("x.service", yes, yes)), []sd.UnitFile{file("/lib/systemd/system/x.service", "static")}, nil},
+			[]controllers.Action{
 				drivertest.Unit("x.service", "enabled", "static", "true", controllers.OpUnsupported),
 				drivertest.Unit("x.service", "active", "false", "true", controllers.OpStart),
+			}},
+		{"static unit asked to be disabled: already is",
+			host{units(unit("x.service", no, nil)), []sd.UnitFile{file("/lib/systemd/system/x.service", "static")}, nil}, nil},
+		{"missing unit",
+			host{units(unit(timer, yes, yes)), nil, []sd.UnitStatus{{Name: timer, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}}},
+			[]controllers.Action{drivertest.Unit(timer, "unit", "absent", "present", controllers.OpMissing)}},
+		{"missing template", host{services(poller(5)), nil, nil}, []controllers.Action{serviceAction("usm-poller", "absent", "5", controllers.OpMissing)}},
+		{"template scale up 1 -> 5", template(5, "active"), []controllers.Action{serviceAction("usm-poller", "1", "5", controllers.OpScaleUp)}},
+		{"template scale up from 0, some instances failed", template(3, "failed", "-", "inactive", "failed"),
+			[]controllers.Action{serviceAction("usm-poller", "0", "3", controllers.OpScaleUp)}},
+		{"template scale down 5 -> 2", template(2, "active", "active", "active", "active", "active"),
+			[]controllers.Action{serviceAction("usm-poller", "5", "2", controllers.OpScaleDown)}},
+		{"template to 0 stops activating instances too", template(0, "active", "activating", "failed"),
+			[]controllers.Action{serviceAction("usm-poller", "2", "0", controllers.OpScaleDown)}},
+		{"template with the right count of the wrong instances", template(2, "active", "-", "active"),
+			[]controllers.Action{serviceAction("usm-poller", "2", "1", controllers.OpScaleDown), serviceAction("usm-poller", "1", "2", controllers.OpScaleUp)}},
+		{"template: extras that are not running are left alone",
+			host{
+				services(poller(2)),
+				pollerFiles,
+				append(pollers("active", "activating", "failed", "inactive"), loaded("usm-poller@foo.service", "active", "running")),
+			}, nil},
+		{"plain-unit service 0 -> 1", host{services(plain("factory-broker", 1)), brokerFile("disabled"), nil},
+			[]controllers.Action{serviceAction("factory-broker", "0", "1", controllers.OpScaleUp)}},
+		{"plain-unit service 1 -> 0", host{services(plain("factory-broker", 0)), brokerFile("disabled"), only("factory-broker.service", "active", "running")},
+			[]controllers.Action{serviceAction("factory-broker", "1", "0", controllers.OpScaleDown)}},
+		{"report-only mode is carried on every action",
+			host{
+				v1.HostSpec{Drift: v1.DriftReport, Units: []v1.Unit{unit(timer, no, no)}, Services: []v1.Service{poller(3)}},
+				append(onTimer, pollerFile),
+				append(pollers("active"), loaded(timer, "active", "waiting")),
 			},
-		},
-		{
-			name:  "static unit asked to be disabled: already is",
-			spec:  units(unit("x.service", no, nil)),
-			files: []sd.UnitFile{file("/lib/systemd/system/x.service", "static")},
-		},
-		{
-			name:  "missing unit",
-			spec:  units(unit(timer, yes, yes)),
-			units: []sd.UnitStatus{{Name: timer, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}},
-			want:  []controllers.Action{drivertest.Unit(timer, "unit", "absent", "present", controllers.OpMissing)},
-		},
-		{
-			name: "missing template",
-			spec: services(poller(5)),
-			want: []controllers.Action{serviceAction("usm-poller", "absent", "5", controllers.OpMissing)},
-		},
-		{
-			name:  "template scale up 1 -> 5",
-			spec:  services(poller(5)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("active"),
-			want:  []controllers.Action{serviceAction("usm-poller", "1", "5", controllers.OpScaleUp)},
-		},
-		{
-			name:  "template scale up from 0, some instances failed",
-			spec:  services(poller(3)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("failed", "-", "inactive", "failed"),
-			want:  []controllers.Action{serviceAction("usm-poller", "0", "3", controllers.OpScaleUp)},
-		},
-		{
-			name:  "template scale down 5 -> 2",
-			spec:  services(poller(2)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("active", "active", "active", "active", "active"),
-			want:  []controllers.Action{serviceAction("usm-poller", "5", "2", controllers.OpScaleDown)},
-		},
-		{
-			name:  "template to 0 stops activating instances too",
-			spec:  services(poller(0)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("active", "activating", "failed"),
-			want:  []controllers.Action{serviceAction("usm-poller", "2", "0", controllers.OpScaleDown)},
-		},
-		{
-			name:  "template with the right count of the wrong instances",
-			spec:  services(poller(2)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("active", "-", "active"),
-			want: []controllers.Action{
-				serviceAction("usm-poller", "2", "1", controllers.OpScaleDown),
-				serviceAction("usm-poller", "1", "2", controllers.OpScaleUp),
-			},
-		},
-		{
-			name:  "template: extras that are not running are left alone",
-			spec:  services(poller(2)),
-			files: []sd.UnitFile{pollerFile},
-			units: append(pollers("active", "activating", "failed", "inactive"), loaded("usm-poller@foo.service", "active", "running")),
-		},
-		{
-			name:  "plain-unit service 0 -> 1",
-			spec:  services(plain("factory-broker", 1)),
-			files: []sd.UnitFile{file("/etc/systemd/system/factory-broker.service", "disabled")},
-			want:  []controllers.Action{serviceAction("factory-broker", "0", "1", controllers.OpScaleUp)},
-		},
-		{
-			name:  "plain-unit service 1 -> 0",
-			spec:  services(plain("factory-broker", 0)),
-			files: []sd.UnitFile{file("/etc/systemd/system/factory-broker.service", "disabled")},
-			units: []sd.UnitStatus{loaded("factory-broker.service", "active", "running")},
-			want:  []controllers.Action{serviceAction("factory-broker", "1", "0", controllers.OpScaleDown)},
-		},
-		{
-			name: "report-only mode is carried on every action",
-			spec: v1.HostSpec{Drift: v1.DriftReport, Units: []v1.Unit{unit(timer, no, no)},
-				Services: []v1.Service{poller(3)}},
-			files: append(onTimer, pollerFile),
-			units: append(pollers("active"), loaded(timer, "active", "waiting")),
-			want: []controllers.Action{
+			[]controllers.Action{
 				drivertest.ReportOnly(serviceAction("usm-poller", "1", "3", controllers.OpScaleUp)),
 				drivertest.ReportOnly(drivertest.Unit(timer, "active", "true", "false", controllers.OpStop)),
 				drivertest.ReportOnly(drivertest.Unit(timer, "enabled", "true", "false", controllers.OpDisable)),
+			}},
+		{"report-only on one target only",
+			host{
+				v1.HostSpec{Units: []v1.Unit{{Name: timer, Active: no, Drift: v1.DriftReport}}, Services: []v1.Service{poller(3)}},
+				append(onTimer, pollerFile),
+				append(pollers("active"), loaded(timer, "active", "waiting")),
 			},
-		},
-		{
-			name: "report-only on one target only",
-			spec: v1.HostSpec{Units: []v1.Unit{{Name: timer, Active: no, Drift: v1.DriftReport}},
-				Services: []v1.Service{poller(3)}},
-			files: append(onTimer, pollerFile),
-			units: append(pollers("active"), loaded(timer, "active", "waiting")),
-			want: []controllers.Action{
+			[]controllers.Action{
 				serviceAction("usm-poller", "1", "3", controllers.OpScaleUp),
 				drivertest.ReportOnly(drivertest.Unit(timer, "active", "true", "false", controllers.OpStop)),
-			},
-		},
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := targets(tc.spec)
-			drivertest.CheckActions(t, Plan(ts, liveFrom(ts, tc.files, tc.units)), tc.want)
+			drivertest.CheckActions(t, Plan(tc.live()), tc.want)
 		})
 	}
 }
 
 func TestHealth(t *testing.T) {
-	timer := "abb-factory-proxy-housekeeping.timer"
-	onTimer := []sd.UnitFile{file("/etc/systemd/system/"+timer, "enabled")}
-	offTimer := []sd.UnitFile{file("/etc/systemd/system/"+timer, "disabled")}
 	cases := []struct {
-		name           string
-		spec           v1.HostSpec
-		files          []sd.UnitFile
-		units          []sd.UnitStatus
+		name string
+		host
 		ready, drained bool
 	}{
-		{
-			name:  "unit ready",
-			spec:  units(unit(timer, yes, yes)),
-			files: onTimer,
-			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
-			ready: true, drained: true,
-		},
-		{
-			name:  "unit not ready while activating",
-			spec:  units(unit(timer, yes, yes)),
-			files: onTimer,
-			units: []sd.UnitStatus{loaded(timer, "activating", "start")},
-			ready: false, drained: true,
-		},
-		{
-			name:  "unit not ready while not enabled",
-			spec:  units(unit(timer, yes, yes)),
-			files: offTimer,
-			units: []sd.UnitStatus{loaded(timer, "active", "waiting")},
-			ready: false, drained: true,
-		},
+		{"unit ready", host{units(unit(timer, yes, yes)), onTimer, only(timer, "active", "waiting")}, true, true},
+		{"unit not ready while activating", host{units(unit(timer, yes, yes)), onTimer, only(timer, "activating", "start")}, false, true},
+		{"unit not ready while not enabled", host{units(unit(timer, yes, yes)), offTimer, only(timer, "active", "waiting")}, false, true},
 		{
 			// Plan reports enabling a static unit as unsupported and still
 			// starts it; the engine then waits for it to be ready.
 			name:  "static unit asked to be enabled: ready once active",
-			spec:  units(unit("x.service", yes, yes)),
-			files: []sd.UnitFile{file("/lib/systemd/system/x.service", "static")},
-			units: []sd.UnitStatus{loaded("x.service", "active", "running")},
+			host:  host{units(unit("x.service", yes, yes)), []sd.UnitFile{file("/lib/systemd/system/x.service", "static")}, only("x.service", "active", "running")},
 			ready: true, drained: true,
 		},
-		{
-			name:  "unit with only enabled declared ignores activity",
-			spec:  units(unit(timer, no, nil)),
-			files: offTimer,
-			units: []sd.UnitStatus{loaded(timer, "activating", "start")},
-			ready: true, drained: true,
-		},
-		{
-			name:  "stopped unit, inactive: drained",
-			spec:  units(unit(timer, no, no)),
-			files: offTimer,
-			units: []sd.UnitStatus{loaded(timer, "inactive", "dead")},
-			ready: true, drained: true,
-		},
-		{
-			name:  "stopped unit, failed: drained",
-			spec:  units(unit(timer, no, no)),
-			files: offTimer,
-			units: []sd.UnitStatus{loaded(timer, "failed", "failed")},
-			ready: true, drained: true,
-		},
-		{
-			name:  "stopped unit, not even loaded: drained",
-			spec:  units(unit(timer, no, no)),
-			files: offTimer,
-			ready: true, drained: true,
-		},
-		{
-			name:  "stopped unit still deactivating: not drained",
-			spec:  units(unit(timer, no, no)),
-			files: offTimer,
-			units: []sd.UnitStatus{loaded(timer, "deactivating", "stop-sigterm")},
-			ready: false, drained: false,
-		},
-		{
-			name:  "missing unit",
-			spec:  units(unit(timer, yes, yes)),
-			ready: false, drained: false,
-		},
-		{
-			name:  "template ready: exactly @1..@3 active",
-			spec:  services(poller(3)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("active", "active", "active"),
-			ready: true, drained: true,
-		},
-		{
-			name:  "template ready: extras failed or inactive do not run",
-			spec:  services(poller(2)),
-			files: []sd.UnitFile{pollerFile},
-			units: append(pollers("active", "active", "failed", "inactive"), loaded("usm-poller@foo.service", "active", "running")),
-			ready: true, drained: true,
-		},
-		{
-			name:  "template not ready while an instance is activating",
-			spec:  services(poller(3)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("active", "active", "activating"),
-			ready: false, drained: true,
-		},
-		{
-			name:  "template not ready while an instance is missing",
-			spec:  services(poller(3)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("active", "active"),
-			ready: false, drained: true,
-		},
-		{
-			name:  "template not drained while an extra is deactivating",
-			spec:  services(poller(2)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("active", "active", "deactivating"),
-			ready: false, drained: false,
-		},
-		{
-			name:  "template not drained while an extra runs",
-			spec:  services(poller(2)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("active", "active", "active"),
-			ready: false, drained: false,
-		},
-		{
-			name:  "template with the right count of the wrong instances",
-			spec:  services(poller(2)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("active", "-", "active"),
-			ready: false, drained: false,
-		},
-		{
-			name:  "template at 0, all stopped",
-			spec:  services(poller(0)),
-			files: []sd.UnitFile{pollerFile},
-			units: pollers("inactive", "failed"),
-			ready: true, drained: true,
-		},
-		{
-			name:  "plain-unit service stopping: not drained",
-			spec:  services(plain("factory-broker", 0)),
-			files: []sd.UnitFile{file("/etc/systemd/system/factory-broker.service", "enabled")},
-			units: []sd.UnitStatus{loaded("factory-broker.service", "deactivating", "stop-sigterm")},
-			ready: false, drained: false,
-		},
-		{
-			name:  "plain-unit service running",
-			spec:  services(plain("factory-broker", 1)),
-			files: []sd.UnitFile{file("/etc/systemd/system/factory-broker.service", "enabled")},
-			units: []sd.UnitStatus{loaded("factory-broker.service", "active", "running")},
-			ready: true, drained: true,
-		},
+		{"unit with only enabled declared ignores activity", host{units(unit(timer, no, nil)), offTimer, only(timer, "activating", "start")}, true, true},
+		{"stopped unit, inactive: drained", host{units(unit(timer, no, no)), offTimer, only(timer, "inactive", "dead")}, true, true},
+		{"stopped unit, failed: drained", host{units(unit(timer, no, no)), offTimer, only(timer, "failed", "failed")}, true, true},
+		{"stopped unit, not even loaded: drained", host{units(unit(timer, no, no)), offTimer, nil}, true, true},
+		{"stopped unit still deactivating: not drained", host{units(unit(timer, no, no)), offTimer, only(timer, "deactivating", "stop-sigterm")}, false, false},
+		{"missing unit", host{units(unit(timer, yes, yes)), nil, nil}, false, false},
+		{"template ready: exactly @1..@3 active", template(3, "active", "active", "active"), true, true},
+		{"template ready: extras failed or inactive do not run",
+			host{services(poller(2)), pollerFiles, append(pollers("active", "active", "failed", "inactive"), loaded("usm-poller@foo.service", "active", "running"))},
+			true, true},
+		{"template not ready while an instance is activating", template(3, "active", "active", "activating"), false, true},
+		{"template not ready while an instance is missing", template(3, "active", "active"), false, true},
+		{"template not drained while an extra is deactivating", template(2, "active", "active", "deactivating"), false, false},
+		{"template not drained while an extra runs", template(2, "active", "active", "active"), false, false},
+		{"template with the right count of the wrong instances", template(2, "active", "-", "active"), false, false},
+		{"template at 0, all stopped", template(0, "inactive", "failed"), true, true},
+		{"plain-unit service stopping: not drained",
+			host{services(plain("factory-broker", 0)), brokerFile("enabled"), only("factory-broker.service", "deactivating", "stop-sigterm")}, false, false},
+		{"plain-unit service running", host{services(plain("factory-broker", 1)), brokerFile("enabled"), only("factory-broker.service", "active", "running")},
+			true, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := targets(tc.spec)
-			h := Health(ts[0], liveFrom(ts, tc.files, tc.units)[ts[0].Subject()])
+			ts, live := tc.live()
+			h := Health(ts[0], live[ts[0].Subject()])
 			if h.Ready != tc.ready || h.Drained != tc.drained {
 				t.Errorf("Health = %+v, want ready %v, drained %v", h, tc.ready, tc.drained)
 			}
@@ -548,36 +391,14 @@ func TestInstanceChanges(t *testing.T) {
 		units           []sd.UnitStatus
 		toStop, toStart []string
 	}{
-		{
-			name:    "stops highest first, starts lowest first",
-			service: poller(4),
-			units:   pollers("active", "-", "inactive", "failed", "active", "activating", "-", "active"),
-			toStop:  []string{"usm-poller@8.service", "usm-poller@6.service", "usm-poller@5.service"},
-			toStart: []string{"usm-poller@2.service", "usm-poller@3.service", "usm-poller@4.service"},
-		},
-		{
-			name:    "all to 0",
-			service: poller(0),
-			units:   pollers("active", "active", "reloading"),
-			toStop:  []string{"usm-poller@3.service", "usm-poller@2.service", "usm-poller@1.service"},
-		},
-		{
-			name:    "in place",
-			service: poller(2),
-			units:   pollers("active", "activating"),
-		},
-		{
-			name:    "plain unit to start",
-			service: plain("factory-broker", 1),
-			units:   []sd.UnitStatus{loaded("factory-broker.service", "failed", "failed")},
-			toStart: []string{"factory-broker.service"},
-		},
-		{
-			name:    "plain unit to stop",
-			service: plain("factory-broker", 0),
-			units:   []sd.UnitStatus{loaded("factory-broker.service", "active", "running")},
-			toStop:  []string{"factory-broker.service"},
-		},
+		{"stops highest first, starts lowest first", poller(4), pollers("active", "-", "inactive", "failed", "active", "activating", "-", "active"),
+			[]string{"usm-poller@8.service", "usm-poller@6.service", "usm-poller@5.service"},
+			[]string{"usm-poller@2.service", "usm-poller@3.service", "usm-poller@4.service"}},
+		{"all to 0", poller(0), pollers("active", "active", "reloading"), []string{"usm-poller@3.service", "usm-poller@2.service", "usm-poller@1.service"},
+			nil},
+		{"in place", poller(2), pollers("active", "activating"), nil, nil},
+		{"plain unit to start", plain("factory-broker", 1), only("factory-broker.service", "failed", "failed"), nil, []string{"factory-broker.service"}},
+		{"plain unit to stop", plain("factory-broker", 0), only("factory-broker.service", "active", "running"), []string{"factory-broker.service"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

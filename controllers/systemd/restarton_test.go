@@ -7,39 +7,32 @@ import (
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/drivertest"
-	"reconciler.dev/reconciler/controllers/restarton"
 )
 
 func TestPlanRestartOn(t *testing.T) {
-	since := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
+	since := drivertest.RestartSince
 	inst := map[int]string{1: "active", 2: "active", 3: "inactive", 4: "active"}
-	rec := func(v string) restarton.Seen {
-		return restarton.Seen{Record: restarton.Record{Value: v, Since: since}, Has: true}
-	}
-	restart := func(from, to string) controllers.Action {
-		return drivertest.Service(v1.DriverSystemd, "usm-poller", "restartOn", from, to, controllers.OpRestart)
-	}
 	cases := []struct {
 		name    string
 		value   string
-		seen    restarton.Seen
+		seen    string // the value recorded, "" for none
 		started map[string]time.Time
 		want    []controllers.Action
 		steps   restartSteps
 	}{
-		{"no restartOn", "", restarton.Seen{}, nil, nil, nil},
-		{"changed: the active instances wanted, in order", "v2", rec("v1"), nil,
-			[]controllers.Action{restart("v1", "v2")}, restartSteps{"usm-poller@1.service", "usm-poller@2.service"}},
-		{"applied", "v2", rec("v2"), map[string]time.Time{"usm-poller@1.service": since, "usm-poller@2.service": since.Add(time.Second)}, nil, nil},
-		{"cut short", "v2", rec("v2"), map[string]time.Time{"usm-poller@1.service": since.Add(time.Second), "usm-poller@2.service": since.Add(-time.Second)},
-			[]controllers.Action{restart("v2 (part)", "v2")}, restartSteps{"usm-poller@2.service"}},
+		{"no restartOn", "", "", nil, nil, nil},
+		{"changed: the active instances wanted, in order", "v2", "v1", nil,
+			[]controllers.Action{drivertest.Restart(v1.DriverSystemd, "usm-poller", "v1", "v2")}, restartSteps{"usm-poller@1.service", "usm-poller@2.service"}},
+		{"applied", "v2", "v2", map[string]time.Time{"usm-poller@1.service": since, "usm-poller@2.service": since.Add(time.Second)}, nil, nil},
+		{"cut short", "v2", "v2", map[string]time.Time{"usm-poller@1.service": since.Add(time.Second), "usm-poller@2.service": since.Add(-time.Second)},
+			[]controllers.Action{drivertest.Restart(v1.DriverSystemd, "usm-poller", "v2 (part)", "v2")}, restartSteps{"usm-poller@2.service"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := v1.Service{Name: "usm-poller", Driver: v1.DriverSystemd, Unit: "usm-poller@.service", Replicas: v1.Ptr(int32(3)), RestartOn: tc.value}
 			ts := targets(v1.HostSpec{Services: []v1.Service{svc}})
 			l := controllers.Live{Exists: true, Replicas: 3, Running: 3, Raw: templateLive{Template: "usm-poller@.service", Instances: inst,
-				Restart: restartSeen{Seen: tc.seen, Started: tc.started}}}
+				Restart: restartSeen{Seen: drivertest.Recorded(tc.seen), Started: tc.started}}}
 			// 1, 2 and 4 run; 3 does not: the plan scales as well.
 			got := planService(ts[0].Base(), ts[0], l)
 			var rs []controllers.Action
@@ -51,9 +44,7 @@ func TestPlanRestartOn(t *testing.T) {
 				}
 			}
 			drivertest.CheckActions(t, rs, tc.want)
-			if len(steps) != len(tc.steps) || len(steps) > 0 && steps[len(steps)-1] != tc.steps[len(tc.steps)-1] {
-				t.Errorf("steps %v, want %v", steps, tc.steps)
-			}
+			drivertest.CheckSteps(t, steps, tc.steps)
 		})
 	}
 }

@@ -24,3 +24,9 @@ func Targets(spec v1.HostSpec) []controllers.Target {
 	v1.SetDefaults(&spec)
 	return engine.Targets(&spec, engine.MaintenanceAt(&spec, Now), nil)
 }
+
+// ServiceTargets is Targets of a spec that declares only services, the
+// spec of most plan tests of the drivers that manage no units.
+func ServiceTargets(services ...v1.Service) []controllers.Target {
+	return Targets(v1.HostSpec{Services: services})
+}

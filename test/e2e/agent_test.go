@@ -76,11 +76,7 @@ func pushEventBody(commit string) []byte {
 func newWebhookSecret(t *testing.T) (secret, file string) {
 	t.Helper()
 	secret = "s3cret-" + uniqueName("hook")
-	file = filepath.Join(t.TempDir(), "webhook-secret")
-	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return secret, file
+	return secret, writeSecret(t, "webhook-secret", secret+"\n")
 }
 
 // ---------------------------------------------------------------------------
@@ -97,9 +93,7 @@ func pushHostFile(f *fpFixture, msg, content string) (string, time.Time) {
 	t := f.t
 	t.Helper()
 	f.files[fpFile] = content
-	if err := os.WriteFile(filepath.Join(f.repo.WorkTree, fpFile), []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(f.repo.WorkTree, fpFile), content, 0o644)
 	run(t, f.repo.WorkTree, "git", "add", "-A")
 	run(t, f.repo.WorkTree, "git", "commit", "-q", "-m", msg)
 	run(t, f.repo.WorkTree, "git", "push", "-q", "origin", "HEAD:main")

@@ -161,9 +161,7 @@ func (b *browser) screenshot(path string) string {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		b.t.Fatal(err)
 	}
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
+	writeFile(b.t, path, png, 0o644)
 	b.t.Logf("screenshot: %s", path)
 	return path
 }

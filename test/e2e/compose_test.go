@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -73,9 +72,7 @@ func newComposeProject(t *testing.T) *composeProject {
 	p := &composeProject{t: t, docker: dockerClient(t), name: uniqueName("cmp"), cache: t.TempDir(),
 		file: filepath.Join(dir, "compose.yaml")}
 	p.network = p.name + "_default"
-	if err := os.WriteFile(p.file, fmt.Appendf(nil, composeFile, composeStopDelay), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, p.file, fmt.Appendf(nil, composeFile, composeStopDelay), 0o644)
 	t.Cleanup(p.remove)
 	p.compose("up", "-d")
 	p.repo = newGitRepo(t, "compose")

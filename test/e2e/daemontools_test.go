@@ -76,9 +76,7 @@ func dtSource(t testing.TB, host string) string {
 	if err := os.MkdirAll(filepath.Join(dir, "hosts"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "hosts", dtHost+".yaml"), []byte(host), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "hosts", dtHost+".yaml"), host, 0o644)
 	return dir
 }
 
@@ -110,14 +108,10 @@ func dtInstall(t *testing.T, kind dtKind, root string, runs map[string]string, d
 			t.Fatal(err)
 		}
 		if down[name] {
-			if err := os.WriteFile(filepath.Join(dir, "down"), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, filepath.Join(dir, "down"), "", 0o644)
 		}
 		// The run script last: svscan may look at the folder any moment.
-		if err := os.WriteFile(filepath.Join(dir, "run.tmp"), []byte(run), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, filepath.Join(dir, "run.tmp"), run, 0o755)
 		if err := os.Rename(filepath.Join(dir, "run.tmp"), filepath.Join(dir, "run")); err != nil {
 			t.Fatal(err)
 		}
@@ -372,9 +366,7 @@ func dtStartSvscan(t *testing.T) {
 	}
 	pid := cmd.Process.Pid
 	_ = cmd.Process.Release()
-	if err := os.WriteFile(dtSvscanPidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, dtSvscanPidfile, strconv.Itoa(pid)+"\n", 0o644)
 	t.Logf("svscan %s started again: pid %d", tb.SvscanDir, pid)
 }
 
@@ -662,9 +654,7 @@ func dtLeftBehind(t *testing.T, kind dtKind, tb Testbed) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "run"), []byte("#!/bin/sh\nexec "+tb.WorkerBin+" left-behind\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "run"), "#!/bin/sh\nexec "+tb.WorkerBin+" left-behind\n", 0o755)
 	prog := "supervise"
 	if kind == dtRunit {
 		prog = "runsv"

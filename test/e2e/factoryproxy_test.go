@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -191,9 +190,8 @@ func (f *fpFixture) source() []string {
 // inside the container.
 func timerState(t testing.TB) (enabled, active string) {
 	t.Helper()
-	tb := testbed(t)
-	out, _ := execOut("docker", "exec", tb.SystemdContainer, "systemctl", "is-enabled", fpTimer)
-	act, _ := execOut("docker", "exec", tb.SystemdContainer, "systemctl", "is-active", fpTimer)
+	out, _ := inSystemdTry(t, "systemctl", "is-enabled", fpTimer)
+	act, _ := inSystemdTry(t, "systemctl", "is-active", fpTimer)
 	return out, act
 }
 
@@ -329,10 +327,4 @@ func containerListOpts(service string) container.ListOptions {
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.name="+service)),
 	}
-}
-
-// execOut runs a command and returns its trimmed output, whatever its exit.
-func execOut(name string, args ...string) (string, error) {
-	out, err := exec.Command(name, args...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
 }

@@ -261,9 +261,7 @@ func TestFaultCorruptStateAtStart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(file, garble(b), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, file, garble(b), 0o600)
 			// Someone scaled by hand meanwhile: the new agent must still
 			// put it right, from git, not from the broken file.
 			run(t, "", "docker", "service", "scale", "-d", "factory-proxy=2")
@@ -341,7 +339,7 @@ func TestFaultSoak(t *testing.T) {
 			svc := fpServices[rng.IntN(len(fpServices))]
 			_ = exec.Command("docker", "service", "scale", "-d", svc+"="+strconv.Itoa(rng.IntN(3))).Run()
 			if rng.IntN(2) == 0 {
-				_ = exec.Command("docker", "exec", testbed(t).SystemdContainer, "systemctl", "disable", "--now", fpTimer).Run()
+				_, _ = inSystemdTry(t, "systemctl", "disable", "--now", fpTimer)
 			}
 			counts["manual drift"]++
 		case op < 9:

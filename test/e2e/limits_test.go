@@ -73,12 +73,8 @@ func TestTrustEndpointToken(t *testing.T) {
 	unit := trustUnit(t)
 	repo := newGitRepo(t, "trust-token")
 	g1 := repo.Commit("unit up", map[string]string{"hosts/" + trustHost + ".yaml": trustDoc(unit, true)})
-	dir := t.TempDir()
 	token := "e2e-token-" + uniqueName("tok")
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := writeSecret(t, "token", token+"\n")
 	secret, secretFile := newWebhookSecret(t)
 	hookAddr := freePort(t)
 	a := startAgent(t, agentConfig{Source: repo.HTTPURL, Host: trustHost, Interval: "1h",

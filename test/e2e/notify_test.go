@@ -56,9 +56,7 @@ func TestNotifyAlertmanagerFailedPassThenResolved(t *testing.T) {
 		t.Fatal(err)
 	}
 	notifyFile := filepath.Join(t.TempDir(), "notify.yaml")
-	if err := os.WriteFile(notifyFile, []byte(fmt.Sprintf("targets:\n  - kind: alertmanager\n    url: %s\n", tb.AlertmanagerURL)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, notifyFile, fmt.Sprintf("targets:\n  - kind: alertmanager\n    url: %s\n", tb.AlertmanagerURL), 0o644)
 	repo := newGitRepo(t, "notify")
 	bad := repo.Commit("a service with no supervise", map[string]string{"hosts/" + host + ".yaml": fmt.Sprintf(`apiVersion: reconciler.dev/v1
 kind: Host

@@ -778,9 +778,7 @@ func TestExportFactoryProxyPlanInSync(t *testing.T) {
 	}
 	// Valid, as validate judges it.
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "fp-01.yaml"), []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "fp-01.yaml"), doc, 0o644)
 	cli(t, nil, "validate", dir).mustCode(t, 0, "validate of the export")
 	// Committed back, a plan finds nothing to do.
 	repo := newGitRepo(t, "exported")
@@ -797,9 +795,7 @@ func TestExportFactoryProxyPlanInSync(t *testing.T) {
 	if full.Code != 0 {
 		t.Fatalf("export of everything: exit %d\n%s", full.Code, full.Stderr)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "fp-01.yaml"), []byte(full.Stdout), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "fp-01.yaml"), full.Stdout, 0o644)
 	cli(t, nil, "validate", dir).mustCode(t, 0, "validate of the full export")
 	t.Logf("export of everything: %d services and units; stderr:\n%s", strings.Count(full.Stdout, "- name: "), full.Stderr)
 }

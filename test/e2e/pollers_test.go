@@ -97,8 +97,7 @@ func seq(n int) []int {
 // stopPollers stops every usm-poller instance, so a test starts clean.
 func stopPollers(t testing.TB) {
 	t.Helper()
-	tb := testbed(t)
-	_ = exec.Command("docker", "exec", tb.SystemdContainer, "sh", "-c", "systemctl stop 'usm-poller@*.service'; systemctl reset-failed 'usm-poller@*' 2>/dev/null; true").Run()
+	_, _ = inSystemdTry(t, "sh", "-c", "systemctl stop 'usm-poller@*.service'; systemctl reset-failed 'usm-poller@*' 2>/dev/null; true")
 }
 
 // holdPollers takes the usm-poller template for the test: locked, every
@@ -247,13 +246,7 @@ func rabbitmqStart(t testing.TB) {
 // EnvironmentFile of the testbed's template unit).
 func setPollerEnv(t testing.TB, url, queue string, delay time.Duration) {
 	t.Helper()
-	tb := testbed(t)
-	env := fmt.Sprintf("WORKER_AMQP_URL=%s\nWORKER_QUEUE=%s\nWORKER_MSG_DELAY=%s\n", url, queue, delay)
-	cmd := exec.Command("docker", "exec", "-i", tb.SystemdContainer, "sh", "-c", "cat > /etc/default/usm-poller")
-	cmd.Stdin = strings.NewReader(env)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("writing /etc/default/usm-poller: %v\n%s", err, out)
-	}
+	inSystemdFile(t, "/etc/default/usm-poller", fmt.Sprintf("WORKER_AMQP_URL=%s\nWORKER_QUEUE=%s\nWORKER_MSG_DELAY=%s\n", url, queue, delay))
 	t.Cleanup(func() { inSystemd(t, "rm", "-f", "/etc/default/usm-poller") })
 }
 
@@ -269,10 +262,7 @@ func TestAutoscaleFromRabbitMQ(t *testing.T) {
 	queue := pollerQueue(t, "usm_poller-sat")
 	amqpPublish(t, tb.AMQPURL, queue, 0) // declare it
 	setPollerEnv(t, tb.AMQPURL, queue, 150*time.Millisecond)
-	urlFile := filepath.Join(t.TempDir(), "amqp-url")
-	if err := os.WriteFile(urlFile, []byte(tb.AMQPURL+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	urlFile := writeSecret(t, "amqp-url", tb.AMQPURL+"\n")
 	const (
 		min, max = 1, 6
 		per      = 20
@@ -409,9 +399,7 @@ func TestExampleUsmPollerSatellite(t *testing.T) {
 	if _, err := os.Stat(urlFile); err == nil {
 		t.Fatalf("%s exists already; this test writes its own and would overwrite it", urlFile)
 	}
-	if err := os.WriteFile(urlFile, []byte(tb.AMQPURL+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, urlFile, tb.AMQPURL+"\n", 0o600)
 	t.Cleanup(func() { os.Remove(urlFile) })
 
 	repo := newGitRepo(t, "usm-poller-satellite")

@@ -187,9 +187,7 @@ func TestSmokeDaemontoolsServiceDownAndUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := fmt.Sprintf("#!/bin/sh\nexec %s %s\n", tb.WorkerBin, name)
-	if err := os.WriteFile(filepath.Join(dir, "run"), []byte(run), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "run"), run, 0o755)
 	t.Cleanup(func() { dtRemove(dtDaemontools, tb.SvscanDir, name) })
 
 	// svstat's words for a service up and one down.

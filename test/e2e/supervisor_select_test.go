@@ -58,9 +58,7 @@ func TestSupervisorGroupSelector(t *testing.T) {
 	file := filepath.Join(tb.SupervisorConfD, group+".conf")
 	write := func(programs ...string) {
 		t.Helper()
-		if err := os.WriteFile(file, []byte(svGroupConf(t, group, programs, numprocs)), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, file, svGroupConf(t, group, programs, numprocs), 0o644)
 		if out, err := svctl(tb.SupervisorSocket, "update", group); err != nil || !strings.Contains(out, "process group") {
 			t.Fatalf("supervisorctl update %s: %v\n%s", group, err, out)
 		}

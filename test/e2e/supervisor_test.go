@@ -61,9 +61,7 @@ stopsignal=TERM
 %s
 `, t.Name(), p.Name, tb.WorkerBin, numprocs, strings.Join(extra, "\n"))
 	file := filepath.Join(tb.SupervisorConfD, p.Name+".conf")
-	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, file, conf, 0o644)
 	t.Cleanup(func() {
 		// Stop every process, then remove the group from supervisord.
 		p.ctl("stop", p.Name+":*")

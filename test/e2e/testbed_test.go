@@ -239,6 +239,54 @@ func run(t testing.TB, dir string, name string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// execOut runs a command on the host and returns its combined output,
+// trimmed, and its error: for a test that reads a failure as an answer.
+func execOut(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// inSystemdTry runs a command inside the systemd container like inSystemd,
+// but returns its error instead of failing the test: for a cleanup that
+// may find nothing left to undo, or a test that reads a non-zero exit as
+// an answer (systemctl is-active).
+func inSystemdTry(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	return execOut("docker", append([]string{"exec", testbed(t).SystemdContainer}, args...)...)
+}
+
+// inSystemdFile writes content to path inside the systemd container.
+func inSystemdFile(t testing.TB, path, content string) {
+	t.Helper()
+	cmd := exec.Command("docker", "exec", "-i", testbed(t).SystemdContainer, "sh", "-c", "cat > "+path)
+	cmd.Stdin = strings.NewReader(content)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("writing %s in the systemd container: %v\n%s", path, err, out)
+	}
+}
+
+// writeFile writes content to path, making its folder first, and fails the
+// test if it cannot.
+func writeFile[T string | []byte](t testing.TB, path string, content T, perm os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeSecret writes content to a file called name in a temporary folder of
+// the test, readable by its owner alone (a token, a webhook secret, a URL
+// with a password in it), and returns its path.
+func writeSecret(t testing.TB, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	writeFile(t, path, content, 0o600)
+	return path
+}
+
 // unixHTTPClient talks HTTP over a unix socket (supervisord, the Docker socket).
 func unixHTTPClient(socket string) *http.Client {
 	return &http.Client{

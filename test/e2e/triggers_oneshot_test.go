@@ -191,9 +191,7 @@ func TestTriggersRunAChainOfComposeOneOffsInOnePass(t *testing.T) {
 	p := &composeProject{t: t, docker: dockerClient(t), name: uniqueName("cmptasks"), cache: t.TempDir(),
 		file: filepath.Join(dir, "compose.yaml")}
 	p.network = p.name + "_default"
-	if err := os.WriteFile(p.file, fmt.Appendf(nil, composeTasksFile, tb.SystemdImage), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, p.file, fmt.Appendf(nil, composeTasksFile, tb.SystemdImage), 0o644)
 	t.Cleanup(p.remove)
 	p.compose("up", "--no-start")
 	p.repo = newGitRepo(t, "compose-tasks")

@@ -47,7 +47,7 @@ spec:
 func TestTriggersRunAChainOfOneShotUnitsInOnePass(t *testing.T) {
 	lockTestbed(t, "systemd-tasks")
 	for _, u := range taskUnits {
-		if out, err := execOut("docker", "exec", testbed(t).SystemdContainer, "systemctl", "cat", u); err != nil {
+		if out, err := inSystemdTry(t, "systemctl", "cat", u); err != nil {
 			t.Fatalf("the testbed has no unit %s (hack/testbed up installs hack/testbed.d/units): %s", u, out)
 		}
 	}

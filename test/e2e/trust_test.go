@@ -66,9 +66,7 @@ func (r *trustRepo) git(args ...string) string {
 // options and -S) when sign is not nil; push says whether to push main.
 func (r *trustRepo) commit(msg, doc string, sign []string, push bool) string {
 	r.t.Helper()
-	if err := os.WriteFile(filepath.Join(r.WorkTree, "hosts", trustHost+".yaml"), []byte(doc), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
+	writeFile(r.t, filepath.Join(r.WorkTree, "hosts", trustHost+".yaml"), doc, 0o644)
 	r.git("add", "-A")
 	args := append(append([]string{}, sign...), "commit", "-q", "--allow-empty", "-m", msg)
 	if sign != nil {
@@ -252,9 +250,7 @@ func TestTrustSSHSignatures(t *testing.T) {
 	alice, alicePub, aliceFP := keygen("alice")
 	mallory, _, malloryFP := keygen("mallory")
 	allowed := filepath.Join(dir, "allowed_signers")
-	if err := os.WriteFile(allowed, []byte("# who may move fp hosts\nalice@example.com namespaces=\"git\" "+alicePub+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, allowed, "# who may move fp hosts\nalice@example.com namespaces=\"git\" "+alicePub+"\n", 0o644)
 	t.Logf("alice %s (allowed), mallory %s (not)", aliceFP, malloryFP)
 	sshSign := func(key string) []string {
 		return []string{"-c", "gpg.format=ssh", "-c", "user.signingkey=" + key}
@@ -306,9 +302,7 @@ func TestTrustOpenPGPSignatures(t *testing.T) {
 	}
 	opFP, malloryFP := fingerprint("op@example.com"), fingerprint("mallory@example.com")
 	keyring := filepath.Join(t.TempDir(), "keyring.asc")
-	if err := os.WriteFile(keyring, []byte(gpg("--armor", "--export", opFP)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, keyring, gpg("--armor", "--export", opFP), 0o644)
 	t.Logf("op %s (in the keyring), mallory %s (not)", opFP, malloryFP)
 	pgpSign := func(fp string) []string {
 		return []string{"-c", "gpg.format=openpgp", "-c", "gpg.program=gpg", "-c", "user.signingkey=" + fp}

@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,10 +95,7 @@ func TestWavesRolloutHosts(t *testing.T) {
 		run(t, repo.WorkTree, "git", "push", "-q", "origin", "HEAD:refs/heads/rollout/"+w)
 	}
 	token := "waves-hosts-token-0123456789abcdef"
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := writeSecret(t, "token", token)
 	var addrs []string
 	for i, h := range all {
 		h.agent = startAgent(t, agentConfig{

@@ -5,7 +5,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -59,11 +58,10 @@ func wvUnits(t *testing.T, units []string) {
 	}
 	install.WriteString("systemctl daemon-reload\n")
 	remove.WriteString("systemctl daemon-reload\n")
-	tb := testbed(t)
-	if out, err := exec.Command("docker", "exec", tb.SystemdContainer, "sh", "-c", install.String()).CombinedOutput(); err != nil {
+	if out, err := inSystemdTry(t, "sh", "-c", install.String()); err != nil {
 		t.Fatalf("installing the waves' units: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { _ = exec.Command("docker", "exec", tb.SystemdContainer, "sh", "-c", remove.String()).Run() })
+	t.Cleanup(func() { _, _ = inSystemdTry(t, "sh", "-c", remove.String()) })
 }
 
 // unitEverActive says whether systemd ever started a unit (its journal's

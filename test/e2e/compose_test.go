@@ -156,8 +156,14 @@ func (p *composeProject) remove() {
 	_ = p.docker.NetworkRemove(ctx, p.network)
 }
 
-func (p *composeProject) listOpts() container.ListOptions {
-	return container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", compose.LabelProject+"="+p.name))}
+// listOpts lists every container of the project, running or not, with
+// each of labels ("key=value") as well, if any.
+func (p *composeProject) listOpts(labels ...string) container.ListOptions {
+	f := filters.NewArgs(filters.Arg("label", compose.LabelProject+"="+p.name))
+	for _, l := range labels {
+		f.Add("label", l)
+	}
+	return container.ListOptions{All: true, Filters: f}
 }
 
 // hostDoc is the desired state: the project's poller with replicas, and

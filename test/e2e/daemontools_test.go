@@ -72,12 +72,7 @@ func dtEdit(t testing.TB, doc, old, new string) string {
 // dtSource writes a desired-state folder holding one host document.
 func dtSource(t testing.TB, host string) string {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "hosts"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "hosts", dtHost+".yaml"), host, 0o644)
-	return dir
+	return sourceDir(t, map[string]string{"hosts/" + dtHost + ".yaml": host})
 }
 
 // ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ package e2e
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,10 +27,7 @@ const fxHost = "fx-01"
 // fxSource writes a desired-state folder with one Host document.
 func fxSource(t *testing.T, services string) string {
 	t.Helper()
-	dir := t.TempDir()
-	doc := fmt.Sprintf("apiVersion: reconciler.dev/v1\nkind: Host\nmetadata:\n  name: %s\nspec:\n  services:\n%s", fxHost, services)
-	writeFile(t, filepath.Join(dir, "host.yaml"), doc, 0o644)
-	return dir
+	return sourceDir(t, map[string]string{"host.yaml": hostDocWith(fxHost, "", services)})
 }
 
 // fxUnit installs a worker unit whose environment comes from

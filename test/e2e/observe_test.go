@@ -777,8 +777,7 @@ func TestExportFactoryProxyPlanInSync(t *testing.T) {
 		t.Errorf("a second export differs:\n%s", again.Stdout)
 	}
 	// Valid, as validate judges it.
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "fp-01.yaml"), doc, 0o644)
+	dir := sourceDir(t, map[string]string{"fp-01.yaml": doc})
 	cli(t, nil, "validate", dir).mustCode(t, 0, "validate of the export")
 	// Committed back, a plan finds nothing to do.
 	repo := newGitRepo(t, "exported")

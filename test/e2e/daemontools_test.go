@@ -106,10 +106,7 @@ func dtInstall(t *testing.T, kind dtKind, root string, runs map[string]string, d
 			writeFile(t, filepath.Join(dir, "down"), "", 0o644)
 		}
 		// The run script last: svscan may look at the folder any moment.
-		writeFile(t, filepath.Join(dir, "run.tmp"), run, 0o755)
-		if err := os.Rename(filepath.Join(dir, "run.tmp"), filepath.Join(dir, "run")); err != nil {
-			t.Fatal(err)
-		}
+		writeFileWhole(t, filepath.Join(dir, "run"), run, 0o755)
 		dirs[name] = dir
 		t.Cleanup(func() { dtRemove(kind, root, name) })
 	}

@@ -13,9 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -143,18 +141,14 @@ func swarmLeader(ctx context.Context, hosts []*testHost) (string, error) {
 // hostStatus reads an agent's /status with the bearer token.
 func hostStatus(addr, token string) (status.Status, error) {
 	var st status.Status
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/status", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	a, err := httpCall(5*time.Second, http.MethodGet, "http://"+addr+"/status", nil, "Authorization", "Bearer "+token)
 	if err != nil {
 		return st, err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("/status: %s: %s", resp.Status, b)
+	if a.Code != http.StatusOK {
+		return st, fmt.Errorf("/status: %s: %s", a.Status, a.Body)
 	}
-	return st, json.Unmarshal(b, &st)
+	return st, a.decode(&st)
 }
 
 // hostsDoc is the fleet's desired state: one Defaults for every test host

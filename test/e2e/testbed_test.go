@@ -230,8 +230,17 @@ func inSystemd(t testing.TB, args ...string) string {
 // run runs a command on the host and fails the test if it fails.
 func run(t testing.TB, dir string, name string, args ...string) string {
 	t.Helper()
+	return runEnv(t, dir, nil, name, args...)
+}
+
+// runEnv is run with env added to the test's environment.
+func runEnv(t testing.TB, dir string, env []string, name string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
@@ -273,6 +282,17 @@ func writeFile[T string | []byte](t testing.TB, path string, content T, perm os.
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, []byte(content), perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeFileWhole writes content to path whole: into path.tmp, then renamed
+// into place, so that a daemon watching the folder (svscan, Prometheus)
+// never reads half a file.
+func writeFileWhole(t testing.TB, path, content string, perm os.FileMode) {
+	t.Helper()
+	writeFile(t, path+".tmp", content, perm)
+	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
 	}
 }

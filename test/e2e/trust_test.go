@@ -52,14 +52,7 @@ type trustRepo struct {
 
 func (r *trustRepo) git(args ...string) string {
 	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.WorkTree
-	cmd.Env = append(os.Environ(), r.env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return runEnv(r.t, r.WorkTree, r.env, "git", args...)
 }
 
 // commit writes the host file and commits it, signed with sign (git -c
@@ -86,11 +79,7 @@ func (r *trustRepo) push() { r.git("push", "-q", "-f", "origin", "HEAD:main") }
 func (r *trustRepo) resetTo(commit string) { r.git("reset", "-q", "--hard", commit) }
 
 func newTrustRepo(t *testing.T, prefix string, env []string) *trustRepo {
-	r := &trustRepo{GitRepo: newGitRepo(t, prefix), env: env}
-	if err := os.MkdirAll(filepath.Join(r.WorkTree, "hosts"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return &trustRepo{GitRepo: newGitRepo(t, prefix), env: env}
 }
 
 // awaitRefusal waits until /status names bad as the failed revision and a

@@ -423,47 +423,12 @@ func TestComposeServiceWithoutContainersIsMissing(t *testing.T) {
 
 // composeEvents records Docker's container events of one project while a
 // step runs, so stop order and timing come from Docker itself.
-type composeEvents struct {
-	mu     sync.Mutex
-	since  time.Time
-	events []events.Message
-	cancel context.CancelFunc
-	done   chan struct{}
-}
+type composeEvents struct{ *eventLog }
 
 func (p *composeProject) watchEvents() *composeEvents {
 	p.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ev := &composeEvents{since: time.Now(), cancel: cancel, done: make(chan struct{})}
-	msgs, errs := p.docker.Events(ctx, events.ListOptions{
-		Since: strconv.FormatInt(ev.since.Unix(), 10),
-		Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
-			filters.Arg("label", compose.LabelProject+"="+p.name)),
-	})
-	go func() {
-		defer close(ev.done)
-		for {
-			select {
-			case m := <-msgs:
-				if m.TimeNano >= ev.since.UnixNano() {
-					ev.mu.Lock()
-					ev.events = append(ev.events, m)
-					ev.mu.Unlock()
-				}
-			case <-errs:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	p.t.Cleanup(ev.stop)
-	return ev
-}
-
-func (ev *composeEvents) stop() {
-	ev.cancel()
-	<-ev.done
+	return &composeEvents{recordDockerEvents(p.t, p.docker, filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("label", compose.LabelProject+"="+p.name)))}
 }
 
 // at returns the first event with action of container number n.

@@ -534,7 +534,7 @@ func TestDaemontoolsExampleRunDownByCommitSurvivesReboot(t *testing.T) {
 	if st := dtMustRecord(t, dirs["cache-warmup"]); st.PID != 0 || !dtHasDownFile(dirs["cache-warmup"]) {
 		t.Errorf("cache-warmup was started with restarts at boot: %s", dtTool(dtDaemontools, dirs["cache-warmup"]))
 	}
-	if err := exec.Command(filepath.Join(repoRoot(), "hack", "testbed"), "status").Run(); err != nil {
+	if _, err := hackTestbed("status"); err != nil {
 		t.Errorf("hack/testbed status after the svscan restart: %v", err)
 	}
 }

@@ -35,8 +35,7 @@ import (
 // restartTestbed brings every stopped part of the testbed back (idempotent).
 func restartTestbed(t testing.TB) {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(repoRoot(), "hack", "testbed"), "up").CombinedOutput()
-	if err != nil {
+	if out, err := hackTestbed("up"); err != nil {
 		t.Fatalf("hack/testbed up: %v\n%s", err, out)
 	}
 }

@@ -55,13 +55,12 @@ func testHosts(t *testing.T, n int) ([]*testHost, string) {
 	t.Helper()
 	testbed(t)
 	lockTestbed(t, "hosts")
-	script := filepath.Join(repoRoot(), "hack", "testbed")
 	t0 := time.Now()
-	if out, err := exec.Command(script, "hosts", "up", fmt.Sprint(n)).CombinedOutput(); err != nil {
+	if out, err := hackTestbed("hosts", "up", fmt.Sprint(n)); err != nil {
 		t.Fatalf("hack/testbed hosts up %d: %v\n%s", n, err, out)
 	}
 	t.Logf("hack/testbed hosts up %d: %s", n, time.Since(t0).Round(time.Millisecond))
-	out, err := exec.Command(script, "hosts", "env").Output()
+	out, err := exec.Command(testbedScript(), "hosts", "env").Output() // stdout alone: the variables
 	if err != nil {
 		t.Fatalf("hack/testbed hosts env: %v", err)
 	}
@@ -561,7 +560,7 @@ func TestHostsLeaderFailover(t *testing.T) {
 	killedAt := time.Now()
 	t.Cleanup(func() {
 		// `hosts up` starts the stopped dockerd again and it rejoins.
-		if out, err := exec.Command(filepath.Join(repoRoot(), "hack", "testbed"), "hosts", "up", "5").CombinedOutput(); err != nil {
+		if out, err := hackTestbed("hosts", "up", "5"); err != nil {
 			t.Logf("restarting the hosts: %v\n%s", err, out)
 		}
 	})

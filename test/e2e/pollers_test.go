@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +79,7 @@ func activeInstances(t testing.TB, template string) []int {
 			nums = append(nums, n)
 		}
 	}
-	sort.Ints(nums)
+	slices.Sort(nums)
 	return nums
 }
 
@@ -223,7 +220,7 @@ func deleteQueue(url, queue string) {
 // rabbitmqStop and rabbitmqStart stop and restart the testbed's broker.
 func rabbitmqStop(t testing.TB) {
 	t.Helper()
-	if out, err := exec.Command("rabbitmqctl", "stop").CombinedOutput(); err != nil {
+	if out, err := execOut("rabbitmqctl", "stop"); err != nil {
 		t.Fatalf("rabbitmqctl stop: %v\n%s", err, out)
 	}
 	eventually(t, 30*time.Second, "RabbitMQ stopped", func() error {
@@ -237,7 +234,7 @@ func rabbitmqStop(t testing.TB) {
 
 func rabbitmqStart(t testing.TB) {
 	t.Helper()
-	if out, err := exec.Command(filepath.Join(repoRoot(), "hack", "testbed"), "up").CombinedOutput(); err != nil {
+	if out, err := hackTestbed("up"); err != nil {
 		t.Fatalf("hack/testbed up (restarting RabbitMQ): %v\n%s", err, out)
 	}
 }

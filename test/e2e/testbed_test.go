@@ -112,8 +112,15 @@ func holdDaemons(t testing.TB, exclusive bool) {
 	})
 }
 
+// testbedScript is this checkout's hack/testbed.
+func testbedScript() string { return filepath.Join(repoRoot(), "hack", "testbed") }
+
+// hackTestbed runs hack/testbed with args (up, status, hosts up 5) and
+// returns its combined output, trimmed, and its error.
+func hackTestbed(args ...string) (string, error) { return execOut(testbedScript(), args...) }
+
 func loadTestbed() (Testbed, error) {
-	script := filepath.Join(repoRoot(), "hack", "testbed")
+	script := testbedScript()
 	out, err := exec.Command(script, "env").Output()
 	if err != nil {
 		return Testbed{}, fmt.Errorf("%s env: %w", script, err)

@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -1064,8 +1063,8 @@ func procRSSAndCPU(t *testing.T, pid int) (rssKB int, cpu time.Duration) {
 	ut, _ := strconv.ParseInt(fields[11], 10, 64)
 	st, _ := strconv.ParseInt(fields[12], 10, 64)
 	hz := int64(100)
-	if out, err := exec.Command("getconf", "CLK_TCK").Output(); err == nil {
-		if v, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && v > 0 {
+	if out, err := execOut("getconf", "CLK_TCK"); err == nil {
+		if v, err := strconv.ParseInt(out, 10, 64); err == nil && v > 0 {
 			hz = v
 		}
 	}

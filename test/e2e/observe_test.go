@@ -16,7 +16,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -63,6 +62,18 @@ func statusField(status, key string) (uint64, bool) {
 	return 0, false
 }
 
+// hostPIDs lists the ids of every process on the host, from /proc.
+func hostPIDs() []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // descendants returns pid and every process below it, from the PPid lines
 // of every process on the host.
 func descendants(t *testing.T, pid int) []int {
@@ -88,12 +99,12 @@ func descendants(t *testing.T, pid int) []int {
 // its network namespace.
 func establishedOf(t *testing.T, pid int) int {
 	t.Helper()
-	out, err := exec.Command("nsenter", "-t", strconv.Itoa(pid), "-n", "ss", "-Htnp", "state", "established").CombinedOutput()
+	out, err := execOut("nsenter", "-t", strconv.Itoa(pid), "-n", "ss", "-Htnp", "state", "established")
 	if err != nil {
 		t.Fatalf("ss in the network namespace of %d: %v\n%s", pid, err, out)
 	}
 	n := 0
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		n += strings.Count(line, fmt.Sprintf("pid=%d,", pid))
 	}
 	return n

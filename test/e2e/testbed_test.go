@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -327,19 +326,6 @@ func unixHTTPClient(socket string) *http.Client {
 	}
 }
 
-// uniqueName returns a name no other test run uses: prefix-<pid>-<n>.
-// hostPIDs lists the ids of every process on the host, from /proc.
-func hostPIDs() []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
 // supervisorRPC is an XML-RPC client of the supervisord on socket, closed
 // at the end of the test.
 func supervisorRPC(t testing.TB, socket string) *xmlrpc.Client {
@@ -352,6 +338,7 @@ func supervisorRPC(t testing.TB, socket string) *xmlrpc.Client {
 	return rpc
 }
 
+// uniqueName returns a name no other test run uses: prefix-<pid>-<n>.
 func uniqueName(prefix string) string {
 	nameMu.Lock()
 	defer nameMu.Unlock()

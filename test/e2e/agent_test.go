@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -76,11 +75,7 @@ func pushEventBody(commit string) []byte {
 func newWebhookSecret(t *testing.T) (secret, file string) {
 	t.Helper()
 	secret = "s3cret-" + uniqueName("hook")
-	file = filepath.Join(t.TempDir(), "webhook-secret")
-	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return secret, file
+	return secret, writeSecret(t, "webhook-secret", secret+"\n")
 }
 
 // ---------------------------------------------------------------------------
@@ -97,9 +92,7 @@ func pushHostFile(f *fpFixture, msg, content string) (string, time.Time) {
 	t := f.t
 	t.Helper()
 	f.files[fpFile] = content
-	if err := os.WriteFile(filepath.Join(f.repo.WorkTree, fpFile), []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(f.repo.WorkTree, fpFile), content, 0o644)
 	run(t, f.repo.WorkTree, "git", "add", "-A")
 	run(t, f.repo.WorkTree, "git", "commit", "-q", "-m", msg)
 	run(t, f.repo.WorkTree, "git", "push", "-q", "origin", "HEAD:main")
@@ -1070,8 +1063,8 @@ func procRSSAndCPU(t *testing.T, pid int) (rssKB int, cpu time.Duration) {
 	ut, _ := strconv.ParseInt(fields[11], 10, 64)
 	st, _ := strconv.ParseInt(fields[12], 10, 64)
 	hz := int64(100)
-	if out, err := exec.Command("getconf", "CLK_TCK").Output(); err == nil {
-		if v, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && v > 0 {
+	if out, err := execOut("getconf", "CLK_TCK"); err == nil {
+		if v, err := strconv.ParseInt(out, 10, 64); err == nil && v > 0 {
 			hz = v
 		}
 	}

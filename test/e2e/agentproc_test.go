@@ -191,14 +191,8 @@ func (a *agentProc) kill() {
 
 // agentGet GETs one of the agent's endpoints: status code and body.
 func agentGet(addr, path string) (int, []byte, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + addr + path)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	a, err := httpCall(5*time.Second, http.MethodGet, "http://"+addr+path, nil)
+	return a.Code, a.Body, err
 }
 
 // tryAgentStatus reads the agent's /status, for a test that waits for it.

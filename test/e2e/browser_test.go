@@ -5,13 +5,9 @@ package e2e
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +28,7 @@ type browser struct {
 func newBrowser(t testing.TB) *browser {
 	t.Helper()
 	for _, bin := range []string{"/usr/bin/chromium", "/usr/bin/chromedriver"} {
-		if _, err := os.Stat(bin); err != nil {
+		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s is missing: hack/testbed up installs Debian's chromium and chromium-driver", bin)
 		}
 	}
@@ -82,35 +78,17 @@ func newBrowser(t testing.TB) *browser {
 	return b
 }
 
+// call sends one WebDriver command; out, when not nil, gets the JSON answer.
 func (b *browser) call(method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		j, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, b.base+path, rd)
+	a, err := httpCall(60*time.Second, method, b.base+path, body, "Content-Type", "application/json")
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	c := &http.Client{Timeout: 60 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("webdriver %s %s: %s %s", method, path, resp.Status, raw)
+	if a.Code >= 300 {
+		return fmt.Errorf("webdriver %s %s: %s %s", method, path, a.Status, a.Body)
 	}
 	if out != nil {
-		return json.Unmarshal(raw, out)
+		return a.decode(out)
 	}
 	return nil
 }
@@ -158,12 +136,7 @@ func (b *browser) screenshot(path string) string {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		b.t.Fatal(err)
-	}
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
+	writeFile(b.t, path, png, 0o644)
 	b.t.Logf("screenshot: %s", path)
 	return path
 }

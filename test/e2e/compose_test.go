@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -73,9 +72,7 @@ func newComposeProject(t *testing.T) *composeProject {
 	p := &composeProject{t: t, docker: dockerClient(t), name: uniqueName("cmp"), cache: t.TempDir(),
 		file: filepath.Join(dir, "compose.yaml")}
 	p.network = p.name + "_default"
-	if err := os.WriteFile(p.file, fmt.Appendf(nil, composeFile, composeStopDelay), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, p.file, fmt.Appendf(nil, composeFile, composeStopDelay), 0o644)
 	t.Cleanup(p.remove)
 	p.compose("up", "-d")
 	p.repo = newGitRepo(t, "compose")
@@ -159,8 +156,14 @@ func (p *composeProject) remove() {
 	_ = p.docker.NetworkRemove(ctx, p.network)
 }
 
-func (p *composeProject) listOpts() container.ListOptions {
-	return container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", compose.LabelProject+"="+p.name))}
+// listOpts lists every container of the project, running or not, with
+// each of labels ("key=value") as well, if any.
+func (p *composeProject) listOpts(labels ...string) container.ListOptions {
+	f := filters.NewArgs(filters.Arg("label", compose.LabelProject+"="+p.name))
+	for _, l := range labels {
+		f.Add("label", l)
+	}
+	return container.ListOptions{All: true, Filters: f}
 }
 
 // hostDoc is the desired state: the project's poller with replicas, and
@@ -420,47 +423,12 @@ func TestComposeServiceWithoutContainersIsMissing(t *testing.T) {
 
 // composeEvents records Docker's container events of one project while a
 // step runs, so stop order and timing come from Docker itself.
-type composeEvents struct {
-	mu     sync.Mutex
-	since  time.Time
-	events []events.Message
-	cancel context.CancelFunc
-	done   chan struct{}
-}
+type composeEvents struct{ *eventLog }
 
 func (p *composeProject) watchEvents() *composeEvents {
 	p.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ev := &composeEvents{since: time.Now(), cancel: cancel, done: make(chan struct{})}
-	msgs, errs := p.docker.Events(ctx, events.ListOptions{
-		Since: strconv.FormatInt(ev.since.Unix(), 10),
-		Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
-			filters.Arg("label", compose.LabelProject+"="+p.name)),
-	})
-	go func() {
-		defer close(ev.done)
-		for {
-			select {
-			case m := <-msgs:
-				if m.TimeNano >= ev.since.UnixNano() {
-					ev.mu.Lock()
-					ev.events = append(ev.events, m)
-					ev.mu.Unlock()
-				}
-			case <-errs:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	p.t.Cleanup(ev.stop)
-	return ev
-}
-
-func (ev *composeEvents) stop() {
-	ev.cancel()
-	<-ev.done
+	return &composeEvents{recordDockerEvents(p.t, p.docker, filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("label", compose.LabelProject+"="+p.name)))}
 }
 
 // at returns the first event with action of container number n.

@@ -72,14 +72,7 @@ func dtEdit(t testing.TB, doc, old, new string) string {
 // dtSource writes a desired-state folder holding one host document.
 func dtSource(t testing.TB, host string) string {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "hosts"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "hosts", dtHost+".yaml"), []byte(host), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return sourceDir(t, map[string]string{"hosts/" + dtHost + ".yaml": host})
 }
 
 // ---------------------------------------------------------------------------
@@ -110,17 +103,10 @@ func dtInstall(t *testing.T, kind dtKind, root string, runs map[string]string, d
 			t.Fatal(err)
 		}
 		if down[name] {
-			if err := os.WriteFile(filepath.Join(dir, "down"), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, filepath.Join(dir, "down"), "", 0o644)
 		}
 		// The run script last: svscan may look at the folder any moment.
-		if err := os.WriteFile(filepath.Join(dir, "run.tmp"), []byte(run), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(filepath.Join(dir, "run.tmp"), filepath.Join(dir, "run")); err != nil {
-			t.Fatal(err)
-		}
+		writeFileWhole(t, filepath.Join(dir, "run"), run, 0o755)
 		dirs[name] = dir
 		t.Cleanup(func() { dtRemove(kind, root, name) })
 	}
@@ -372,9 +358,7 @@ func dtStartSvscan(t *testing.T) {
 	}
 	pid := cmd.Process.Pid
 	_ = cmd.Process.Release()
-	if err := os.WriteFile(dtSvscanPidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, dtSvscanPidfile, strconv.Itoa(pid)+"\n", 0o644)
 	t.Logf("svscan %s started again: pid %d", tb.SvscanDir, pid)
 }
 
@@ -550,7 +534,7 @@ func TestDaemontoolsExampleRunDownByCommitSurvivesReboot(t *testing.T) {
 	if st := dtMustRecord(t, dirs["cache-warmup"]); st.PID != 0 || !dtHasDownFile(dirs["cache-warmup"]) {
 		t.Errorf("cache-warmup was started with restarts at boot: %s", dtTool(dtDaemontools, dirs["cache-warmup"]))
 	}
-	if err := exec.Command(filepath.Join(repoRoot(), "hack", "testbed"), "status").Run(); err != nil {
+	if _, err := hackTestbed("status"); err != nil {
 		t.Errorf("hack/testbed status after the svscan restart: %v", err)
 	}
 }
@@ -662,9 +646,7 @@ func dtLeftBehind(t *testing.T, kind dtKind, tb Testbed) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "run"), []byte("#!/bin/sh\nexec "+tb.WorkerBin+" left-behind\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "run"), "#!/bin/sh\nexec "+tb.WorkerBin+" left-behind\n", 0o755)
 	prog := "supervise"
 	if kind == dtRunit {
 		prog = "runsv"

@@ -5,12 +5,10 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -191,9 +189,8 @@ func (f *fpFixture) source() []string {
 // inside the container.
 func timerState(t testing.TB) (enabled, active string) {
 	t.Helper()
-	tb := testbed(t)
-	out, _ := execOut("docker", "exec", tb.SystemdContainer, "systemctl", "is-enabled", fpTimer)
-	act, _ := execOut("docker", "exec", tb.SystemdContainer, "systemctl", "is-active", fpTimer)
+	out, _ := inSystemdTry(t, "systemctl", "is-enabled", fpTimer)
+	act, _ := inSystemdTry(t, "systemctl", "is-active", fpTimer)
 	return out, act
 }
 
@@ -208,56 +205,6 @@ func unitTimestamp(t testing.TB, unit, prop string) time.Time {
 		t.Fatalf("%s %s = %q", unit, prop, v)
 	}
 	return time.Unix(sec, 0)
-}
-
-// eventLog records Docker's own container and service events while a test
-// acts, so order is asserted from Docker, not from the reconciler's logs.
-type eventLog struct {
-	mu     sync.Mutex
-	events []events.Message
-	cancel context.CancelFunc
-	done   chan struct{}
-	host   string // the dockerd's host, when a test watches several
-}
-
-// watchDockerEvents records a dockerd's container and service events
-// always; extra names more types (node: the swarm's leader changes and
-// node states).
-func watchDockerEvents(t testing.TB, cli *client.Client, extra ...events.Type) *eventLog {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	el := &eventLog{cancel: cancel, done: make(chan struct{})}
-	args := filters.NewArgs(filters.Arg("type", "container"), filters.Arg("type", "service"))
-	for _, ty := range extra {
-		args.Add("type", string(ty))
-	}
-	msgs, errs := cli.Events(ctx, events.ListOptions{Filters: args})
-	go func() {
-		defer close(el.done)
-		for {
-			select {
-			case m := <-msgs:
-				el.mu.Lock()
-				el.events = append(el.events, m)
-				el.mu.Unlock()
-			case <-errs:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	// The subscription is live once Docker answers; a ping after it orders it.
-	if _, err := cli.Ping(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(el.stop)
-	return el
-}
-
-func (el *eventLog) stop() {
-	el.cancel()
-	<-el.done
 }
 
 // first returns the time of the first event of a service's containers (or
@@ -329,10 +276,4 @@ func containerListOpts(service string) container.ListOptions {
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.name="+service)),
 	}
-}
-
-// execOut runs a command and returns its trimmed output, whatever its exit.
-func execOut(name string, args ...string) (string, error) {
-	out, err := exec.Command(name, args...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
 }

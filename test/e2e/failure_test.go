@@ -11,9 +11,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,22 +27,7 @@ const fxHost = "fx-01"
 // fxSource writes a desired-state folder with one Host document.
 func fxSource(t *testing.T, services string) string {
 	t.Helper()
-	dir := t.TempDir()
-	doc := fmt.Sprintf("apiVersion: reconciler.dev/v1\nkind: Host\nmetadata:\n  name: %s\nspec:\n  services:\n%s", fxHost, services)
-	if err := os.WriteFile(filepath.Join(dir, "host.yaml"), []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// inSystemdFile writes content to path inside the systemd container.
-func inSystemdFile(t *testing.T, path, content string) {
-	t.Helper()
-	cmd := exec.Command("docker", "exec", "-i", testbed(t).SystemdContainer, "sh", "-c", "cat > "+path)
-	cmd.Stdin = strings.NewReader(content)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("writing %s in the systemd container: %v\n%s", path, err, out)
-	}
+	return sourceDir(t, map[string]string{"host.yaml": hostDocWith(fxHost, "", services)})
 }
 
 // fxUnit installs a worker unit whose environment comes from
@@ -66,9 +48,8 @@ ExecStart=/usr/local/bin/worker
 `, name))
 	inSystemd(t, "systemctl", "daemon-reload")
 	t.Cleanup(func() {
-		tb := testbed(t)
-		_ = exec.Command("docker", "exec", tb.SystemdContainer, "sh", "-c", fmt.Sprintf(
-			"systemctl stop %[1]s.service; systemctl reset-failed %[1]s.service; rm -f /etc/systemd/system/%[1]s.service /etc/default/%[1]s; systemctl daemon-reload", name)).Run()
+		_, _ = inSystemdTry(t, "sh", "-c", fmt.Sprintf(
+			"systemctl stop %[1]s.service; systemctl reset-failed %[1]s.service; rm -f /etc/systemd/system/%[1]s.service /etc/default/%[1]s; systemctl daemon-reload", name))
 	})
 	return unit
 }
@@ -89,15 +70,15 @@ func unitStarts(t *testing.T, unit string) int {
 
 func unitActive(t *testing.T, unit string) string {
 	t.Helper()
-	out, _ := exec.Command("docker", "exec", testbed(t).SystemdContainer, "systemctl", "is-active", unit).Output()
-	return strings.TrimSpace(string(out))
+	out, _ := inSystemdTry(t, "systemctl", "is-active", unit)
+	return out
 }
 
 // failUnit starts a unit that fails at once and waits until systemd says
 // failed: the failure the agent then finds.
 func failUnit(t *testing.T, unit string) {
 	t.Helper()
-	_ = exec.Command("docker", "exec", testbed(t).SystemdContainer, "systemctl", "start", unit).Run()
+	_, _ = inSystemdTry(t, "systemctl", "start", unit) // it fails: that is the point
 	eventually(t, 10*time.Second, unit+" failed", func() error {
 		if st := unitActive(t, unit); st != "failed" {
 			return fmt.Errorf("%s is %s", unit, st)

@@ -35,8 +35,7 @@ import (
 // restartTestbed brings every stopped part of the testbed back (idempotent).
 func restartTestbed(t testing.TB) {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(repoRoot(), "hack", "testbed"), "up").CombinedOutput()
-	if err != nil {
+	if out, err := hackTestbed("up"); err != nil {
 		t.Fatalf("hack/testbed up: %v\n%s", err, out)
 	}
 }
@@ -261,9 +260,7 @@ func TestFaultCorruptStateAtStart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(file, garble(b), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, file, garble(b), 0o600)
 			// Someone scaled by hand meanwhile: the new agent must still
 			// put it right, from git, not from the broken file.
 			run(t, "", "docker", "service", "scale", "-d", "factory-proxy=2")
@@ -341,7 +338,7 @@ func TestFaultSoak(t *testing.T) {
 			svc := fpServices[rng.IntN(len(fpServices))]
 			_ = exec.Command("docker", "service", "scale", "-d", svc+"="+strconv.Itoa(rng.IntN(3))).Run()
 			if rng.IntN(2) == 0 {
-				_ = exec.Command("docker", "exec", testbed(t).SystemdContainer, "systemctl", "disable", "--now", fpTimer).Run()
+				_, _ = inSystemdTry(t, "systemctl", "disable", "--now", fpTimer)
 			}
 			counts["manual drift"]++
 		case op < 9:

@@ -8,10 +8,7 @@ package e2e
 // posted as a pull request comment.
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -48,32 +45,16 @@ func newGitea(t testing.TB) *gitea {
 // status other than want fails the test.
 func (g *gitea) call(method, path string, in any, want int, out any) {
 	g.t.Helper()
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			g.t.Fatal(err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, g.url+"/api/v1"+path, body)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "token "+g.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	a, err := httpCall(30*time.Second, method, g.url+"/api/v1"+path, in, "Authorization", "token "+g.token, "Content-Type", "application/json")
 	if err != nil {
 		g.t.Fatalf("Gitea %s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		g.t.Fatalf("Gitea %s %s: %s, want %d: %s", method, path, resp.Status, want, b)
+	if a.Code != want {
+		g.t.Fatalf("Gitea %s %s: %s, want %d: %s", method, path, a.Status, want, a.Body)
 	}
 	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			g.t.Fatalf("Gitea %s %s: %v: %s", method, path, err, b)
+		if err := a.decode(out); err != nil {
+			g.t.Fatalf("Gitea %s %s: %v: %s", method, path, err, a.Body)
 		}
 	}
 }

@@ -49,6 +49,17 @@ func (r *GitRepo) sourceArgs(host string) []string {
 	return []string{"--source", r.HTTPURL, "--host", host, "--cache-dir", r.t.TempDir()}
 }
 
+// sourceDir writes files (path -> content) into a new folder of the test
+// and returns it: desired state read from a plain folder, with no git.
+func sourceDir(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := filetree.Write(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // Commit writes files (path -> content; empty content deletes), commits them
 // with msg, pushes to main, and returns the new commit id.
 func (r *GitRepo) Commit(msg string, files map[string]string) string {

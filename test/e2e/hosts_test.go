@@ -13,9 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,13 +55,12 @@ func testHosts(t *testing.T, n int) ([]*testHost, string) {
 	t.Helper()
 	testbed(t)
 	lockTestbed(t, "hosts")
-	script := filepath.Join(repoRoot(), "hack", "testbed")
 	t0 := time.Now()
-	if out, err := exec.Command(script, "hosts", "up", fmt.Sprint(n)).CombinedOutput(); err != nil {
+	if out, err := hackTestbed("hosts", "up", fmt.Sprint(n)); err != nil {
 		t.Fatalf("hack/testbed hosts up %d: %v\n%s", n, err, out)
 	}
 	t.Logf("hack/testbed hosts up %d: %s", n, time.Since(t0).Round(time.Millisecond))
-	out, err := exec.Command(script, "hosts", "env").Output()
+	out, err := exec.Command(testbedScript(), "hosts", "env").Output() // stdout alone: the variables
 	if err != nil {
 		t.Fatalf("hack/testbed hosts env: %v", err)
 	}
@@ -143,18 +140,14 @@ func swarmLeader(ctx context.Context, hosts []*testHost) (string, error) {
 // hostStatus reads an agent's /status with the bearer token.
 func hostStatus(addr, token string) (status.Status, error) {
 	var st status.Status
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/status", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	a, err := httpCall(5*time.Second, http.MethodGet, "http://"+addr+"/status", nil, "Authorization", "Bearer "+token)
 	if err != nil {
 		return st, err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("/status: %s: %s", resp.Status, b)
+	if a.Code != http.StatusOK {
+		return st, fmt.Errorf("/status: %s: %s", a.Status, a.Body)
 	}
-	return st, json.Unmarshal(b, &st)
+	return st, a.decode(&st)
 }
 
 // hostsDoc is the fleet's desired state: one Defaults for every test host
@@ -567,7 +560,7 @@ func TestHostsLeaderFailover(t *testing.T) {
 	killedAt := time.Now()
 	t.Cleanup(func() {
 		// `hosts up` starts the stopped dockerd again and it rejoins.
-		if out, err := exec.Command(filepath.Join(repoRoot(), "hack", "testbed"), "hosts", "up", "5").CombinedOutput(); err != nil {
+		if out, err := hackTestbed("hosts", "up", "5"); err != nil {
 			t.Logf("restarting the hosts: %v\n%s", err, out)
 		}
 	})

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -73,29 +72,23 @@ func TestTrustEndpointToken(t *testing.T) {
 	unit := trustUnit(t)
 	repo := newGitRepo(t, "trust-token")
 	g1 := repo.Commit("unit up", map[string]string{"hosts/" + trustHost + ".yaml": trustDoc(unit, true)})
-	dir := t.TempDir()
 	token := "e2e-token-" + uniqueName("tok")
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := writeSecret(t, "token", token+"\n")
 	secret, secretFile := newWebhookSecret(t)
 	hookAddr := freePort(t)
 	a := startAgent(t, agentConfig{Source: repo.HTTPURL, Host: trustHost, Interval: "1h",
 		Args: []string{"--token-file", tokenFile, "--webhook-secret-file", secretFile, "--webhook-listen", hookAddr}})
 
 	withToken := func(path, tok string) (int, []byte) {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+a.Addr+path, nil)
+		var header []string
 		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
+			header = []string{"Authorization", "Bearer " + tok}
 		}
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		ans, err := httpCall(5*time.Second, http.MethodGet, "http://"+a.Addr+path, nil, header...)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		return ans.Code, ans.Body
 	}
 	status := func() agent.Status {
 		var st agent.Status

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -28,16 +27,15 @@ type amAlert struct {
 // its API serves them by default: a resolved alert is gone from the list).
 func alertsOf(t testing.TB, base, host string) ([]amAlert, error) {
 	q := url.Values{"filter": {fmt.Sprintf("host=%q", host)}}
-	resp, err := http.Get(base + "/api/v2/alerts?" + q.Encode())
+	a, err := httpCall(10*time.Second, http.MethodGet, base+"/api/v2/alerts?"+q.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /api/v2/alerts: %s", resp.Status)
+	if a.Code != http.StatusOK {
+		return nil, fmt.Errorf("GET /api/v2/alerts: %s", a.Status)
 	}
 	var out []amAlert
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	return out, a.decode(&out)
 }
 
 // TestNotifyAlertmanagerFailedPassThenResolved: a commit whose daemontools
@@ -56,9 +54,7 @@ func TestNotifyAlertmanagerFailedPassThenResolved(t *testing.T) {
 		t.Fatal(err)
 	}
 	notifyFile := filepath.Join(t.TempDir(), "notify.yaml")
-	if err := os.WriteFile(notifyFile, []byte(fmt.Sprintf("targets:\n  - kind: alertmanager\n    url: %s\n", tb.AlertmanagerURL)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, notifyFile, fmt.Sprintf("targets:\n  - kind: alertmanager\n    url: %s\n", tb.AlertmanagerURL), 0o644)
 	repo := newGitRepo(t, "notify")
 	bad := repo.Commit("a service with no supervise", map[string]string{"hosts/" + host + ".yaml": fmt.Sprintf(`apiVersion: reconciler.dev/v1
 kind: Host

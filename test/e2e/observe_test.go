@@ -16,7 +16,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -63,6 +62,18 @@ func statusField(status, key string) (uint64, bool) {
 	return 0, false
 }
 
+// hostPIDs lists the ids of every process on the host, from /proc.
+func hostPIDs() []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // descendants returns pid and every process below it, from the PPid lines
 // of every process on the host.
 func descendants(t *testing.T, pid int) []int {
@@ -88,12 +99,12 @@ func descendants(t *testing.T, pid int) []int {
 // its network namespace.
 func establishedOf(t *testing.T, pid int) int {
 	t.Helper()
-	out, err := exec.Command("nsenter", "-t", strconv.Itoa(pid), "-n", "ss", "-Htnp", "state", "established").CombinedOutput()
+	out, err := execOut("nsenter", "-t", strconv.Itoa(pid), "-n", "ss", "-Htnp", "state", "established")
 	if err != nil {
 		t.Fatalf("ss in the network namespace of %d: %v\n%s", pid, err, out)
 	}
 	n := 0
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		n += strings.Count(line, fmt.Sprintf("pid=%d,", pid))
 	}
 	return n
@@ -777,10 +788,7 @@ func TestExportFactoryProxyPlanInSync(t *testing.T) {
 		t.Errorf("a second export differs:\n%s", again.Stdout)
 	}
 	// Valid, as validate judges it.
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "fp-01.yaml"), []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := sourceDir(t, map[string]string{"fp-01.yaml": doc})
 	cli(t, nil, "validate", dir).mustCode(t, 0, "validate of the export")
 	// Committed back, a plan finds nothing to do.
 	repo := newGitRepo(t, "exported")
@@ -797,9 +805,7 @@ func TestExportFactoryProxyPlanInSync(t *testing.T) {
 	if full.Code != 0 {
 		t.Fatalf("export of everything: exit %d\n%s", full.Code, full.Stderr)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "fp-01.yaml"), []byte(full.Stdout), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "fp-01.yaml"), full.Stdout, 0o644)
 	cli(t, nil, "validate", dir).mustCode(t, 0, "validate of the full export")
 	t.Logf("export of everything: %d services and units; stderr:\n%s", strings.Count(full.Stdout, "- name: "), full.Stderr)
 }

@@ -63,9 +63,7 @@ func TestPageInABrowser(t *testing.T) {
 	first := b.screenshot(filepath.Join(shots, "1-in-sync.png"))
 	if os.Getenv("UPDATE_SCREENSHOTS") == "1" {
 		data, _ := os.ReadFile(first)
-		if err := os.WriteFile(filepath.Join(repoRoot(), "docs", "status-page.png"), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, filepath.Join(repoRoot(), "docs", "status-page.png"), data, 0o644)
 	}
 
 	// On a phone: nothing wider than the screen but the table, which scrolls

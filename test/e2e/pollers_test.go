@@ -6,14 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -82,7 +78,7 @@ func activeInstances(t testing.TB, template string) []int {
 			nums = append(nums, n)
 		}
 	}
-	sort.Ints(nums)
+	slices.Sort(nums)
 	return nums
 }
 
@@ -97,8 +93,7 @@ func seq(n int) []int {
 // stopPollers stops every usm-poller instance, so a test starts clean.
 func stopPollers(t testing.TB) {
 	t.Helper()
-	tb := testbed(t)
-	_ = exec.Command("docker", "exec", tb.SystemdContainer, "sh", "-c", "systemctl stop 'usm-poller@*.service'; systemctl reset-failed 'usm-poller@*' 2>/dev/null; true").Run()
+	_, _ = inSystemdTry(t, "sh", "-c", "systemctl stop 'usm-poller@*.service'; systemctl reset-failed 'usm-poller@*' 2>/dev/null; true")
 }
 
 // holdPollers takes the usm-poller template for the test: locked, every
@@ -224,7 +219,7 @@ func deleteQueue(url, queue string) {
 // rabbitmqStop and rabbitmqStart stop and restart the testbed's broker.
 func rabbitmqStop(t testing.TB) {
 	t.Helper()
-	if out, err := exec.Command("rabbitmqctl", "stop").CombinedOutput(); err != nil {
+	if out, err := execOut("rabbitmqctl", "stop"); err != nil {
 		t.Fatalf("rabbitmqctl stop: %v\n%s", err, out)
 	}
 	eventually(t, 30*time.Second, "RabbitMQ stopped", func() error {
@@ -238,7 +233,7 @@ func rabbitmqStop(t testing.TB) {
 
 func rabbitmqStart(t testing.TB) {
 	t.Helper()
-	if out, err := exec.Command(filepath.Join(repoRoot(), "hack", "testbed"), "up").CombinedOutput(); err != nil {
+	if out, err := hackTestbed("up"); err != nil {
 		t.Fatalf("hack/testbed up (restarting RabbitMQ): %v\n%s", err, out)
 	}
 }
@@ -247,13 +242,7 @@ func rabbitmqStart(t testing.TB) {
 // EnvironmentFile of the testbed's template unit).
 func setPollerEnv(t testing.TB, url, queue string, delay time.Duration) {
 	t.Helper()
-	tb := testbed(t)
-	env := fmt.Sprintf("WORKER_AMQP_URL=%s\nWORKER_QUEUE=%s\nWORKER_MSG_DELAY=%s\n", url, queue, delay)
-	cmd := exec.Command("docker", "exec", "-i", tb.SystemdContainer, "sh", "-c", "cat > /etc/default/usm-poller")
-	cmd.Stdin = strings.NewReader(env)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("writing /etc/default/usm-poller: %v\n%s", err, out)
-	}
+	inSystemdFile(t, "/etc/default/usm-poller", fmt.Sprintf("WORKER_AMQP_URL=%s\nWORKER_QUEUE=%s\nWORKER_MSG_DELAY=%s\n", url, queue, delay))
 	t.Cleanup(func() { inSystemd(t, "rm", "-f", "/etc/default/usm-poller") })
 }
 
@@ -269,10 +258,7 @@ func TestAutoscaleFromRabbitMQ(t *testing.T) {
 	queue := pollerQueue(t, "usm_poller-sat")
 	amqpPublish(t, tb.AMQPURL, queue, 0) // declare it
 	setPollerEnv(t, tb.AMQPURL, queue, 150*time.Millisecond)
-	urlFile := filepath.Join(t.TempDir(), "amqp-url")
-	if err := os.WriteFile(urlFile, []byte(tb.AMQPURL+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	urlFile := writeSecret(t, "amqp-url", tb.AMQPURL+"\n")
 	const (
 		min, max = 1, 6
 		per      = 20
@@ -286,19 +272,14 @@ func TestAutoscaleFromRabbitMQ(t *testing.T) {
 	ag := startAgent(t, agentConfig{Source: repo.HTTPURL, Host: "sat-auto", Interval: "1s",
 		StartWithin: 20 * time.Second, StopWithin: 15 * time.Second})
 
-	var (
-		mu      sync.Mutex
-		history []scaleSample
-	)
+	var history []scaleSample // sampled by the test's own goroutine alone
 	sample := func() scaleSample {
 		st := statusOf(t, ag.Addr)
 		s := scaleSample{at: time.Now()}
 		for _, a := range st.Autoscale {
 			s.desired, s.ready, s.err = a.Desired, a.Ready, a.Error
 		}
-		mu.Lock()
 		history = append(history, s)
-		mu.Unlock()
 		return s
 	}
 	eventually(t, 30*time.Second, "the minimum runs", func() error {
@@ -409,9 +390,7 @@ func TestExampleUsmPollerSatellite(t *testing.T) {
 	if _, err := os.Stat(urlFile); err == nil {
 		t.Fatalf("%s exists already; this test writes its own and would overwrite it", urlFile)
 	}
-	if err := os.WriteFile(urlFile, []byte(tb.AMQPURL+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, urlFile, tb.AMQPURL+"\n", 0o600)
 	t.Cleanup(func() { os.Remove(urlFile) })
 
 	repo := newGitRepo(t, "usm-poller-satellite")

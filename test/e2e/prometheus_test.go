@@ -3,14 +3,11 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,36 +40,20 @@ func promTargets(t testing.TB, addrs []string, labels map[string]string) (tokenF
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
-	path := filepath.Join(tb.PrometheusTargetsDir, fmt.Sprintf("%s-%d.json", name, os.Getpid()))
-	// Written whole then renamed: Prometheus never reads half a file.
-	if err := os.WriteFile(path+".tmp", b, 0o644); err != nil {
-		t.Fatalf("writing Prometheus targets: %v", err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatalf("writing Prometheus targets: %v", err)
-	}
+	path := filepath.Join(tb.PrometheusTargetsDir, uniqueName(strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))+".json")
+	writeFileWhole(t, path, string(b), 0o644)
 	t.Cleanup(func() { _ = os.Remove(path) })
 	return tb.PrometheusTokenFile
 }
 
 // promGet asks the testbed's Prometheus API for path?query and decodes its
 // "data" into out.
-func promGet(ctx context.Context, base, path string, query url.Values, out any) error {
+func promGet(timeout time.Duration, base, path string, query url.Values, out any) error {
 	u := strings.TrimRight(base, "/") + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	a, err := httpCall(timeout, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
@@ -81,8 +62,8 @@ func promGet(ctx context.Context, base, path string, query url.Values, out any) 
 		Error  string          `json:"error"`
 		Data   json.RawMessage `json:"data"`
 	}
-	if err := json.Unmarshal(b, &env); err != nil {
-		return fmt.Errorf("%s: %d: %w", u, resp.StatusCode, err)
+	if err := a.decode(&env); err != nil {
+		return fmt.Errorf("%s: %d: %w", u, a.Code, err)
 	}
 	if env.Status != "success" {
 		return fmt.Errorf("%s: %s", u, env.Error)
@@ -106,9 +87,7 @@ func awaitPromAlert(t testing.TB, name, instance string, within time.Duration) p
 		var data struct {
 			Alerts []promAlert `json:"alerts"`
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := promGet(ctx, tb.PrometheusURL, "/api/v1/alerts", nil, &data); err != nil {
+		if err := promGet(5*time.Second, tb.PrometheusURL, "/api/v1/alerts", nil, &data); err != nil {
 			return err
 		}
 		var seen []string
@@ -137,9 +116,7 @@ func awaitPromUp(t testing.TB, addrs []string, within time.Duration) {
 				Value  [2]any            `json:"value"`
 			} `json:"result"`
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := promGet(ctx, tb.PrometheusURL, "/api/v1/query", url.Values{"query": {`up{job="reconciler"}`}}, &data); err != nil {
+		if err := promGet(5*time.Second, tb.PrometheusURL, "/api/v1/query", url.Values{"query": {`up{job="reconciler"}`}}, &data); err != nil {
 			return err
 		}
 		up := map[string]bool{}
@@ -168,8 +145,7 @@ func TestPrometheusConfig(t *testing.T) {
 		{"check", "rules", filepath.Join(cfgDir, "reconciler-alerts.yml")},
 		{"check", "config", filepath.Join(cfgDir, "prometheus.yml")},
 	} {
-		out, err := exec.Command("promtool", args...).CombinedOutput()
-		if err != nil {
+		if out, err := execOut("promtool", args...); err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
@@ -181,7 +157,7 @@ func TestPrometheusConfig(t *testing.T) {
 			} `json:"rules"`
 		} `json:"groups"`
 	}
-	if err := promGet(ctxT(t, 10*time.Second), tb.PrometheusURL, "/api/v1/rules", nil, &rules); err != nil {
+	if err := promGet(10*time.Second, tb.PrometheusURL, "/api/v1/rules", nil, &rules); err != nil {
 		t.Fatalf("Prometheus rules: %v", err)
 	}
 	var loaded []string

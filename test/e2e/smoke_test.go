@@ -9,8 +9,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -182,27 +180,16 @@ func TestSmokeSupervisordStartsProcessOverXMLRPC(t *testing.T) {
 func TestSmokeDaemontoolsServiceDownAndUp(t *testing.T) {
 	tb := testbed(t)
 	name := uniqueName("smoke-dt")
-	dir := filepath.Join(tb.SvscanDir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	run := fmt.Sprintf("#!/bin/sh\nexec %s %s\n", tb.WorkerBin, name)
-	if err := os.WriteFile(filepath.Join(dir, "run"), []byte(run), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dtRemove(dtDaemontools, tb.SvscanDir, name) })
+	// A service folder in svscan's, removed when the test ends.
+	dir := dtInstall(t, dtDaemontools, tb.SvscanDir, map[string]string{name: fmt.Sprintf("#!/bin/sh\nexec %s %s\n", tb.WorkerBin, name)}, nil)[name]
 
 	// svstat's words for a service up and one down.
 	const up, down = ": up (pid ", ": down "
 	// svscan looks for new folders every 5 seconds.
 	awaitSvstat(t, 20*time.Second, dir, up)
-	if out, err := exec.Command("svc", "-d", dir).CombinedOutput(); err != nil {
-		t.Fatalf("svc -d: %v %s", err, out)
-	}
+	run(t, "", "svc", "-d", dir)
 	awaitSvstat(t, 10*time.Second, dir, down)
-	if out, err := exec.Command("svc", "-u", dir).CombinedOutput(); err != nil {
-		t.Fatalf("svc -u: %v %s", err, out)
-	}
+	run(t, "", "svc", "-u", dir)
 	awaitSvstat(t, 10*time.Second, dir, up)
 }
 
@@ -210,8 +197,8 @@ func TestSmokeDaemontoolsServiceDownAndUp(t *testing.T) {
 func awaitSvstat(t *testing.T, within time.Duration, dir, want string) {
 	t.Helper()
 	eventually(t, within, fmt.Sprintf("svstat %s says %q", dir, want), func() error {
-		out, _ := exec.Command("svstat", dir).CombinedOutput()
-		if !strings.Contains(string(out), want) {
+		out, _ := execOut("svstat", dir)
+		if !strings.Contains(out, want) {
 			return fmt.Errorf("svstat: %s", out)
 		}
 		return nil

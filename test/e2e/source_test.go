@@ -327,9 +327,7 @@ func TestSourceCorruptCacheIsRebuilt(t *testing.T) {
 			info, _ := d.Info()
 			junk := make([]byte, info.Size()+1)
 			rand.Read(junk)
-			if err := os.WriteFile(p, junk, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, p, junk, 0o644)
 			garbled++
 		}
 		return nil
@@ -390,9 +388,7 @@ func startSSHD(t *testing.T) *sshd {
 		t.Fatal(err)
 	}
 	authorized := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(authorized, pub, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, authorized, pub, 0o600)
 	hostPub, err := os.ReadFile(hostKey + ".pub")
 	if err != nil {
 		t.Fatal(err)
@@ -419,9 +415,7 @@ UsePAM no
 StrictModes no
 LogLevel VERBOSE
 `, port, hostKey, filepath.Join(dir, "sshd.pid"), authorized)
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, cfg, conf, 0o600)
 	// sshd's privilege separation needs this folder; systemd would make it.
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatal(err)

@@ -47,29 +47,7 @@ func svAddProgram(t *testing.T, numprocs int, extra ...string) *svProgram {
 	t.Helper()
 	tb := testbed(t)
 	p := &svProgram{t: t, Name: uniqueName("rsv"), Numprocs: numprocs, socket: tb.SupervisorSocket}
-	conf := fmt.Sprintf(`; added by %s, removed when it ends
-[program:%s]
-command=%s %%(program_name)s_%%(process_num)02d
-process_name=%%(program_name)s_%%(process_num)02d
-numprocs=%d
-numprocs_start=1
-autostart=false
-autorestart=true
-startsecs=1
-stopwaitsecs=10
-stopsignal=TERM
-%s
-`, t.Name(), p.Name, tb.WorkerBin, numprocs, strings.Join(extra, "\n"))
-	file := filepath.Join(tb.SupervisorConfD, p.Name+".conf")
-	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Stop every process, then remove the group from supervisord.
-		p.ctl("stop", p.Name+":*")
-		os.Remove(file)
-		p.ctl("update", p.Name)
-	})
+	svConf(t, p.Name, svProgramConf(tb.WorkerBin, p.Name, "%(program_name)s_%(process_num)02d", numprocs, extra...))
 	if out, err := p.ctl("update", p.Name); err != nil || !strings.Contains(out, "added process group") {
 		t.Fatalf("supervisorctl update %s: %v\n%s", p.Name, err, out)
 	}
@@ -80,12 +58,67 @@ stopsignal=TERM
 	return p
 }
 
+// svConf writes conf to NAME.conf in the testbed's supervisord conf.d
+// (loading it, supervisorctl update NAME, is the caller's). When the test
+// ends, every process of the group NAME is stopped, the file removed and
+// the group taken out of supervisord (a test that writes it again adds a
+// cleanup that finds nothing left to do).
+func svConf(t *testing.T, name, conf string) {
+	t.Helper()
+	tb := testbed(t)
+	file := filepath.Join(tb.SupervisorConfD, name+".conf")
+	writeFile(t, file, fmt.Sprintf("; added by %s, removed when it ends\n", t.Name())+conf, 0o644)
+	t.Cleanup(func() {
+		svctl(tb.SupervisorSocket, "stop", name+":*")
+		os.Remove(file)
+		svctl(tb.SupervisorSocket, "update", name)
+	})
+}
+
+// svProgramConf is a [program:NAME] section: numprocs processes named
+// procName running the testbed's worker (worker), none started by
+// supervisord, plus extra config lines (environment=...).
+func svProgramConf(worker, name, procName string, numprocs int, extra ...string) string {
+	conf := fmt.Sprintf(`[program:%s]
+command=%s %s
+process_name=%s
+numprocs=%d
+numprocs_start=1
+autostart=false
+autorestart=true
+startsecs=1
+stopwaitsecs=10
+stopsignal=TERM
+`, name, worker, procName, procName, numprocs)
+	for _, l := range extra {
+		conf += l + "\n"
+	}
+	return conf
+}
+
+// svGroupConf is a [group:NAME] joining programs, each with its numprocs,
+// the testbed's worker as the command, none started by supervisord.
+func svGroupConf(t *testing.T, name string, programs []string, numprocs map[string]int) string {
+	tb := testbed(t)
+	conf := fmt.Sprintf("[group:%s]\nprograms=%s\n", name, strings.Join(programs, ","))
+	for _, p := range programs {
+		procName := "%(program_name)s"
+		if numprocs[p] > 1 {
+			procName = "%(program_name)s_%(process_num)02d"
+		}
+		conf += "\n" + svProgramConf(tb.WorkerBin, p, procName, numprocs[p])
+	}
+	return conf
+}
+
+// svctl runs supervisorctl against socket, as an operator on the host would.
+func svctl(socket string, args ...string) (string, error) {
+	return execOut("supervisorctl", append([]string{"-s", "unix://" + socket}, args...)...)
+}
+
 // ctl runs supervisorctl against the testbed's socket, the way an operator
 // on the host would.
-func (p *svProgram) ctl(args ...string) (string, error) {
-	out, err := exec.Command("supervisorctl", append([]string{"-s", "unix://" + p.socket}, args...)...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
-}
+func (p *svProgram) ctl(args ...string) (string, error) { return svctl(p.socket, args...) }
 
 // proc returns NAME_NN, the namespec of process n.
 func (p *svProgram) proc(n int) string { return fmt.Sprintf("%s:%s_%02d", p.Name, p.Name, n) }
@@ -613,4 +646,108 @@ func TestSupervisorRestartOn(t *testing.T) {
 	if m := svMutating(proxy.Take()); len(m) != 0 {
 		t.Errorf("a second apply at v2 restarted again: %s", svDescribe(m))
 	}
+}
+
+// A selector over a supervisord group (select: {group}) manages every
+// program the group joins, each with the selector's settings; an entry
+// naming one program (program: GROUP:PROGRAM) overrides them for it. A
+// program added to the group's config after the commit is picked up on the
+// next pass, listed by plan under the selector, and stopped by maintenance
+// in reverse start order, with no commit naming it.
+func TestSupervisorGroupSelector(t *testing.T) {
+	tb := testbed(t)
+	group := uniqueName("rsg")
+	a, b, c := group+"-a", group+"-b", group+"-c"
+	numprocs := map[string]int{a: 2, b: 1, c: 1}
+	write := func(programs ...string) {
+		t.Helper()
+		svConf(t, group, svGroupConf(t, group, programs, numprocs))
+		if out, err := svctl(tb.SupervisorSocket, "update", group); err != nil || !strings.Contains(out, "process group") {
+			t.Fatalf("supervisorctl update %s: %v\n%s", group, err, out)
+		}
+	}
+	write(a, b)
+	rpc := supervisorRPC(t, tb.SupervisorSocket)
+	states := func() map[string]string {
+		out := map[string]string{}
+		for _, p := range svGroupProcs(t, rpc, group) {
+			out[p.Name] = p.State
+		}
+		return out
+	}
+	expect := func(when string, want map[string]string) {
+		t.Helper()
+		got := states()
+		for name, st := range want {
+			if got[name] != st && !(st == "STOPPED" && got[name] == "EXITED") {
+				t.Errorf("%s: %s is %s, want %s (all: %v)", when, name, got[name], st, got)
+			}
+		}
+	}
+	proxy := svStartProxy(t, tb.SupervisorSocket)
+	repo := newGitRepo(t, "supervisor-group")
+	doc := func(specExtra string) string {
+		return hostDocWith("sv-group", specExtra, fmt.Sprintf(`    - name: all-of-%[1]s
+      driver: supervisor
+      socket: %[2]s
+      select: {group: %[1]s}
+      replicas: 1
+      stopTimeout: 10s
+    - name: %[3]s
+      driver: supervisor
+      socket: %[2]s
+      program: "%[1]s:%[3]s"
+      replicas: 1
+      maintenance: keep
+      stopTimeout: 10s
+`, group, proxy.Socket, b))
+	}
+	src := []string{"--source", repo.FileURL, "--host", "sv-group", "--cache-dir", t.TempDir()}
+	repo.Commit("every program of the group", map[string]string{"hosts/sv-group.yaml": doc("")})
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "first apply")
+	expect("first apply", map[string]string{a + "_01": "RUNNING", a + "_02": "STOPPED", b: "RUNNING"})
+	if got := svCallsOf(proxy.Take(), "startProcess"); !sameSet(got, []string{group + ":" + a + "_01", group + ":" + b}) {
+		t.Errorf("first apply started %v", got)
+	}
+
+	// A third program joins the group; supervisorctl update re-creates the
+	// group (supervisord stops every process of a group whose config changed).
+	write(a, b, c)
+	expect("after supervisorctl update", map[string]string{a + "_01": "STOPPED", b: "STOPPED", c: "STOPPED"})
+	r := cli(t, nil, append([]string{"plan", "-o", "json"}, src...)...).mustCode(t, 2, "plan with the new program")
+	plan := planSelectors(t, r.Stdout)
+	// Never started (the group is new to supervisord): by name.
+	if len(plan.Selectors) != 1 || plan.Selectors[0].Select != "group="+group ||
+		!slices.Equal(plan.Selectors[0].Matched, []string{a, c}) || !slices.Equal(plan.Selectors[0].Named, []string{b}) {
+		t.Fatalf("plan's selectors %+v, want %s and %s matched, %s named\n%s", plan.Selectors, a, c, b, r.Stdout)
+	}
+	table := cli(t, nil, append([]string{"plan"}, src...)...).mustCode(t, 2, "plan table").Stdout
+	if want := fmt.Sprintf("selector all-of-%s (supervisor, group=%s): 2 matched\n  %s\n  %s\n", group, group, a, c); !strings.Contains(table, want) {
+		t.Fatalf("plan does not list %q:\n%s", want, table)
+	}
+	proxy.Take()
+	cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply with no new commit")
+	expect("second apply", map[string]string{a + "_01": "RUNNING", a + "_02": "STOPPED", b: "RUNNING", c: "RUNNING"})
+	starts := svCallsOf(proxy.Take(), "startProcess")
+	if i, j := slices.Index(starts, group+":"+a+"_01"), slices.Index(starts, group+":"+c); i < 0 || j < i || len(starts) != 3 {
+		t.Errorf("second apply started %v, want %s before %s (start order), and %s", starts, a, c, b)
+	}
+
+	// Maintenance: the new program first (started last), then the older
+	// one; the program declared by name keeps running (maintenance: keep).
+	repo.Commit("maintenance", map[string]string{"hosts/sv-group.yaml": doc("  maintenance: {enabled: true}\n")})
+	r = cli(t, nil, append([]string{"apply"}, src...)...).mustCode(t, 0, "apply maintenance")
+	t.Logf("maintenance took %s", r.Took)
+	calls := proxy.Take()
+	if got, want := svCallsOf(calls, "stopProcess"), []string{group + ":" + c, group + ":" + a + "_01"}; !slices.Equal(got, want) {
+		t.Errorf("maintenance stopped %v, want %v (newest first); calls %s", got, want, svDescribe(calls))
+	}
+	expect("maintenance", map[string]string{a + "_01": "STOPPED", a + "_02": "STOPPED", b: "RUNNING", c: "STOPPED"})
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }

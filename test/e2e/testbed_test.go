@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -112,8 +111,15 @@ func holdDaemons(t testing.TB, exclusive bool) {
 	})
 }
 
+// testbedScript is this checkout's hack/testbed.
+func testbedScript() string { return filepath.Join(repoRoot(), "hack", "testbed") }
+
+// hackTestbed runs hack/testbed with args (up, status, hosts up 5) and
+// returns its combined output, trimmed, and its error.
+func hackTestbed(args ...string) (string, error) { return execOut(testbedScript(), args...) }
+
 func loadTestbed() (Testbed, error) {
-	script := filepath.Join(repoRoot(), "hack", "testbed")
+	script := testbedScript()
 	out, err := exec.Command(script, "env").Output()
 	if err != nil {
 		return Testbed{}, fmt.Errorf("%s env: %w", script, err)
@@ -230,13 +236,81 @@ func inSystemd(t testing.TB, args ...string) string {
 // run runs a command on the host and fails the test if it fails.
 func run(t testing.TB, dir string, name string, args ...string) string {
 	t.Helper()
+	return runEnv(t, dir, nil, name, args...)
+}
+
+// runEnv is run with env added to the test's environment.
+func runEnv(t testing.TB, dir string, env []string, name string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// execOut runs a command on the host and returns its combined output,
+// trimmed, and its error: for a test that reads a failure as an answer.
+func execOut(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// inSystemdTry runs a command inside the systemd container like inSystemd,
+// but returns its error instead of failing the test: for a cleanup that
+// may find nothing left to undo, or a test that reads a non-zero exit as
+// an answer (systemctl is-active).
+func inSystemdTry(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	return execOut("docker", append([]string{"exec", testbed(t).SystemdContainer}, args...)...)
+}
+
+// inSystemdFile writes content to path inside the systemd container.
+func inSystemdFile(t testing.TB, path, content string) {
+	t.Helper()
+	cmd := exec.Command("docker", "exec", "-i", testbed(t).SystemdContainer, "sh", "-c", "cat > "+path)
+	cmd.Stdin = strings.NewReader(content)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("writing %s in the systemd container: %v\n%s", path, err, out)
+	}
+}
+
+// writeFile writes content to path, making its folder first, and fails the
+// test if it cannot.
+func writeFile[T string | []byte](t testing.TB, path string, content T, perm os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeFileWhole writes content to path whole: into path.tmp, then renamed
+// into place, so that a daemon watching the folder (svscan, Prometheus)
+// never reads half a file.
+func writeFileWhole(t testing.TB, path, content string, perm os.FileMode) {
+	t.Helper()
+	writeFile(t, path+".tmp", content, perm)
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeSecret writes content to a file called name in a temporary folder of
+// the test, readable by its owner alone (a token, a webhook secret, a URL
+// with a password in it), and returns its path.
+func writeSecret(t testing.TB, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	writeFile(t, path, content, 0o600)
+	return path
 }
 
 // unixHTTPClient talks HTTP over a unix socket (supervisord, the Docker socket).
@@ -252,19 +326,6 @@ func unixHTTPClient(socket string) *http.Client {
 	}
 }
 
-// uniqueName returns a name no other test run uses: prefix-<pid>-<n>.
-// hostPIDs lists the ids of every process on the host, from /proc.
-func hostPIDs() []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
 // supervisorRPC is an XML-RPC client of the supervisord on socket, closed
 // at the end of the test.
 func supervisorRPC(t testing.TB, socket string) *xmlrpc.Client {
@@ -277,6 +338,7 @@ func supervisorRPC(t testing.TB, socket string) *xmlrpc.Client {
 	return rpc
 }
 
+// uniqueName returns a name no other test run uses: prefix-<pid>-<n>.
 func uniqueName(prefix string) string {
 	nameMu.Lock()
 	defer nameMu.Unlock()

@@ -52,23 +52,14 @@ type trustRepo struct {
 
 func (r *trustRepo) git(args ...string) string {
 	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.WorkTree
-	cmd.Env = append(os.Environ(), r.env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return runEnv(r.t, r.WorkTree, r.env, "git", args...)
 }
 
 // commit writes the host file and commits it, signed with sign (git -c
 // options and -S) when sign is not nil; push says whether to push main.
 func (r *trustRepo) commit(msg, doc string, sign []string, push bool) string {
 	r.t.Helper()
-	if err := os.WriteFile(filepath.Join(r.WorkTree, "hosts", trustHost+".yaml"), []byte(doc), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
+	writeFile(r.t, filepath.Join(r.WorkTree, "hosts", trustHost+".yaml"), doc, 0o644)
 	r.git("add", "-A")
 	args := append(append([]string{}, sign...), "commit", "-q", "--allow-empty", "-m", msg)
 	if sign != nil {
@@ -88,11 +79,7 @@ func (r *trustRepo) push() { r.git("push", "-q", "-f", "origin", "HEAD:main") }
 func (r *trustRepo) resetTo(commit string) { r.git("reset", "-q", "--hard", commit) }
 
 func newTrustRepo(t *testing.T, prefix string, env []string) *trustRepo {
-	r := &trustRepo{GitRepo: newGitRepo(t, prefix), env: env}
-	if err := os.MkdirAll(filepath.Join(r.WorkTree, "hosts"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return &trustRepo{GitRepo: newGitRepo(t, prefix), env: env}
 }
 
 // awaitRefusal waits until /status names bad as the failed revision and a
@@ -252,9 +239,7 @@ func TestTrustSSHSignatures(t *testing.T) {
 	alice, alicePub, aliceFP := keygen("alice")
 	mallory, _, malloryFP := keygen("mallory")
 	allowed := filepath.Join(dir, "allowed_signers")
-	if err := os.WriteFile(allowed, []byte("# who may move fp hosts\nalice@example.com namespaces=\"git\" "+alicePub+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, allowed, "# who may move fp hosts\nalice@example.com namespaces=\"git\" "+alicePub+"\n", 0o644)
 	t.Logf("alice %s (allowed), mallory %s (not)", aliceFP, malloryFP)
 	sshSign := func(key string) []string {
 		return []string{"-c", "gpg.format=ssh", "-c", "user.signingkey=" + key}
@@ -306,9 +291,7 @@ func TestTrustOpenPGPSignatures(t *testing.T) {
 	}
 	opFP, malloryFP := fingerprint("op@example.com"), fingerprint("mallory@example.com")
 	keyring := filepath.Join(t.TempDir(), "keyring.asc")
-	if err := os.WriteFile(keyring, []byte(gpg("--armor", "--export", opFP)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, keyring, gpg("--armor", "--export", opFP), 0o644)
 	t.Logf("op %s (in the keyring), mallory %s (not)", opFP, malloryFP)
 	pgpSign := func(fp string) []string {
 		return []string{"-c", "gpg.format=openpgp", "-c", "gpg.program=gpg", "-c", "user.signingkey=" + fp}

@@ -80,9 +80,7 @@ func TestValidateRefusesOverBoundBeforeReading(t *testing.T) {
 func TestValidateFolderConfined(t *testing.T) {
 	outside := t.TempDir()
 	secret := "tok_E2E_SECRET_0123456789abcdef"
-	if err := os.WriteFile(filepath.Join(outside, "token"), []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(outside, "token"), secret, 0o600)
 	dir := t.TempDir()
 	if err := filetree.Write(dir, readExample(t, "factory-proxy")); err != nil {
 		t.Fatal(err)

@@ -19,16 +19,12 @@ import (
 )
 
 func newFleetCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "fleet",
-		Short: "Which hosts run which revision, in sync or not",
-		Long: `fleet asks many agents at once. Each host runs its own agent and git is the
+	return newGroupCommand("fleet", "Which hosts run which revision, in sync or not",
+		`fleet asks many agents at once. Each host runs its own agent and git is the
 only writer; this view only reads every agent's /status, --concurrency at
 once, each within --timeout, or asks Prometheus (--prometheus URL), which
 scrapes them all already.`,
-	}
-	cmd.AddCommand(newFleetStatusCommand(), newFleetServeCommand(), newFleetPromoteCommand())
-	return cmd
+		newFleetStatusCommand(), newFleetServeCommand(), newFleetPromoteCommand())
 }
 
 type fleetFlags struct {

@@ -2,6 +2,7 @@ package callcount
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -83,6 +84,21 @@ func startProxy[P interface{ Close() error }](t *testing.T, name, upstream strin
 		}
 	})
 	return p
+}
+
+// closedForGood fails the test unless the closed proxy p left no socket
+// behind and takes a second Close without error.
+func closedForGood(t *testing.T, p interface {
+	Close() error
+	Socket() string
+}) {
+	t.Helper()
+	if _, err := os.Stat(p.Socket()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket still there after Close: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
 }
 
 // concurrently runs do(0) to do(n-1) at once and fails the test with the

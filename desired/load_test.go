@@ -1,15 +1,15 @@
 package desired
 
 import (
-	"io/fs"
-	"os"
-	"path/filepath"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	v1 "reconciler.dev/reconciler/api/v1"
+	"reconciler.dev/reconciler/internal/filetree"
 )
 
 func mapFS(files map[string]string) fstest.MapFS {
@@ -220,14 +220,15 @@ func TestInvalidRepoIsNotValid(t *testing.T) {
 // every file under examples/: they must never panic, and whatever they accept
 // must merge and validate without panicking either.
 func FuzzLoad(f *testing.F) {
-	_ = filepath.WalkDir("../examples", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
-			if b, err := os.ReadFile(p); err == nil {
-				f.Add(b)
-			}
+	examples, err := filetree.Read("../examples")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, p := range slices.Sorted(maps.Keys(examples)) {
+		if strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml") {
+			f.Add([]byte(examples[p]))
 		}
-		return nil
-	})
+	}
 	f.Add([]byte(plantDefaults))
 	f.Add([]byte(fp01 + "---\n" + roleDefaults))
 	// Triggers and selectors, with the YAML 1.1 booleans that must stay text.

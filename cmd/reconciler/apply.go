@@ -12,9 +12,8 @@ import (
 )
 
 func newApplyCommand() *cobra.Command {
-	var sf sourceFlags
+	var pf passFlags
 	var concurrency int
-	var stateDir string
 	cmd := &cobra.Command{
 		Use:   "apply --source S [--host H]",
 		Short: "Run one pass: converge the host to the desired state, in order",
@@ -39,7 +38,7 @@ one-shot apply having no last applied revision (see plan --help).
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			start := time.Now()
-			one, err := planOnce(ctx, &sf, stateDir)
+			one, err := planOnce(ctx, &pf)
 			if err != nil {
 				return err
 			}
@@ -65,9 +64,7 @@ one-shot apply having no last applied revision (see plan --help).
 			return nil
 		},
 	}
-	sf.register(cmd.Flags())
-	registerStateDir(cmd.Flags(), &stateDir)
-	sf.reach.register(cmd.Flags())
+	pf.register(cmd.Flags())
 	cmd.Flags().IntVar(&concurrency, "concurrency", 4, "most actions at once within a stage")
 	return cmd
 }

@@ -19,16 +19,12 @@ import (
 )
 
 func newFleetCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "fleet",
-		Short: "Which hosts run which revision, in sync or not",
-		Long: `fleet asks many agents at once. Each host runs its own agent and git is the
+	return newGroupCommand("fleet", "Which hosts run which revision, in sync or not",
+		`fleet asks many agents at once. Each host runs its own agent and git is the
 only writer; this view only reads every agent's /status, --concurrency at
 once, each within --timeout, or asks Prometheus (--prometheus URL), which
 scrapes them all already.`,
-	}
-	cmd.AddCommand(newFleetStatusCommand(), newFleetServeCommand(), newFleetPromoteCommand())
-	return cmd
+		newFleetStatusCommand(), newFleetServeCommand(), newFleetPromoteCommand())
 }
 
 type fleetFlags struct {
@@ -130,7 +126,7 @@ func (f *fleetFlags) collect(ctx context.Context) ([]string, map[string]fleet.An
 
 func newFleetStatusCommand() *cobra.Command {
 	var ff fleetFlags
-	var output string
+	var output tableOrJSON
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "status --agents LIST | --prometheus URL",
@@ -155,16 +151,7 @@ revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			switch output {
-			case "json":
-				err = writeIndentedJSON(out, rep)
-			case "table", "":
-				printFleet(termSafe(out), rep, all)
-			default:
-				return fmt.Errorf("-o %q: want table or json", output)
-			}
-			if err != nil {
+			if err := output.write(cmd.OutOrStdout(), rep, func(w io.Writer) { printFleet(w, rep, all) }); err != nil {
 				return err
 			}
 			if !rep.Converged {
@@ -175,7 +162,7 @@ revision as --revision (or the newest revision seen), 2 otherwise, 1 on error.`,
 	}
 	ff.register(cmd)
 	ff.registerRollout(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	output.register(cmd.Flags())
 	cmd.Flags().BoolVar(&all, "all", false, "list every agent, the converged ones too (always so up to 20 agents)")
 	return cmd
 }

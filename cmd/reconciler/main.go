@@ -100,6 +100,15 @@ command line wins.`,
 	return root
 }
 
+// newGroupCommand is a command that only holds subcommands (fleet,
+// quarantine): run alone, it prints its help, as cobra does for a command
+// with no Run.
+func newGroupCommand(use, short, long string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Long: long}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
 // flagsFromEnv sets every flag the user did not give from RECONCILER_<FLAG>.
 func flagsFromEnv(cmd *cobra.Command) error {
 	var errs []error

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"reconciler.dev/reconciler/controllers"
 	"reconciler.dev/reconciler/controllers/autoscale"
@@ -18,9 +19,8 @@ import (
 )
 
 func newPlanCommand() *cobra.Command {
-	var sf sourceFlags
-	var output string
-	var stateDir string
+	var pf passFlags
+	var output tableOrJSON
 	cmd := &cobra.Command{
 		Use:   "plan --source S [--host H]",
 		Short: "Show what a pass would change, in order; change nothing",
@@ -60,22 +60,15 @@ there is no anti-rollback check (that is the agent's, see run --help).
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			one, err := planOnce(ctx, &sf, stateDir)
+			one, err := planOnce(ctx, &pf)
 			if err != nil {
 				return err
 			}
 			defer one.w.close()
-			snap, plan, as := one.snap, one.plan, one.w.autoscaler
-			out := cmd.OutOrStdout()
-			switch output {
-			case "json":
-				err = writePlanJSON(out, snap, plan, as.Statuses())
-			case "table", "":
-				writePlanTable(termSafe(out), snap, plan, as.Statuses())
-			default:
-				return fmt.Errorf("-o %q: want table or json", output)
-			}
-			if err != nil {
+			snap, plan, scaled := one.snap, one.plan, one.w.autoscaler.Statuses()
+			if err := output.write(cmd.OutOrStdout(), planDocOf(snap, plan, scaled), func(w io.Writer) {
+				writePlanTable(w, snap, plan, scaled)
+			}); err != nil {
 				return err
 			}
 			if !plan.InSync() {
@@ -84,11 +77,32 @@ there is no anti-rollback check (that is the agent's, see run --help).
 			return nil
 		},
 	}
-	sf.register(cmd.Flags())
-	registerStateDir(cmd.Flags(), &stateDir)
-	sf.reach.register(cmd.Flags())
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	pf.register(cmd.Flags())
+	output.register(cmd.Flags())
 	return cmd
+}
+
+// tableOrJSON is the -o of the commands that print a table for people and a
+// JSON document for scripts, so that every one of them takes the same
+// values and refuses others with the same words.
+type tableOrJSON string
+
+func (o *tableOrJSON) register(fs *pflag.FlagSet) {
+	fs.StringVarP((*string)(o), "output", "o", "table", "output format: table or json")
+}
+
+// write prints doc as indented JSON for -o json, or the table for -o table;
+// the table goes through termSafe, JSON does not (its encoder escapes).
+func (o tableOrJSON) write(out io.Writer, doc any, table func(io.Writer)) error {
+	switch o {
+	case "json":
+		return writeIndentedJSON(out, doc)
+	case "table", "":
+		table(termSafe(out))
+		return nil
+	default:
+		return fmt.Errorf("-o %q: want table or json", string(o))
+	}
 }
 
 // writeIndentedJSON writes v as JSON indented by two spaces, the form every
@@ -127,7 +141,8 @@ func revisionOf(r source.Revision) revisionDoc {
 	return d
 }
 
-func writePlanJSON(w io.Writer, snap *desired.Snapshot, plan *engine.Plan, scaled []autoscale.Status) error {
+// planDocOf is the -o json document of a plan.
+func planDocOf(snap *desired.Snapshot, plan *engine.Plan, scaled []autoscale.Status) planDoc {
 	doc := planDoc{
 		Host: snap.Host, Revision: revisionOf(snap.Revision), Maintenance: plan.Maintenance,
 		InSync: plan.InSync(), Actions: plan.Actions, Autoscale: scaled, Selectors: plan.Selectors,
@@ -135,7 +150,7 @@ func writePlanJSON(w io.Writer, snap *desired.Snapshot, plan *engine.Plan, scale
 	if doc.Actions == nil {
 		doc.Actions = []controllers.Action{}
 	}
-	return writeIndentedJSON(w, doc)
+	return doc
 }
 
 func shortID(id string) string {

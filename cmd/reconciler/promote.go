@@ -66,7 +66,7 @@ func newFleetPromoteCommand() *cobra.Command {
 	var ff fleetFlags
 	var rf rolloutFlags
 	var dryRun bool
-	var output string
+	var output tableOrJSON
 	cmd := &cobra.Command{
 		Use:   "promote --agents LIST --source REPO --waves W1,W2,... [--soak 5m] [--max-unavailable 0]",
 		Short: "Move each wave's branch on to the revision the wave before it runs healthy (run from CI or a timer)",
@@ -105,16 +105,8 @@ or is done, 2 when it is halted, 1 on error (git, or no agent answers).`,
 				}
 				moved = append(moved, fmt.Sprintf("%s %s -> %s", p.Ref, fleet.Short(p.From), fleet.Short(p.To)))
 			}
-			out := cmd.OutOrStdout()
-			switch output {
-			case "json":
-				if err := writeIndentedJSON(out, ro); err != nil {
-					return err
-				}
-			case "table", "":
-				printRollout(termSafe(out), *ro, dryRun)
-			default:
-				return fmt.Errorf("-o %q: want table or json", output)
+			if err := output.write(cmd.OutOrStdout(), ro, func(w io.Writer) { printRollout(w, *ro, dryRun) }); err != nil {
+				return err
 			}
 			for _, m := range moved {
 				fmt.Fprintf(cmd.ErrOrStderr(), "promoted %s\n", m)
@@ -128,7 +120,7 @@ or is done, 2 when it is halted, 1 on error (git, or no agent answers).`,
 	ff.register(cmd)
 	rf.register(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be promoted, move nothing")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	output.register(cmd.Flags())
 	return cmd
 }
 

@@ -13,16 +13,12 @@ import (
 )
 
 func newQuarantineCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "quarantine",
-		Short: "Revisions that did not become healthy in time (see run --healthy-within)",
-		Long: `A revision that validates but whose passes do not reach converged and ready
+	return newGroupCommand("quarantine", "Revisions that did not become healthy in time (see run --healthy-within)",
+		`A revision that validates but whose passes do not reach converged and ready
 within the agent's --healthy-within is quarantined: the last healthy revision
 goes back in force and the quarantined one is never tried again. A newer
-commit is tried normally. ` + "`reconciler status`" + ` lists the quarantined revisions.`,
-	}
-	cmd.AddCommand(newQuarantineReleaseCommand())
-	return cmd
+commit is tried normally. `+"`reconciler status`"+` lists the quarantined revisions.`,
+		newQuarantineReleaseCommand())
 }
 
 func newQuarantineReleaseCommand() *cobra.Command {

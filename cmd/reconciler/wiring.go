@@ -83,10 +83,10 @@ type oneShot struct {
 }
 
 // planOnce resolves the revision and plans one pass on it, with the
-// restartOn records in stateDir. The caller closes the wiring (one.w.close)
-// when it is done with it.
-func planOnce(ctx context.Context, sf *sourceFlags, stateDir string) (*oneShot, error) {
-	snap, err := sf.resolve(ctx)
+// restartOn records in --state-dir. The caller closes the wiring
+// (one.w.close) when it is done with it.
+func planOnce(ctx context.Context, f *passFlags) (*oneShot, error) {
+	snap, err := f.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func planOnce(ctx context.Context, sf *sourceFlags, stateDir string) (*oneShot, 
 	if err != nil {
 		return nil, err
 	}
-	w.setStateDir(stateDir)
+	w.setStateDir(f.stateDir)
 	w.engine.Sizer = w.autoscaler
 	plan, err := w.engine.Plan(ctx, &snap.Effective.Spec)
 	if err != nil {
@@ -129,10 +129,18 @@ func (w *wiring) setStateDir(dir string) {
 	w.systemd.Records = records
 }
 
-// registerStateDir adds --state-dir to a command that runs no agent (apply,
-// plan), for the restartOn records.
-func registerStateDir(fs *pflag.FlagSet, dir *string) {
-	fs.StringVar(dir, "state-dir", defaultStateDir, "where the restartOn values last applied to supervisor and systemd services are kept (as run --state-dir)")
+// passFlags are the flags of the commands that plan one pass without
+// running an agent (apply, plan): the source, and --state-dir for the
+// restartOn records.
+type passFlags struct {
+	sourceFlags
+	stateDir string
+}
+
+func (f *passFlags) register(fs *pflag.FlagSet) {
+	f.sourceFlags.register(fs)
+	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "where the restartOn values last applied to supervisor and systemd services are kept (as run --state-dir)")
+	f.reach.register(fs)
 }
 
 // close closes every client.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,9 +37,7 @@ func TestFetchFileRepoRevisionAndChanges(t *testing.T) {
 	if got.Time.IsZero() {
 		t.Error("Revision.Time is zero")
 	}
-	if f := files(t, a.FS); !maps.Equal(f, map[string]string{"hosts/fp-01.yaml": "kind: Host\n", "defaults.yaml": "kind: Defaults\n"}) {
-		t.Errorf("files = %v", f)
-	}
+	wantFiles(t, a.FS, map[string]string{"hosts/fp-01.yaml": "kind: Host\n", "defaults.yaml": "kind: Defaults\n"})
 
 	if a2, changed := mustFetch(t, s); changed || a2.Revision.ID != c1.String() {
 		t.Errorf("unchanged Fetch: changed=%v id=%s", changed, a2.Revision.ID)
@@ -51,9 +48,7 @@ func TestFetchFileRepoRevisionAndChanges(t *testing.T) {
 	if !changed || a3.Revision.ID != c2.String() {
 		t.Fatalf("after a commit: changed=%v id=%s, want %s", changed, a3.Revision.ID, c2)
 	}
-	if f := files(t, a3.FS); !maps.Equal(f, map[string]string{"hosts/fp-01.yaml": "kind: Host\nspec: {}\n"}) {
-		t.Errorf("files = %v", f)
-	}
+	wantFiles(t, a3.FS, map[string]string{"hosts/fp-01.yaml": "kind: Host\nspec: {}\n"})
 	// The earlier artifact is still the earlier tree.
 	if f := files(t, a.FS); f["defaults.yaml"] != "kind: Defaults\n" {
 		t.Errorf("old artifact changed: %v", f)

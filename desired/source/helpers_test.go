@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -41,6 +42,13 @@ func (r *workRepo) url() string { return "file://" + r.dir }
 // checked-out branch and returns the commit.
 func (r *workRepo) commit(msg string, files map[string]string) plumbing.Hash {
 	r.t.Helper()
+	return r.commitWithParents(msg, files)
+}
+
+// commitWithParents commits as commit does; given parents (a merge, or a
+// commit on a side line), the commit has those and main moves to it.
+func (r *workRepo) commitWithParents(msg string, files map[string]string, parents ...plumbing.Hash) plumbing.Hash {
+	r.t.Helper()
 	wt, err := r.repo.Worktree()
 	if err != nil {
 		r.t.Fatal(err)
@@ -70,7 +78,7 @@ func (r *workRepo) commit(msg string, files map[string]string) plumbing.Hash {
 	}
 	r.n++
 	h, err := wt.Commit(msg, &git.CommitOptions{
-		AllowEmptyCommits: true,
+		AllowEmptyCommits: true, Parents: parents,
 		Author: &object.Signature{
 			Name: "Op Erator", Email: "op@example.com",
 			When: time.Date(2026, 1, 2, 3, 4, r.n, 0, time.UTC),
@@ -78,6 +86,9 @@ func (r *workRepo) commit(msg string, files map[string]string) plumbing.Hash {
 	})
 	if err != nil {
 		r.t.Fatal(err)
+	}
+	if len(parents) > 0 {
+		r.setRef("refs/heads/main", h)
 	}
 	return h
 }
@@ -145,4 +156,12 @@ func files(t testing.TB, fsys fs.FS) map[string]string {
 		t.Fatalf("walk: %v", err)
 	}
 	return out
+}
+
+// wantFiles fails the test (and goes on) unless fsys holds exactly want.
+func wantFiles(t testing.TB, fsys fs.FS, want map[string]string) {
+	t.Helper()
+	if got := files(t, fsys); !maps.Equal(got, want) {
+		t.Errorf("files = %v, want %v", got, want)
+	}
 }

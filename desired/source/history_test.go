@@ -7,11 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"reconciler.dev/reconciler/internal/gitserver"
 )
@@ -46,31 +44,6 @@ func hs(hh ...plumbing.Hash) []string {
 		out = append(out, h.String())
 	}
 	return out
-}
-
-// commitWithParents commits the work tree's index with the given parents
-// (a merge, or a commit on a side line) and moves main to it.
-func (r *workRepo) commitWithParents(msg string, files map[string]string, parents ...plumbing.Hash) plumbing.Hash {
-	r.t.Helper()
-	wt, _ := r.repo.Worktree()
-	for p, c := range files {
-		if err := os.WriteFile(filepath.Join(r.dir, p), []byte(c), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-		if _, err := wt.Add(p); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	r.n++
-	h, err := wt.Commit(msg, &git.CommitOptions{
-		AllowEmptyCommits: true, Parents: parents,
-		Author: &object.Signature{Name: "Op Erator", Email: "op@example.com", When: time.Date(2026, 1, 2, 3, 4, r.n, 0, time.UTC)},
-	})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.setRef("refs/heads/main", h)
-	return h
 }
 
 // httpURL serves the work repository over smart http (the real git

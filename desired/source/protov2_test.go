@@ -300,9 +300,7 @@ func TestFetchOverHTTPSpeaksProtocolV2(t *testing.T) {
 	if req, up, _, svc := delta(before, stats()); req != 2 || up != 1 || !maps.Equal(svc, lsRefsAndFetch) {
 		t.Errorf("changed Fetch: %d requests, %d upload-packs (%v); want ls-refs and one fetch", req, up, svc)
 	}
-	if got := files(t, a.FS); !maps.Equal(got, map[string]string{"hosts/fp-01.yaml": "kind: Host\nspec: {}\n", "README": "x\n"}) {
-		t.Errorf("files = %v", got)
-	}
+	wantFiles(t, a.FS, map[string]string{"hosts/fp-01.yaml": "kind: Host\nspec: {}\n", "README": "x\n"})
 	if sh := shallowOf(t, s); len(sh) == 0 {
 		t.Error("the v2 fetch recorded no shallow commit")
 	}

@@ -111,24 +111,12 @@ func parseHTTP(s string) (location, error) {
 		pass, _ = u.User.Password()
 	}
 	u.User = nil
-	u.Scheme = scheme
-	red := u.String()
-	port, err := urlPort(u, red)
+	loc, err := remoteLocation(u, kindHTTP, scheme, transport.Endpoint{Host: endpointHost(u.Hostname()), Path: u.EscapedPath()})
 	if err != nil {
 		return location{}, err
 	}
-	return location{
-		kind:     kindHTTP,
-		redacted: red,
-		endpoint: &transport.Endpoint{
-			Protocol: scheme,
-			Host:     endpointHost(u.Hostname()),
-			Port:     port,
-			Path:     u.EscapedPath(),
-		},
-		user:     user,
-		password: pass,
-	}, nil
+	loc.user, loc.password = user, pass
+	return loc, nil
 }
 
 func parseSSHURL(s string) (location, error) {
@@ -144,23 +132,22 @@ func parseSSHURL(s string) (location, error) {
 		}
 		user = u.User.Username()
 	}
-	u.Scheme = "ssh"
+	return remoteLocation(u, kindSSH, "ssh", transport.Endpoint{User: user, Host: u.Hostname(), Path: u.Path})
+}
+
+// remoteLocation is the location of the remote at u (credentials already
+// taken out of it) as scheme: what http and ssh URLs check and redact the
+// same way is done here once. ep holds what differs between them; its
+// protocol and port are filled in.
+func remoteLocation(u *url.URL, k kind, scheme string, ep transport.Endpoint) (location, error) {
+	u.Scheme = scheme
 	red := u.String()
 	port, err := urlPort(u, red)
 	if err != nil {
 		return location{}, err
 	}
-	return location{
-		kind:     kindSSH,
-		redacted: red,
-		endpoint: &transport.Endpoint{
-			Protocol: "ssh",
-			User:     user,
-			Host:     u.Hostname(),
-			Port:     port,
-			Path:     u.Path,
-		},
-	}, nil
+	ep.Protocol, ep.Port = scheme, port
+	return location{kind: k, redacted: red, endpoint: &ep}, nil
 }
 
 // checkURLParts rejects what a git remote URL cannot mean.

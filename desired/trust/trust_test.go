@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"reconciler.dev/reconciler/desired/source"
+	"reconciler.dev/reconciler/internal/filetree"
 )
 
 func TestSSHSignaturesOfSSHKeygen(t *testing.T) {
@@ -429,10 +430,13 @@ func TestCheckOpenPGPSignedCommits(t *testing.T) {
 
 func TestPolicyValidate(t *testing.T) {
 	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty")
-	os.WriteFile(empty, []byte("# nobody\n"), 0o644)
-	garbage := filepath.Join(dir, "garbage")
-	os.WriteFile(garbage, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnope\n-----END PGP PUBLIC KEY BLOCK-----\n"), 0o644)
+	if err := filetree.Write(dir, map[string]string{
+		"empty":   "# nobody\n",
+		"garbage": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnope\n-----END PGP PUBLIC KEY BLOCK-----\n",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	empty, garbage := filepath.Join(dir, "empty"), filepath.Join(dir, "garbage")
 	for name, p := range map[string]*Policy{
 		"bad mode":         {Mode: "always"},
 		"no key files":     {Mode: ModeHead},

@@ -369,44 +369,32 @@ func TestDBusProxyConcurrent(t *testing.T) {
 			<-bus.conns
 		}
 	}()
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := net.Dial("unix", p.Socket())
-			if err != nil {
-				errs <- err
-				return
+	concurrently(t, clients, func(i int) error {
+		c, err := net.Dial("unix", p.Socket())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		rng := rand.New(rand.NewSource(int64(i)))
+		stream := []byte(authPrefix)
+		for j := 1; j <= each; j++ {
+			member := "ListUnitsByPatterns"
+			if j%10 == 0 {
+				member = "StartUnit"
 			}
-			defer c.Close()
-			rng := rand.New(rand.NewSource(int64(i)))
-			stream := []byte(authPrefix)
-			for j := 1; j <= each; j++ {
-				member := "ListUnitsByPatterns"
-				if j%10 == 0 {
-					member = "StartUnit"
-				}
-				body := make([]byte, rng.Intn(64))
-				stream = append(stream, call(binary.LittleEndian, uint32(j), member, body)...)
+			body := make([]byte, rng.Intn(64))
+			stream = append(stream, call(binary.LittleEndian, uint32(j), member, body)...)
+		}
+		for len(stream) > 0 {
+			n := min(len(stream), 1+rng.Intn(300))
+			if _, err := c.Write(stream[:n]); err != nil {
+				return err
 			}
-			for len(stream) > 0 {
-				n := min(len(stream), 1+rng.Intn(300))
-				if _, err := c.Write(stream[:n]); err != nil {
-					errs <- err
-					return
-				}
-				stream = stream[n:]
-			}
-			_ = p.Counts()
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			stream = stream[n:]
+		}
+		_ = p.Counts()
+		return nil
+	})
 	// Counted before forwarded, but the writes above may still sit in the
 	// proxy's socket buffer: wait for them.
 	deadline := time.Now().Add(5 * time.Second)
@@ -440,10 +428,7 @@ func TestDBusProxyConcurrent(t *testing.T) {
 func TestDBusProxyClose(t *testing.T) {
 	noLeaks(t)
 	bus := startFakeBus(t)
-	p, err := NewDBusProxy(sockPath(t, "dbus.sock"), bus.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := openProxy(t, "dbus.sock", bus.socket, NewDBusProxy)
 	var clients []*net.UnixConn
 	var servers []*busConn
 	for range 5 {
@@ -462,16 +447,7 @@ func TestDBusProxyClose(t *testing.T) {
 		t.Fatalf("client of a closed bus connection read: %v, want EOF or a reset", err)
 	}
 
-	done := make(chan error, 1)
-	go func() { done <- p.Close() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not return")
-	}
+	closeWithin(t, p)
 	for i, c := range clients[1:] {
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Read(make([]byte, 1)); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
@@ -479,14 +455,9 @@ func TestDBusProxyClose(t *testing.T) {
 		}
 		servers[i+1].waitEOF(t)
 	}
-	if _, err := os.Stat(p.Socket()); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("socket still there after Close: %v", err)
-	}
+	closedForGood(t, p)
 	if _, err := net.Dial("unix", p.Socket()); err == nil {
 		t.Fatal("dialled the proxy after Close")
-	}
-	if err := p.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
 	}
 }
 

@@ -233,6 +233,13 @@ func align8(n int) int { return (n + 7) &^ 7 }
 // code, variant) starting at an 8-byte boundary of the message.
 func parseHeaderFields(msg []byte, order binary.ByteOrder, h *msgHeader) error {
 	d := decoder{b: msg, off: fixedHeaderLen, order: order}
+	// Where each known field's value goes, by code. Its type is checked
+	// against fieldTypes before it is read, so the type says how to read it.
+	strs := [len(fieldTypes)]*string{
+		fieldPath: &h.Path, fieldInterface: &h.Interface, fieldMember: &h.Member, fieldErrorName: &h.ErrorName,
+		fieldDestination: &h.Destination, fieldSender: &h.Sender, fieldSignature: &h.Signature,
+	}
+	nums := [len(fieldTypes)]*uint32{fieldReplySerial: &h.ReplySerial, fieldUnixFDs: &h.UnixFDs}
 	for d.off < len(msg) {
 		if err := d.align(8); err != nil {
 			return err
@@ -248,32 +255,21 @@ func parseHeaderFields(msg []byte, order binary.ByteOrder, h *msgHeader) error {
 		if err := checkSingleType(sig); err != nil {
 			return fmt.Errorf("header field %d: %w", code, err)
 		}
-		if int(code) < len(fieldTypes) && fieldTypes[code] != "" && sig != fieldTypes[code] {
+		known := int(code) < len(fieldTypes) && fieldTypes[code] != ""
+		if known && sig != fieldTypes[code] {
 			want := fieldTypes[code]
 			return fmt.Errorf("header field %d has type %q, want %q", code, sig, want)
 		}
-		switch code {
-		case fieldPath:
-			h.Path, err = d.string()
-		case fieldInterface:
-			h.Interface, err = d.string()
-		case fieldMember:
-			h.Member, err = d.string()
-		case fieldErrorName:
-			h.ErrorName, err = d.string()
-		case fieldDestination:
-			h.Destination, err = d.string()
-		case fieldSender:
-			h.Sender, err = d.string()
-		case fieldReplySerial:
-			h.ReplySerial, err = d.uint32()
-		case fieldUnixFDs:
-			h.UnixFDs, err = d.uint32()
-		case fieldSignature:
-			h.Signature, err = d.signature()
-		default:
+		switch {
+		case !known:
 			// Unknown fields must be ignored, whatever their type.
 			err = d.skipValue(sig, 0)
+		case sig == "u":
+			*nums[code], err = d.uint32()
+		case sig == "g":
+			*strs[code], err = d.signature()
+		default: // "o" or "s"
+			*strs[code], err = d.string()
 		}
 		if err != nil {
 			return fmt.Errorf("header field %d: %w", code, err)
@@ -356,14 +352,7 @@ func (d *decoder) string() (string, error) {
 	if uint64(n) >= uint64(len(d.b)) {
 		return "", errShort
 	}
-	v, err := d.take(int(n) + 1)
-	if err != nil {
-		return "", err
-	}
-	if v[n] != 0 {
-		return "", errors.New("string not terminated by NUL")
-	}
-	return string(v[:n]), nil
+	return d.terminated(n, "string")
 }
 
 // signature reads a SIGNATURE: byte length, bytes, NUL.
@@ -372,12 +361,18 @@ func (d *decoder) signature() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return d.terminated(uint32(n), "signature")
+}
+
+// terminated reads the n bytes of a STRING or SIGNATURE (what) and the NUL
+// that must follow them.
+func (d *decoder) terminated(n uint32, what string) (string, error) {
 	v, err := d.take(int(n) + 1)
 	if err != nil {
 		return "", err
 	}
 	if v[n] != 0 {
-		return "", errors.New("signature not terminated by NUL")
+		return "", fmt.Errorf("%s not terminated by NUL", what)
 	}
 	return string(v[:n]), nil
 }

@@ -3,15 +3,12 @@ package callcount
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -74,6 +71,15 @@ func startFakeEngine(t *testing.T) *fakeEngine {
 func newDockerProxy(t *testing.T, upstream string) *DockerProxy {
 	t.Helper()
 	return startProxy(t, "docker.sock", upstream, NewDockerProxy)
+}
+
+// newDockerTest starts a fake Engine, a proxy of it and a client of the
+// proxy, the three parts of most tests here.
+func newDockerTest(t *testing.T) (*fakeEngine, *DockerProxy, *http.Client) {
+	t.Helper()
+	engine := startFakeEngine(t)
+	p := newDockerProxy(t, engine.socket)
+	return engine, p, unixClient(t, p.Socket())
 }
 
 // TestDockerProxyForwardsAndCounts: requests arrive upstream as the client
@@ -187,22 +193,19 @@ func TestDockerProxyForwardsAndCounts(t *testing.T) {
 	}
 }
 
-// TestDockerProxyStreams: a streaming answer (/events) reaches the client
-// line by line, not when it ends; and Close ends a stream in progress.
-func TestDockerProxyStreams(t *testing.T) {
-	noLeaks(t)
-	engine := startFakeEngine(t)
-	p := newDockerProxy(t, engine.socket)
-	c := unixClient(t, p.Socket())
+// eventStream GETs /v1.41/events through c, with no client timeout, and
+// returns a reader of its lines that fails the test when a line takes more
+// than 5 s: the proxy must pass a stream on as it comes, not when it ends.
+func eventStream(t *testing.T, c *http.Client) (readLine func() (string, error)) {
+	t.Helper()
 	c.Timeout = 0
-
 	resp, err := c.Get("http://docker/v1.41/events")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() })
 	lines := bufio.NewReader(resp.Body)
-	readLine := func() (string, error) {
+	return func() (string, error) {
 		type res struct {
 			s   string
 			err error
@@ -217,6 +220,14 @@ func TestDockerProxyStreams(t *testing.T) {
 			return "", nil
 		}
 	}
+}
+
+// TestDockerProxyStreams: a streaming answer (/events) reaches the client
+// line by line, not when it ends; and Close ends a stream in progress.
+func TestDockerProxyStreams(t *testing.T) {
+	noLeaks(t)
+	engine, _, c := newDockerTest(t)
+	readLine := eventStream(t, c)
 	if l, err := readLine(); err != nil || l != "{\"event\":\"one\"}\n" {
 		t.Fatalf("first event %q, %v", l, err)
 	}
@@ -229,29 +240,12 @@ func TestDockerProxyStreams(t *testing.T) {
 	}
 
 	// A stream that does not end by itself is ended by Close.
-	engine2 := startFakeEngine(t)
-	p2 := newDockerProxy(t, engine2.socket)
-	c2 := unixClient(t, p2.Socket())
-	c2.Timeout = 0
-	resp2, err := c2.Get("http://docker/v1.41/events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp2.Body.Close()
-	lines = bufio.NewReader(resp2.Body)
+	_, p2, c2 := newDockerTest(t)
+	readLine = eventStream(t, c2)
 	if l, err := readLine(); err != nil || l != "{\"event\":\"one\"}\n" {
 		t.Fatalf("first event %q, %v", l, err)
 	}
-	closed := make(chan error, 1)
-	go func() { closed <- p2.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not return with a stream open")
-	}
+	closeWithin(t, p2)
 	if _, err := readLine(); err == nil {
 		t.Fatal("the stream went on after Close")
 	}
@@ -263,41 +257,28 @@ func TestDockerProxyStreams(t *testing.T) {
 // TestDockerProxyConcurrent: many clients at once, every request counted.
 func TestDockerProxyConcurrent(t *testing.T) {
 	noLeaks(t)
-	engine := startFakeEngine(t)
-	p := newDockerProxy(t, engine.socket)
-	c := unixClient(t, p.Socket())
+	_, p, c := newDockerTest(t)
 
 	const workers, each = 16, 25
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				method, path := "GET", fmt.Sprintf("/v1.41/services/s%d-%d", w, i)
-				if i%5 == 0 {
-					method, path = "POST", path+"/update"
-				}
-				req, _ := http.NewRequest(method, "http://docker"+path, nil)
-				resp, err := c.Do(req)
-				if err != nil {
-					errs <- err
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				// Reading while others write: the race detector watches.
-				_ = p.Counts()
-				_ = p.Log()
+	concurrently(t, workers, func(w int) error {
+		for i := range each {
+			method, path := "GET", fmt.Sprintf("/v1.41/services/s%d-%d", w, i)
+			if i%5 == 0 {
+				method, path = "POST", path+"/update"
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			req, _ := http.NewRequest(method, "http://docker"+path, nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			// Reading while others write: the race detector watches.
+			_ = p.Counts()
+			_ = p.Log()
+		}
+		return nil
+	})
 	want := map[string]int{"GET /services/{id}": workers * each * 4 / 5, "POST /services/{id}/update": workers * each / 5}
 	if got := p.Counts(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Counts() = %v, want %v", got, want)
@@ -331,10 +312,7 @@ func TestDockerProxyUpstreamDown(t *testing.T) {
 func TestDockerProxyClose(t *testing.T) {
 	noLeaks(t)
 	engine := startFakeEngine(t)
-	p, err := NewDockerProxy(sockPath(t, "docker.sock"), engine.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := openProxy(t, "docker.sock", engine.socket, NewDockerProxy)
 	c := unixClient(t, p.Socket())
 	resp, err := c.Get("http://docker/v1.41/info")
 	if err != nil {
@@ -344,12 +322,7 @@ func TestDockerProxyClose(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if _, err := os.Stat(p.Socket()); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("socket still there after Close: %v", err)
-	}
+	closedForGood(t, p)
 	if _, err := c.Get("http://docker/v1.41/info"); err == nil {
 		t.Fatal("a request succeeded after Close")
 	}

@@ -9,38 +9,6 @@ import (
 	"reconciler.dev/reconciler/desired/source"
 )
 
-// The wire types of /status live in api/status, so that its readers (the
-// CLI, fleet) need not import the agent; these names keep the agent's own
-// spelling of them.
-type (
-	//go:fix inline
-	Status = status.Status
-	//go:fix inline
-	RevisionStatus = status.RevisionStatus
-	//go:fix inline
-	FailedRevision = status.FailedRevision
-	//go:fix inline
-	SourceStatus = status.SourceStatus
-	//go:fix inline
-	PassSummary = status.PassSummary
-	//go:fix inline
-	ActionOutcome = status.ActionOutcome
-	//go:fix inline
-	StageTiming = status.StageTiming
-	//go:fix inline
-	Drift = status.Drift
-	//go:fix inline
-	ObjectStatus = status.ObjectStatus
-	//go:fix inline
-	Condition = status.Condition
-	//go:fix inline
-	Event = status.Event
-	//go:fix inline
-	MonitorStatus = status.MonitorStatus
-	//go:fix inline
-	PassDetail = status.PassDetail
-)
-
 const (
 	maxEvents = 200
 	maxPasses = 20

@@ -9,6 +9,7 @@ import (
 
 	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/controllers/engine"
+	"reconciler.dev/reconciler/desired/source"
 )
 
 func newApplyCommand() *cobra.Command {
@@ -47,7 +48,7 @@ one-shot apply having no last applied revision (see plan --help).
 			eng.Concurrency = concurrency
 			stderr := termSafe(cmd.ErrOrStderr())
 			fmt.Fprintf(stderr, "host %s at %s, maintenance %s: %d action(s) in %d stage(s)\n",
-				snap.Host, shortID(snap.Revision.ID), describeMaintenance(plan.Maintenance), len(plan.Actions), len(plan.Stages))
+				snap.Host, source.Short(snap.Revision.ID), describeMaintenance(plan.Maintenance), len(plan.Actions), len(plan.Stages))
 			res := eng.Apply(engine.WithScope(ctx, engine.Scope{Progress: progressPrinter(stderr, len(plan.Stages))}), plan)
 			fmt.Fprintf(stderr, "summary: %d applied, %d reported only, %d failed, in %s\n",
 				len(res.Applied), len(res.Reported), len(res.Failures), time.Since(start).Round(10*time.Millisecond))

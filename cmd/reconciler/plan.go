@@ -153,15 +153,8 @@ func planDocOf(snap *desired.Snapshot, plan *engine.Plan, scaled []autoscale.Sta
 	return doc
 }
 
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
 func writePlanTable(w io.Writer, snap *desired.Snapshot, plan *engine.Plan, scaled []autoscale.Status) {
-	fmt.Fprintf(w, "host %s at %s", snap.Host, shortID(snap.Revision.ID))
+	fmt.Fprintf(w, "host %s at %s", snap.Host, source.Short(snap.Revision.ID))
 	if snap.Revision.Message != "" {
 		fmt.Fprintf(w, " (%s)", snap.Revision.Message)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/status"
+	"reconciler.dev/reconciler/desired/source"
 )
 
 func newQuarantineCommand() *cobra.Command {
@@ -57,7 +58,7 @@ revision in quarantine.`,
 				return fmt.Errorf("agent at %s: %w", listen, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "released %s (quarantined %s: %s); the agent tries it again when it is the head of its ref\n",
-				shortID(q.ID), q.At.UTC().Format("2006-01-02 15:04:05Z"), q.Describe())
+				source.Short(q.ID), q.At.UTC().Format("2006-01-02 15:04:05Z"), q.Describe())
 			return nil
 		},
 	}

@@ -17,6 +17,7 @@ import (
 	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
+	"reconciler.dev/reconciler/desired/source"
 )
 
 func newStatusCommand() *cobra.Command {
@@ -114,12 +115,12 @@ func ago(t time.Time) string {
 func printStatus(w io.Writer, st status.Status) {
 	fmt.Fprintf(w, "host:        %s (%s)\n", st.Host, st.Phase)
 	if r := st.Revision; r != nil {
-		fmt.Fprintf(w, "revision:    %s %q by %s, in force since %s\n", shortID(r.ID), r.Message, r.Author, ago(r.Since))
+		fmt.Fprintf(w, "revision:    %s %q by %s, in force since %s\n", source.Short(r.ID), r.Message, r.Author, ago(r.Since))
 	} else {
 		fmt.Fprintln(w, "revision:    none in force yet")
 	}
 	if f := st.FailedRevision; f != nil {
-		fmt.Fprintf(w, "refused:     %s %q: %s\n", shortID(f.ID), f.Message, f.Reason)
+		fmt.Fprintf(w, "refused:     %s %q: %s\n", source.Short(f.ID), f.Message, f.Reason)
 		for _, e := range f.Errors {
 			fmt.Fprintf(w, "               %s\n", e.Error())
 		}
@@ -136,12 +137,12 @@ func printStatus(w io.Writer, st status.Status) {
 			}
 		}
 		if r.Reverted != "" {
-			fmt.Fprintf(w, "reverted:    back in force in place of %s\n", shortID(r.Reverted))
+			fmt.Fprintf(w, "reverted:    back in force in place of %s\n", source.Short(r.Reverted))
 		}
 	}
 	for _, q := range st.Quarantined {
 		fmt.Fprintf(w, "quarantined: %s %q %s (since %s; release: reconciler quarantine release %s)\n",
-			shortID(q.ID), q.Message, q.Describe(), ago(q.At), shortID(q.ID))
+			source.Short(q.ID), q.Message, q.Describe(), ago(q.At), source.Short(q.ID))
 	}
 	src := "ok, last fetch " + ago(st.Source.LastFetch)
 	if st.Source.Failing {

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 )
 
 func TestTermSafe(t *testing.T) {
@@ -43,8 +44,8 @@ func TestTermSafe(t *testing.T) {
 // TestStatusPrintsNoControls: a commit author and an error text with
 // escape sequences reach the terminal defused.
 func TestStatusPrintsNoControls(t *testing.T) {
-	st := agent.Status{Host: "h", Revision: &agent.RevisionStatus{ID: "0123456789abcdef", Author: "Eve \x1b]8;;http://x\x07", Message: "fix\x1b[1A\x1b[2K"},
-		LastPass: &agent.PassSummary{Result: "failed", Error: "boom \x1b[31mred"}}
+	st := status.Status{Host: "h", Revision: &status.RevisionStatus{ID: "0123456789abcdef", Author: "Eve \x1b]8;;http://x\x07", Message: "fix\x1b[1A\x1b[2K"},
+		LastPass: &status.PassSummary{Result: "failed", Error: "boom \x1b[31mred"}}
 	var b bytes.Buffer
 	if err := writeOutput(&b, "text", nil, func(w io.Writer) { printStatus(w, st) }); err != nil {
 		t.Fatal(err)

@@ -83,7 +83,7 @@ func (t *trustFlags) resolve(ctx context.Context, src source.Source, host string
 	}
 	res, err := r.Resolve(ctx, desired.ResolveOptions{})
 	if trust.IsRefusal(err) {
-		return nil, fmt.Errorf("revision %s refused: %w", shortID(res.Artifact.Revision.ID), err)
+		return nil, fmt.Errorf("revision %s refused: %w", source.Short(res.Artifact.Revision.ID), err)
 	}
 	return res, err
 }

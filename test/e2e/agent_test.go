@@ -31,7 +31,7 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
-	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/internal/callcount"
 	"reconciler.dev/reconciler/internal/gitserver"
 )
@@ -812,7 +812,7 @@ func TestAgentSIGKILLDuringMaintenanceFlip(t *testing.T) {
 	d.stop()
 }
 
-func hasEventType(st agent.Status, typ string) bool {
+func hasEventType(st status.Status, typ string) bool {
 	for _, e := range st.Events {
 		if e.Type == typ {
 			return true

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/internal/syncbuf"
 )
 
@@ -196,8 +196,8 @@ func agentGet(addr, path string) (int, []byte, error) {
 }
 
 // tryAgentStatus reads the agent's /status, for a test that waits for it.
-func tryAgentStatus(addr string) (agent.Status, error) {
-	var st agent.Status
+func tryAgentStatus(addr string) (status.Status, error) {
+	var st status.Status
 	code, b, err := agentGet(addr, "/status")
 	if err != nil {
 		return st, err
@@ -212,7 +212,7 @@ func tryAgentStatus(addr string) (agent.Status, error) {
 }
 
 // statusOf reads the agent's /status.
-func statusOf(t testing.TB, addr string) agent.Status {
+func statusOf(t testing.TB, addr string) status.Status {
 	t.Helper()
 	st, err := tryAgentStatus(addr)
 	if err != nil {
@@ -223,7 +223,7 @@ func statusOf(t testing.TB, addr string) agent.Status {
 
 // conditionIs says whether /status has the condition typ with the status
 // want (false if it has no such condition).
-func conditionIs(st agent.Status, typ string, want bool) bool {
+func conditionIs(st status.Status, typ string, want bool) bool {
 	for _, c := range st.Conditions {
 		if c.Type == typ {
 			return c.Status == want
@@ -274,9 +274,9 @@ func sumMetric(m map[string]float64, name string) float64 {
 // awaitConverged waits until the agent's revision in force is rev, its
 // last pass, made with rev, converged (or found everything in sync), and
 // /readyz says ready. It returns the /status that showed it.
-func awaitConverged(t *testing.T, a *agentProc, rev string, within time.Duration) agent.Status {
+func awaitConverged(t *testing.T, a *agentProc, rev string, within time.Duration) status.Status {
 	t.Helper()
-	var st agent.Status
+	var st status.Status
 	eventually(t, within, a.name+" converged on "+shortRev(rev), func() error {
 		var err error
 		if a.exited() {

@@ -17,8 +17,8 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 
-	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 )
 
 // driftBound is the generous bound the e2e tests hold a revert to (the goal
@@ -61,20 +61,20 @@ func awaitRevert(t *testing.T, what string, within time.Duration, cond func() bo
 }
 
 // driftPassAfter finds a pass triggered by drift-event started after since.
-func driftPassAfter(st agent.Status, since time.Time) (agent.PassSummary, bool) {
+func driftPassAfter(st status.Status, since time.Time) (status.PassSummary, bool) {
 	for _, p := range st.Passes {
 		if p.Trigger == names.TriggerDriftEvent && p.Start.After(since) {
 			return p, true
 		}
 	}
-	return agent.PassSummary{}, false
+	return status.PassSummary{}, false
 }
 
 // awaitDriftPass waits until a drift-event pass started after since has
 // finished, and returns it.
-func awaitDriftPass(t *testing.T, a *agentProc, since time.Time) agent.PassSummary {
+func awaitDriftPass(t *testing.T, a *agentProc, since time.Time) status.PassSummary {
 	t.Helper()
-	var p agent.PassSummary
+	var p status.PassSummary
 	eventually(t, 10*time.Second, "a finished pass with trigger "+names.TriggerDriftEvent, func() error {
 		var ok bool
 		if p, ok = driftPassAfter(statusOf(t, a.Addr), since); !ok {
@@ -193,7 +193,7 @@ func TestFaultDockerEventStreamCutMidWait(t *testing.T) {
 		}
 		if reverted {
 			took := time.Since(scaled)
-			var p agent.PassSummary
+			var p status.PassSummary
 			eventually(t, time.Minute, "the drift-event pass that reverted the scale finished", func() error {
 				var ok bool
 				if p, ok = driftPassAfter(statusOf(t, a.Addr), scaled); !ok {
@@ -210,7 +210,7 @@ func TestFaultDockerEventStreamCutMidWait(t *testing.T) {
 	}
 }
 
-func lastEvents(st agent.Status, n int) string {
+func lastEvents(st status.Status, n int) string {
 	ev := st.Events
 	if len(ev) > n {
 		ev = ev[len(ev)-n:]

@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/failure"
 )
 
@@ -88,7 +89,7 @@ func failUnit(t *testing.T, unit string) {
 }
 
 // failureOf returns the failure-policy status of a service in /status.
-func failureOf(st agent.Status, service string) (failure.Status, bool) {
+func failureOf(st status.Status, service string) (failure.Status, bool) {
 	for _, f := range st.Failures {
 		if f.Service == service {
 			return f, true
@@ -98,8 +99,8 @@ func failureOf(st agent.Status, service string) (failure.Status, bool) {
 }
 
 // policyEvents returns the failure-policy events of a subject, in order.
-func policyEvents(st agent.Status, subject string) []agent.Event {
-	var out []agent.Event
+func policyEvents(st status.Status, subject string) []status.Event {
+	var out []status.Event
 	for _, ev := range st.Events {
 		if ev.Type == agent.EventFailurePolicy && ev.Subject == subject {
 			out = append(out, ev)
@@ -108,7 +109,7 @@ func policyEvents(st agent.Status, subject string) []agent.Event {
 	return out
 }
 
-func describeEvents(evs []agent.Event) string {
+func describeEvents(evs []status.Event) string {
 	var b strings.Builder
 	for _, ev := range evs {
 		fmt.Fprintf(&b, "\n  %s pass=%s %s: %s", ev.Time.Format("15:04:05.000"), ev.Pass, ev.Field, ev.Message)
@@ -140,7 +141,7 @@ func TestFailureSystemdRestartLimit(t *testing.T) {
 	a := startAgent(t, agentConfig{Source: src, Host: fxHost})
 	subject := "systemd/" + name
 
-	var st agent.Status
+	var st status.Status
 	eventually(t, 45*time.Second, name+" reported as given up in /status", func() error {
 		var err error
 		if st, err = tryAgentStatus(a.Addr); err != nil {
@@ -270,7 +271,7 @@ func TestFailureSystemdStandby(t *testing.T) {
 		}
 		return nil
 	})
-	var st agent.Status
+	var st status.Status
 	eventually(t, 30*time.Second, "the policy gave up and the standby counts as desired", func() error {
 		var err error
 		if st, err = tryAgentStatus(a.Addr); err != nil {
@@ -363,8 +364,8 @@ func TestFailureSwarmTasksFailing(t *testing.T) {
 	a := startAgent(t, agentConfig{Source: src, Host: fxHost})
 	subject := "swarm/" + name
 
-	var st agent.Status
-	var restart agent.Event
+	var st status.Status
+	var restart status.Event
 	eventually(t, 60*time.Second, "a restart fired for "+name, func() error {
 		var err error
 		if st, err = tryAgentStatus(a.Addr); err != nil {
@@ -387,7 +388,7 @@ func TestFailureSwarmTasksFailing(t *testing.T) {
 	if evs[0].Field != failure.ActFailing || evs[0].Pass != restart.Pass {
 		t.Errorf("first event %+v, want failing, in the restart's pass %s", evs[0], restart.Pass)
 	}
-	var pass *agent.PassSummary
+	var pass *status.PassSummary
 	for i := range st.Passes {
 		if st.Passes[i].ID == restart.Pass {
 			pass = &st.Passes[i]

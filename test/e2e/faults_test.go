@@ -27,6 +27,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 
 	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/desired/source"
 	"reconciler.dev/reconciler/internal/gitserver"
 	"reconciler.dev/reconciler/internal/syncbuf"
@@ -142,7 +143,7 @@ func TestFaultDockerdKilledMidFlip(t *testing.T) {
 	// In order: in the pass that scaled the broker down, each dependent
 	// that pass scaled down too was seen drained first (a later pass that
 	// found them already stopped has nothing of theirs to wait for).
-	var brokerDown agent.Event
+	var brokerDown status.Event
 	for _, e := range st.Events {
 		if e.Type == "action" && e.Subject == "swarm/factory-broker" && e.To == "0" {
 			brokerDown = e
@@ -506,7 +507,7 @@ type hangOutcome struct {
 	healthz                       *readyzWatch
 }
 
-func (o hangOutcome) check(t *testing.T, st agent.Status) {
+func (o hangOutcome) check(t *testing.T, st status.Status) {
 	t.Helper()
 	polls, bad := o.healthz.stop()
 	t.Logf("%s: /status stuck %s %q after %s (%s after that call was made; %d calls timed out by then); /healthz %d polls, slowest %s; thawed after %s; converged %s after the thaw",

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 )
 
 // TestTrustLimitsRefuseExecProbe: an agent at its default limits (no
@@ -90,8 +90,8 @@ func TestTrustEndpointToken(t *testing.T) {
 		}
 		return ans.Code, ans.Body
 	}
-	status := func() agent.Status {
-		var st agent.Status
+	status := func() status.Status {
+		var st status.Status
 		code, b := withToken("/status", token)
 		if code != http.StatusOK {
 			t.Fatalf("/status with the token: %d %s", code, b)

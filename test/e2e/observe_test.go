@@ -28,7 +28,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
-	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/monitor"
 )
 
@@ -264,7 +264,7 @@ func hostPIDOfDaemontools(t *testing.T, dir string) int {
 }
 
 // resourcesOf returns one object's figures from /status.
-func resourcesOf(st agent.Status, subject string) *monitor.Resources {
+func resourcesOf(st status.Status, subject string) *monitor.Resources {
 	for _, o := range st.Objects {
 		if o.Subject == subject {
 			return o.Resources
@@ -434,7 +434,7 @@ func sumPrefix(m map[string]float64, prefix string) float64 {
 // sseClient follows /events and keeps every event it receives, in order.
 type sseClient struct {
 	mu     sync.Mutex
-	events []agent.Event
+	events []status.Event
 	errs   []string
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -488,7 +488,7 @@ func followEvents(t *testing.T, addr, types string) *sseClient {
 				data += strings.TrimPrefix(line, "data: ")
 			case line == "":
 				if data != "" {
-					var ev agent.Event
+					var ev status.Event
 					if err := json.Unmarshal([]byte(data), &ev); err != nil {
 						c.fail("event %q: %v", data, err)
 					} else if ev.Type != name {
@@ -520,10 +520,10 @@ func (c *sseClient) stop() {
 }
 
 // of returns the events of one pass received so far.
-func (c *sseClient) of(pass string) []agent.Event {
+func (c *sseClient) of(pass string) []status.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []agent.Event
+	var out []status.Event
 	for _, ev := range c.events {
 		if ev.Pass == pass {
 			out = append(out, ev)
@@ -532,11 +532,11 @@ func (c *sseClient) of(pass string) []agent.Event {
 	return out
 }
 
-func evLine(ev agent.Event) string {
+func evLine(ev status.Event) string {
 	return strings.TrimSpace(fmt.Sprintf("%s %s %s %s->%s %s", ev.Type, ev.Subject, ev.Field, ev.From, ev.To, ev.Message))
 }
 
-func evLines(evs []agent.Event) string {
+func evLines(evs []status.Event) string {
 	var b strings.Builder
 	for _, ev := range evs {
 		b.WriteString(ev.Time.Format("15:04:05.000") + " " + evLine(ev) + "\n")
@@ -545,7 +545,7 @@ func evLines(evs []agent.Event) string {
 }
 
 // indexOf finds the first event of a type (and subject, if given).
-func indexOf(evs []agent.Event, typ, subject string) int {
+func indexOf(evs []status.Event, typ, subject string) int {
 	for i, ev := range evs {
 		if ev.Type == typ && (subject == "" || ev.Subject == subject) {
 			return i
@@ -555,7 +555,7 @@ func indexOf(evs []agent.Event, typ, subject string) int {
 }
 
 // flipPass returns the pass that carried out rev (the one with actions).
-func flipPass(t *testing.T, st agent.Status, rev string) agent.PassSummary {
+func flipPass(t *testing.T, st status.Status, rev string) status.PassSummary {
 	t.Helper()
 	for _, p := range st.Passes {
 		if p.Revision == rev && len(p.Actions) > 0 {
@@ -563,7 +563,7 @@ func flipPass(t *testing.T, st agent.Status, rev string) agent.PassSummary {
 		}
 	}
 	t.Fatalf("no pass with actions enforced %s: %+v", shortRev(rev), st.Passes)
-	return agent.PassSummary{}
+	return status.PassSummary{}
 }
 
 // TestObserveMaintenanceFlipEvents follows /events, unfiltered and with
@@ -672,7 +672,7 @@ func TestObserveMaintenanceFlipEvents(t *testing.T) {
 	if err != nil || code != 200 {
 		t.Fatalf("/passes/%s: %d %v", p.ID, code, err)
 	}
-	var d agent.PassDetail
+	var d status.PassDetail
 	if err := json.Unmarshal(body, &d); err != nil {
 		t.Fatal(err)
 	}
@@ -680,7 +680,7 @@ func TestObserveMaintenanceFlipEvents(t *testing.T) {
 		t.Errorf("/events delivered:\n%s/passes/%s kept:\n%s", got, p.ID, want)
 	}
 	// The filtered stream: exactly the events of those types, same order.
-	var want []agent.Event
+	var want []status.Event
 	keep := map[string]bool{}
 	for _, typ := range strings.Split(filter, ",") {
 		keep[typ] = true
@@ -737,7 +737,7 @@ func TestObserveMaintenanceFlipEvents(t *testing.T) {
 	// A prefix of the id works, -o json is the pass and its events, an
 	// unknown id is an error.
 	js := cli(t, nil, "status", "--listen", a.Addr, "--pass", p.ID[:len(p.ID)-2], "-o", "json").mustCode(t, 0, "status --pass PREFIX -o json")
-	var dj agent.PassDetail
+	var dj status.PassDetail
 	if err := json.Unmarshal([]byte(js.Stdout), &dj); err != nil || dj.Pass.ID != p.ID || len(dj.Events) != len(d.Events) || len(dj.Pass.Actions) != 5 {
 		t.Errorf("status --pass -o json: %v %+v", err, dj.Pass)
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 )
 
 const qxHost = "qx-01"
@@ -66,7 +66,7 @@ func TestQuarantineRevertsUnhealthyRevision(t *testing.T) {
 	committed := time.Now()
 	r2 := repo.Commit("r2: two of each, web never ready", map[string]string{"hosts/qx.yaml": qxDoc(db, web, 2, probe)})
 
-	var st agent.Status
+	var st status.Status
 	eventually(t, 60*time.Second, "r2 quarantined and r1 back in force", func() error {
 		var err error
 		if st, err = tryAgentStatus(a.Addr); err != nil {
@@ -88,7 +88,7 @@ func TestQuarantineRevertsUnhealthyRevision(t *testing.T) {
 	if st.Revision.ID != r1 || st.Revision.Reverted != r2 {
 		t.Errorf("revision in force %+v", st.Revision)
 	}
-	var back agent.PassSummary
+	var back status.PassSummary
 	for _, p := range st.Passes {
 		if p.Revision == r1 && p.Result == names.ResultConverged && !p.Start.Before(q.At) {
 			back = p // the oldest such pass: the revert

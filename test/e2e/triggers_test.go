@@ -18,7 +18,7 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 
-	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/compose"
 )
 
@@ -84,7 +84,7 @@ func TestTriggersRunAChainOfOneShotUnitsInOnePass(t *testing.T) {
 // chainPass starts an agent on source for host, its passes a minute apart,
 // and waits until its first pass converged on rev: the pass that runs the
 // chain. It returns the /status that showed it.
-func chainPass(t *testing.T, source, host, rev string, within time.Duration) agent.Status {
+func chainPass(t *testing.T, source, host, rev string, within time.Duration) status.Status {
 	t.Helper()
 	start := time.Now()
 	a := startAgent(t, agentConfig{Source: source, Host: host, Interval: "1m"})
@@ -108,7 +108,7 @@ type chainStep struct{ subject, name, by, outcome string }
 // applied the start of head, then the triggers ran steps, in order, each
 // succeeding, in the pass record (lastPass.triggers) and in the events,
 // all under the pass's id.
-func checkChain(t *testing.T, st agent.Status, head string, steps []chainStep) {
+func checkChain(t *testing.T, st status.Status, head string, steps []chainStep) {
 	t.Helper()
 	lp := st.LastPass
 	applied := false

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"reconciler.dev/reconciler/agent"
+	"reconciler.dev/reconciler/api/status"
 )
 
 const trustHost = "trust-01"
@@ -85,9 +85,9 @@ func newTrustRepo(t *testing.T, prefix string, env []string) *trustRepo {
 // awaitRefusal waits until /status names bad as the failed revision and a
 // pass (of good, unless good is empty) has ended since the refusal; what
 // says so in a failure. It returns that status.
-func awaitRefusal(t *testing.T, a *agentProc, bad, good, what string) agent.Status {
+func awaitRefusal(t *testing.T, a *agentProc, bad, good, what string) status.Status {
 	t.Helper()
-	var st agent.Status
+	var st status.Status
 	eventually(t, 30*time.Second, what, func() error {
 		var err error
 		if st, err = tryAgentStatus(a.Addr); err != nil {
@@ -110,7 +110,7 @@ func awaitRefusal(t *testing.T, a *agentProc, bad, good, what string) agent.Stat
 
 // awaitRefused waits until /status refuses head and a pass has enforced
 // the revision in force after the refusal, then checks what /status says.
-func awaitRefused(t *testing.T, a *agentProc, head, good, cause, commit string) agent.Status {
+func awaitRefused(t *testing.T, a *agentProc, head, good, cause, commit string) status.Status {
 	t.Helper()
 	st := awaitRefusal(t, a, head, "", cause+": "+shortRev(head)+" refused, and a pass enforced "+shortRev(good)+" after it")
 	fr := st.FailedRevision

@@ -11,8 +11,8 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 
-	"reconciler.dev/reconciler/agent"
 	"reconciler.dev/reconciler/api/names"
+	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/compose"
 	"reconciler.dev/reconciler/fleet"
 )
@@ -125,7 +125,7 @@ func TestWavesRollout(t *testing.T) {
 	r1, start, moved, ro := rollout.good(docs(1, ""), 120*time.Second)
 	// Each wave began only after every host of the wave before it was
 	// healthy on r1 for the soak time (the hosts' own healthySince).
-	var sts []agent.Status
+	var sts []status.Status
 	var hostWave []string
 	for _, h := range hosts {
 		sts = append(sts, statusOf(t, h.a.Addr))
@@ -284,7 +284,7 @@ func TestWavesRolloutHosts(t *testing.T) {
 
 	// The good revision: main started on every host, wave by wave.
 	r1, start, moved, ro := rollout.good(docs(1, ""), 60*time.Second)
-	var sts []agent.Status
+	var sts []status.Status
 	for _, h := range all {
 		st, err := hostStatus(h.agent.Addr, token)
 		if err != nil {
@@ -352,7 +352,7 @@ func TestWavesRolloutHosts(t *testing.T) {
 		setup.Round(100*time.Millisecond), ro.At.Sub(start).Round(100*time.Millisecond), time.Since(began).Round(100*time.Millisecond))
 }
 
-func hasRevisionEvent(st agent.Status, rev string) bool {
+func hasRevisionEvent(st status.Status, rev string) bool {
 	for _, ev := range st.Events {
 		if ev.Type == names.EventRevision && ev.Revision == shortRev(rev) {
 			return true
@@ -476,7 +476,7 @@ func wvWaveTimings(t *testing.T, waves []string, moved, healthy map[string]time.
 // rev healthy, and returns, per wave, when its last host became healthy on
 // it (the hosts' own healthySince): what promote had to wait the soak time
 // after.
-func wvHealthySince(t *testing.T, rev string, sts []agent.Status, hostWave []string) map[string]time.Time {
+func wvHealthySince(t *testing.T, rev string, sts []status.Status, hostWave []string) map[string]time.Time {
 	t.Helper()
 	healthy := map[string]time.Time{}
 	for i, st := range sts {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -89,8 +88,7 @@ func TestServePass(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /passes/{id}", a.servePass)
 	for path, want := range map[string]int{"/passes/p2": 200, "/passes/last": 200, "/passes/nope": 404} {
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		rec := getPath(mux, path)
 		if rec.Code != want {
 			t.Errorf("%s: %d, want %d: %s", path, rec.Code, want, rec.Body)
 		}

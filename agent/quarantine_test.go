@@ -2,8 +2,6 @@ package agent
 
 import (
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -118,15 +116,12 @@ func TestQuarantineAndRevert(t *testing.T) {
 	if st := h.state(t); st.Good.Revision.ID != "r1" || len(st.Quarantined) != 1 || st.Quarantined[0].ID != "r2" {
 		t.Errorf("state dir: good %s, quarantined %+v", st.Good.Revision.ID, st.Quarantined)
 	}
-	rec := httptest.NewRecorder()
-	h.a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	if page := rec.Body.String(); !strings.Contains(page, "Quarantined revisions") || !strings.Contains(page, "swarm/a") {
+	if page := getPath(h.a.Handler(), "/").Body.String(); !strings.Contains(page, "Quarantined revisions") || !strings.Contains(page, "swarm/a") {
 		t.Errorf("the page does not show the quarantine:\n%s", page)
 	}
-	rec = httptest.NewRecorder()
-	h.a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	metrics := getPath(h.a.Handler(), "/metrics").Body.String()
 	for _, want := range []string{`reconciler_quarantined_revision_info{revision="r2",subject="swarm/a"} 1`, "reconciler_reverts_total 1"} {
-		if !strings.Contains(rec.Body.String(), want) {
+		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}

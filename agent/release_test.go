@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,7 +19,7 @@ func TestReleaserReleasesOnceABurstIsOver(t *testing.T) {
 	h := r.after(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }))
 	burst := func() {
 		for range 20 {
-			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/status", nil))
+			getPath(h, "/status")
 		}
 	}
 	waitFor := func(want int32) {

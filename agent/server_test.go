@@ -50,9 +50,19 @@ func get(h http.Handler, path, host, token string) int {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return answer(h, req).Code
+}
+
+// answer serves one request on h and returns what h wrote.
+func answer(h http.Handler, req *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	return rec.Code
+	return rec
+}
+
+// getPath is answer for a plain GET of path.
+func getPath(h http.Handler, path string) *httptest.ResponseRecorder {
+	return answer(h, httptest.NewRequest(http.MethodGet, path, nil))
 }
 
 func TestCheckEndpoints(t *testing.T) {
@@ -163,9 +173,7 @@ func TestWebhookOnItsOwnListener(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(body))
 	req.Host = "127.0.0.1:9440"
 	req.Header.Set("X-Hub-Signature-256", sign(testSecret, body))
-	rec := httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, req)
-	if code := rec.Code; code != http.StatusNotFound {
+	if code := answer(a.Handler(), req).Code; code != http.StatusNotFound {
 		t.Errorf("/webhook on --listen: %d, want 404 (served on --webhook-listen only)", code)
 	}
 	hook := a.WebhookHandler()

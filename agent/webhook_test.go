@@ -39,9 +39,7 @@ func post(h http.Handler, body, sig, delivery string) int {
 	if delivery != "" {
 		req.Header.Set("X-GitHub-Delivery", delivery)
 	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec.Code
+	return answer(h, req).Code
 }
 
 func TestWebhook(t *testing.T) {
@@ -69,10 +67,7 @@ func TestWebhook(t *testing.T) {
 	if code := post(&webhook{}, body, sign("", body), ""); code != http.StatusUnauthorized {
 		t.Errorf("without a configured secret: %d, want 401", code)
 	}
-	req := httptest.NewRequest(http.MethodGet, "/webhook", nil)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusMethodNotAllowed {
+	if rec := getPath(h, "/webhook"); rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("GET: %d", rec.Code)
 	}
 }
@@ -193,8 +188,7 @@ func TestWebhookForges(t *testing.T) {
 		for k, v := range tc.headers {
 			req.Header.Set(k, v)
 		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		rec := answer(h, req)
 		if rec.Code != tc.code || *n != tc.passes {
 			t.Errorf("%s: got %d and %d passes, want %d and %d (%s)", tc.name, rec.Code, *n, tc.code, tc.passes, rec.Body)
 		}
@@ -217,9 +211,7 @@ func TestWebhookOwnGitLabToken(t *testing.T) {
 		req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(`{"ref":"refs/heads/main"}`))
 		req.Header.Set("X-Gitlab-Event", "Push Hook")
 		req.Header.Set("X-Gitlab-Token", tc.token)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != tc.code {
+		if rec := answer(h, req); rec.Code != tc.code {
 			t.Errorf("token %q: got %d, want %d", tc.token, rec.Code, tc.code)
 		}
 	}

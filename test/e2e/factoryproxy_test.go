@@ -107,6 +107,17 @@ func ownService(t testing.TB, cli *client.Client, name string, replicas uint64) 
 	return id
 }
 
+// newOwnService is ownService for a test that needs no other Swarm
+// services: a client of the testbed's dockerd, and a service named after
+// prefix (uniqueName) with replicas running.
+func newOwnService(t testing.TB, prefix string, replicas uint64) (*client.Client, string) {
+	t.Helper()
+	cli := dockerClient(t)
+	name := uniqueName(prefix)
+	ownService(t, cli, name, replicas)
+	return cli, name
+}
+
 // removeServices removes the named services if they exist and waits until
 // their containers are gone, so the next test starts clean.
 func removeServices(t testing.TB, cli *client.Client, names []string) {

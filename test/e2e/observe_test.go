@@ -286,9 +286,7 @@ func TestObserveResourceFigures(t *testing.T) {
 	queue := pollerQueue(t, "obs-queue")
 	setPollerEnv(t, tb.AMQPURL, queue, 0)
 
-	cli0 := dockerClient(t)
-	swarmName := uniqueName("obs-swarm")
-	ownService(t, cli0, swarmName, 1)
+	_, swarmName := newOwnService(t, "obs-swarm", 1)
 
 	dtName := uniqueName("obs-dt")
 	dirs := dtInstall(t, dtDaemontools, tb.SvscanDir, map[string]string{

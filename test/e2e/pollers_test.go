@@ -34,9 +34,7 @@ func hostDocWith(host, specExtra, services string) string {
 }
 
 func TestPollerCountsSwarm(t *testing.T) {
-	cli0 := dockerClient(t)
-	name := uniqueName("usm-poller-swarm")
-	ownService(t, cli0, name, 1)
+	cli0, name := newOwnService(t, "usm-poller-swarm", 1)
 	repo := newGitRepo(t, "pollers-swarm")
 	src := repo.sourceArgs("sat-swarm")
 	ctx := ctxT(t, 5*time.Minute)
@@ -489,9 +487,7 @@ func TestSystemdRestartOn(t *testing.T) {
 // task at a time, with the value on the service's label; a second apply
 // restarts nothing.
 func TestSwarmRestartOn(t *testing.T) {
-	cli0 := dockerClient(t)
-	name := uniqueName("usm-poller-swarm-ro")
-	ownService(t, cli0, name, 2)
+	cli0, name := newOwnService(t, "usm-poller-swarm-ro", 2)
 	repo := newGitRepo(t, "pollers-swarm-restart-on")
 	src := repo.sourceArgs("sat-swarm")
 	ctx := ctxT(t, 5*time.Minute)

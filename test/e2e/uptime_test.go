@@ -21,9 +21,7 @@ func TestUptimeInStatus(t *testing.T) {
 	lockTestbed(t, "usm-poller")
 	stopPollers(t)
 	t.Cleanup(func() { stopPollers(t) })
-	cli0 := dockerClient(t)
-	name := uniqueName("uptime-swarm")
-	ownService(t, cli0, name, 1)
+	cli0, name := newOwnService(t, "uptime-swarm", 1)
 	ctx := ctxT(t, 2*time.Minute)
 	svc, _, err := cli0.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"reconciler.dev/reconciler/internal/socktest"
 )
 
 // Answers captured from the testbed's supervisord 4.2.5 with curl over its
@@ -268,12 +270,7 @@ type fakeServer struct {
 
 func serveUnix(t *testing.T, handler func(w http.ResponseWriter, r *http.Request, c methodCall)) *fakeServer {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := &fakeServer{socket: filepath.Join(dir, "s.sock")}
+	s := &fakeServer{socket: filepath.Join(socktest.Dir(t), "s.sock")}
 	ln, err := net.Listen("unix", s.socket)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"reconciler.dev/reconciler/internal/socktest"
 )
 
 // noLeaks fails the test if, once every later cleanup has run, more
@@ -32,20 +34,8 @@ func noLeaks(t *testing.T) {
 	})
 }
 
-// sockDir is a short temporary directory: unix socket paths are limited to
-// about 100 bytes, and t.TempDir() can be longer.
-func sockDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "cc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 func sockPath(t *testing.T, name string) string {
-	return filepath.Join(sockDir(t), name)
+	return filepath.Join(socktest.Dir(t), name)
 }
 
 // unixClient is an HTTP client for a unix socket that asks for nothing the

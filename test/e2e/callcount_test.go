@@ -25,26 +25,15 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"reconciler.dev/reconciler/internal/callcount"
+	"reconciler.dev/reconciler/internal/socktest"
 )
-
-// shortSockDir is a directory for proxy sockets: unix socket paths are
-// limited to about 100 bytes, too few for t.TempDir() of a long test name.
-func shortSockDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "cc-e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 func TestCallCountDockerProxy(t *testing.T) {
 	tb := testbed(t)
 	direct := dockerClient(t) // for cleanup only, not counted
 	ctx := ctxT(t, 2*time.Minute)
 
-	p, err := callcount.NewDockerProxy(filepath.Join(shortSockDir(t), "docker.sock"), tb.DockerHost)
+	p, err := callcount.NewDockerProxy(filepath.Join(socktest.Dir(t), "docker.sock"), tb.DockerHost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +254,7 @@ func TestCallCountDBusProxy(t *testing.T) {
 	t.Logf("%s found active=%v enabled=%v", timer, found.active, found.enabled)
 	t.Cleanup(func() { restoreUnit(t, direct, timer, found) })
 
-	p, err := callcount.NewDBusProxy(filepath.Join(shortSockDir(t), "bus.sock"), tb.SystemBus)
+	p, err := callcount.NewDBusProxy(filepath.Join(socktest.Dir(t), "bus.sock"), tb.SystemBus)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +360,7 @@ func TestCallCountDBusProxy(t *testing.T) {
 // both of go-systemd's connections.
 func TestCallCountDBusProxyFromEnv(t *testing.T) {
 	tb := testbed(t)
-	p, err := callcount.NewDBusProxy(filepath.Join(shortSockDir(t), "bus.sock"), tb.SystemBus)
+	p, err := callcount.NewDBusProxy(filepath.Join(socktest.Dir(t), "bus.sock"), tb.SystemBus)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ import (
 	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/compose"
 	"reconciler.dev/reconciler/internal/callcount"
+	"reconciler.dev/reconciler/internal/socktest"
 )
 
 // testHost is one host of `hack/testbed hosts`.
@@ -363,7 +364,7 @@ func newHostsCluster(t *testing.T) *hostsCluster {
 		t.Fatal(err)
 	}
 	token := strings.TrimSpace(string(tb2))
-	sockDir := shortSockDir(t)
+	sockDir := socktest.Dir(t)
 	for _, h := range hosts {
 		h.proxy, err = callcount.NewDockerProxy(filepath.Join(sockDir, h.Name+".sock"), strings.TrimPrefix(h.Docker, "unix://"))
 		if err != nil {

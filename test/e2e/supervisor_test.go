@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/kolo/xmlrpc"
+	"reconciler.dev/reconciler/internal/socktest"
 )
 
 // svProgram is a program group a test adds to the testbed's supervisord
@@ -223,7 +224,7 @@ type svProxy struct {
 
 func svStartProxy(t *testing.T, upstream string) *svProxy {
 	t.Helper()
-	p := &svProxy{Socket: filepath.Join(shortSockDir(t), "s.sock")}
+	p := &svProxy{Socket: filepath.Join(socktest.Dir(t), "s.sock")}
 	ln, err := net.Listen("unix", p.Socket)
 	if err != nil {
 		t.Fatal(err)

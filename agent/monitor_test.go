@@ -11,6 +11,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers/daemontools"
@@ -59,14 +60,9 @@ func TestCollectFillsStatusMetricsAndEvents(t *testing.T) {
 	if st.Monitor.Collections != 1 || st.Monitor.Last == nil || st.Monitor.Last.ProcReads == 0 {
 		t.Errorf("monitor status %+v", st.Monitor)
 	}
-	select {
-	case ev := <-events:
-		if ev.Type != "resources" || ev.Subject != "daemontools/self" || ev.Pass != "" || ev.Revision != "0123456789ab" ||
-			ev.Resources == nil || !strings.Contains(ev.Message, "1 replicas") {
-			t.Errorf("event %+v", ev)
-		}
-	case <-time.After(time.Second):
-		t.Fatal("no resources event")
+	if ev := receive(t, events, time.Second, "a resources event"); ev.Type != names.EventResources || ev.Subject != "daemontools/self" || ev.Pass != "" || ev.Revision != "0123456789ab" ||
+		ev.Resources == nil || !strings.Contains(ev.Message, "1 replicas") {
+		t.Errorf("event %+v", ev)
 	}
 	if len(st.Events) != 0 {
 		t.Errorf("resource events kept in /status: %v", st.Events)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 )
 
@@ -102,14 +103,9 @@ func TestPublishReachesSubscribersOnly(t *testing.T) {
 	s := newStatusStore("h", "src")
 	ch, cancel := s.subscribe()
 	defer cancel()
-	s.publish(status.Event{Type: "resources", Subject: "swarm/x"})
-	select {
-	case ev := <-ch:
-		if ev.Type != "resources" {
-			t.Errorf("got %+v", ev)
-		}
-	case <-time.After(time.Second):
-		t.Fatal("the subscriber got nothing")
+	s.publish(status.Event{Type: names.EventResources, Subject: "swarm/x"})
+	if ev := receive(t, ch, time.Second, "the published event"); ev.Type != names.EventResources {
+		t.Errorf("got %+v", ev)
 	}
 	if st := s.snapshot(); len(st.Events) != 0 {
 		t.Errorf("a published event was kept: %+v", st.Events)

@@ -131,13 +131,8 @@ func TestRunPassesServesAndStops(t *testing.T) {
 	}
 
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run returned %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not stop")
+	if err := receive(t, done, 5*time.Second, "Run's return"); err != nil {
+		t.Errorf("Run returned %v", err)
 	}
 	if s := h.state(t); s.Good == nil || s.Good.Revision.ID != "r1" || s.InProgress != nil {
 		t.Errorf("state after stopping: %+v", s)

@@ -53,6 +53,19 @@ func get(h http.Handler, path, host, token string) int {
 	return answer(h, req).Code
 }
 
+// receive returns the next value of ch, and fails the test if none comes
+// within d (what names what was awaited).
+func receive[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("no %s within %s", what, d)
+		panic("unreachable")
+	}
+}
+
 // answer serves one request on h and returns what h wrote.
 func answer(h http.Handler, req *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()

@@ -18,9 +18,9 @@ func storeWithPasses(n int) *statusStore {
 	s := newStatusStore("h", "src")
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("p%d", i)
-		s.event(status.Event{Pass: id, Revision: "r", Type: "pass-started"})
-		s.event(status.Event{Pass: id, Revision: "r", Type: "action", Subject: "swarm/x"})
-		s.event(status.Event{Pass: id, Revision: "r", Type: "pass-finished"})
+		s.event(status.Event{Pass: id, Revision: "r", Type: names.EventPassStarted})
+		s.event(status.Event{Pass: id, Revision: "r", Type: names.EventAction, Subject: "swarm/x"})
+		s.event(status.Event{Pass: id, Revision: "r", Type: names.EventPassFinished})
 		s.update(func(st *status.Status) {
 			st.Passes = append([]status.PassSummary{{ID: id, Revision: "r", Result: "converged"}}, st.Passes...)
 			if len(st.Passes) > maxPasses {
@@ -33,7 +33,7 @@ func storeWithPasses(n int) *statusStore {
 
 func TestPassDetail(t *testing.T) {
 	s := storeWithPasses(25)
-	s.event(status.Event{Type: "webhook", Message: "outside any pass"})
+	s.event(status.Event{Type: names.EventWebhook, Message: "outside any pass"})
 
 	d, err := s.passDetail("p24")
 	if err != nil {
@@ -63,7 +63,7 @@ func TestPassDetail(t *testing.T) {
 		t.Errorf("p2 is a prefix of p20..p25: %v", err)
 	}
 	// Their events are forgotten too; the running pass's are kept.
-	s.event(status.Event{Pass: "p26", Type: "pass-started"})
+	s.event(status.Event{Pass: "p26", Type: names.EventPassStarted})
 	s.mu.Lock()
 	n := len(s.passLog.events)
 	_, running := s.passLog.events["p26"]
@@ -76,7 +76,7 @@ func TestPassDetail(t *testing.T) {
 func TestPassDetailDropsBeyondTheCap(t *testing.T) {
 	s := storeWithPasses(1)
 	for i := 0; i < maxPassEvents+10; i++ {
-		s.event(status.Event{Pass: "p1", Type: "waiting"})
+		s.event(status.Event{Pass: "p1", Type: names.EventWaiting})
 	}
 	d, err := s.passDetail("p1")
 	if err != nil || len(d.Events) != maxPassEvents || d.EventsDropped != 13 {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 )
 
@@ -243,7 +244,7 @@ func TestEventsStream(t *testing.T) {
 		done <- sc.Err()
 	}()
 	time.Sleep(500 * time.Millisecond) // more than three timeouts
-	a.event(status.Event{Type: "revision", Message: "in force"})
+	a.event(status.Event{Type: names.EventRevision, Message: "in force"})
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/failure"
 	"reconciler.dev/reconciler/desired"
@@ -132,14 +133,14 @@ func TestJudgeFailureIsNoVerdict(t *testing.T) {
 	if n := countEvents(st, "trust-check-failed"); n != 1 {
 		t.Errorf("%d trust-check-failed events for one failing spell, want 1", n)
 	}
-	if conditionStatus(st, "TrustChecked") != "false" {
+	if conditionStatus(st, names.ConditionTrustChecked) != "false" {
 		t.Errorf("conditions %+v", st.Conditions)
 	}
 	src.err, src.hist = nil, source.History{Known: true, Descends: true}
 	if !judge(a, p, good, art) {
 		t.Fatal("refused once git answered")
 	}
-	if conditionStatus(a.Status(), "TrustChecked") != "true" {
+	if conditionStatus(a.Status(), names.ConditionTrustChecked) != "true" {
 		t.Errorf("conditions %+v", a.Status().Conditions)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 	"reconciler.dev/reconciler/controllers/engine"
 )
@@ -25,7 +26,7 @@ func hostStatus(host, rev string, at time.Time, ok bool, drift ...status.Drift) 
 		Maintenance: &engine.Maintenance{Active: host == "fp-02"},
 		LastPass:    &status.PassSummary{Result: map[bool]string{true: "in-sync", false: "failed"}[ok], End: at},
 		Drift:       drift,
-		Conditions:  []status.Condition{{Type: "Ready", Status: ok}, {Type: "Converged", Status: ok}},
+		Conditions:  []status.Condition{{Type: names.ConditionReady, Status: ok}, {Type: names.ConditionConverged, Status: ok}},
 	}
 }
 

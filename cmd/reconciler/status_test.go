@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"reconciler.dev/reconciler/api/names"
 	"reconciler.dev/reconciler/api/status"
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
@@ -20,8 +21,8 @@ func TestPrintPass(t *testing.T) {
 			Stages: []status.StageTiming{{Number: 1, Title: "down: stop units", Start: start.Add(10 * time.Millisecond), End: start.Add(time.Second)}},
 			Actions: []status.ActionOutcome{{Action: controllers.Action{Subject: "swarm/x", Field: "replicas", From: "1", To: "0",
 				Op: controllers.OpScaleDown, Stage: 1}, Outcome: "failed", Error: "boom"}}},
-		Events: []status.Event{{Time: start, Type: "pass-started", Message: "trigger: webhook"},
-			{Time: start.Add(1500 * time.Millisecond), Type: "action", Subject: "swarm/x", Field: "replicas", From: "1", To: "0", Message: "scale-down"}},
+		Events: []status.Event{{Time: start, Type: names.EventPassStarted, Message: "trigger: webhook"},
+			{Time: start.Add(1500 * time.Millisecond), Type: names.EventAction, Subject: "swarm/x", Field: "replicas", From: "1", To: "0", Message: "scale-down"}},
 		EventsDropped: 3,
 	}
 	var b bytes.Buffer

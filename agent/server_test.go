@@ -54,31 +54,6 @@ func get(h http.Handler, path, host, token string) int {
 	return answer(h, req).Code
 }
 
-// receive returns the next value of ch, and fails the test if none comes
-// within d (what names what was awaited).
-func receive[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(d):
-		t.Fatalf("no %s within %s", what, d)
-		panic("unreachable")
-	}
-}
-
-// answer serves one request on h and returns what h wrote.
-func answer(h http.Handler, req *http.Request) *httptest.ResponseRecorder {
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec
-}
-
-// getPath is answer for a plain GET of path.
-func getPath(h http.Handler, path string) *httptest.ResponseRecorder {
-	return answer(h, httptest.NewRequest(http.MethodGet, path, nil))
-}
-
 func TestCheckEndpoints(t *testing.T) {
 	token := secretFile(t, testToken)
 	short := secretFile(t, "8-bytes!")

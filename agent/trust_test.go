@@ -66,16 +66,6 @@ func judge(a *Agent, p *passRun, good *GoodRevision, art source.Artifact) bool {
 	return a.good != nil && a.good.Revision.ID == id
 }
 
-func countEvents(st status.Status, typ string) int {
-	n := 0
-	for _, ev := range st.Events {
-		if ev.Type == typ {
-			n++
-		}
-	}
-	return n
-}
-
 func TestJudgeRefusesWhatDoesNotDescend(t *testing.T) {
 	src := &historySource{hist: source.History{Known: true, HeadBeforeBase: true, Fetches: 2}}
 	a := trustAgent(t, src)
@@ -143,18 +133,6 @@ func TestJudgeFailureIsNoVerdict(t *testing.T) {
 	if conditionStatus(a.Status(), names.ConditionTrustChecked) != "true" {
 		t.Errorf("conditions %+v", a.Status().Conditions)
 	}
-}
-
-func conditionStatus(st status.Status, typ string) string {
-	for _, c := range st.Conditions {
-		if c.Type == typ {
-			if c.Status {
-				return "true"
-			}
-			return "false"
-		}
-	}
-	return "absent"
 }
 
 func counterValue(c prometheus.Counter) float64 {

@@ -9,12 +9,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
+	"golang.org/x/sync/errgroup"
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
@@ -193,18 +193,15 @@ func (d *Driver) scaleUp(ctx context.Context, subject string, sl serviceLive, to
 	// What was made is started even when making the rest failed: the
 	// pass then reports the failure with as much as possible running.
 	startErrs := make([]error, len(queue))
-	sem := make(chan struct{}, d.concurrency())
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(d.concurrency()) // Go waits for a slot, so starts begin in number order
 	for i, p := range queue {
-		sem <- struct{}{} // taken here, so starts begin in number order
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			startErrs[i] = d.start(ctx, subject, p.id, p.name)
-		}()
+			return nil // every start's error is kept, not only the first
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	return errors.Join(append(errs, startErrs...)...)
 }
 

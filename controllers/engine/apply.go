@@ -6,6 +6,8 @@ import (
 	"sort"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"reconciler.dev/reconciler/api/names"
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
@@ -181,25 +183,22 @@ func (p *pass) runStage(ctx context.Context, st Stage) {
 		conc = 4
 	}
 	since := markAll(p.feeds)
-	sem := make(chan struct{}, conc)
-	var wg sync.WaitGroup
+	// Go waits for one of conc slots, so subjects start in order.
+	var g errgroup.Group
+	g.SetLimit(conc)
 	var applied []string
 	var appliedMu sync.Mutex
 	for _, subj := range order {
 		if p.failed(subj) {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			t := p.targets[subj]
 			drv := p.e.Drivers[t.Driver]
 			for _, a := range bySubject[subj] {
 				if ctx.Err() != nil {
 					p.fail(subj, fmt.Errorf("%s: abandoned: %w", subj, ctx.Err()))
-					return
+					return nil // its failure is recorded (p.fail), not returned
 				}
 				p.emit(Event{Type: names.EventAction, Stage: st.Number, Subject: subj, Field: a.Field, From: a.From, To: a.To, Message: string(a.Op)})
 				p.scope.Log.Info("action", "stage", st.Number, "subject", subj, "field", a.Field, "from", a.From, "to", a.To, "op", a.Op)
@@ -210,7 +209,7 @@ func (p *pass) runStage(ctx context.Context, st Stage) {
 					p.fail(subj, err)
 					p.emit(Event{Type: names.EventFailed, Stage: st.Number, Subject: subj, Message: err.Error()})
 					p.scope.Log.Error("action failed", "subject", subj, "op", a.Op, "err", err)
-					return
+					return nil // its failure is recorded (p.fail), not returned
 				}
 				appliedMu.Lock()
 				p.res.Applied = append(p.res.Applied, a)
@@ -226,9 +225,10 @@ func (p *pass) runStage(ctx context.Context, st Stage) {
 			appliedMu.Lock()
 			applied = append(applied, subj)
 			appliedMu.Unlock()
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	sort.Strings(applied)
 	p.await(ctx, st.Number, applied, st.Phase, since)
 	if st.Phase == controllers.PhaseUp {

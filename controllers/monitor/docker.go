@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"golang.org/x/sync/errgroup"
 
 	v1 "reconciler.dev/reconciler/api/v1"
 	"reconciler.dev/reconciler/controllers"
@@ -156,21 +157,18 @@ func (cl *collection) docker(ctx context.Context, targets []controllers.Target) 
 	skip := c.skipStats()
 	if !skip && len(all) > 0 {
 		var mu sync.Mutex
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, statsConcurrency)
+		var g errgroup.Group
+		g.SetLimit(statsConcurrency)
 		for _, ct := range all {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
+			g.Go(func() error {
 				f, ok, err := cl.dockerStats(ctx, ct.id)
 				mu.Lock()
 				results[ct.id] = stats{f, ok, err}
 				mu.Unlock()
-			}()
+				return nil // kept per container, not returned
+			})
 		}
-		wg.Wait()
+		g.Wait()
 		anyOK := false
 		for _, r := range results {
 			anyOK = anyOK || r.ok || r.err != nil

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+	"golang.org/x/sync/errgroup"
 
 	"reconciler.dev/reconciler/internal/callcount"
 	"reconciler.dev/reconciler/internal/filetree"
@@ -202,16 +203,11 @@ func (e *env) flock(part string, how int) (func(), error) {
 // (left by an interrupted run) are removed first.
 func (e *env) createServices(ctx context.Context, names []string, replicas uint64) error {
 	grace := 2 * time.Second
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(8)
 	var mu sync.Mutex
-	var firstErr error
 	for _, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			_ = e.docker.ServiceRemove(ctx, name)
 			n := replicas
 			resp, err := e.docker.ServiceCreate(ctx, swarm.ServiceSpec{
@@ -222,19 +218,16 @@ func (e *env) createServices(ctx context.Context, names []string, replicas uint6
 				},
 				Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &n}},
 			}, swarm.ServiceCreateOptions{})
+			if err != nil {
+				return fmt.Errorf("creating service %s: %w", name, err)
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("creating service %s: %w", name, err)
-				}
-				return
-			}
 			e.services[name] = resp.ID
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	return firstErr
+	return g.Wait()
 }
 
 // removeBenchServices removes every service the bench labelled and waits

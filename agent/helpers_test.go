@@ -5,6 +5,8 @@ package agent
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -56,4 +58,15 @@ func conditionStatus(st status.Status, typ string) string {
 		}
 	}
 	return "absent"
+}
+
+// secretFile writes content as a token or secret file (mode 0600, with
+// the newline an editor leaves) and returns its path.
+func secretFile(t testing.TB, content string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(f, []byte(content+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

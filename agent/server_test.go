@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,15 +17,6 @@ import (
 )
 
 const testToken = "tok-0123456789abcdef-rest"
-
-func secretFile(t *testing.T, content string) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(f, []byte(content+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
 
 // serverAgent is an agent with only what the endpoints need.
 func serverAgent(cfg Config) *Agent {

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -22,10 +20,7 @@ func newTestWebhook(t testing.TB, secret string) (*webhook, *int) {
 	t.Helper()
 	file := ""
 	if secret != "" {
-		file = filepath.Join(t.TempDir(), "secret")
-		if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		file = secretFile(t, secret)
 	}
 	n := 0
 	return &webhook{secretFile: file, trigger: func(string) { n++ }, onEvent: func(string) {}}, &n
@@ -200,10 +195,7 @@ func TestWebhookForges(t *testing.T) {
 
 func TestWebhookOwnGitLabToken(t *testing.T) {
 	h, n := newTestWebhook(t, "hmac-secret-1-long-enough")
-	h.gitlabTokenFile = filepath.Join(t.TempDir(), "gitlab")
-	if err := os.WriteFile(h.gitlabTokenFile, []byte("gitlab-token-2-long-enough\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	h.gitlabTokenFile = secretFile(t, "gitlab-token-2-long-enough")
 	for _, tc := range []struct {
 		token string
 		code  int

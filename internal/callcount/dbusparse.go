@@ -233,13 +233,6 @@ func align8(n int) int { return (n + 7) &^ 7 }
 // code, variant) starting at an 8-byte boundary of the message.
 func parseHeaderFields(msg []byte, order binary.ByteOrder, h *msgHeader) error {
 	d := decoder{b: msg, off: fixedHeaderLen, order: order}
-	// Where each known field's value goes, by code. Its type is checked
-	// against fieldTypes before it is read, so the type says how to read it.
-	strs := [len(fieldTypes)]*string{
-		fieldPath: &h.Path, fieldInterface: &h.Interface, fieldMember: &h.Member, fieldErrorName: &h.ErrorName,
-		fieldDestination: &h.Destination, fieldSender: &h.Sender, fieldSignature: &h.Signature,
-	}
-	nums := [len(fieldTypes)]*uint32{fieldReplySerial: &h.ReplySerial, fieldUnixFDs: &h.UnixFDs}
 	for d.off < len(msg) {
 		if err := d.align(8); err != nil {
 			return err
@@ -255,21 +248,32 @@ func parseHeaderFields(msg []byte, order binary.ByteOrder, h *msgHeader) error {
 		if err := checkSingleType(sig); err != nil {
 			return fmt.Errorf("header field %d: %w", code, err)
 		}
-		known := int(code) < len(fieldTypes) && fieldTypes[code] != ""
-		if known && sig != fieldTypes[code] {
+		if int(code) < len(fieldTypes) && fieldTypes[code] != "" && sig != fieldTypes[code] {
 			want := fieldTypes[code]
 			return fmt.Errorf("header field %d has type %q, want %q", code, sig, want)
 		}
-		switch {
-		case !known:
+		switch code {
+		case fieldPath:
+			h.Path, err = d.string()
+		case fieldInterface:
+			h.Interface, err = d.string()
+		case fieldMember:
+			h.Member, err = d.string()
+		case fieldErrorName:
+			h.ErrorName, err = d.string()
+		case fieldDestination:
+			h.Destination, err = d.string()
+		case fieldSender:
+			h.Sender, err = d.string()
+		case fieldReplySerial:
+			h.ReplySerial, err = d.uint32()
+		case fieldUnixFDs:
+			h.UnixFDs, err = d.uint32()
+		case fieldSignature:
+			h.Signature, err = d.signature()
+		default:
 			// Unknown fields must be ignored, whatever their type.
 			err = d.skipValue(sig, 0)
-		case sig == "u":
-			*nums[code], err = d.uint32()
-		case sig == "g":
-			*strs[code], err = d.signature()
-		default: // "o" or "s"
-			*strs[code], err = d.string()
 		}
 		if err != nil {
 			return fmt.Errorf("header field %d: %w", code, err)
